@@ -1,0 +1,27 @@
+"""unidrop: dropout defined once and exactly, the same mask for the same seed everywhere.
+
+Importing unidrop imports no array framework; a backend imports its framework only
+when an array of that framework arrives.
+"""
+
+from __future__ import annotations
+
+from .api import dropout
+from .backend import Backend
+from .contract import STREAM_VERSION, DropoutPlan
+from .registry import BackendInfo, get_backend, list_backends
+from .seeding import manual_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STREAM_VERSION",
+    "Backend",
+    "BackendInfo",
+    "DropoutPlan",
+    "__version__",
+    "dropout",
+    "get_backend",
+    "list_backends",
+    "manual_seed",
+]

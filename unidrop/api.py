@@ -1,0 +1,64 @@
+"""The public operation: :func:`dropout`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import contract, registry
+from .backend import Backend
+
+
+def dropout(
+    x: Any,
+    p: float = 0.5,
+    *,
+    training: bool = True,
+    seed: Any = None,
+    stream: Any = 0,
+    broadcast_dims: int | Sequence[int] = (),
+    return_mask: bool = False,
+    backend: str | Backend | None = None,
+) -> Any:
+    """Dropout by mask stream v1: the same mask for the same seed on every backend and device.
+
+    Each element of the mask shape (``x``'s shape with the ``broadcast_dims`` axes set to 1)
+    is dropped with probability ``p``; dropped elements become +0 and kept ones are scaled
+    by ``1 / (1 - p)``. The result has the type, device, shape and dtype of ``x``, and ``x``
+    is never modified. With ``training=False`` or ``p == 0``, ``x`` itself is returned and no
+    randomness is consumed.
+
+    ``seed`` and ``stream`` are integers in [0, 2**64) (a backend may accept its framework's
+    own keys too); ``seed=None`` follows the backend's convention (see its documentation).
+    ``return_mask=True`` returns ``(y, keep)``, ``keep`` a boolean array of the mask shape.
+    ``backend`` picks a backend by name instead of by the type of ``x``.
+    """
+    p = contract.check_p(p)
+    training = contract.check_training(training)
+    if not isinstance(return_mask, bool):
+        raise TypeError(f"return_mask must be True or False, got {return_mask!r}")
+    chosen = registry.backend_for(x) if backend is None else registry.get_backend(backend)
+    if backend is not None and not chosen.accepts(x):
+        raise TypeError(f"backend {chosen.name!r} does not take arrays of type {type(x).__qualname__}")
+    shape, dtype = chosen.shape_and_dtype(x)
+    contract.check_dtype(dtype, chosen.dtypes)
+    dims = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
+    mshape = contract.mask_shape(shape, dims)
+    if not training or p == 0.0:
+        if seed is not None:
+            contract.check_uint64(seed, "seed") if isinstance(seed, int) else None
+        contract.check_uint64(stream, "stream") if isinstance(stream, int) else None
+        return (x, chosen.full_mask(x, mshape)) if return_mask else x
+    seed, stream = chosen.resolve_randomness(seed, stream, x)
+    plan = contract.DropoutPlan(
+        p=p,
+        seed=seed,
+        stream=stream,
+        shape=shape,
+        dtype=dtype,
+        mask_shape=mshape,
+        broadcast_dims=dims,
+        return_mask=return_mask,
+    )
+    y, keep = chosen.dropout(x, plan)
+    return (y, keep) if return_mask else y

@@ -1,0 +1,147 @@
+"""The dropout contract: what a valid request is, and the numbers derived from it.
+
+Every backend receives a :class:`DropoutPlan` built here, so validation and the
+threshold/scale arithmetic exist once, in this file.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+STREAM_VERSION = 1
+TWO_POW_32 = 1 << 32
+TWO_POW_64 = 1 << 64
+
+#: Floating dtypes the mask stream defines, by their canonical names.
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: Dtypes whose kept elements are computed in float32 and rounded back.
+HALF_DTYPES = frozenset({"float16", "bfloat16"})
+
+
+def check_p(p: Any) -> float:
+    """Return ``p`` as a float if it is a real number in [0, 1]; raise naming it otherwise."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p must be a real number in [0, 1], got {p!r} of type {type(p).__name__}")
+    value = float(p)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"p must be a real number in [0, 1], got {p!r}")
+    return value
+
+
+def check_training(training: Any) -> bool:
+    """Return ``training`` if it is a bool; raise TypeError naming it otherwise."""
+    if not isinstance(training, bool):
+        raise TypeError(f"training must be True or False, got {training!r}")
+    return training
+
+
+def check_uint64(value: Any, what: str) -> int:
+    """Return ``value`` as an int if it is an integer in [0, 2**64); raise naming it otherwise."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an integer in [0, 2**64), got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{what} must be an integer in [0, 2**64), got {value!r} of type {type(value).__name__}"
+        ) from None
+    if not 0 <= number < TWO_POW_64:
+        raise ValueError(f"{what} must be an integer in [0, 2**64), got {number}")
+    return number
+
+
+def check_dtype(dtype: str, supported: Iterable[str]) -> str:
+    """Return ``dtype`` if the backend supports it; raise TypeError naming it and the allowed ones."""
+    allowed = tuple(d for d in FLOAT_DTYPES if d in set(supported))
+    if dtype not in allowed:
+        raise TypeError(
+            f"dropout needs a floating-point array; got dtype {dtype}, allowed: {', '.join(allowed)}"
+        )
+    return dtype
+
+
+def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
+    """Return the broadcast axes as sorted non-negative ints; raise naming a bad or repeated axis."""
+    if isinstance(broadcast_dims, (int, numbers.Integral)) and not isinstance(broadcast_dims, bool):
+        broadcast_dims = (broadcast_dims,)
+    try:
+        axes = list(broadcast_dims)
+    except TypeError:
+        raise TypeError(f"broadcast_dims must be a sequence of ints, got {broadcast_dims!r}") from None
+    normalized = []
+    for axis in axes:
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"broadcast_dims must hold ints, got {axis!r}")
+        axis = int(axis)
+        if not -ndim <= axis < ndim:
+            raise ValueError(
+                f"broadcast_dims axis {axis} is out of range for an array of {ndim} dimensions "
+                f"(allowed: {-ndim} .. {ndim - 1})"
+            )
+        normalized.append(axis % ndim)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"broadcast_dims repeats an axis: {tuple(axes)!r}")
+    return tuple(sorted(normalized))
+
+
+def mask_shape(shape: tuple[int, ...], broadcast_dims: tuple[int, ...]) -> tuple[int, ...]:
+    """The mask shape M: the input's shape with every broadcast axis set to 1."""
+    return tuple(1 if axis in broadcast_dims else size for axis, size in enumerate(shape))
+
+
+def threshold(p: float) -> int:
+    """t = floor(p * 2**32): an element is dropped iff its word u < t."""
+    return math.floor(p * TWO_POW_32)
+
+
+def scale(p: float) -> float:
+    """s = 1 / (1 - p) in float64 (inf for p == 1, where nothing is kept)."""
+    return math.inf if p == 1.0 else 1.0 / (1.0 - p)
+
+
+def compute_dtype(dtype: str) -> str:
+    """The dtype kept elements are multiplied in: float32 for 16-bit inputs, else the input's."""
+    return "float32" if dtype in HALF_DTYPES else dtype
+
+
+@dataclass(frozen=True)
+class DropoutPlan:
+    """A validated dropout request, as a backend receives it.
+
+    ``seed`` and ``stream`` are ints in [0, 2**64) unless the backend's own
+    ``resolve_randomness`` returned framework values (a traced JAX key, a device tensor).
+    """
+
+    p: float
+    seed: Any
+    stream: Any
+    shape: tuple[int, ...]
+    dtype: str
+    mask_shape: tuple[int, ...]
+    broadcast_dims: tuple[int, ...]
+    return_mask: bool = False
+
+    @property
+    def threshold(self) -> int:
+        """t = floor(p * 2**32), in [0, 2**32]."""
+        return threshold(self.p)
+
+    @property
+    def scale(self) -> float:
+        """s = 1 / (1 - p) in float64."""
+        return scale(self.p)
+
+    @property
+    def drops_all(self) -> bool:
+        """True when t == 2**32 (p == 1): every element is dropped."""
+        return self.threshold >= TWO_POW_32
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype kept elements are scaled in."""
+        return compute_dtype(self.dtype)

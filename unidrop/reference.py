@@ -1,0 +1,85 @@
+"""Pure-Python reference dropout: the exact expected output of mask stream v1.
+
+Values travel as Python floats; every rounding the spec prescribes (scale to the
+compute dtype, product in the compute dtype, 16-bit results back to the input dtype,
+all round-to-nearest-even) is done here with :mod:`struct`, so no array library is
+involved in deciding what is right.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+from . import contract
+from .philox import stream_words
+
+
+def round_to(value: float, dtype: str) -> float:
+    """Round a float64 ``value`` to ``dtype`` (nearest even); overflow gives a signed inf."""
+    if dtype == "float64" or math.isnan(value) or math.isinf(value):
+        return value
+    if dtype == "bfloat16":
+        bits = struct.unpack("<I", struct.pack("<f", round_to(value, "float32")))[0]
+        if (bits & 0x7F800000) != 0x7F800000:  # finite: round the low 16 bits away, ties to even
+            bits += 0x7FFF + ((bits >> 16) & 1)
+        return struct.unpack("<f", struct.pack("<I", (bits >> 16) << 16))[0]
+    fmt = {"float32": "<f", "float16": "<e"}[dtype]
+    try:
+        return struct.unpack(fmt, struct.pack(fmt, value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def keep_bits(seed: int, stream: int, mask_shape: Sequence[int], p: float) -> list[bool]:
+    """The keep decision for every element of the mask, in C order."""
+    t = contract.threshold(p)
+    return [u >= t for u in stream_words(seed, stream, 0, math.prod(mask_shape))]
+
+
+def scaled(value: float, dtype: str, p: float) -> float:
+    """A kept element's output: ``value * s`` in the compute dtype, rounded back to ``dtype``.
+
+    ``value`` is first rounded to ``dtype`` (the input as that dtype holds it). The product
+    of two values of at most 24 significant bits is exact in float64, so rounding it once
+    to the compute dtype is the compute dtype's own correctly rounded product.
+    """
+    compute = contract.compute_dtype(dtype)
+    s = round_to(contract.scale(p), compute)
+    product = round_to(round_to(value, dtype) * s, compute)
+    return round_to(product, dtype)
+
+
+def dropout(
+    values: Sequence[float],
+    shape: Sequence[int],
+    dtype: str,
+    p: float,
+    seed: int,
+    stream: int = 0,
+    broadcast_dims: Sequence[int] = (),
+) -> tuple[list[float], list[bool]]:
+    """Reference output (C-order floats) and keep mask (C order, mask shape) for one request."""
+    shape = tuple(shape)
+    dims = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
+    mshape = contract.mask_shape(shape, dims)
+    keep = keep_bits(seed, stream, mshape, p)
+    out = []
+    for i, value in enumerate(values):
+        kept = keep[flat_mask_index(i, shape, mshape)]
+        out.append(scaled(value, dtype, p) if kept else 0.0)
+    return out, keep
+
+
+def flat_mask_index(flat_index: int, shape: Sequence[int], mshape: Sequence[int]) -> int:
+    """The flat C-order index into the mask of the element at ``flat_index`` of ``shape``."""
+    result = 0
+    stride = 1
+    for size, msize in zip(reversed(shape), reversed(mshape)):
+        coordinate = flat_index % size
+        flat_index //= size
+        if msize != 1:
+            result += coordinate * stride
+        stride *= msize
+    return result
