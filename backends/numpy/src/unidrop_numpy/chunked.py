@@ -1,9 +1,21 @@
-"""Chunked dropout over a NumPy array: no temporary larger than one chunk besides the output."""
+"""Chunked dropout over a NumPy array: no temporary larger than one chunk besides the output.
+
+Each chunk of the output is computed as ``x * s`` and then ANDed, bit for bit, with element
+masks that are all ones where the element is kept and zero where it is dropped: a select
+that gives exactly +0 for dropped elements, NaN and Inf included.
+
+Chunks are independent, so several threads may compute them at once (NumPy releases the GIL
+inside its ufunc loops). Each thread owns one fixed-size workspace; results do not depend on
+the number of threads, since every chunk is written by exactly one of them.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -12,12 +24,50 @@ from unidrop import DropoutPlan
 from .philox import PhiloxWorkspace
 
 #: Elements of the output handled per step; every temporary is at most this long.
-CHUNK = 1 << 15
+CHUNK = 1 << 16
+#: Arrays smaller than this many elements are done on the calling thread alone.
+MIN_THREADED_SIZE = 4 * CHUNK
+#: Upper bound of the default thread count.
+MAX_DEFAULT_THREADS = 8
+_MASK_VIEWS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+#: One block: (index into the array, first mask index, mask count, mask block shape).
+_Block = tuple[tuple[int | slice, ...], int, int, tuple[int, ...]]
+
+
+def _default_threads() -> int:
+    """``UNIDROP_NUM_THREADS`` if set, else the CPUs this process may use, at most 8."""
+    setting = os.environ.get("UNIDROP_NUM_THREADS")
+    if setting is not None:
+        try:
+            return max(1, int(setting))
+        except ValueError:
+            raise ValueError(f"UNIDROP_NUM_THREADS must be a positive integer, got {setting!r}") from None
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_THREADS))
+
+
+_num_threads = _default_threads()
+
+
+def set_num_threads(threads: int) -> None:
+    """Use at most ``threads`` threads per dropout call (1 = the calling thread only)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    global _num_threads
+    _num_threads = threads
+
+
+def get_num_threads() -> int:
+    """The most threads one dropout call uses."""
+    return _num_threads
 
 
 def blocks(
     shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int = CHUNK
-) -> Iterator[tuple[tuple[int | slice, ...], int, int, tuple[int, ...]]]:
+) -> Iterator[_Block]:
     """Split an array of ``shape`` into blocks of at most about ``chunk`` elements.
 
     Yields ``(index, mask_start, mask_count, mask_block_shape)``: ``array[index]`` is the
@@ -47,26 +97,80 @@ def blocks(
             yield (*outer, slice(a, b)), mstart, mrows * mask_inner, (mrows, *mshape[k:])
 
 
-def dropout_array(x: np.ndarray, plan: DropoutPlan) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(y, keep)`` for one validated plan; ``keep`` is None unless ``plan.return_mask``."""
+def dropout_array(
+    x: np.ndarray, plan: DropoutPlan, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(y, keep)`` for one validated plan; ``keep`` is None unless ``plan.return_mask``.
+
+    ``threads`` caps the threads used (default :func:`get_num_threads`); the result is the
+    same for every value.
+    """
     keep_all = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
-    y = np.zeros_like(x)  # dropped elements are +0; kept ones are written below
     if x.size == 0 or plan.drops_all:
         if keep_all is not None:
             keep_all[...] = False
-        return y, keep_all
+        return np.zeros_like(x), keep_all
+    y = np.empty_like(x)  # every element is written below
     compute = np.dtype(plan.compute_dtype)
     s = compute.type(plan.scale)
-    t = plan.threshold
-    workspace = PhiloxWorkspace(CHUNK // 4 + 2)
+    mask_view = _MASK_VIEWS[x.dtype.itemsize]
     xv, yv = (x.reshape(1), y.reshape(1)) if x.ndim == 0 else (x, y)
     mshape = plan.mask_shape or (1,)
     flat_keep = keep_all.reshape(-1) if keep_all is not None else None
-    for index, mstart, mcount, mblock in blocks(xv.shape, mshape):
-        keep = workspace.words(plan.seed, plan.stream, mstart, mcount) >= np.uint32(t)
-        if flat_keep is not None:
-            flat_keep[mstart : mstart + mcount] = keep
-        keep = keep.reshape(mblock)
-        product = np.multiply(xv[index], s, dtype=compute)
-        np.copyto(yv[index], product, where=keep, casting="same_kind")
+    capacity = min(CHUNK, x.size) // 4 + 2
+
+    def run(chunks: Iterator[_Block]) -> None:
+        workspace = PhiloxWorkspace(capacity)
+        for index, mstart, mcount, mblock in chunks:
+            masks = workspace.keep_masks(
+                plan.seed, plan.stream, mstart, mcount, plan.threshold, x.dtype.itemsize
+            )
+            if flat_keep is not None:
+                np.not_equal(masks, 0, out=flat_keep[mstart : mstart + mcount])
+            out = yv[index]
+            np.multiply(xv[index], s, out=out, dtype=compute, casting="same_kind")
+            bits = out.view(mask_view)
+            np.bitwise_and(bits, masks.reshape(mblock), out=bits)
+
+    count = get_num_threads() if threads is None else threads
+    chunks = blocks(xv.shape, mshape, CHUNK)
+    if count <= 1 or x.size < MIN_THREADED_SIZE:
+        run(chunks)
+        return y, keep_all
+    shared = _Shared(chunks)
+
+    def worker() -> None:
+        try:
+            run(shared)
+        except BaseException:
+            shared.stop()
+            raise
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(worker) for _ in range(count)]
+    for future in futures:
+        future.result()  # re-raises a worker's exception
     return y, keep_all
+
+
+class _Shared:
+    """An iterator of blocks that several threads draw from; :meth:`stop` ends it for all."""
+
+    def __init__(self, items: Iterator[_Block]) -> None:
+        self._items = items
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def __iter__(self) -> _Shared:
+        return self
+
+    def __next__(self) -> _Block:
+        with self._lock:
+            if self._stopped:
+                raise StopIteration
+            return next(self._items)
+
+    def stop(self) -> None:
+        """Hand out no more blocks (a worker failed)."""
+        with self._lock:
+            self._stopped = True

@@ -1,83 +1,103 @@
 """Philox4x32-10 words of mask stream v1, vectorised with NumPy.
 
-32x32->64-bit products are taken in uint64 and read back as the two uint32 halves of
-the product (little-endian views), so each round costs two multiplies and four xors.
+Every 32-bit word is held in a uint64 lane (high half zero), so a 32x32->64-bit product is
+one uint64 multiply, and its halves are a shift and a mask, all on contiguous arrays.
+The two words that are multiplied in a round, and the two that are xored in, each sit in
+one ``(2, count)`` array, so a round is five ufunc calls:
+
+    P = A * (M0, M1);  A = P >> 32;  A ^= B;  A ^= key;  B = reversed(P) & 0xFFFFFFFF
+
+The row order of ``A`` alternates between ``(c0, c2)`` and ``(c2, c0)`` from round to round,
+which makes the word swap of the Philox round free (a reversed view of the rows, not a copy).
 """
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-M0 = np.uint64(0xD2511F53)
-M1 = np.uint64(0xCD9E8D57)
+M0 = 0xD2511F53
+M1 = 0xCD9E8D57
 W0 = 0x9E3779B9
 W1 = 0xBB67AE85
 MASK32 = 0xFFFFFFFF
 ROUNDS = 10
 
-if sys.byteorder != "little":  # pragma: no cover - the halves below assume little-endian
-    raise ImportError("unidrop_numpy's Philox needs a little-endian machine")
+_U64_MASK32 = np.uint64(MASK32)
+_U64_HIGH32 = np.uint64(MASK32 << 32)
+_SHIFT32 = np.uint64(32)
+_SHIFT63 = np.int64(63)
+#: Multipliers per row while A holds (c0, c2) (even rounds) and (c2, c0) (odd rounds).
+_MULTIPLIERS = (
+    np.array([[M0], [M1]], dtype=np.uint64),
+    np.array([[M1], [M0]], dtype=np.uint64),
+)
+_MASK_DTYPES = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def _halves(product: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) uint32 views of a uint64 array."""
-    pairs = product.view(np.uint32)
-    return pairs[0::2], pairs[1::2]
+def _round_keys(seed: int) -> list[np.ndarray]:
+    """Per round, the key words to xor into the rows of A: (k1, k0) on even rounds, (k0, k1) on odd."""
+    k0, k1 = seed & MASK32, (seed >> 32) & MASK32
+    keys = []
+    for r in range(ROUNDS):
+        pair = (k1, k0) if r % 2 == 0 else (k0, k1)
+        keys.append(np.array([[pair[0]], [pair[1]]], dtype=np.uint64))
+        k0, k1 = (k0 + W0) & MASK32, (k1 + W1) & MASK32
+    return keys
 
 
 class PhiloxWorkspace:
-    """Reusable buffers for the words of up to ``capacity`` Philox blocks at a time."""
+    """Reusable buffers for the words of up to ``capacity`` Philox blocks at a time.
+
+    One workspace serves one thread; every array it returns is a view into its buffers,
+    valid until the next call. Its memory is fixed: about 56 bytes per block of capacity.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._products = [np.empty(capacity, np.uint64) for _ in range(4)]
-        self._words = [np.empty(capacity, np.uint32) for _ in range(4)]
-        self._blocks = np.empty(capacity, np.uint64)
-        self.out = np.empty((capacity, 4), np.uint32)
+        self._a = np.empty(2 * capacity, np.uint64)
+        self._b = np.empty(2 * capacity, np.uint64)
+        self._p = np.empty(2 * capacity, np.uint64)
+        self._iota = np.arange(capacity, dtype=np.uint64)
+        self._wide: np.ndarray | None = None  # (capacity, 4) words or 64-bit masks, made when needed
+        self._narrow: np.ndarray | None = None
+        self._keys: dict[int, list[np.ndarray]] = {}
 
-    def blocks(self, seed: int, stream: int, first_block: int, count: int) -> np.ndarray:
-        """The words of blocks first_block .. first_block+count-1, shape (count, 4), C order."""
+    def _state(self, seed: int, stream: int, first_block: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Run the ten rounds; return ``(A, B)`` with rows ``(c0, c2)`` and ``(c3, c1)`` of the output."""
         if count > self.capacity:
             raise ValueError(f"at most {self.capacity} blocks at a time, asked for {count}")
-        k0, k1 = seed & MASK32, seed >> 32
-        s0, s1 = stream & MASK32, stream >> 32
-        index = self._blocks[:count]
-        np.add(np.arange(count, dtype=np.uint64), np.uint64(first_block), out=index)
-        c0 = index.astype(np.uint32)  # low word (truncating)
-        c1 = (index >> np.uint64(32)).astype(np.uint32)
-        # Round 1: the stream words c2, c3 are scalars, so only c0's product varies.
-        p0 = self._products[0][:count]
-        np.multiply(c0, M0, dtype=np.uint64, out=p0)
-        p1 = s0 * int(M1)
-        n0 = self._words[0][:count]
-        np.bitwise_xor(c1, np.uint32(((p1 >> 32) ^ k0) & MASK32), out=n0)
-        low0, high0 = _halves(p0)
-        n2 = self._words[2][:count]
-        np.bitwise_xor(high0, np.uint32(s1 ^ k1), out=n2)
-        c0, c1, c2, c3 = n0, np.uint32(p1 & MASK32), n2, low0
-        for r in range(1, ROUNDS):
-            k0, k1 = (k0 + W0) & MASK32, (k1 + W1) & MASK32
-            j = r & 1
-            p0 = self._products[2 * j][:count]
-            p1 = self._products[2 * j + 1][:count]
-            if r == ROUNDS - 1:
-                n0, n2 = self.out[:count, 0], self.out[:count, 2]
-            else:
-                n0, n2 = self._words[j][:count], self._words[2 + j][:count]
-            np.multiply(c0, M0, dtype=np.uint64, out=p0)
-            np.multiply(c2, M1, dtype=np.uint64, out=p1)
-            low0, high0 = _halves(p0)
-            low1, high1 = _halves(p1)
-            np.bitwise_xor(high1, c1, out=n0)
-            n0 ^= np.uint32(k0)
-            np.bitwise_xor(high0, c3, out=n2)
-            n2 ^= np.uint32(k1)
-            c0, c1, c2, c3 = n0, low1, n2, low0
-        out = self.out[:count]
-        out[:, 1] = c1
-        out[:, 3] = c3
+        keys = self._keys.get(seed)
+        if keys is None:
+            if len(self._keys) > 8:
+                self._keys.clear()
+            keys = self._keys[seed] = _round_keys(seed)
+        a, b, p = (buffer[: 2 * count].reshape(2, count) for buffer in (self._a, self._b, self._p))
+        # Counter (b mod 2^32, b >> 32, stream mod 2^32, stream >> 32); A = (c0, c2), B = (c3, c1).
+        np.add(self._iota[:count], np.uint64(first_block & ((1 << 64) - 1)), out=a[0])
+        np.right_shift(a[0], _SHIFT32, out=b[1])
+        np.bitwise_and(a[0], _U64_MASK32, out=a[0])
+        a[1].fill(stream & MASK32)
+        b[0].fill((stream >> 32) & MASK32)
+        for r in range(ROUNDS):
+            np.multiply(a, _MULTIPLIERS[r & 1], out=p)
+            np.right_shift(p, _SHIFT32, out=a)
+            np.bitwise_xor(a, b, out=a)
+            np.bitwise_xor(a, keys[r], out=a)
+            np.bitwise_and(p[::-1], _U64_MASK32, out=b)
+        # After an even number of rounds A is back to (c0, c2) and B to (c3, c1).
+        return a, b
+
+    def _wide_buffer(self) -> np.ndarray:
+        if self._wide is None:
+            self._wide = np.empty((self.capacity, 4), np.uint64)
+        return self._wide
+
+    def blocks(self, seed: int, stream: int, first_block: int, count: int) -> np.ndarray:
+        """The words of blocks first_block .. first_block+count-1, shape (count, 4), uint32, C order."""
+        a, b = self._state(seed, stream, first_block, count)
+        out = self._wide_buffer().reshape(-1).view(np.uint32)[: 4 * count].reshape(count, 4)
+        np.copyto(out.T[0::2], a, casting="unsafe")
+        np.copyto(out.T[1::2], b[::-1], casting="unsafe")
         return out
 
     def words(self, seed: int, stream: int, start: int, count: int) -> np.ndarray:
@@ -85,5 +105,47 @@ class PhiloxWorkspace:
         first = start >> 2
         last = (start + count + 3) >> 2
         flat = self.blocks(seed, stream, first, last - first).reshape(-1)
+        offset = start & 3
+        return flat[offset : offset + count]
+
+    def keep_masks(
+        self, seed: int, stream: int, start: int, count: int, threshold: int, itemsize: int
+    ) -> np.ndarray:
+        """Element masks for flat mask indices start .. start+count-1 (a view, 1-D).
+
+        Unsigned integers ``itemsize`` bytes wide (2, 4 or 8): all ones where the element is
+        kept (``u_i >= threshold``), zero where it is dropped. ANDed with the bits of a result
+        they select it or give exactly +0.
+        """
+        first = start >> 2
+        last = (start + count + 3) >> 2
+        a, b = self._state(seed, stream, first, last - first)
+        n = last - first
+        # (T - u) wraps below zero exactly when u > T = t - 1, i.e. when u >= t (kept), which sets
+        # the top 33 bits of the difference; t = 0 gives T = 2^64 - 1, where every u is kept.
+        limit = np.uint64((threshold - 1) & ((1 << 64) - 1))
+        p = self._p[: 2 * n].reshape(2, n)
+        if itemsize == 4:
+            # Two float32 elements per uint64: word j in the low half, word j+1 in the high half.
+            pairs = self._b[: 2 * n].reshape(n, 2)  # B is consumed before the last call writes it
+            np.subtract(limit, a, out=p)
+            np.right_shift(p, _SHIFT32, out=a)  # (keep c0, keep c2) in the low halves
+            np.subtract(limit, b[::-1], out=p)
+            np.bitwise_and(p, _U64_HIGH32, out=p)  # (keep c1, keep c3) in the high halves
+            np.bitwise_or(a, p, out=pairs.T)
+            flat = pairs.view(np.uint32).reshape(-1)
+        else:
+            masks = self._wide_buffer()[:n].view(np.int64)
+            np.subtract(limit, a, out=p)
+            np.right_shift(p.view(np.int64), _SHIFT63, out=masks.T[0::2])
+            np.subtract(limit, b[::-1], out=p)
+            np.right_shift(p.view(np.int64), _SHIFT63, out=masks.T[1::2])
+            flat = masks.reshape(-1).view(np.uint64)
+            if itemsize != 8:
+                if self._narrow is None or self._narrow.dtype.itemsize != itemsize:
+                    self._narrow = np.empty(4 * self.capacity, _MASK_DTYPES[itemsize])
+                narrow = self._narrow[: 4 * n]
+                np.copyto(narrow, flat, casting="unsafe")
+                flat = narrow
         offset = start & 3
         return flat[offset : offset + count]
