@@ -108,7 +108,7 @@ def dropout_array(
     keep_all = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
     if x.size == 0 or plan.drops_all:
         if keep_all is not None:
-            keep_all[...] = False
+            _fill_keep(keep_all.reshape(-1), plan)
         return np.zeros_like(x), keep_all
     y = np.empty_like(x)  # every element is written below
     compute = np.dtype(plan.compute_dtype)
@@ -151,6 +151,18 @@ def dropout_array(
     for future in futures:
         future.result()  # re-raises a worker's exception
     return y, keep_all
+
+
+def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan) -> None:
+    """The keep mask alone (for an input with no elements, whose mask may still have some)."""
+    if plan.drops_all:
+        flat_keep[...] = False
+        return
+    workspace = PhiloxWorkspace(min(CHUNK, flat_keep.size) // 4 + 2)
+    for start in range(0, flat_keep.size, CHUNK):
+        count = min(CHUNK, flat_keep.size - start)
+        masks = workspace.keep_masks(plan.seed, plan.stream, start, count, plan.threshold, 4)
+        np.not_equal(masks, 0, out=flat_keep[start : start + count])
 
 
 class _Shared:
