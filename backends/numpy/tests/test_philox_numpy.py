@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from unidrop import contract, philox, reference
 from unidrop_numpy import chunked
 from unidrop_numpy.chunked import blocks, dropout_array
 from unidrop_numpy.philox import PhiloxWorkspace
+
+from unidrop import contract, philox, reference
 
 U64 = st.integers(0, 2**64 - 1)
 #: Mask indices whose block index (i >> 2) lies on either side of 2^32, or is just large.
@@ -81,7 +81,9 @@ def test_words_match_reference(seed: int, stream: int, start: int, count: int) -
     t=THRESHOLDS,
     itemsize=st.sampled_from([2, 4, 8]),
 )
-def test_keep_masks_match_reference(seed: int, stream: int, start: int, count: int, t: int, itemsize: int) -> None:
+def test_keep_masks_match_reference(
+    seed: int, stream: int, start: int, count: int, t: int, itemsize: int
+) -> None:
     workspace = PhiloxWorkspace(count // 4 + 2)
     masks = workspace.keep_masks(seed, stream, start, count, t, itemsize)
     ones = (1 << (8 * itemsize)) - 1
@@ -258,7 +260,7 @@ def test_large_array_matches_reference_at_sampled_elements() -> None:
 def test_worker_errors_propagate(monkeypatch: pytest.MonkeyPatch, small_chunks: None) -> None:
     calls = []
 
-    def broken(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def broken(self, *args, **kwargs):
         calls.append(1)
         raise RuntimeError("boom")
 

@@ -65,9 +65,7 @@ def get_num_threads() -> int:
     return _num_threads
 
 
-def blocks(
-    shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int = CHUNK
-) -> Iterator[_Block]:
+def blocks(shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int = CHUNK) -> Iterator[_Block]:
     """Split an array of ``shape`` into blocks of at most about ``chunk`` elements.
 
     Yields ``(index, mask_start, mask_count, mask_block_shape)``: ``array[index]`` is the
