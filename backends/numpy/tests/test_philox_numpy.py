@@ -281,3 +281,32 @@ def test_thread_settings() -> None:
                 chunked.set_num_threads(bad)
     finally:
         chunked.set_num_threads(before)
+
+
+def test_thread_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UNIDROP_NUM_THREADS", "3")
+    assert chunked._default_threads() == 3
+    for bad in ("0", "-2", "two", ""):
+        monkeypatch.setenv("UNIDROP_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="UNIDROP_NUM_THREADS must be a positive integer"):
+            chunked._default_threads()
+    monkeypatch.delenv("UNIDROP_NUM_THREADS")
+    assert 1 <= chunked._default_threads() <= chunked.MAX_DEFAULT_THREADS
+
+
+def test_bad_thread_argument() -> None:
+    x = np.ones(8, np.float32)
+    with pytest.raises(ValueError, match="threads must be a positive integer or None, got 0"):
+        dropout_array(x, plan_for(x.shape, "float32", 0.5, 1, 0, ()), threads=0)
+
+
+@pytest.mark.parametrize(("shape", "dims", "p"), [((0, 6), (0,), 0.5), ((3, 5), (), 1.0), ((0,), (), 1.0)])
+def test_empty_inputs_and_p_one(shape: tuple[int, ...], dims: tuple[int, ...], p: float) -> None:
+    """No elements, or everything dropped: zeros, and the keep mask still follows the reference."""
+    x = np.full(shape, np.nan, np.float32)
+    y, keep = dropout_array(x, plan_for(shape, "float32", p, 99, 5, dims))
+    assert y.shape == shape and y.dtype == np.float32
+    assert y.view(np.uint32).tolist() == np.zeros(shape, np.uint32).tolist()
+    _, expected_keep = reference.dropout([], shape, "float32", p, 99, 5, dims)
+    assert keep.shape == contract.mask_shape(shape, dims)
+    assert keep.reshape(-1).tolist() == expected_keep

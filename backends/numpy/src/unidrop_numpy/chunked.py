@@ -5,8 +5,9 @@ masks that are all ones where the element is kept and zero where it is dropped: 
 that gives exactly +0 for dropped elements, NaN and Inf included.
 
 Chunks are independent, so several threads may compute them at once (NumPy releases the GIL
-inside its ufunc loops). Each thread owns one fixed-size workspace; results do not depend on
-the number of threads, since every chunk is written by exactly one of them.
+inside its ufunc loops). Each thread owns one fixed-size workspace (about 14 bytes per chunk
+element); results do not depend on the number of threads, since every chunk is written by
+exactly one of them. Up to one full-size workspace per thread is kept between calls.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from unidrop import DropoutPlan
 
 from .philox import PhiloxWorkspace
 
-#: Elements of the output handled per step; every temporary is at most this long.
-CHUNK = 1 << 16
+#: Elements of the output handled per step; every temporary is at most this long. Chunks of
+#: 2^16 to 2^19 cost the same CPU time on one thread; with two threads, chunks under 2^18
+#: lose their gain to the handing over of the GIL between NumPy calls (benchmarks/cpu_numpy.py).
+CHUNK = 1 << 18
 #: Arrays smaller than this many elements are done on the calling thread alone.
-MIN_THREADED_SIZE = 4 * CHUNK
+MIN_THREADED_SIZE = 2 * CHUNK
 #: Upper bound of the default thread count.
 MAX_DEFAULT_THREADS = 8
 _MASK_VIEWS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -38,10 +41,9 @@ def _default_threads() -> int:
     """``UNIDROP_NUM_THREADS`` if set, else the CPUs this process may use, at most 8."""
     setting = os.environ.get("UNIDROP_NUM_THREADS")
     if setting is not None:
-        try:
-            return max(1, int(setting))
-        except ValueError:
-            raise ValueError(f"UNIDROP_NUM_THREADS must be a positive integer, got {setting!r}") from None
+        if not setting.strip().isdigit() or int(setting) < 1:
+            raise ValueError(f"UNIDROP_NUM_THREADS must be a positive integer, got {setting!r}")
+        return int(setting)
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -118,7 +120,13 @@ def dropout_array(
     capacity = min(CHUNK, x.size) // 4 + 2
 
     def run(chunks: Iterator[_Block]) -> None:
-        workspace = PhiloxWorkspace(capacity)
+        workspace = _take_workspace(capacity)
+        try:
+            compute_blocks(workspace, chunks)
+        finally:
+            _return_workspace(workspace)
+
+    def compute_blocks(workspace: PhiloxWorkspace, chunks: Iterator[_Block]) -> None:
         for index, mstart, mcount, mblock in chunks:
             masks = workspace.keep_masks(
                 plan.seed, plan.stream, mstart, mcount, plan.threshold, x.dtype.itemsize
@@ -130,6 +138,8 @@ def dropout_array(
             bits = out.view(mask_view)
             np.bitwise_and(bits, masks.reshape(mblock), out=bits)
 
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     count = get_num_threads() if threads is None else threads
     chunks = blocks(xv.shape, mshape, CHUNK)
     if count <= 1 or x.size < MIN_THREADED_SIZE:
@@ -149,6 +159,27 @@ def dropout_array(
     for future in futures:
         future.result()  # re-raises a worker's exception
     return y, keep_all
+
+
+#: Full-size workspaces kept between calls, at most one per thread: fresh ones cost page faults.
+_spare_workspaces: list[PhiloxWorkspace] = []
+_spare_lock = threading.Lock()
+
+
+def _take_workspace(capacity: int) -> PhiloxWorkspace:
+    """A workspace for ``capacity`` blocks: a kept full-size one if there is one, else a new one."""
+    with _spare_lock:
+        for i, workspace in enumerate(_spare_workspaces):
+            if workspace.capacity >= capacity:
+                return _spare_workspaces.pop(i)
+    return PhiloxWorkspace(capacity)
+
+
+def _return_workspace(workspace: PhiloxWorkspace) -> None:
+    """Keep a full-size workspace for the next call, unless enough are kept already."""
+    with _spare_lock:
+        if workspace.capacity == CHUNK // 4 + 2 and len(_spare_workspaces) < _num_threads:
+            _spare_workspaces.append(workspace)
 
 
 def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan) -> None:
