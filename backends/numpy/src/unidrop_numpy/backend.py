@@ -28,10 +28,10 @@ class NumpyBackend(Backend):
         return tuple(x.shape), x.dtype.name
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        import numpy as np
+
         from .chunked import dropout_array
         from .mask import mask_only
-
-        import numpy as np
 
         array = np.asarray(x)
         y, keep = dropout_array(array, plan)
