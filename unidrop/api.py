@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +46,9 @@ def dropout(
     dims = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
     mshape = contract.mask_shape(shape, dims)
     if not training or p == 0.0:  # the input itself; no randomness is drawn
+        for value, what in ((seed, "seed"), (stream, "stream")):
+            if isinstance(value, numbers.Integral):  # framework keys are the backend's to check
+                contract.check_uint64(value, what)
         return (x, chosen.full_mask(x, mshape)) if return_mask else x
     seed, stream = chosen.resolve_randomness(seed, stream, x)
     plan = contract.DropoutPlan(

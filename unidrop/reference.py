@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from . import contract
 from .philox import stream_words
 
-
 #: dtype -> (significant bits, exponent of the smallest subnormal, largest finite value)
 FORMATS = {
     "float16": (11, -24, 65504.0),
