@@ -19,7 +19,8 @@ class TestNumpyConformance(ConformanceSuite):
 
 def expected(x: np.ndarray, p: float, seed: int, stream: int = 0, dims=()) -> np.ndarray:
     c = np.ascontiguousarray(x)
-    out, _ = reference.dropout(c.astype(np.float64).ravel().tolist(), c.shape, c.dtype.name, p, seed, stream, dims)
+    values = c.astype(np.float64).ravel().tolist()
+    out, _ = reference.dropout(values, c.shape, c.dtype.name, p, seed, stream, dims)
     return np.array(out).reshape(c.shape)
 
 
@@ -68,7 +69,13 @@ def test_empty_input_with_a_non_empty_mask_shape_returns_the_mask():
 
 @pytest.mark.parametrize(
     ("shape", "dims"),
-    [((3, 70001), ()), ((70001, 3), (1,)), ((2, 5, 40000), (0, 2)), ((4, 3, 2, 9000), (1,)), ((1, 1, 70000), ())],
+    [
+        ((3, 70001), ()),
+        ((70001, 3), (1,)),
+        ((2, 5, 40000), (0, 2)),
+        ((4, 3, 2, 9000), (1,)),
+        ((1, 1, 70000), ()),
+    ],
 )
 def test_arrays_larger_than_one_chunk_match_the_reference(shape, dims, monkeypatch):
     monkeypatch.setattr(chunked, "CHUNK", 1 << 12)  # many chunks, including ragged ones
