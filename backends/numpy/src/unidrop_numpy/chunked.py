@@ -67,13 +67,14 @@ def get_num_threads() -> int:
     return _num_threads
 
 
-def blocks(shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int = CHUNK) -> Iterator[_Block]:
-    """Split an array of ``shape`` into blocks of at most about ``chunk`` elements.
+def blocks(shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int | None = None) -> Iterator[_Block]:
+    """Split an array of ``shape`` into blocks of at most ``chunk`` elements (default: :data:`CHUNK`).
 
     Yields ``(index, mask_start, mask_count, mask_block_shape)``: ``array[index]`` is the
     block, and the flat mask indices ``mask_start .. mask_start+mask_count-1``, reshaped to
     ``mask_block_shape``, broadcast against it. Blocks cover the array once, in C order.
     """
+    chunk = CHUNK if chunk is None else chunk
     ndim = len(shape)
     k, inner = ndim, 1  # axes k.. are taken whole in every block
     while k > 0 and inner * shape[k - 1] <= chunk:
@@ -122,7 +123,8 @@ def dropout_array(
     def run(chunks: Iterator[_Block]) -> None:
         workspace = _take_workspace(capacity)
         try:
-            compute_blocks(workspace, chunks)
+            with np.errstate(over="ignore"):  # x * s may round to inf: that is the defined result
+                compute_blocks(workspace, chunks)
         finally:
             _return_workspace(workspace)
 
