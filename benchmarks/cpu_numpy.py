@@ -116,18 +116,23 @@ def versions() -> dict[str, str]:
     return found
 
 
-def measure(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
-    """Seconds per call of each candidate: one warm-up each, then ``reps`` interleaved rounds."""
+def measure(
+    calls: dict[str, Callable[[], object]], reps: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and process-CPU seconds per call of each candidate: one warm-up each, then ``reps``
+    interleaved rounds (the starting candidate rotates from round to round)."""
     for call in calls.values():
         call()
     names = list(calls)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(reps):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            start = time.perf_counter()
+            cpu_start, start = time.process_time(), time.perf_counter()
             calls[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - cpu_start)
+    return wall, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     calls = candidates(x, args.p, notes)
     load_before = os.getloadavg()
-    times = measure(calls, args.reps)
+    times, cpu_times = measure(calls, args.reps)
     load_after = os.getloadavg()
 
     medians = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
@@ -156,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 "name": name,
                 "median_ms": medians[name],
                 "min_ms": min(ts) * 1e3,
+                "cpu_median_ms": statistics.median(cpu_times[name]) * 1e3,
                 "vs_naive": medians[name] / medians[naive_name],
                 "vs_torch": medians[name] / medians[torch_name] if torch_name else None,
             }
@@ -217,13 +223,18 @@ def render(report: dict) -> str:
         f"size: {report['elements']} {report['dtype']} elements (2^{report['elements'].bit_length() - 1}), "
         f"p = {report['p']}, {report['reps']} interleaved repetitions, forward only",
         "",
-        f"{'':46} {'median ms':>10} {'min ms':>8} {'vs naive':>9} {'vs torch':>9}",
+        f"{'':46} {'median ms':>10} {'min ms':>8} {'vs naive':>9} {'vs torch':>9} {'cpu ms':>8}",
     ]
     for row in report["results"]:
         vs_torch = f"{row['vs_torch']:9.2f}" if row["vs_torch"] is not None else f"{'-':>9}"
         numbers = f"{row['median_ms']:10.1f} {row['min_ms']:8.1f} {row['vs_naive']:9.2f} {vs_torch}"
+        numbers += f" {row['cpu_median_ms']:8.1f}"
         lines.append(f"{row['name']:46} {numbers}")
     lines.append("")
+    lines.append(
+        "median/min: wall-clock ms per call; vs naive, vs torch: ratios of medians; "
+        "cpu ms: median process CPU time per call (all threads)"
+    )
     for target, ok in report["targets"].items():
         lines.append(f"target {target}: {'n/a' if ok is None else 'PASS' if ok else 'FAIL'}")
     lines.extend(f"note: {note}" for note in report["notes"])

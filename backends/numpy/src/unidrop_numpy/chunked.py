@@ -156,8 +156,9 @@ def dropout_array(
             shared.stop()
             raise
 
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        futures = [pool.submit(worker) for _ in range(count)]
+    with ThreadPoolExecutor(max_workers=count - 1) as pool:
+        futures = [pool.submit(worker) for _ in range(count - 1)]
+        worker()  # the calling thread takes blocks too
     for future in futures:
         future.result()  # re-raises a worker's exception
     return y, keep_all
