@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import time
 from importlib import resources
 
 import numpy as np
@@ -310,3 +313,26 @@ def test_empty_inputs_and_p_one(shape: tuple[int, ...], dims: tuple[int, ...], p
     _, expected_keep = reference.dropout([], shape, "float32", p, 99, 5, dims)
     assert keep.shape == contract.mask_shape(shape, dims)
     assert keep.reshape(-1).tolist() == expected_keep
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_computes_the_same() -> None:
+    """A child forked while a thread holds the spare-workspace lock still gets its result."""
+    x = np.random.default_rng(2).standard_normal(3 * chunked.CHUNK).astype(np.float32)
+    plan = plan_for(x.shape, "float32", 0.5, 7, 0, ())
+    y, _ = dropout_array(x, plan, threads=2)
+    with chunked._spare_lock:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            child, _ = dropout_array(x, plan, threads=2)
+            os._exit(0 if np.array_equal(child.view(np.uint32), y.view(np.uint32)) else 1)
+    for _ in range(600):  # a child stuck on the inherited lock would never finish: allow 60 s
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child did not finish within 60 s")
+    assert os.waitstatus_to_exitcode(status) == 0

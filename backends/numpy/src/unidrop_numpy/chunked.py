@@ -5,9 +5,9 @@ masks that are all ones where the element is kept and zero where it is dropped: 
 that gives exactly +0 for dropped elements, NaN and Inf included.
 
 Chunks are independent, so several threads may compute them at once (NumPy releases the GIL
-inside its ufunc loops). Each thread owns one fixed-size workspace (about 14 bytes per chunk
-element); results do not depend on the number of threads, since every chunk is written by
-exactly one of them. Up to one full-size workspace per thread is kept between calls.
+inside its ufunc loops). Each thread owns one fixed-size workspace (16 bytes per chunk
+element for float32); results do not depend on the number of threads, since every chunk is
+written by exactly one of them. Up to one full-size workspace per thread is kept between calls.
 """
 
 from __future__ import annotations
@@ -167,6 +167,16 @@ def dropout_array(
 #: Full-size workspaces kept between calls, at most one per thread: fresh ones cost page faults.
 _spare_workspaces: list[PhiloxWorkspace] = []
 _spare_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _spare_lock
+    _spare_lock = threading.Lock()  # another thread may have held it at the fork
+    _spare_workspaces.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _take_workspace(capacity: int) -> PhiloxWorkspace:

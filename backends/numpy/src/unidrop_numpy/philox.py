@@ -51,7 +51,8 @@ class PhiloxWorkspace:
     """Reusable buffers for the words of up to ``capacity`` Philox blocks at a time.
 
     One workspace serves one thread; every array it returns is a view into its buffers,
-    valid until the next call. Its memory is fixed: about 56 bytes per block of capacity.
+    valid until the next call. Its memory is fixed: 64 bytes per block of capacity (and 32 more
+    for 64-bit and 16-bit masks).
     """
 
     def __init__(self, capacity: int) -> None:
