@@ -9,6 +9,9 @@ one ``(2, count)`` array, so a round is five ufunc calls:
 
 The row order of ``A`` alternates between ``(c0, c2)`` and ``(c2, c0)`` from round to round,
 which makes the word swap of the Philox round free (a reversed view of the rows, not a copy).
+In the first two rounds most words are the same for every block (the stream words, and the
+block's high word), so those are worked out in Python. Keep decisions come straight from the
+final ``A`` and ``B`` as bit masks, without interleaving the words first.
 """
 
 from __future__ import annotations
@@ -166,8 +169,9 @@ class PhiloxWorkspace:
         last = (start + count + 3) >> 2
         a, b = self._state(seed, stream, first, last - first)
         n = last - first
-        # (T - u) wraps below zero exactly when u > T = t - 1, i.e. when u >= t (kept), which sets
-        # the top 33 bits of the difference; t = 0 gives T = 2^64 - 1, where every u is kept.
+        # T - u (uint64) wraps below zero exactly when u > T = t - 1, i.e. when u >= t (kept), and
+        # then its top 32 bits are all ones; otherwise they are all zero. t = 0 gives
+        # T = 2^64 - 1, whose top 32 bits are ones for every u: all kept.
         limit = np.uint64((threshold - 1) & ((1 << 64) - 1))
         p = self._p[: 2 * n].reshape(2, n)
         if itemsize == 4:
