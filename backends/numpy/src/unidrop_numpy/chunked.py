@@ -181,10 +181,11 @@ if hasattr(os, "register_at_fork"):
 
 def _take_workspace(capacity: int) -> PhiloxWorkspace:
     """A workspace for ``capacity`` blocks: a kept full-size one if there is one, else a new one."""
+    full = CHUNK // 4 + 2
     with _spare_lock:
-        for i, workspace in enumerate(_spare_workspaces):
-            if workspace.capacity >= capacity:
-                return _spare_workspaces.pop(i)
+        _spare_workspaces[:] = [w for w in _spare_workspaces if w.capacity == full]  # CHUNK changed
+        if _spare_workspaces and capacity <= full:
+            return _spare_workspaces.pop()
     return PhiloxWorkspace(capacity)
 
 
