@@ -336,3 +336,29 @@ def test_forked_child_computes_the_same() -> None:
         os.waitpid(pid, 0)
         pytest.fail("the forked child did not finish within 60 s")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize(
+    ("make", "dims"),
+    [
+        (lambda: np.arange(7 * 9, dtype=np.float32).reshape(7, 9).T, ()),
+        (lambda: np.arange(7 * 9, dtype=np.float32).reshape(7, 9).T, (0,)),
+        (lambda: np.arange(7 * 9, dtype=np.float32).reshape(7, 9).T, (1,)),
+        (lambda: np.asfortranarray(np.arange(3 * 4 * 5, dtype=np.float64).reshape(3, 4, 5)), (1,)),
+        (lambda: np.arange(3 * 4 * 10, dtype=np.float16).reshape(3, 4, 10).transpose(2, 0, 1)[::2], ()),
+        (lambda: np.arange(6 * 8, dtype=np.float32).reshape(6, 8)[:, ::-1], ()),
+    ],
+)
+def test_layouts_match_the_contiguous_copy(make, dims: tuple[int, ...]) -> None:
+    """Transposed, Fortran-ordered, strided and reversed views: the result of their C copy."""
+    x = make()
+    dtype = x.dtype.name
+    plan = plan_for(x.shape, dtype, 0.4, 11, 3, dims)
+    y, keep = dropout_array(x, plan, threads=2)
+    expected, expected_keep = reference.dropout(
+        [float(v) for v in x.reshape(-1)], x.shape, dtype, 0.4, 11, 3, dims
+    )
+    bits = f"u{x.itemsize}"
+    assert y.reshape(-1).view(bits).tolist() == np.array(expected, dtype).view(bits).tolist()
+    assert keep.reshape(-1).tolist() == expected_keep

@@ -129,6 +129,7 @@ def dropout_array(
             _return_workspace(workspace)
 
     def compute_blocks(workspace: PhiloxWorkspace, chunks: Iterator[_Block]) -> None:
+        layout_buffer: list[np.ndarray | None] = [None]  # made on the first block that needs it
         for index, mstart, mcount, mblock in chunks:
             masks = workspace.keep_masks(
                 plan.seed, plan.stream, mstart, mcount, plan.threshold, x.dtype.itemsize
@@ -138,7 +139,14 @@ def dropout_array(
             out = yv[index]
             np.multiply(xv[index], s, out=out, dtype=compute, casting="same_kind")
             bits = out.view(mask_view)
-            np.bitwise_and(bits, masks.reshape(mblock), out=bits)
+            block_masks = masks.reshape(mblock)
+            if not _inner_axis_contiguous(out):
+                # Lay the masks out as the block is (a transposed view, Fortran order): the AND
+                # then walks both in memory order instead of one against the grain.
+                if layout_buffer[0] is None:
+                    layout_buffer[0] = np.empty(min(CHUNK, x.size), mask_view)
+                block_masks = _in_layout_of(bits, block_masks, layout_buffer[0])
+            np.bitwise_and(bits, block_masks, out=bits)
 
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
@@ -162,6 +170,20 @@ def dropout_array(
     for future in futures:
         future.result()  # re-raises a worker's exception
     return y, keep_all
+
+
+def _inner_axis_contiguous(a: np.ndarray) -> bool:
+    """True if ``a``'s last axis longer than 1 has its smallest stride (or ``a`` has no such axis)."""
+    strides = [abs(st) for st, size in zip(a.strides, a.shape, strict=True) if size > 1]
+    return not strides or strides[-1] == min(strides)
+
+
+def _in_layout_of(a: np.ndarray, values: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+    """``values`` broadcast to ``a``'s shape, copied into ``buffer`` with ``a``'s order of axes."""
+    order = sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis]))
+    result = buffer[: a.size].reshape([a.shape[axis] for axis in order]).transpose(np.argsort(order))
+    np.copyto(result, values)
+    return result
 
 
 #: Full-size workspaces kept between calls, at most one per thread: fresh ones cost page faults.
