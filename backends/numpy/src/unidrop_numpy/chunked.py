@@ -118,7 +118,8 @@ def dropout_array(
     xv, yv = (x.reshape(1), y.reshape(1)) if x.ndim == 0 else (x, y)
     mshape = plan.mask_shape or (1,)
     flat_keep = keep_all.reshape(-1) if keep_all is not None else None
-    capacity = min(CHUNK, x.size) // 4 + 2
+    chunk = CHUNK  # read once: the same for every block of this call
+    capacity = min(chunk, x.size) // 4 + 2
 
     def run(chunks: Iterator[_Block]) -> None:
         workspace = _take_workspace(capacity)
@@ -144,15 +145,15 @@ def dropout_array(
                 # Lay the masks out as the block is (a transposed view, Fortran order): the AND
                 # then walks both in memory order instead of one against the grain.
                 if layout_buffer[0] is None:
-                    layout_buffer[0] = np.empty(min(CHUNK, x.size), mask_view)
+                    layout_buffer[0] = np.empty(min(chunk, x.size), mask_view)
                 block_masks = _in_layout_of(bits, block_masks, layout_buffer[0])
             np.bitwise_and(bits, block_masks, out=bits)
 
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     count = get_num_threads() if threads is None else threads
-    chunks = blocks(xv.shape, mshape, CHUNK)
-    if count <= 1 or x.size < MIN_THREADED_SIZE:
+    chunks = blocks(xv.shape, mshape, chunk)
+    if count <= 1 or x.size < MIN_THREADED_SIZE or x.size <= chunk:
         run(chunks)
         return y, keep_all
     shared = _Shared(chunks)
