@@ -1,0 +1,112 @@
+"""Triton kernels of mask stream v1 (the CUDA path; also run on the CPU by Triton's interpreter).
+
+Each program takes ``BLOCK`` consecutive elements as a ``[BLOCK // 4, 4]`` tile: row ``r`` is
+Philox block ``b``, and its four words are the words of the tile's four lanes, so every word
+of every Philox call is used. x is read once and y written once. Element offsets and Philox
+block numbers are 64-bit, so tensors past 2**32 elements get the counter's high word right.
+
+Scalars (key words, threshold, scale) travel as integer bit patterns so that one compiled
+kernel serves every seed and p, and so that a CPU key needs no copy to the device.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+PHILOX_M0: tl.constexpr = tl.constexpr(0xD2511F53)
+PHILOX_M1: tl.constexpr = tl.constexpr(0xCD9E8D57)
+PHILOX_W0: tl.constexpr = tl.constexpr(0x9E3779B9)
+PHILOX_W1: tl.constexpr = tl.constexpr(0xBB67AE85)
+
+
+@triton.jit
+def philox4x32_10(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 (Random123) on uint32 counter words, uint32 key words."""
+    for _ in tl.static_range(10):
+        d0 = c0
+        d2 = c2
+        c0 = tl.umulhi(d2, PHILOX_M1) ^ c1 ^ k0
+        c2 = tl.umulhi(d0, PHILOX_M0) ^ c3 ^ k1
+        c1 = d2 * PHILOX_M1
+        c3 = d0 * PHILOX_M0
+        k0 = k0 + PHILOX_W0
+        k1 = k1 + PHILOX_W1
+    return c0, c1, c2, c3
+
+
+@triton.jit
+def _key(key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE: tl.constexpr):
+    if KEY_ON_DEVICE:
+        k0 = tl.load(key_ptr)
+        k1 = tl.load(key_ptr + 1)
+        s0 = tl.load(key_ptr + 2)
+        s1 = tl.load(key_ptr + 3)
+    return (k0.to(tl.uint32, bitcast=True), k1.to(tl.uint32, bitcast=True),
+            s0.to(tl.uint32, bitcast=True), s1.to(tl.uint32, bitcast=True))
+
+
+@triton.jit
+def _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE: tl.constexpr, ROWS: tl.constexpr):
+    """The words of Philox blocks first_block .. first_block+ROWS-1 as a [ROWS, 4] tile."""
+    key0, key1, st0, st1 = _key(key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE)
+    block = first_block + tl.arange(0, ROWS).to(tl.int64)
+    c0 = (block & 0xFFFFFFFF).to(tl.uint32)
+    c1 = (block >> 32).to(tl.uint32)
+    zero = tl.zeros_like(c0)
+    w0, w1, w2, w3 = philox4x32_10(c0, c1, zero + st0, zero + st1, key0, key1)
+    lane = tl.arange(0, 4)[None, :]
+    return tl.where(lane == 0, w0[:, None],
+                    tl.where(lane == 1, w1[:, None], tl.where(lane == 2, w2[:, None], w3[:, None])))
+
+
+@triton.jit
+def _round_to_bfloat16(value):
+    """float32 -> bfloat16, round to nearest even, in integer arithmetic.
+
+    Done by hand because Triton's interpreter truncates (or rounds ties away) where the GPU
+    rounds to nearest even; this gives the same bits on both. NaN stays a (quiet) NaN.
+    """
+    bits = value.to(tl.uint32, bitcast=True)
+    rounded = bits + 0x7FFF + ((bits >> 16) & 1)
+    is_nan = (bits & 0x7FFFFFFF) > 0x7F800000
+    bits = tl.where(is_nan, bits | 0x00400000, rounded)
+    return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+
+
+@triton.jit(do_not_specialize=["n", "start", "k0", "k1", "s0", "s1", "threshold", "scale_bits"])
+def dropout_kernel(x_ptr, y_ptr, key_ptr, n, start, k0, k1, s0, s1, threshold, scale_bits,
+                   KEY_ON_DEVICE: tl.constexpr, COMPUTE_F64: tl.constexpr, OUT_BF16: tl.constexpr,
+                   BLOCK: tl.constexpr):
+    """y[j] = x[j] * s if u_{start+j} >= threshold else +0, for 0 <= j < n (``start`` % 4 == 0)."""
+    ROWS: tl.constexpr = BLOCK // 4
+    pid = tl.program_id(0).to(tl.int64)
+    first_block = (start >> 2) + pid * ROWS
+    words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS)
+    keep = words >= threshold.to(tl.uint32, bitcast=True)
+    offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * 4 + tl.arange(0, 4)[None, :]
+    inside = offsets < n
+    x = tl.load(x_ptr + offsets, mask=inside)
+    if COMPUTE_F64:
+        product = x.to(tl.float64) * scale_bits.to(tl.float64, bitcast=True)
+    else:
+        product = x.to(tl.float32) * scale_bits.to(tl.float32, bitcast=True)
+    if OUT_BF16:
+        y = _round_to_bfloat16(product)
+    else:
+        y = product.to(y_ptr.dtype.element_ty)  # float16: round to nearest even (as NumPy does)
+    y = tl.where(keep, y, tl.zeros_like(y))
+    tl.store(y_ptr + offsets, y, mask=inside)
+
+
+@triton.jit(do_not_specialize=["n", "start", "k0", "k1", "s0", "s1", "threshold"])
+def keep_kernel(keep_ptr, key_ptr, n, start, k0, k1, s0, s1, threshold,
+                KEY_ON_DEVICE: tl.constexpr, BLOCK: tl.constexpr):
+    """keep[j] = (u_{start+j} >= threshold) as uint8, for 0 <= j < n (``start`` % 4 == 0)."""
+    ROWS: tl.constexpr = BLOCK // 4
+    pid = tl.program_id(0).to(tl.int64)
+    first_block = (start >> 2) + pid * ROWS
+    words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS)
+    keep = words >= threshold.to(tl.uint32, bitcast=True)
+    offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * 4 + tl.arange(0, 4)[None, :]
+    tl.store(keep_ptr + offsets, keep.to(tl.uint8), mask=offsets < n)
