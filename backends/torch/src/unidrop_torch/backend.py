@@ -78,6 +78,22 @@ class TorchBackend(Backend):
             host = host.to(torch.float32)  # exact: every bfloat16 is a float32
         return host.numpy().copy()
 
+    def manual_seed(self, seed: int) -> None:
+        """``torch.manual_seed``: ``seed=None`` draws from torch's default generators."""
+        import torch
+
+        torch.manual_seed(contract.check_uint64(seed, "seed"))
+
+    def global_rng_state(self) -> Any:
+        """The bytes of torch's default CPU generator, then each initialised CUDA generator's."""
+        import numpy as np
+        import torch
+
+        states = [torch.get_rng_state()]
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            states += list(torch.cuda.get_rng_state_all())
+        return np.concatenate([state.numpy() for state in states])
+
     def vjp(self, fn: Callable[[Any], Any], x: Any, cotangent: Any) -> tuple[Any, Any]:
         import torch
 
@@ -87,6 +103,10 @@ class TorchBackend(Backend):
         return y.detach(), grad
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``torch.compile(fn)``. The operator itself never breaks the graph (it has a fake
+        implementation); ``unidrop.dropout`` looks its backend up in the registry under a lock,
+        which Dynamo cannot trace, so a graph break is allowed here. ``unidrop_torch.dropout``
+        (or ``backend=`` a backend instance) compiles with ``fullgraph=True``."""
         import torch
 
-        return torch.compile(fn, fullgraph=True)
+        return torch.compile(fn)
