@@ -117,3 +117,25 @@ def keep_mask(key: Tensor, mask_shape: list[int], p: float, device: torch.device
 @keep_mask.register_fake
 def _keep_mask_fake(key: Tensor, mask_shape: list[int], p: float, device: torch.device) -> Tensor:
     return torch.empty(mask_shape, dtype=torch.bool, device=device)
+
+
+class Dropout(torch.autograd.Function):
+    """``unidrop::dropout`` as an autograd.Function, so that torch.func transforms (grad,
+    jacrev, vmap of grad) can differentiate it too; ``torch.library`` autograd formulas do not
+    support them. Same saved state (the key alone) and the same backward as the operator's."""
+
+    generate_vmap_rule = True  # the forward is the operator, which has a vmap rule
+
+    @staticmethod
+    def forward(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor:
+        return dropout(x, key, p, broadcast_dims)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        _setup_context(ctx, inputs, output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        (key,) = ctx.saved_tensors
+        grad_x = Dropout.apply(grad, key, ctx.p, ctx.broadcast_dims) if ctx.needs_input_grad[0] else None
+        return grad_x, None, None, None
