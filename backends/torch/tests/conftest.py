@@ -27,7 +27,12 @@ def expected_output(
 
 
 def expected_at(
-    x: torch.Tensor, flat_indices: list[int], p: float, seed: int, stream: int, broadcast_dims: tuple[int, ...]
+    x: torch.Tensor,
+    flat_indices: list[int],
+    p: float,
+    seed: int,
+    stream: int,
+    broadcast_dims: tuple[int, ...],
 ) -> list[float]:
     """Reference outputs of the elements at ``flat_indices`` (C order) only: cheap for big tensors."""
     shape = tuple(x.shape)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import unidrop_torch
 from conftest import DTYPES, assert_same, expected_output, sample
 
 import unidrop
-import unidrop_torch
 
 
 def saved_bytes(fn, x: torch.Tensor) -> int:  # type: ignore[no-untyped-def]

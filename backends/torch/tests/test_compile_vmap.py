@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import unidrop_torch
 from conftest import assert_same, expected_output, sample
+from unidrop_torch import keys, ops
 
 import unidrop
-import unidrop_torch
-from unidrop_torch import keys, ops
 
 
 def test_opcheck_dropout_and_keep_mask() -> None:
@@ -87,9 +87,9 @@ def test_vmap_gives_every_example_the_unbatched_mask() -> None:
     xs = sample((5, 4, 3), torch.float32, seed=6)
     for in_dim in (0, 1):
         batch = xs if in_dim == 0 else xs.transpose(0, 1).contiguous()
-        got = torch.func.vmap(lambda r: unidrop_torch.dropout(r, 0.5, seed=3, broadcast_dims=(1,)), in_dims=in_dim)(
-            batch
-        )
+        got = torch.func.vmap(
+            lambda r: unidrop_torch.dropout(r, 0.5, seed=3, broadcast_dims=(1,)), in_dims=in_dim
+        )(batch)
         for i in range(5):
             assert_same(got[i], expected_output(xs[i], 0.5, 3, 0, (1,)), f"example {i} in_dims={in_dim}")
 

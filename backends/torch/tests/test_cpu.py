@@ -6,12 +6,12 @@ import random
 
 import pytest
 import torch
+import unidrop_torch
 from conftest import DTYPES, assert_same, expected_at, expected_output, sample
+from unidrop_torch import cpu
 
 import unidrop
-import unidrop_torch
 from unidrop import philox
-from unidrop_torch import cpu
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -107,7 +107,7 @@ def test_return_mask_is_the_keep_mask() -> None:
 
 
 def test_not_a_tensor_is_refused() -> None:
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
         unidrop_torch.dropout([1.0, 2.0], 0.5, seed=1)  # type: ignore[arg-type]
 
 

@@ -54,8 +54,11 @@ def keep_words(seed: int, stream: int, start: int, count: int, threshold: int) -
     step = (CHUNK // 4) * 4
     for offset in range(0, count, step):
         n = min(step, count - offset)
-        np.greater_equal(workspace.words(seed, stream, start + offset, n), np.uint32(threshold),
-                         out=out[offset : offset + n])
+        np.greater_equal(
+            workspace.words(seed, stream, start + offset, n),
+            np.uint32(threshold),
+            out=out[offset : offset + n],
+        )
     return out
 
 
@@ -68,8 +71,15 @@ def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> 
     return torch.from_numpy(keep_words(seed, stream, 0, count, t)).reshape(mask_shape)
 
 
-def _fill(x: np.ndarray, y: np.ndarray, mshape: tuple[int, ...], seed: int, stream: int,
-          threshold: int, scale: np.floating) -> None:
+def _fill(
+    x: np.ndarray,
+    y: np.ndarray,
+    mshape: tuple[int, ...],
+    seed: int,
+    stream: int,
+    threshold: int,
+    scale: np.floating,
+) -> None:
     """Write mask stream v1 dropout of ``x`` into ``y`` (same shape), chunk by chunk, in threads."""
     parts = list(blocks(x.shape, mshape, CHUNK))
     compute = scale.dtype

@@ -50,6 +50,11 @@ def _on(device: torch.device) -> contextlib.AbstractContextManager[object]:
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def _words(value: int) -> tuple[int, int]:
+    """A 64-bit integer as two int32 bit patterns (low, high)."""
+    return as_int32(value), as_int32(value >> 32)
+
+
 def _scale_bits(p: float, compute: torch.dtype) -> int:
     s = contract.scale(p)
     if compute == torch.float64:
@@ -58,7 +63,11 @@ def _scale_bits(p: float, compute: torch.dtype) -> int:
 
 
 def launch_dropout(
-    x: torch.Tensor, y: torch.Tensor, key: torch.Tensor, p: float, start: int = 0,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    key: torch.Tensor,
+    p: float,
+    start: int = 0,
     key_in_kernel: bool | None = None,
 ) -> None:
     """Write into contiguous ``y`` the dropout of contiguous ``x`` taking mask indices from ``start``."""
@@ -75,9 +84,22 @@ def launch_dropout(
     grid = (math.ceil(n / block),)
     with _on(x.device):
         dropout_kernel[grid](
-            x, y, ptr, n, start, k0, k1, s0, s1, as_int32(contract.threshold(p)), _scale_bits(p, compute),
-            KEY_ON_DEVICE=on_device, COMPUTE_F64=compute == torch.float64, OUT_BF16=x.dtype == torch.bfloat16,
-            BLOCK=block, num_warps=warps,
+            x,
+            y,
+            ptr,
+            *_words(n),
+            *_words(start >> 2),
+            k0,
+            k1,
+            s0,
+            s1,
+            as_int32(contract.threshold(p)),
+            _scale_bits(p, compute),
+            KEY_ON_DEVICE=on_device,
+            COMPUTE_F64=compute == torch.float64,
+            OUT_BF16=x.dtype == torch.bfloat16,
+            BLOCK=block,
+            num_warps=warps,
         )
 
 
@@ -96,8 +118,18 @@ def launch_keep(
     block = 2048
     with _on(keep.device):
         keep_kernel[(math.ceil(n / block),)](
-            keep, ptr, n, start, k0, k1, s0, s1, as_int32(contract.threshold(p)),
-            KEY_ON_DEVICE=on_device, BLOCK=block, num_warps=4,
+            keep,
+            ptr,
+            *_words(n),
+            *_words(start >> 2),
+            k0,
+            k1,
+            s0,
+            s1,
+            as_int32(contract.threshold(p)),
+            KEY_ON_DEVICE=on_device,
+            BLOCK=block,
+            num_warps=4,
         )
 
 

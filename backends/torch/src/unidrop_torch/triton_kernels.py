@@ -42,8 +42,23 @@ def _key(key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE: tl.constexpr):
         k1 = tl.load(key_ptr + 1)
         s0 = tl.load(key_ptr + 2)
         s1 = tl.load(key_ptr + 3)
-    return (k0.to(tl.uint32, bitcast=True), k1.to(tl.uint32, bitcast=True),
-            s0.to(tl.uint32, bitcast=True), s1.to(tl.uint32, bitcast=True))
+    return (
+        k0.to(tl.uint32, bitcast=True),
+        k1.to(tl.uint32, bitcast=True),
+        s0.to(tl.uint32, bitcast=True),
+        s1.to(tl.uint32, bitcast=True),
+    )
+
+
+@triton.jit
+def _join64(low, high):
+    """The int64 whose 32-bit words are the int32 bit patterns ``low`` and ``high``.
+
+    64-bit host integers travel as two int32 words so that Triton types every launch the
+    same way (it types a Python int by its value: i32, u32 or i64)."""
+    return (high.to(tl.uint32, bitcast=True).to(tl.int64) << 32) | low.to(tl.uint32, bitcast=True).to(
+        tl.int64
+    )
 
 
 @triton.jit
@@ -56,8 +71,11 @@ def _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE: tl.constexp
     zero = tl.zeros_like(c0)
     w0, w1, w2, w3 = philox4x32_10(c0, c1, zero + st0, zero + st1, key0, key1)
     lane = tl.arange(0, 4)[None, :]
-    return tl.where(lane == 0, w0[:, None],
-                    tl.where(lane == 1, w1[:, None], tl.where(lane == 2, w2[:, None], w3[:, None])))
+    return tl.where(
+        lane == 0,
+        w0[:, None],
+        tl.where(lane == 1, w1[:, None], tl.where(lane == 2, w2[:, None], w3[:, None])),
+    )
 
 
 @triton.jit
@@ -74,14 +92,33 @@ def _round_to_bfloat16(value):
     return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
 
 
-@triton.jit(do_not_specialize=["n", "start", "k0", "k1", "s0", "s1", "threshold", "scale_bits"])
-def dropout_kernel(x_ptr, y_ptr, key_ptr, n, start, k0, k1, s0, s1, threshold, scale_bits,
-                   KEY_ON_DEVICE: tl.constexpr, COMPUTE_F64: tl.constexpr, OUT_BF16: tl.constexpr,
-                   BLOCK: tl.constexpr):
-    """y[j] = x[j] * s if u_{start+j} >= threshold else +0, for 0 <= j < n (``start`` % 4 == 0)."""
+@triton.jit(
+    do_not_specialize=["n_lo", "n_hi", "b_lo", "b_hi", "k0", "k1", "s0", "s1", "threshold", "scale_bits"]
+)
+def dropout_kernel(
+    x_ptr,
+    y_ptr,
+    key_ptr,
+    n_lo,
+    n_hi,
+    b_lo,
+    b_hi,
+    k0,
+    k1,
+    s0,
+    s1,
+    threshold,
+    scale_bits,
+    KEY_ON_DEVICE: tl.constexpr,
+    COMPUTE_F64: tl.constexpr,
+    OUT_BF16: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """y[j] = x[j] * s if u_{4b+j} >= threshold else +0, for 0 <= j < n; n and b as int32 word pairs."""
     ROWS: tl.constexpr = BLOCK // 4
     pid = tl.program_id(0).to(tl.int64)
-    first_block = (start >> 2) + pid * ROWS
+    n = _join64(n_lo, n_hi)
+    first_block = _join64(b_lo, b_hi) + pid * ROWS
     words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS)
     keep = words >= threshold.to(tl.uint32, bitcast=True)
     offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * 4 + tl.arange(0, 4)[None, :]
@@ -91,7 +128,7 @@ def dropout_kernel(x_ptr, y_ptr, key_ptr, n, start, k0, k1, s0, s1, threshold, s
         product = x.to(tl.float64) * scale_bits.to(tl.float64, bitcast=True)
     else:
         product = x.to(tl.float32) * scale_bits.to(tl.float32, bitcast=True)
-    if OUT_BF16:
+    if OUT_BF16:  # noqa: SIM108 (a constexpr branch, clearer for Triton than a ternary)
         y = _round_to_bfloat16(product)
     else:
         y = product.to(y_ptr.dtype.element_ty)  # float16: round to nearest even (as NumPy does)
@@ -99,13 +136,27 @@ def dropout_kernel(x_ptr, y_ptr, key_ptr, n, start, k0, k1, s0, s1, threshold, s
     tl.store(y_ptr + offsets, y, mask=inside)
 
 
-@triton.jit(do_not_specialize=["n", "start", "k0", "k1", "s0", "s1", "threshold"])
-def keep_kernel(keep_ptr, key_ptr, n, start, k0, k1, s0, s1, threshold,
-                KEY_ON_DEVICE: tl.constexpr, BLOCK: tl.constexpr):
-    """keep[j] = (u_{start+j} >= threshold) as uint8, for 0 <= j < n (``start`` % 4 == 0)."""
+@triton.jit(do_not_specialize=["n_lo", "n_hi", "b_lo", "b_hi", "k0", "k1", "s0", "s1", "threshold"])
+def keep_kernel(
+    keep_ptr,
+    key_ptr,
+    n_lo,
+    n_hi,
+    b_lo,
+    b_hi,
+    k0,
+    k1,
+    s0,
+    s1,
+    threshold,
+    KEY_ON_DEVICE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """keep[j] = (u_{4b+j} >= threshold) as uint8, for 0 <= j < n; n and b as int32 word pairs."""
     ROWS: tl.constexpr = BLOCK // 4
     pid = tl.program_id(0).to(tl.int64)
-    first_block = (start >> 2) + pid * ROWS
+    n = _join64(n_lo, n_hi)
+    first_block = _join64(b_lo, b_hi) + pid * ROWS
     words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS)
     keep = words >= threshold.to(tl.uint32, bitcast=True)
     offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * 4 + tl.arange(0, 4)[None, :]

@@ -1,0 +1,30 @@
+"""The CUDA path's Triton kernels, checked for exactness on the CPU with TRITON_INTERPRET=1."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None,
+    reason="triton is not installed (pip install triton==3.7.1, the version torch 2.13.0 pairs with)",
+)
+def test_triton_kernels_are_exact_under_the_interpreter() -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    result = subprocess.run(
+        [sys.executable, str(HERE / "triton_interpret_check.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
+    assert "triton interpreter checks passed" in result.stdout
