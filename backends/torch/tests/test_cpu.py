@@ -8,7 +8,6 @@ import pytest
 import torch
 import unidrop_torch
 from conftest import DTYPES, assert_same, expected_at, expected_output, sample
-from unidrop_torch import cpu
 
 import unidrop
 from unidrop import philox
@@ -54,37 +53,23 @@ def test_channels_last_output_keeps_the_memory_format() -> None:
     assert y.is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize(
     ("shape", "dims"),
     [((3, 150_001), ()), ((3, 150_001), (0,)), ((70_000, 5), (1,)), ((2, 3, 50_000), (1,))],
 )
-def test_chunks_and_threads_match_the_reference(
-    threads: int, shape: tuple[int, ...], dims: tuple[int, ...]
+def test_large_inputs_match_the_reference_at_sampled_indices(
+    shape: tuple[int, ...], dims: tuple[int, ...]
 ) -> None:
-    """Several chunks of cpu.CHUNK elements, shared among threads, at sampled indices."""
-    x = sample(shape, torch.float32, seed=6, specials=False)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        y = unidrop.dropout(x, 0.3, seed=77, stream=5, broadcast_dims=dims)
-    finally:
-        torch.set_num_threads(before)
+    """Inputs of several NumPy-backend chunks (and threads), checked at sampled indices."""
+    x = sample(shape, torch.bfloat16, seed=6, specials=False)
+    y = unidrop.dropout(x, 0.3, seed=77, stream=5, broadcast_dims=dims)
     n = x.numel()
     rng = random.Random(0)
     indices = sorted({0, 1, 2, 3, n - 4, n - 3, n - 2, n - 1, *(rng.randrange(n) for _ in range(400))})
-    for boundary in range(cpu.CHUNK, n, cpu.CHUNK):  # both sides of every chunk edge
+    for boundary in range(1 << 15, n, 1 << 15):  # both sides of every multiple of 2**15
         indices += [boundary - 1, boundary]
     got = y.reshape(-1)[indices]
     assert_same(got, torch.tensor(expected_at(x, indices, 0.3, 77, 5, dims)), f"{shape} dims={dims}")
-
-
-@pytest.mark.parametrize("start", [(1 << 32) - 8, (1 << 34) - 10, (1 << 63) - 3, (1 << 64) - 40])
-def test_64_bit_counters(start: int) -> None:
-    """Mask indices past 2**32 (and 2**34, where the block counter's high word starts) are exact."""
-    seed, stream, t = (1 << 64) - 5, 1 << 33, 1 << 31
-    got = cpu.keep_words(seed, stream, start, 37, t).tolist()
-    assert got == [u >= t for u in philox.stream_words(seed, stream, start, 37)]
 
 
 def test_input_is_never_modified_and_never_aliased() -> None:
