@@ -56,6 +56,7 @@ def check_host_paths() -> None:
         assert y.stride() == torch.empty_like(x).stride(), f"{name}: layout"
         assert_same(y, expected_output(x, 0.4, 7, 3), name)
         for dims in ([1], [0, 3], [2, 3]):
+            assert cuda.dropout(x, key, 0.4, dims).stride() == torch.empty_like(x).stride(), f"{name} {dims}"
             assert_same(
                 cuda.dropout(x, key, 0.4, dims), expected_output(x, 0.4, 7, 3, tuple(dims)), f"{name} {dims}"
             )

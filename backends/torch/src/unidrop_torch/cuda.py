@@ -151,7 +151,8 @@ def dropout(x: torch.Tensor, key: torch.Tensor, p: float, broadcast_dims: list[i
         compute = torch.float64 if x.dtype == torch.float64 else torch.float32
         keep = keep_mask(key, mshape, p, x.device)
         scaled = (x.to(compute) * contract.scale(p)).to(x.dtype)
-        return torch.where(keep, scaled, torch.zeros((), dtype=x.dtype, device=x.device))
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        return torch.where(keep, scaled, zero, out=torch.empty_like(x))  # x's memory format
     source = x.contiguous()
     y = torch.empty_like(source)
     launch_dropout(source, y, key, p)
