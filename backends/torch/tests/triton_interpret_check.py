@@ -18,21 +18,46 @@ from unidrop_torch import cuda, keys  # noqa: E402
 
 from unidrop import philox  # noqa: E402
 
+#: Tile configurations to check, besides the defaults: small blocks make several programs.
+CONFIGS = [None, (16, 1, 1), (32, 1, 2), (64, 2, 4)]
+
+
+def with_config(config: tuple[int, int, int] | None, check) -> None:  # type: ignore[no-untyped-def]
+    saved = dict(cuda.CONFIG)
+    if config is not None:
+        cuda.CONFIG.update({size: config for size in cuda.CONFIG})
+    try:
+        check()
+    finally:
+        cuda.CONFIG.update(saved)
+
 
 def check_dropout_kernel() -> None:
+    for config in CONFIGS:
+        with_config(config, _check_dropout_kernel)
+
+
+def _check_dropout_kernel() -> None:
     for dtype in DTYPES:
         x = sample((61,), dtype, seed=1)  # not a multiple of 4 or of the block: masked tail
         for seed, stream, p in [(0, 0, 0.5), ((1 << 64) - 1, (1 << 64) - 1, 0.2), (1 << 40, 9, 0.9)]:
             for key_in_kernel in (False, True):
                 y = torch.empty_like(x)
                 cuda.launch_dropout(x, y, keys.key_from_ints(seed, stream), p, key_in_kernel=key_in_kernel)
-                context = f"{dtype} seed={seed} stream={stream} p={p} key_in_kernel={key_in_kernel}"
+                context = (
+                    f"{dtype} seed={seed} stream={stream} p={p} key_in_kernel={key_in_kernel} {cuda.CONFIG}"
+                )
                 assert_same(y, expected_output(x, p, seed, stream), context)
 
 
 def check_64_bit_counters() -> None:
+    for config in CONFIGS:
+        with_config(config, _check_64_bit_counters)
+
+
+def _check_64_bit_counters() -> None:
     """Mask indices around 2**32 and 2**34 (block counter high word) and near 2**64."""
-    x = torch.ones(40, dtype=torch.float32)
+    x = torch.ones(40, dtype=torch.float16)
     seed, stream, p = 12345, 1 << 35, 0.5
     t = 1 << 31
     for start in [(1 << 32) - 16, (1 << 34) - 16, (1 << 63) - 20, (1 << 64) - 40]:

@@ -18,9 +18,10 @@ from unidrop import contract
 
 from .keys import as_int32, check_key
 
-#: Elements per program and warps per program, by element size in bytes. Tunable by the
-#: GPU benchmark (benchmarks/gpu_torch.py --sweep); a change here never changes any result.
-CONFIG: dict[int, tuple[int, int]] = {2: (4096, 8), 4: (2048, 8), 8: (1024, 4)}
+#: (elements per program, warps per program, Philox calls per tile row), by element size in
+#: bytes. Tuned by the GPU benchmark (benchmarks/gpu_torch.py --sweep); a change here never
+#: changes any result, only the speed.
+CONFIG: dict[int, tuple[int, int, int]] = {2: (4096, 8, 2), 4: (2048, 8, 1), 8: (1024, 4, 1)}
 
 
 def _key_args(
@@ -80,7 +81,7 @@ def launch_dropout(
         return
     ptr, (k0, k1, s0, s1), on_device = _key_args(key, x, key_in_kernel)
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
-    block, warps = CONFIG[x.element_size()]
+    block, warps, calls = CONFIG[x.element_size()]
     grid = (math.ceil(n / block),)
     with _on(x.device):
         dropout_kernel[grid](
@@ -99,6 +100,7 @@ def launch_dropout(
             COMPUTE_F64=compute == torch.float64,
             OUT_BF16=x.dtype == torch.bfloat16,
             BLOCK=block,
+            CALLS=calls,
             num_warps=warps,
         )
 

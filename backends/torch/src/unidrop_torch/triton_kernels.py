@@ -1,8 +1,9 @@
 """Triton kernels of mask stream v1 (the CUDA path; also run on the CPU by Triton's interpreter).
 
-Each program takes ``BLOCK`` consecutive elements as a ``[BLOCK // 4, 4]`` tile: row ``r`` is
-Philox block ``b``, and its four words are the words of the tile's four lanes, so every word
-of every Philox call is used. x is read once and y written once. Element offsets and Philox
+Each program takes ``BLOCK`` consecutive elements as a ``[BLOCK // (4*CALLS), 4*CALLS]`` tile:
+row ``r`` holds ``CALLS`` consecutive Philox blocks and its lanes are their words in order, so
+every word of every Philox call is used, and a thread's row is one contiguous vector (16 bytes
+for 16-bit dtypes with CALLS = 2). x is read once and y written once. Element offsets and Philox
 block numbers are 64-bit, so tensors past 2**32 elements get the counter's high word right.
 
 Scalars (key words, threshold, scale) travel as integer bit patterns so that one compiled
@@ -62,20 +63,28 @@ def _join64(low, high):
 
 
 @triton.jit
-def _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE: tl.constexpr, ROWS: tl.constexpr):
-    """The words of Philox blocks first_block .. first_block+ROWS-1 as a [ROWS, 4] tile."""
+def _tile_words(
+    first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE: tl.constexpr, ROWS: tl.constexpr, CALLS: tl.constexpr
+):
+    """The words of Philox blocks first_block .. first_block + ROWS*CALLS - 1 as a [ROWS, 4*CALLS] tile.
+
+    Row r holds blocks first_block + r*CALLS + j (j < CALLS), lane by lane: the tile is the
+    stream in C order, and each thread owns whole rows, so picking a word is a register choice.
+    CALLS = 2 gives 16-bit dtypes rows of 16 bytes."""
     key0, key1, st0, st1 = _key(key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE)
-    block = first_block + tl.arange(0, ROWS).to(tl.int64)
-    c0 = (block & 0xFFFFFFFF).to(tl.uint32)
-    c1 = (block >> 32).to(tl.uint32)
-    zero = tl.zeros_like(c0)
-    w0, w1, w2, w3 = philox4x32_10(c0, c1, zero + st0, zero + st1, key0, key1)
-    lane = tl.arange(0, 4)[None, :]
-    return tl.where(
-        lane == 0,
-        w0[:, None],
-        tl.where(lane == 1, w1[:, None], tl.where(lane == 2, w2[:, None], w3[:, None])),
-    )
+    lane = tl.arange(0, 4 * CALLS)[None, :]
+    words = tl.zeros((ROWS, 4 * CALLS), dtype=tl.uint32)
+    for j in tl.static_range(CALLS):
+        block = first_block + tl.arange(0, ROWS).to(tl.int64) * CALLS + j
+        c0 = (block & 0xFFFFFFFF).to(tl.uint32)
+        c1 = (block >> 32).to(tl.uint32)
+        zero = tl.zeros_like(c0)
+        w0, w1, w2, w3 = philox4x32_10(c0, c1, zero + st0, zero + st1, key0, key1)
+        words = tl.where(lane == 4 * j, w0[:, None], words)
+        words = tl.where(lane == 4 * j + 1, w1[:, None], words)
+        words = tl.where(lane == 4 * j + 2, w2[:, None], words)
+        words = tl.where(lane == 4 * j + 3, w3[:, None], words)
+    return words
 
 
 @triton.jit
@@ -113,15 +122,17 @@ def dropout_kernel(
     COMPUTE_F64: tl.constexpr,
     OUT_BF16: tl.constexpr,
     BLOCK: tl.constexpr,
+    CALLS: tl.constexpr,
 ):
     """y[j] = x[j] * s if u_{4b+j} >= threshold else +0, for 0 <= j < n; n and b as int32 word pairs."""
-    ROWS: tl.constexpr = BLOCK // 4
+    WIDTH: tl.constexpr = 4 * CALLS
+    ROWS: tl.constexpr = BLOCK // WIDTH
     pid = tl.program_id(0).to(tl.int64)
     n = _join64(n_lo, n_hi)
-    first_block = _join64(b_lo, b_hi) + pid * ROWS
-    words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS)
+    first_block = _join64(b_lo, b_hi) + pid * (BLOCK // 4)
+    words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS, CALLS)
     keep = words >= threshold.to(tl.uint32, bitcast=True)
-    offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * 4 + tl.arange(0, 4)[None, :]
+    offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * WIDTH + tl.arange(0, WIDTH)[None, :]
     inside = offsets < n
     x = tl.load(x_ptr + offsets, mask=inside)
     if COMPUTE_F64:
@@ -153,11 +164,11 @@ def keep_kernel(
     BLOCK: tl.constexpr,
 ):
     """keep[j] = (u_{4b+j} >= threshold) as uint8, for 0 <= j < n; n and b as int32 word pairs."""
-    ROWS: tl.constexpr = BLOCK // 4
+    ROWS: tl.constexpr = BLOCK // 16
     pid = tl.program_id(0).to(tl.int64)
     n = _join64(n_lo, n_hi)
-    first_block = _join64(b_lo, b_hi) + pid * ROWS
-    words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS)
+    first_block = _join64(b_lo, b_hi) + pid * (BLOCK // 4)
+    words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS, 4)
     keep = words >= threshold.to(tl.uint32, bitcast=True)
-    offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * 4 + tl.arange(0, 4)[None, :]
+    offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * 16 + tl.arange(0, 16)[None, :]
     tl.store(keep_ptr + offsets, keep.to(tl.uint8), mask=offsets < n)
