@@ -43,7 +43,7 @@ class TorchBackend(Backend):
         from .keys import make_key
 
         key = make_key(plan.seed, plan.stream)
-        y = ops.Dropout.apply(x, key, plan.p, list(plan.broadcast_dims))
+        y = ops.apply(x, key, plan.p, list(plan.broadcast_dims))
         keep = ops.keep_mask(key, list(plan.mask_shape), plan.p, x.device) if plan.return_mask else None
         return y, keep
 
