@@ -11,7 +11,9 @@ def gpu_unavailable_reason() -> str | None:
     try:
         import cupy
     except Exception as error:  # ImportError, or a broken CUDA install raising on import
-        return f"CuPy is not importable ({type(error).__name__}: {error}); install cupy-cuda12x or cupy-cuda13x"
+        return (
+            f"CuPy is not importable ({type(error).__name__}: {error}); install cupy-cuda12x or cupy-cuda13x"
+        )
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDARuntimeError: no driver, or a driver too old for the wheel

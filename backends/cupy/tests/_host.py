@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from unidrop_cupy import layout, source
 
 from unidrop import contract, reference
 from unidrop.philox import stream_words
-from unidrop_cupy import layout, source
 
 HERE = Path(__file__).parent
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -53,7 +53,8 @@ def build(out_dir: Path) -> ctypes.CDLL:
     command = [
         cxx, "-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off", "-Wall", "-Werror",
         "-Wno-unknown-pragmas", f"-I{source.cuda_dir()}",
-        f"-DUD_U_HALF={blocks['float16']}", f"-DUD_U_F32={blocks['float32']}", f"-DUD_U_F64={blocks['float64']}",
+        f"-DUD_U_HALF={blocks['float16']}", f"-DUD_U_F32={blocks['float32']}",
+        f"-DUD_U_F64={blocks['float64']}",
         str(HERE / "host_harness.cpp"), "-o", str(library),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import ctypes
 
-import pytest
-
 import _host
+import pytest
 
 
 @pytest.fixture(scope="session")
 def host_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     """The kernels' per-thread code compiled for this machine's CPU (skips without a compiler)."""
     if _host.compiler() is None:
-        pytest.skip("no C++ compiler (g++, c++ or clang++) on PATH: the host build of the CUDA kernels is skipped")
+        pytest.skip(
+            "no C++ compiler (g++, c++ or clang++) on PATH: the host build of the CUDA kernels is skipped"
+        )
     return _host.build(tmp_path_factory.mktemp("unidrop_host_kernels"))

@@ -16,9 +16,6 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from _host import (
     DTYPES,
     assert_bits_equal,
@@ -28,6 +25,9 @@ from _host import (
     host_dropout,
     to_storage,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from unidrop import contract, reference
 from unidrop.philox import block_words
 
@@ -74,9 +74,12 @@ def check(
     """Run the host kernels on ``x`` (storage bits, any layout) and compare with the reference."""
     values = from_storage(np.ascontiguousarray(x).reshape(-1), dtype).tolist()
     shape = tuple(x.shape)
-    want, want_keep = expected(values, shape, dtype, p, seed, stream, broadcast_dims, kw.get("mask_offset", 0))
+    want, want_keep = expected(
+        values, shape, dtype, p, seed, stream, broadcast_dims, kw.get("mask_offset", 0)
+    )
     y, keep, kind = host_dropout(lib, x, dtype, p, seed, stream, broadcast_dims, **kw)
-    where = f"{kind} {dtype} shape={shape} strides={x.strides} p={p} seed={seed} stream={stream} bd={broadcast_dims}"
+    where = f"{kind} {dtype} shape={shape} strides={x.strides} p={p} seed={seed} stream={stream}"
+    where += f" broadcast_dims={broadcast_dims}"
     assert_bits_equal(y, want, dtype, where)
     got_keep = np.ascontiguousarray(keep).reshape(-1).tolist()
     assert got_keep == [int(k) for k in want_keep], f"{where}: keep mask differs"
@@ -110,10 +113,23 @@ def test_stream_v1_known_answers(host_lib: ctypes.CDLL) -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("stream", STREAMS)
-def test_philox_blocks_match_reference_across_the_counter_split(host_lib: ctypes.CDLL, seed: int, stream: int) -> None:
+def test_philox_blocks_match_reference_across_the_counter_split(
+    host_lib: ctypes.CDLL, seed: int, stream: int
+) -> None:
     out = (ctypes.c_uint32 * 4)()
-    for block in [0, 1, (1 << 32) - 2, (1 << 32) - 1, 1 << 32, (1 << 32) + 1, (1 << 62) + 12345, (1 << 64) - 1]:
-        host_lib.host_philox_block(block, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32, out)
+    for block in [
+        0,
+        1,
+        (1 << 32) - 2,
+        (1 << 32) - 1,
+        1 << 32,
+        (1 << 32) + 1,
+        (1 << 62) + 12345,
+        (1 << 64) - 1,
+    ]:
+        host_lib.host_philox_block(
+            block, seed & 0xFFFFFFFF, seed >> 32, stream & 0xFFFFFFFF, stream >> 32, out
+        )
         assert tuple(out) == block_words(seed, stream, block), (seed, stream, block)
 
 
@@ -224,7 +240,9 @@ def test_strided_inputs_match_reference(host_lib: ctypes.CDLL, dtype: str) -> No
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("broadcast_dims", [(0,), (1,), (2,), (0, 1), (1, 2), (0, 2), (0, 1, 2), (-1,)])
-def test_broadcast_dims_match_reference(host_lib: ctypes.CDLL, dtype: str, broadcast_dims: tuple[int, ...]) -> None:
+def test_broadcast_dims_match_reference(
+    host_lib: ctypes.CDLL, dtype: str, broadcast_dims: tuple[int, ...]
+) -> None:
     a = storage_array(values_for(dtype, 5 * 6 * 7, seed=5), (5, 6, 7), dtype)
     for x in (a, np.asfortranarray(a), a[:, ::-1, :]):
         assert check(host_lib, x, dtype, 0.5, 77, 1 << 33, broadcast_dims) == "strided"
@@ -245,7 +263,9 @@ def test_sixty_four_bit_index_path_matches_reference(host_lib: ctypes.CDLL, dtyp
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_general_kernel_on_contiguous_input_agrees_with_fast_kernel(host_lib: ctypes.CDLL, dtype: str) -> None:
+def test_general_kernel_on_contiguous_input_agrees_with_fast_kernel(
+    host_lib: ctypes.CDLL, dtype: str
+) -> None:
     x = storage_array(values_for(dtype, 123, seed=12), (123,), dtype)
     fast = host_dropout(host_lib, x, dtype, 0.25, 8, 8)
     general = host_dropout(host_lib, x, dtype, 0.25, 8, 8, force_strided=True)
@@ -293,7 +313,9 @@ def test_float16_overflow_after_scaling_gives_inf(host_lib: ctypes.CDLL) -> None
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("broadcast_dims", [(), (0,), (2,), (0, 2)])
-def test_apply_saved_mask_matches_reference(host_lib: ctypes.CDLL, dtype: str, broadcast_dims: tuple[int, ...]) -> None:
+def test_apply_saved_mask_matches_reference(
+    host_lib: ctypes.CDLL, dtype: str, broadcast_dims: tuple[int, ...]
+) -> None:
     shape = (3, 4, 5)
     values = values_for(dtype, 60, seed=16)
     g = storage_array(values, shape, dtype)

@@ -35,9 +35,7 @@ def dropout_backward(
     """
     if seed is None:
         raise ValueError("dropout_backward needs the seed the forward pass used (got seed=None)")
-    return unidrop.dropout(
-        grad, p, seed=seed, stream=stream, broadcast_dims=broadcast_dims, backend="cupy"
-    )
+    return unidrop.dropout(grad, p, seed=seed, stream=stream, broadcast_dims=broadcast_dims, backend="cupy")
 
 
 def apply_mask(grad: Any, keep: Any, p: float) -> Any:
@@ -57,7 +55,7 @@ def apply_mask(grad: Any, keep: Any, p: float) -> Any:
     if keep.dtype != bool:
         raise TypeError(f"keep must be a boolean mask, got dtype {keep.dtype.name}")
     mshape = tuple(keep.shape)
-    if len(mshape) != len(shape) or any(m not in (1, s) for m, s in zip(mshape, shape)):
+    if len(mshape) != len(shape) or any(m not in (1, s) for m, s in zip(mshape, shape, strict=True)):
         raise ValueError(
             f"keep's shape {mshape} is not a mask shape for gradient shape {shape} "
             "(each axis must match or be 1)"

@@ -72,13 +72,31 @@ def launch_contiguous(
     kernel(
         (layout.grid_for(threads),),
         (source.THREADS_PER_BLOCK,),
-        (x, y, _pointer(mask), numpy.uint64(n), numpy.uint64(first_block), k0, k1, s0, s1, t,
-         _scale(dtype, scale), numpy.int32(vec)),
+        (
+            x,
+            y,
+            _pointer(mask),
+            numpy.uint64(n),
+            numpy.uint64(first_block),
+            k0,
+            k1,
+            s0,
+            s1,
+            t,
+            _scale(dtype, scale),
+            numpy.int32(vec),
+        ),
     )
 
 
 def launch_strided(
-    x: Any, y: Any, mask: Any | None, dims: layout.Dims, dtype: str, rng: tuple[int, ...], scale: float,
+    x: Any,
+    y: Any,
+    mask: Any | None,
+    dims: layout.Dims,
+    dtype: str,
+    rng: tuple[int, ...],
+    scale: float,
     mask_offset: int = 0,
 ) -> None:
     """The general kernel: element offsets and mask indices from each element's logical index."""
@@ -88,8 +106,20 @@ def launch_strided(
     kernel(
         (layout.grid_for(layout.strided_groups(n)),),
         (source.THREADS_PER_BLOCK,),
-        (x, y, _pointer(mask), layout_struct(dims), numpy.uint64(n), numpy.uint64(mask_offset),
-         k0, k1, s0, s1, t, _scale(dtype, scale)),
+        (
+            x,
+            y,
+            _pointer(mask),
+            layout_struct(dims),
+            numpy.uint64(n),
+            numpy.uint64(mask_offset),
+            k0,
+            k1,
+            s0,
+            s1,
+            t,
+            _scale(dtype, scale),
+        ),
     )
 
 

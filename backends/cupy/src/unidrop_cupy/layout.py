@@ -75,7 +75,7 @@ def collapse(
     The C-order traversal (and so every element's mask index) is unchanged.
     """
     merged: list[list[int]] = []
-    for size, xs, ys, ms in zip(shape, xstride, ystride, mstride):
+    for size, xs, ys, ms in zip(shape, xstride, ystride, mstride, strict=True):
         if size == 1:
             continue
         if merged:

@@ -1,0 +1,89 @@
+"""The kernels compile with NVRTC, the compiler CuPy uses, and the fast path is what it claims.
+
+NVRTC needs no GPU and no driver: this runs wherever CuPy and an NVRTC library are installed
+(for cupy-cuda12x: ``pip install nvidia-cuda-nvrtc-cu12``) and skips with the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from unidrop_cupy import source
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _nvrtc():
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+    except Exception as error:
+        pytest.skip(f"CuPy's NVRTC binding is not importable ({type(error).__name__}: {error})")
+    try:
+        nvrtc.getVersion()
+    except Exception as error:
+        pytest.skip(f"no NVRTC library found by CuPy ({type(error).__name__}: {error}); "
+                    "pip install nvidia-cuda-nvrtc-cu12 (or -cu13) to run this check")  # fmt: skip
+    return nvrtc
+
+
+def compile_ptx(arch: str) -> str:
+    nvrtc = _nvrtc()
+    program = nvrtc.createProgram(source.kernel_source(), "unidrop_kernels.cu", [], [])
+    try:
+        try:
+            nvrtc.compileProgram(program, [f"--gpu-architecture={arch}", *source.compile_options()])
+        except Exception as error:
+            raise AssertionError(f"NVRTC failed for {arch}:\n{nvrtc.getProgramLog(program)}") from error
+        ptx = nvrtc.getPTX(program)
+    finally:
+        nvrtc.destroyProgram(program)
+    return ptx.decode() if isinstance(ptx, bytes) else ptx
+
+
+def entry(ptx: str, name: str) -> str:
+    """The PTX body of one kernel."""
+    match = re.search(rf"\.entry {name}\((.*?)\n}}", ptx, re.S)
+    assert match, f"kernel {name} missing from the PTX"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def ptx90() -> str:
+    return compile_ptx("compute_90")
+
+
+@pytest.mark.parametrize("arch", ["compute_70", "compute_80"])
+def test_compiles_for_older_architectures(arch: str) -> None:
+    ptx = compile_ptx(arch)
+    for dtype in DTYPES:
+        for kind in ("contig", "strided", "apply"):
+            entry(ptx, f"unidrop_{kind}_{dtype}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fast_kernel_moves_sixteen_bytes_per_access(ptx90: str, dtype: str) -> None:
+    body = entry(ptx90, f"unidrop_contig_{dtype}")
+    assert re.search(r"ld\.global\.nc\.v4\.u32", body), "no 16-byte vector load"
+    assert re.search(r"st\.global\.v[24]\.(u32|f32|f64)", body), "no 16-byte vector store"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fast_kernel_has_no_division(ptx90: str, dtype: str) -> None:
+    body = entry(ptx90, f"unidrop_contig_{dtype}")
+    assert not re.search(r"\b(div|rem)\.", body)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_philox_call_per_four_elements(ptx90: str, dtype: str) -> None:
+    """Ten rounds of two mul.hi per Philox block: at most 20 per block the thread owns.
+
+    (The first round's product of the stream word is shared by a thread's blocks.)
+    """
+    body = entry(ptx90, f"unidrop_contig_{dtype}")
+    blocks = source.BLOCKS_PER_THREAD[dtype]
+    assert 19 * blocks <= len(re.findall(r"mul\.hi\.u32", body)) <= 20 * blocks
+
+
+def test_float16_uses_hardware_rounding(ptx90: str) -> None:
+    assert "cvt.rn.f16.f32" in entry(ptx90, "unidrop_contig_float16")
