@@ -43,13 +43,17 @@ def compiler() -> str | None:
     return shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
 
 
-def build(out_dir: Path) -> ctypes.CDLL:
-    """Compile the harness against the package's CUDA header into ``out_dir`` and load it."""
+def build(out_dir: Path, blocks_per_thread: dict[str, int] | None = None) -> ctypes.CDLL:
+    """Compile the harness against the package's CUDA header into ``out_dir`` and load it.
+
+    ``blocks_per_thread`` overrides the fast path's blocks per thread, as the GPU build allows.
+    """
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler (g++, c++ or clang++) on PATH")
-    blocks = source.BLOCKS_PER_THREAD
-    library = out_dir / "unidrop_host_kernels.so"
+    blocks = source.effective_blocks(blocks_per_thread)
+    tag = "_".join(str(blocks[d]) for d in ("float16", "float32", "float64"))
+    library = out_dir / f"unidrop_host_kernels_{tag}.so"
     command = [
         cxx, "-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off", "-Wall", "-Werror",
         "-Wno-unknown-pragmas", f"-I{source.cuda_dir()}",
@@ -62,6 +66,7 @@ def build(out_dir: Path) -> ctypes.CDLL:
         raise RuntimeError(f"host build failed: {' '.join(command)}\n{done.stderr}")
     lib = ctypes.CDLL(str(library))
     _declare(lib)
+    lib.unidrop_blocks = blocks  # what host_dropout needs to mirror the launch
     return lib
 
 
@@ -146,7 +151,7 @@ def host_dropout(
     dims = layout.collapse(shape, xs, ys, layout.mask_strides(mshape))
     n = x.size
     if dims.is_contiguous_unbroadcast and not force_strided and mask_offset % 4 == 0:
-        align = layout.vector_alignment(dtype)
+        align = layout.vector_alignment(dtype, lib.unidrop_blocks[dtype])
         vec = int(_pointer(x) % align == 0 and _pointer(y) % align == 0)
         fn = getattr(lib, f"host_contig_{dtype}")
         fn(_pointer(x), _pointer(y), keep_ptr, n, mask_offset // 4, *rng, scale, vec)

@@ -19,6 +19,7 @@ import pytest
 from _host import (
     DTYPES,
     assert_bits_equal,
+    build,
     expected,
     from_storage,
     host_apply,
@@ -197,6 +198,21 @@ def test_contiguous_kernel_matches_reference(host_lib: ctypes.CDLL, dtype: str, 
     x = storage_array(values_for(dtype, n, seed=n), (n,), dtype)
     for p, seed, stream in [(0.5, 0, 0), (0.1, 42, 7), (0.9, (1 << 64) - 1, 1 << 40), (1e-9, 5, 0)]:
         assert check(host_lib, x, dtype, p, seed, stream) == "contig-vec"
+
+
+@pytest.fixture(scope="module", params=[{"float16": 1, "float32": 2, "float64": 2}, {"float16": 4}])
+def tuned_lib(request: pytest.FixtureRequest, host_lib: ctypes.CDLL, tmp_path_factory) -> ctypes.CDLL:
+    """The host build with other blocks-per-thread settings (a benchmark knob)."""
+    return build(tmp_path_factory.mktemp("unidrop_tuned"), request.param)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_other_blocks_per_thread_give_the_same_result(tuned_lib: ctypes.CDLL, dtype: str) -> None:
+    for n in (1, 7, 8, 9, 33, 1000):
+        x = storage_array(values_for(dtype, n, seed=n), (n,), dtype)
+        assert check(tuned_lib, x, dtype, 0.3, 17, 1 << 36) == "contig-vec"
+        check(tuned_lib, x[1:], dtype, 0.3, 17, 1 << 36)
+        check(tuned_lib, x, dtype, 0.3, 17, 1 << 36, mask_offset=4 * ((1 << 32) - 3))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

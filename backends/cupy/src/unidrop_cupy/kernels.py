@@ -60,14 +60,28 @@ def _pointer(array: Any | None) -> Any:
 
 
 def launch_contiguous(
-    x: Any, y: Any, mask: Any | None, dtype: str, rng: tuple[int, ...], scale: float, first_block: int = 0
+    x: Any,
+    y: Any,
+    mask: Any | None,
+    dtype: str,
+    rng: tuple[int, ...],
+    scale: float,
+    first_block: int = 0,
+    blocks_per_thread: dict[str, int] | None = None,
 ) -> None:
-    """The fast kernel on C-contiguous ``x`` and ``y`` (same flat index as the mask)."""
+    """The fast kernel on C-contiguous ``x`` and ``y`` (same flat index as the mask).
+
+    ``first_block`` offsets the Philox block of element 0 (the mask index of element 0 is
+    ``4 * first_block``); ``blocks_per_thread`` overrides :data:`source.BLOCKS_PER_THREAD`
+    (a tuning knob for benchmarks; the result does not depend on it).
+    """
     n = x.size
-    align = layout.vector_alignment(dtype)
+    blocks = source.effective_blocks(blocks_per_thread)
+    align = layout.vector_alignment(dtype, blocks[dtype])
     vec = int(x.data.ptr % align == 0 and y.data.ptr % align == 0)
-    threads = layout.contiguous_groups(n, dtype)
-    kernel = module().get_function(f"unidrop_contig_{dtype}")
+    threads = layout.contiguous_groups(n, dtype, blocks[dtype])
+    options = None if blocks_per_thread is None else source.compile_options(blocks_per_thread)
+    kernel = module(options).get_function(f"unidrop_contig_{dtype}")
     k0, k1, s0, s1, t = (numpy.uint32(w) for w in rng)
     kernel(
         (layout.grid_for(threads),),

@@ -100,17 +100,18 @@ def rng_words(seed: int, stream: int, threshold: int) -> tuple[int, int, int, in
     return seed & MASK32, seed >> 32, stream & MASK32, stream >> 32, threshold
 
 
-def vector_alignment(dtype: str) -> int:
-    """Bytes a thread's group of elements spans on the fast path, up to 16: the pointer alignment
-    its vector loads and stores need."""
+def vector_alignment(dtype: str, blocks_per_thread: int | None = None) -> int:
+    """The pointer alignment the fast path's vector accesses need: the bytes of a thread's
+    group of elements, at most 16."""
+    blocks = BLOCKS_PER_THREAD[dtype] if blocks_per_thread is None else blocks_per_thread
     itemsize = 8 if dtype == "float64" else 4 if dtype == "float32" else 2
-    return min(16, 4 * BLOCKS_PER_THREAD[dtype] * itemsize)
+    return min(16, 4 * blocks * itemsize)
 
 
-def contiguous_groups(n: int, dtype: str) -> int:
+def contiguous_groups(n: int, dtype: str, blocks_per_thread: int | None = None) -> int:
     """Threads the fast kernel needs for ``n`` elements (one per group of Philox blocks)."""
-    per_thread = 4 * BLOCKS_PER_THREAD[dtype]
-    return -(-n // per_thread)
+    blocks = BLOCKS_PER_THREAD[dtype] if blocks_per_thread is None else blocks_per_thread
+    return -(-n // (4 * blocks))
 
 
 def strided_groups(n: int) -> int:

@@ -38,9 +38,24 @@ def kernel_source() -> str:
     return read(CORE_HEADER) + "\n" + read(KERNELS_SOURCE)
 
 
+def effective_blocks(blocks_per_thread: dict[str, int] | None = None) -> dict[str, int]:
+    """:data:`BLOCKS_PER_THREAD` with overrides; float16 and bfloat16 share one setting."""
+    overrides = dict(blocks_per_thread or {})
+    halves = {overrides[d] for d in ("float16", "bfloat16") if d in overrides}
+    if len(halves) > 1:
+        raise ValueError(f"float16 and bfloat16 share one blocks-per-thread setting, got {overrides}")
+    if halves:
+        overrides["float16"] = overrides["bfloat16"] = halves.pop()
+    blocks = dict(BLOCKS_PER_THREAD, **overrides)
+    for dtype, count in blocks.items():
+        if count not in (1, 2, 4):
+            raise ValueError(f"blocks per thread for {dtype} must be 1, 2 or 4, got {count}")
+    return blocks
+
+
 def compile_options(blocks_per_thread: dict[str, int] | None = None) -> tuple[str, ...]:
     """NVRTC options: C++14 and the fast path's blocks per thread (no fast-math, no FMA games)."""
-    blocks = dict(BLOCKS_PER_THREAD, **(blocks_per_thread or {}))
+    blocks = effective_blocks(blocks_per_thread)
     return (
         "--std=c++14",
         f"-DUD_U_HALF={blocks['float16']}",
