@@ -38,7 +38,8 @@ def layout_struct(dims: layout.Dims) -> numpy.ndarray:
             ("xstride", numpy.int64, (source.MAX_DIMS,)),
             ("ystride", numpy.int64, (source.MAX_DIMS,)),
             ("mstride", numpy.int64, (source.MAX_DIMS,)),
-        ]
+        ],
+        align=True,
     )
     struct = numpy.zeros(1, dtype=dtype)
     ndim, shape, xs, ys, ms = dims.struct_values()
