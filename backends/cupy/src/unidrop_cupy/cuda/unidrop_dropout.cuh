@@ -398,11 +398,48 @@ struct ud_layout {
     ud_i64 mstride[UD_MAX_DIMS];
 };
 
+// Where logical C-order element o lives: offsets in x and y, mask index, its coordinate on the
+// innermost axis, and whether its coordinates on the other broadcast axes are all 0.
+template <class I>
+UD_FN void ud_locate(ud_u64 o, const ud_layout& L, ud_i64& xo, ud_i64& yo, ud_u64& m, I& inner,
+                     bool& outer_writer) {
+    I rest = (I)o;
+    xo = 0;
+    yo = 0;
+    m = 0;
+    inner = 0;
+    outer_writer = true;
+    for (int d = (int)L.ndim - 1; d >= 0; --d) {
+        const I size = (I)L.shape[d];
+        const I c = rest % size;
+        rest /= size;
+        xo += (ud_i64)c * L.xstride[d];
+        yo += (ud_i64)c * L.ystride[d];
+        m += (ud_u64)c * (ud_u64)L.mstride[d];
+        if (d == (int)L.ndim - 1)
+            inner = c;
+        else
+            outer_writer = outer_writer && (L.mstride[d] != 0 || c == 0);
+    }
+}
+
+// The divisions are done once per thread, and again only when its four elements cross the
+// end of the innermost axis; otherwise the next element is one innermost step further.
 template <class T, class I, bool FROM_MASK>
 UD_FN void ud_strided_thread(ud_u64 g, const typename T::storage* __restrict__ x,
                              typename T::storage* __restrict__ y, ud_u8* __restrict__ mask,
                              const ud_layout& L, ud_u64 n, ud_u64 mask_offset, const ud_rng& r,
                              typename T::compute s) {
+    const int last = (int)L.ndim - 1;
+    const I inner_size = last >= 0 ? (I)L.shape[last] : (I)1;
+    const ud_i64 xstep = last >= 0 ? L.xstride[last] : 0;
+    const ud_i64 ystep = last >= 0 ? L.ystride[last] : 0;
+    const ud_u64 mstep = last >= 0 ? (ud_u64)L.mstride[last] : 0;
+    const bool inner_broadcast = last >= 0 && L.mstride[last] == 0;
+    ud_i64 xo = 0, yo = 0;
+    ud_u64 m = 0;
+    I inner = 0;
+    bool outer_writer = true;
     ud_u64 cached = ~0ull;
     ud_words words;
     words.w[0] = words.w[1] = words.w[2] = words.w[3] = 0;
@@ -410,18 +447,13 @@ UD_FN void ud_strided_thread(ud_u64 g, const typename T::storage* __restrict__ x
     for (int k = 0; k < 4; ++k) {
         const ud_u64 o = g * 4ull + (ud_u64)k;
         if (o >= n) return;
-        I rest = (I)o;
-        ud_i64 xo = 0, yo = 0;
-        ud_u64 m = 0;
-        bool writer = true;
-        for (int d = (int)L.ndim - 1; d >= 0; --d) {
-            const I size = (I)L.shape[d];
-            const I c = rest % size;
-            rest /= size;
-            xo += (ud_i64)c * L.xstride[d];
-            yo += (ud_i64)c * L.ystride[d];
-            m += (ud_u64)c * (ud_u64)L.mstride[d];
-            writer = writer && (L.mstride[d] != 0 || c == 0);
+        if (k > 0 && inner + 1 < inner_size) {
+            inner += 1;
+            xo += xstep;
+            yo += ystep;
+            m += mstep;
+        } else {
+            ud_locate<I>(o, L, xo, yo, m, inner, outer_writer);
         }
         bool keep;
         if (FROM_MASK) {
@@ -433,6 +465,7 @@ UD_FN void ud_strided_thread(ud_u64 g, const typename T::storage* __restrict__ x
                 words = ud_philox_block(cached, r);
             }
             keep = words.w[mi & 3] >= r.t;
+            const bool writer = outer_writer && (!inner_broadcast || inner == 0);
             if (mask && writer) mask[m] = keep ? 1 : 0;
         }
         y[yo] = keep ? T::apply(x[xo], s) : T::zero();
