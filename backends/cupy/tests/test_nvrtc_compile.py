@@ -53,7 +53,7 @@ def ptx90() -> str:
     return compile_ptx("compute_90")
 
 
-@pytest.mark.parametrize("arch", ["compute_70", "compute_80"])
+@pytest.mark.parametrize("arch", ["compute_52", "compute_70", "compute_80"])
 def test_compiles_for_older_architectures(arch: str) -> None:
     ptx = compile_ptx(arch)
     for dtype in DTYPES:

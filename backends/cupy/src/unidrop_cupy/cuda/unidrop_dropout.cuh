@@ -199,7 +199,7 @@ UD_FN ud_u16 ud_f32_to_bf16(float v) {
 UD_FN float ud_bf16_to_f32(ud_u16 h) { return ud_bits_f32((ud_u32)h << 16); }
 
 UD_FN float ud_f16_to_f32(ud_u16 h) {
-#if UD_CUDA && !defined(UD_SOFT_HALF)
+#if UD_CUDA && !defined(UD_SOFT_HALF) && __CUDA_ARCH__ >= 530  // cvt to and from f16: sm_53+
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
@@ -209,7 +209,7 @@ UD_FN float ud_f16_to_f32(ud_u16 h) {
 }
 
 UD_FN ud_u16 ud_f32_to_f16(float v) {
-#if UD_CUDA && !defined(UD_SOFT_HALF)
+#if UD_CUDA && !defined(UD_SOFT_HALF) && __CUDA_ARCH__ >= 530  // cvt to and from f16: sm_53+
     ud_u16 h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
     return h;
