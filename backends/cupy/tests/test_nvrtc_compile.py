@@ -87,3 +87,88 @@ def test_one_philox_call_per_four_elements(ptx90: str, dtype: str) -> None:
 
 def test_float16_uses_hardware_rounding(ptx90: str) -> None:
     assert "cvt.rn.f16.f32" in entry(ptx90, "unidrop_contig_float16")
+
+
+@pytest.mark.parametrize("kind", ["contig", "strided", "apply"])
+def test_no_kernel_spills_to_local_memory(ptx90: str, kind: str) -> None:
+    for dtype in DTYPES:
+        assert "local_depot" not in entry(ptx90, f"unidrop_{kind}_{dtype}"), f"{kind} {dtype}"
+
+
+# -- the Python launches pass what the kernels declare -----------------------------------------
+
+PTX_PARAM = re.compile(r"\.param (?:\.align \d+ )?\.(\w+) \w+?_param_\d+(?:\[(\d+)\])?")
+
+
+class DeviceArray:
+    """Stands in for a cupy.ndarray argument: a device pointer (8 bytes)."""
+
+    def __init__(self, size: int, ptr: int = 1 << 20) -> None:
+        self.size = size
+        self.data = type("Data", (), {"ptr": ptr})()
+
+
+def declared(ptx: str, name: str) -> list[tuple[str, int]]:
+    """(PTX type, bytes) of each parameter of kernel ``name``."""
+    header = re.search(rf"\.entry {name}\((.*?)\)", ptx, re.S)
+    assert header, name
+    out = []
+    for kind, count in PTX_PARAM.findall(header.group(1)):
+        out.append((kind, int(count) if count else int(kind[1:]) // 8))
+    return out
+
+
+def passed(args: tuple) -> list[tuple[str, int]]:
+    """(kind, bytes) of each argument as CuPy would pack it."""
+    import numpy as np
+
+    out = []
+    for a in args:
+        if isinstance(a, DeviceArray):
+            out.append(("u64", 8))
+        elif isinstance(a, np.ndarray):
+            out.append(("b8", a.nbytes))
+        else:
+            kind = {"f": "f", "u": "u", "i": "s"}[np.dtype(type(a)).kind]
+            out.append((f"{kind}{8 * a.itemsize}", a.itemsize))
+    return out
+
+
+def compatible(want: tuple[str, int], got: tuple[str, int]) -> bool:
+    (wk, wn), (gk, gn) = want, got
+    if wn != gn:
+        return False
+    if wk == "b8" or gk == "b8":
+        return wk == gk
+    return wk[0] == gk[0] or {wk[0], gk[0]} <= {"u", "s"}  # ints: signedness is not in the ABI
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_launch_arguments_match_the_kernel_signatures(
+    ptx90: str, dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("cupy", reason="unidrop_cupy.kernels imports CuPy")
+    from unidrop_cupy import kernels, layout
+
+    calls: list[tuple[str, tuple]] = []
+
+    class Module:
+        def get_function(self, name: str):
+            return lambda grid, block, args: calls.append((name, args))
+
+    monkeypatch.setattr(kernels, "module", lambda options=None: Module())
+    rng = layout.rng_words(1 << 40, 3, 1 << 31)
+    x, y, mask = DeviceArray(100), DeviceArray(100), DeviceArray(100)
+    dims = layout.collapse((10, 10), (1, 10), (10, 1), (10, 1))
+    kernels.launch_contiguous(x, y, mask, dtype, rng, 2.0)
+    kernels.launch_contiguous(x, y, None, dtype, rng, 2.0, first_block=7)
+    kernels.launch_strided(x, y, mask, dims, dtype, rng, 2.0)
+    kernels.launch_apply(x, y, mask, dims, dtype, 2.0)
+    assert [name for name, _ in calls] == [
+        f"unidrop_{k}_{dtype}" for k in ("contig", "contig", "strided", "apply")
+    ]
+    for name, args in calls:
+        want, got = declared(ptx90, name), passed(args)
+        assert len(want) == len(got), (name, want, got)
+        for i, (w, g) in enumerate(zip(want, got, strict=True)):
+            assert compatible(w, g), f"{name} parameter {i}: kernel declares {w}, launch passes {g}"

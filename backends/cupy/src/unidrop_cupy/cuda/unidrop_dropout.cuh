@@ -284,6 +284,13 @@ UD_FN ud_words ud_philox_block(ud_u64 b, const ud_rng& r) {
     return out;
 }
 
+// Word `lane` (0..3) of a block, by selects: a dynamically indexed array would live in local memory.
+UD_FN ud_u32 ud_word(const ud_words& words, ud_u32 lane) {
+    const ud_u32 low = (lane & 1u) ? words.w[1] : words.w[0];
+    const ud_u32 high = (lane & 1u) ? words.w[3] : words.w[2];
+    return (lane & 2u) ? high : low;
+}
+
 // ---------------------------------------------------------------------------------------
 // Fast path: x and y C-contiguous with the same flat index as the mask (no broadcast).
 // Thread g owns Philox blocks g*U .. g*U+U-1, i.e. elements 4gU .. 4gU+4U-1, and uses all
@@ -464,7 +471,7 @@ UD_FN void ud_strided_thread(ud_u64 g, const typename T::storage* __restrict__ x
                 cached = mi >> 2;
                 words = ud_philox_block(cached, r);
             }
-            keep = words.w[mi & 3] >= r.t;
+            keep = ud_word(words, (ud_u32)(mi & 3u)) >= r.t;
             const bool writer = outer_writer && (!inner_broadcast || inner == 0);
             if (mask && writer) mask[m] = keep ? 1 : 0;
         }
