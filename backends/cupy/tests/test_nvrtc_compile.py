@@ -12,6 +12,8 @@ import pytest
 from unidrop_cupy import source
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: Options CuPy adds to every NVRTC compile (cupy/cuda/compiler.py), so the check sees what runs.
+CUPY_ADDS = ("-ftz=true", "--device-as-default-execution-space")
 
 
 def _nvrtc():
@@ -32,7 +34,9 @@ def compile_ptx(arch: str) -> str:
     program = nvrtc.createProgram(source.kernel_source(), "unidrop_kernels.cu", [], [])
     try:
         try:
-            nvrtc.compileProgram(program, [f"--gpu-architecture={arch}", *source.compile_options()])
+            nvrtc.compileProgram(
+                program, [f"--gpu-architecture={arch}", *source.compile_options(), *CUPY_ADDS]
+            )
         except Exception as error:
             raise AssertionError(f"NVRTC failed for {arch}:\n{nvrtc.getProgramLog(program)}") from error
         ptx = nvrtc.getPTX(program)
@@ -83,6 +87,16 @@ def test_one_philox_call_per_four_elements(ptx90: str, dtype: str) -> None:
     body = entry(ptx90, f"unidrop_contig_{dtype}")
     blocks = source.BLOCKS_PER_THREAD[dtype]
     assert 19 * blocks <= len(re.findall(r"mul\.hi\.u32", body)) <= 20 * blocks
+
+
+@pytest.mark.parametrize("kind", ["contig", "strided", "apply"])
+def test_no_flush_to_zero_despite_cupys_ftz_option(ptx90: str, kind: str) -> None:
+    """Subnormal float32/bfloat16 values are kept exactly: no .ftz instruction anywhere."""
+    for dtype in DTYPES:
+        body = entry(ptx90, f"unidrop_{kind}_{dtype}")
+        assert not re.search(r"\.ftz\b", body), f"{kind} {dtype}: " + ", ".join(
+            sorted(set(re.findall(r"[a-z]+(?:\.\w+)*\.ftz(?:\.\w+)*", body)))
+        )
 
 
 def test_float16_uses_hardware_rounding(ptx90: str) -> None:

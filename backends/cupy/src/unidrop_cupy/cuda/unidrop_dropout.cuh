@@ -73,10 +73,15 @@ UD_FN float ud_bits_f32(ud_u32 u) {
 #endif
 }
 
-// IEEE products, never contracted into a fused multiply-add.
+// IEEE products, never contracted into a fused multiply-add. On the GPU the float product is
+// inline PTX without .ftz: CuPy compiles every kernel with -ftz=true, which would turn
+// __fmul_rn into mul.rn.ftz.f32 and flush subnormal inputs and results (float32 and bfloat16
+// have subnormals the spec keeps) to zero.
 UD_FN float ud_mul_f32(float a, float b) {
 #if UD_CUDA
-    return __fmul_rn(a, b);
+    float r;
+    asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
 #else
     return a * b;  // the host build uses -ffp-contract=off
 #endif
