@@ -181,3 +181,14 @@ def test_keep_fraction_within_five_sigma_on_a_large_array() -> None:
     kept = int(keep.sum())
     q = 1 - math.floor(p * 2**32) / 2**32
     assert abs(kept - n * q) <= 5 * math.sqrt(n * q * (1 - q))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_subnormal_inputs_and_products_are_not_flushed(dtype: str) -> None:
+    """CuPy compiles with -ftz=true; the kernels' float32 products must not flush."""
+    if dtype not in dtypes_here():
+        pytest.skip(f"{dtype} is not available with this CuPy")
+    tiny = [1e-40, -3e-39, 2.0**-149, -(2.0**-140), 1e-38, 5e-39, 2.0**-126, -1e-45]
+    values = np.array([reference.round_to(v, dtype) for v in tiny * 4], dtype=np.float64)
+    check_view(make(values, dtype), values, dtype, 0.25, 3, 0)
+    check_view(make(values, dtype)[::-1], np.ascontiguousarray(values[::-1]), dtype, 0.25, 3, 0)
