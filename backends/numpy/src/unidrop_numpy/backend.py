@@ -44,6 +44,11 @@ class NumpyBackend(Backend):
 
         return np.ones(shape, dtype=bool)
 
+    def global_rng_state(self) -> Any:
+        import numpy as np
+
+        return np.random.get_state()[1]
+
     def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
         return array.astype(dtype)
 
