@@ -45,12 +45,17 @@ def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> 
     return torch.from_numpy(np.asarray(keep, dtype=bool).reshape(mask_shape))
 
 
+def _float32_of_bfloat16(x: torch.Tensor) -> np.ndarray:
+    """A bfloat16 tensor as a float32 NumPy array, exactly: the 16 bits become the high half."""
+    bits = x.detach().view(torch.int16).numpy().view(np.uint16)
+    out = np.empty(bits.shape, dtype=np.uint32)
+    np.left_shift(bits, 16, out=out, dtype=np.uint32)
+    return out.view(np.float32)
+
+
 def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
     """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
-    source = x.detach()
-    if source.dtype == torch.bfloat16:
-        source = source.to(torch.float32)  # exact
-    array = source.numpy()
+    array = _float32_of_bfloat16(x) if x.dtype == torch.bfloat16 else x.detach().numpy()
     plan = _plan(tuple(x.shape), array.dtype.name, p, seed, stream, tuple(broadcast_dims))
     y, _ = _numpy_backend().dropout(array, plan)
     result = torch.from_numpy(np.asarray(y))
