@@ -79,6 +79,17 @@ def test_channel_forms_are_broadcast_dims(cls: type, shape: tuple[int, ...], dim
     assert_same(y, unidrop_torch.Dropout(0.5, broadcast_dims=dims, seed=4)(x), "same as broadcast_dims")
 
 
+def test_inplace_writes_into_the_input_like_torch() -> None:
+    x = sample((4, 6), torch.float32, seed=5)
+    expected = expected_output(x, 0.5, 2)
+    out = unidrop_torch.Dropout(0.5, True, seed=2)(x)
+    assert out is x
+    assert_same(x, expected, "in place")
+    leaf = torch.ones(8, requires_grad=True)
+    unidrop_torch.Dropout(0.5, inplace=True, seed=2)(leaf * 1.0).sum().backward()
+    assert_same(leaf.grad, expected_output(torch.ones(8), 0.5, 2), "gradient through the in-place form")
+
+
 def test_torch_mask_stream_reproduces_torch_dropout() -> None:
     x = torch.randn(6, 5, 4, 3)
     for unidrop_layer, torch_layer in [
