@@ -28,3 +28,19 @@ def test_triton_kernels_are_exact_under_the_interpreter() -> None:
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert "triton interpreter checks passed" in result.stdout
+
+
+def test_missing_triton_gives_a_clear_error() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['triton'] = None  # as if triton were not installed\n"
+        "from unidrop_torch import cuda\n"
+        "try:\n"
+        "    cuda._kernels()\n"
+        "except ImportError as error:\n"
+        "    assert 'pip install triton' in str(error), error\n"
+        "else:\n"
+        "    raise AssertionError('no ImportError')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]

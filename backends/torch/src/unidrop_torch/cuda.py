@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+from types import ModuleType
 
 import torch
 
@@ -22,6 +23,20 @@ from .keys import as_int32, check_key
 #: bytes. Tuned by the GPU benchmark (benchmarks/gpu_torch.py --sweep); a change here never
 #: changes any result, only the speed.
 CONFIG: dict[int, tuple[int, int, int]] = {2: (4096, 8, 2), 4: (2048, 8, 1), 8: (1024, 4, 1)}
+
+
+def _kernels() -> ModuleType:
+    """The Triton kernels module; a clear error when triton is missing."""
+    try:
+        from . import triton_kernels
+    except ImportError as error:
+        if error.name != "triton":
+            raise
+        raise ImportError(
+            "unidrop-torch runs CUDA tensors with a Triton kernel, and triton is not installed: "
+            "`pip install triton` (CUDA builds of torch install it), or move the tensor to the CPU"
+        ) from error
+    return triton_kernels
 
 
 def _key_args(
@@ -72,7 +87,7 @@ def launch_dropout(
     key_in_kernel: bool | None = None,
 ) -> None:
     """Write into contiguous ``y`` the dropout of contiguous ``x`` taking mask indices from ``start``."""
-    from .triton_kernels import dropout_kernel
+    dropout_kernel = _kernels().dropout_kernel
 
     if start % 4:
         raise ValueError(f"start must be a multiple of 4, got {start}")
@@ -109,7 +124,7 @@ def launch_keep(
     keep: torch.Tensor, key: torch.Tensor, p: float, start: int = 0, key_in_kernel: bool | None = None
 ) -> None:
     """Write into contiguous uint8 ``keep`` the keep decisions of mask indices from ``start``."""
-    from .triton_kernels import keep_kernel
+    keep_kernel = _kernels().keep_kernel
 
     if start % 4:
         raise ValueError(f"start must be a multiple of 4, got {start}")
