@@ -127,7 +127,33 @@ def check_exact(device: torch.device, big: dict[torch.dtype, torch.Tensor]) -> l
             failures.append(
                 f"{name} 2**{int(math.log2(n))} elements: sampled outputs differ from the reference"
             )
+    failures += check_past_two_pow_32(device)
     return failures
+
+
+def check_past_two_pow_32(device: torch.device) -> list[str]:
+    """A bfloat16 tensor of 2**32 + 4096 elements (8 GiB in, 8 GiB out): the elements around
+    2**31 and 2**32 and the last ones against the reference (64-bit element offsets on the GPU;
+    counters past 2**32 blocks are checked by the Triton interpreter test)."""
+    if device.type != "cuda":
+        return []
+    n = (1 << 32) + 4096
+    free, _ = torch.cuda.mem_get_info(device)
+    if free < 3 * 2 * n:
+        print(f"skipped the 2**32-element check: {free / 2**30:.0f} GiB free, it needs {6 * n / 2**30:.0f}")
+        return []
+    x = torch.ones(n, device=device, dtype=torch.bfloat16)
+    y = unidrop.dropout(x, P, seed=SEED, stream=STREAM)
+    del x
+    indices = [*range((1 << 32) - 8, (1 << 32) + 8), *range(n - 8, n), *range((1 << 31) - 4, (1 << 31) + 4)]
+    got = y[torch.tensor(indices, device=device)].double().cpu()
+    del y
+    t = contract.threshold(P)
+    kept = reference.scaled(1.0, "bfloat16", P)
+    want = torch.tensor([kept if element_word(SEED, STREAM, i) >= t else 0.0 for i in indices])
+    return (
+        [] if torch.equal(got, want.double()) else ["2**32 + 4096 elements: outputs past 2**31/2**32 differ"]
+    )
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
