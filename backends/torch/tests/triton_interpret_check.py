@@ -40,7 +40,12 @@ def check_dropout_kernel() -> None:
 def _check_dropout_kernel() -> None:
     for dtype in DTYPES:
         x = sample((61,), dtype, seed=1)  # not a multiple of 4 or of the block: masked tail
-        for seed, stream, p in [(0, 0, 0.5), ((1 << 64) - 1, (1 << 64) - 1, 0.2), (1 << 40, 9, 0.9)]:
+        for seed, stream, p in [
+            (0, 0, 0.5),
+            ((1 << 64) - 1, (1 << 64) - 1, 0.2),
+            (1 << 40, 9, 0.9),
+            (3, 1, 1.0),
+        ]:
             for key_in_kernel in (False, True):
                 y = torch.empty_like(x)
                 cuda.launch_dropout(x, y, keys.key_from_ints(seed, stream), p, key_in_kernel=key_in_kernel)

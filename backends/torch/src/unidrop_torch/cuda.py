@@ -94,6 +94,9 @@ def launch_dropout(
     n = x.numel()
     if n == 0:
         return
+    if contract.threshold(p) >= contract.TWO_POW_32:  # p == 1: t = 2**32 does not fit a word
+        y.zero_()
+        return
     ptr, (k0, k1, s0, s1), on_device = _key_args(key, x, key_in_kernel)
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
     block, warps, calls = CONFIG[x.element_size()]
@@ -130,6 +133,9 @@ def launch_keep(
         raise ValueError(f"start must be a multiple of 4, got {start}")
     n = keep.numel()
     if n == 0:
+        return
+    if contract.threshold(p) >= contract.TWO_POW_32:
+        keep.zero_()
         return
     ptr, (k0, k1, s0, s1), on_device = _key_args(key, keep, key_in_kernel)
     block = 2048
