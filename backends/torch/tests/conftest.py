@@ -6,9 +6,14 @@ import math
 
 import pytest
 import torch
+from hypothesis import settings
 
 from unidrop import contract, reference
 from unidrop.philox import element_word
+
+# The suite's deterministic Hypothesis profile (registered by unidrop's pytest plugin), unless
+# --hypothesis-profile chooses another: the subclassed suite then runs the same examples every time.
+settings.load_profile("unidrop-ci")
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 
