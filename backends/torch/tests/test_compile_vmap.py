@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import unidrop_torch
-from conftest import assert_same, expected_output, sample
+from torch_helpers import assert_same, expected_output, sample
 from unidrop_torch import keys, ops
 
 import unidrop

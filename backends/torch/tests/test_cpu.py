@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 import unidrop_torch
-from conftest import DTYPES, assert_same, expected_at, expected_output, sample
+from torch_helpers import DTYPES, assert_same, expected_at, expected_output, sample
 
 import unidrop
 from unidrop import philox

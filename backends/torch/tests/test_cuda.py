@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import unidrop_torch
-from conftest import DTYPES, assert_same, cuda_devices, expected_output, requires_cuda, sample
+from torch_helpers import DTYPES, assert_same, cuda_devices, expected_output, requires_cuda, sample
 
 import unidrop
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 import unidrop_torch
-from conftest import assert_same, expected_output, sample
+from torch_helpers import assert_same, expected_output, sample
 
 import unidrop
 

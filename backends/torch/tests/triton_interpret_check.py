@@ -13,7 +13,7 @@ import sys
 assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
 
 import torch  # noqa: E402
-from conftest import DTYPES, assert_same, expected_output, sample  # noqa: E402
+from torch_helpers import DTYPES, assert_same, expected_output, sample  # noqa: E402
 from unidrop_torch import cuda, keys  # noqa: E402
 
 from unidrop import philox  # noqa: E402
