@@ -100,27 +100,33 @@ def launch_dropout(
     ptr, (k0, k1, s0, s1), on_device = _key_args(key, x, key_in_kernel)
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
     block, warps, calls = CONFIG[x.element_size()]
-    grid = (math.ceil(n / block),)
+    scalars = (k0, k1, s0, s1, as_int32(contract.threshold(p)), _scale_bits(p, compute))
+    flags = {
+        "KEY_ON_DEVICE": on_device,
+        "COMPUTE_F64": compute == torch.float64,
+        "OUT_BF16": x.dtype == torch.bfloat16,
+        "BLOCK": block,
+        "CALLS": calls,
+        "num_warps": warps,
+    }
     with _on(x.device):
-        dropout_kernel[grid](
-            x,
-            y,
-            ptr,
-            *_words(n),
-            *_words(start >> 2),
-            k0,
-            k1,
-            s0,
-            s1,
-            as_int32(contract.threshold(p)),
-            _scale_bits(p, compute),
-            KEY_ON_DEVICE=on_device,
-            COMPUTE_F64=compute == torch.float64,
-            OUT_BF16=x.dtype == torch.bfloat16,
-            BLOCK=block,
-            CALLS=calls,
-            num_warps=warps,
-        )
+        for first, count, masked in _pieces(n, block):
+            if first == 0 and count == n:
+                xs, ys = x, y
+            else:
+                xs, ys = x.view(-1)[first : first + count], y.view(-1)[first : first + count]
+            dropout_kernel[(math.ceil(count / block),)](
+                xs, ys, ptr, *_words(count), *_words((start + first) >> 2), *scalars, MASKED=masked, **flags
+            )
+
+
+def _pieces(n: int, block: int) -> list[tuple[int, int, bool]]:
+    """(first element, count, masked) launches covering n elements: whole blocks unmasked, then the tail."""
+    whole = n - n % block
+    pieces = [(0, whole, False)] if whole else []
+    if whole < n:
+        pieces.append((whole, n - whole, True))
+    return pieces
 
 
 def launch_keep(
@@ -139,21 +145,25 @@ def launch_keep(
         return
     ptr, (k0, k1, s0, s1), on_device = _key_args(key, keep, key_in_kernel)
     block = 2048
+    threshold = as_int32(contract.threshold(p))
     with _on(keep.device):
-        keep_kernel[(math.ceil(n / block),)](
-            keep,
-            ptr,
-            *_words(n),
-            *_words(start >> 2),
-            k0,
-            k1,
-            s0,
-            s1,
-            as_int32(contract.threshold(p)),
-            KEY_ON_DEVICE=on_device,
-            BLOCK=block,
-            num_warps=4,
-        )
+        for first, count, masked in _pieces(n, block):
+            piece = keep.view(-1)[first : first + count]
+            keep_kernel[(math.ceil(count / block),)](
+                piece,
+                ptr,
+                *_words(count),
+                *_words((start + first) >> 2),
+                k0,
+                k1,
+                s0,
+                s1,
+                threshold,
+                KEY_ON_DEVICE=on_device,
+                BLOCK=block,
+                MASKED=masked,
+                num_warps=4,
+            )
 
 
 def keep_mask(key: torch.Tensor, mask_shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:

@@ -123,8 +123,12 @@ def dropout_kernel(
     OUT_BF16: tl.constexpr,
     BLOCK: tl.constexpr,
     CALLS: tl.constexpr,
+    MASKED: tl.constexpr,
 ):
-    """y[j] = x[j] * s if u_{4b+j} >= threshold else +0, for 0 <= j < n; n and b as int32 word pairs."""
+    """y[j] = x[j] * s if u_{4b+j} >= threshold else +0, for 0 <= j < n; n and b as int32 word pairs.
+
+    With MASKED false, n must be a multiple of BLOCK: the loads and stores then carry no mask
+    and are vectorised (a mask against a runtime n would split them into single elements)."""
     WIDTH: tl.constexpr = 4 * CALLS
     ROWS: tl.constexpr = BLOCK // WIDTH
     pid = tl.program_id(0).to(tl.int64)
@@ -133,8 +137,11 @@ def dropout_kernel(
     words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS, CALLS)
     keep = words >= threshold.to(tl.uint32, bitcast=True)
     offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * WIDTH + tl.arange(0, WIDTH)[None, :]
-    inside = offsets < n
-    x = tl.load(x_ptr + offsets, mask=inside)
+    if MASKED:
+        inside = offsets < n
+        x = tl.load(x_ptr + offsets, mask=inside)
+    else:
+        x = tl.load(x_ptr + offsets)
     if COMPUTE_F64:
         product = x.to(tl.float64) * scale_bits.to(tl.float64, bitcast=True)
     else:
@@ -144,7 +151,10 @@ def dropout_kernel(
     else:
         y = product.to(y_ptr.dtype.element_ty)  # float16: round to nearest even (as NumPy does)
     y = tl.where(keep, y, tl.zeros_like(y))
-    tl.store(y_ptr + offsets, y, mask=inside)
+    if MASKED:
+        tl.store(y_ptr + offsets, y, mask=inside)
+    else:
+        tl.store(y_ptr + offsets, y)
 
 
 @triton.jit(do_not_specialize=["n_lo", "n_hi", "b_lo", "b_hi", "k0", "k1", "s0", "s1", "threshold"])
@@ -162,8 +172,11 @@ def keep_kernel(
     threshold,
     KEY_ON_DEVICE: tl.constexpr,
     BLOCK: tl.constexpr,
+    MASKED: tl.constexpr,
 ):
-    """keep[j] = (u_{4b+j} >= threshold) as uint8, for 0 <= j < n; n and b as int32 word pairs."""
+    """keep[j] = (u_{4b+j} >= threshold) as uint8, for 0 <= j < n; n and b as int32 word pairs.
+
+    With MASKED false, n must be a multiple of BLOCK (unmasked, vectorised stores)."""
     ROWS: tl.constexpr = BLOCK // 16
     pid = tl.program_id(0).to(tl.int64)
     n = _join64(n_lo, n_hi)
@@ -171,4 +184,7 @@ def keep_kernel(
     words = _tile_words(first_block, key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE, ROWS, 4)
     keep = words >= threshold.to(tl.uint32, bitcast=True)
     offsets = pid * BLOCK + tl.arange(0, ROWS).to(tl.int64)[:, None] * 16 + tl.arange(0, 16)[None, :]
-    tl.store(keep_ptr + offsets, keep.to(tl.uint8), mask=offsets < n)
+    if MASKED:
+        tl.store(keep_ptr + offsets, keep.to(tl.uint8), mask=offsets < n)
+    else:
+        tl.store(keep_ptr + offsets, keep.to(tl.uint8))
