@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import struct
 from types import ModuleType
 
@@ -61,6 +62,11 @@ def _key_args(
     return key, [0, 0, 0, 0], True
 
 
+def _interpreting() -> bool:
+    """True when Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def _on(device: torch.device) -> contextlib.AbstractContextManager[object]:
     """Make ``device`` the current CUDA device for a launch (nothing to do off CUDA)."""
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
@@ -104,7 +110,7 @@ def launch_dropout(
     flags = {
         "KEY_ON_DEVICE": on_device,
         "COMPUTE_F64": compute == torch.float64,
-        "OUT_BF16": x.dtype == torch.bfloat16,
+        "BF16_BY_HAND": x.dtype == torch.bfloat16 and _interpreting(),
         "BLOCK": block,
         "CALLS": calls,
         "num_warps": warps,
