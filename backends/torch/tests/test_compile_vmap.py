@@ -111,3 +111,12 @@ def test_vmap_random_seed_is_refused_clearly() -> None:
     assert torch.equal(same[0], same[1])
     with pytest.raises(NotImplementedError, match="vmap over the key"):
         torch.func.vmap(lambda r: unidrop_torch.dropout(r, 0.5), randomness="different")(xs)
+
+
+def test_torch_export_keeps_the_operator() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), unidrop_torch.Dropout(0.25, seed=5))
+    x = torch.randn(3, 8)
+    program = torch.export.export(model, (x,))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert "unidrop.dropout.default" in targets
+    assert_same(program.module()(x), model(x), "exported")
