@@ -6,6 +6,7 @@ import pytest
 import torch
 import unidrop_torch
 from torch_helpers import DTYPES, assert_same, expected_output, sample
+from unidrop_torch import keys, ops
 
 import unidrop
 
@@ -30,6 +31,8 @@ def test_only_the_key_is_saved_for_backward(n: int) -> None:
     assert saved_bytes(lambda a: unidrop_torch.dropout(a, 0.5, seed=1), x) == 16
     assert saved_bytes(lambda a: unidrop_torch.dropout(a, 0.5), x) == 16  # seed=None too
     assert saved_bytes(lambda a: unidrop.dropout(a, 0.5, seed=1, broadcast_dims=(0,)), x) == 16
+    # the autograd.Function used under torch.func transforms and torch.compile saves the same
+    assert saved_bytes(lambda a: ops.Dropout.apply(a, keys.key_from_ints(1, 0), 0.5, []), x) == 16
     # torch's own dropout saves a mask of one byte per element, for contrast
     assert saved_bytes(lambda a: torch.nn.functional.dropout(a, 0.5), x) >= n
 

@@ -120,3 +120,15 @@ def test_torch_export_keeps_the_operator() -> None:
     targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
     assert "unidrop.dropout.default" in targets
     assert_same(program.module()(x), model(x), "exported")
+
+
+def test_forward_mode_jvp_and_jacfwd() -> None:
+    x = torch.randn(9, dtype=torch.float64)
+    ones = expected_output(torch.ones(9, dtype=torch.float64), 0.5, 3)
+    y, tangent = torch.func.jvp(
+        lambda a: unidrop_torch.dropout(a, 0.5, seed=3), (x,), (torch.ones(9, dtype=torch.float64),)
+    )
+    assert_same(y, expected_output(x, 0.5, 3), "primal")
+    assert_same(tangent, ones, "tangent")
+    jacobian = torch.func.jacfwd(lambda a: unidrop_torch.dropout(a, 0.5, seed=3))(x)
+    assert_same(jacobian, torch.diag(ones), "forward-mode jacobian")
