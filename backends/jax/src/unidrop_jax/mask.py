@@ -1,0 +1,140 @@
+"""The keep mask of mask stream v1 over a mask shape, computed with every Philox word used.
+
+Layout. The mask shape M is split into rows (the leading axes R) and a row length C (the
+product of the trailing axes). Each row's flat indices ``r*C .. r*C+C-1`` fall in Philox
+blocks ``floor(r*C/4) ..``; the words of ``K`` consecutive blocks are computed for every
+row, over the array shape ``R + (K,)``, from iotas of the row and block coordinates. So
+
+* each Philox call serves four mask elements (all four words are used);
+* every index is computed from the global position of the element, never from a position
+  in memory or on a device: a sharded array's partitions each compute their own rows and
+  blocks, with no communication, as long as the last axis is not split into pieces whose
+  length is not a multiple of 4;
+* when ``C % 4 == 0`` rows start on block boundaries and ``K = C/4``; otherwise
+  ``K = (C+2)//4 + 1`` and each row picks its C words at offset ``r*C mod 4``.
+
+The four keep bits of a block are packed into one byte before being spread back out, and
+an optimization barrier keeps XLA from fusing the Philox computation into its (4x reusing)
+consumer, which would recompute each block once per element.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .philox import MASK32, philox4x32
+
+#: Trailing axes are merged into the row while the row length is not a multiple of 4 and
+#: shorter than this, to keep the words computed per row close to the words used.
+MERGE_BELOW = 64
+
+#: Masks with more elements than this need 64-bit flat indices (two uint32 words).
+NARROW_LIMIT = 1 << 32
+BARRIER = lax.optimization_barrier
+
+
+def split_rows(mask_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """``(R, C)``: the leading axes and the merged length of the trailing ones (C >= 1)."""
+    if not mask_shape:
+        return (), 1
+    k = len(mask_shape) - 1
+    length = mask_shape[k]
+    while k > 0 and length % 4 and length < MERGE_BELOW:
+        k -= 1
+        length *= mask_shape[k]
+    return tuple(mask_shape[:k]), length
+
+
+def blocks_per_row(length: int) -> int:
+    """K: the number of consecutive Philox blocks that cover any row of ``length`` elements."""
+    return length // 4 if length % 4 == 0 else (length + 2) // 4 + 1
+
+
+# -- 64-bit arithmetic on (low, high) uint32 pairs ----------------------------------------
+def mul_const64(a: Any, const: int) -> tuple[Any, Any]:
+    """``a * const`` modulo 2**64 as a (low, high) pair, for uint32 ``a`` and a Python int ``const``."""
+    c_lo, c_hi = np.uint32(const & MASK32), np.uint32((const >> 32) & MASK32)
+    low = a * c_lo
+    high = lax.mulhi(a, jnp.full_like(a, c_lo)) + a * c_hi
+    return low, high
+
+
+def add64(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``a + b`` modulo 2**64 for (low, high) uint32 pairs."""
+    low = a[0] + b[0]
+    carry = (low < a[0]).astype(jnp.uint32)
+    return low, a[1] + b[1] + carry
+
+
+def shr64(a: tuple[Any, Any], bits: int) -> tuple[Any, Any]:
+    """``a >> bits`` for a (low, high) uint32 pair and 0 < bits < 32."""
+    low = (a[0] >> np.uint32(bits)) | (a[1] << np.uint32(32 - bits))
+    return low, a[1] >> np.uint32(bits)
+
+
+def row_starts(rows: tuple[int, ...], length: int, wide: bool) -> tuple[Any, Any]:
+    """The flat index ``r*C`` of each row's first element, shape ``rows + (1,)``, as a (low, high) pair."""
+    shape = (*rows, 1)
+    zero = jnp.zeros(shape, jnp.uint32)
+    start: tuple[Any, Any] = (zero, zero)
+    stride = length
+    for axis in reversed(range(len(rows))):
+        coordinate = lax.broadcasted_iota(jnp.uint32, shape, axis)
+        if wide:
+            start = add64(start, mul_const64(coordinate, stride))
+        else:
+            start = (start[0] + coordinate * np.uint32(stride & MASK32), zero)
+        stride *= rows[axis]
+    return start
+
+
+def keep_bits(
+    mask_shape: tuple[int, ...],
+    seed: tuple[Any, Any],
+    stream: tuple[Any, Any],
+    threshold: int,
+    *,
+    wide: bool | None = None,
+) -> Any:
+    """The keep mask (bool, ``mask_shape``): element i is kept iff its word u_i >= ``threshold``.
+
+    ``seed`` and ``stream`` are (low, high) uint32 words (scalars, possibly traced);
+    ``threshold`` is a Python int in [0, 2**32). ``wide`` forces (True) or forbids (False)
+    64-bit index arithmetic; by default it is used only for masks of more than 2**32 elements.
+    """
+    size = math.prod(mask_shape)
+    if size == 0:
+        return jnp.zeros(mask_shape, bool)
+    if wide is None:
+        wide = size > NARROW_LIMIT
+    rows, length = split_rows(mask_shape)
+    per_row = blocks_per_row(length)
+    aligned = length % 4 == 0
+    start = row_starts(rows, length, wide)
+    block_shape = (*rows, per_row)
+    j = lax.broadcasted_iota(jnp.uint32, block_shape, len(rows))
+    base = shr64(start, 2) if wide else (start[0] >> np.uint32(2), start[1])
+    if wide:
+        b0, b1 = add64((jnp.broadcast_to(base[0], block_shape), jnp.broadcast_to(base[1], block_shape)),
+                       (j, jnp.zeros_like(j)))
+    else:
+        b0, b1 = base[0] + j, np.uint32(0)
+    words = philox4x32((b0, b1, stream[0], stream[1]), seed)
+    t = np.uint32(threshold)
+    packed = sum(((w >= t).astype(jnp.uint8) << np.uint8(lane)) for lane, w in enumerate(words))
+    packed = BARRIER(packed)
+    lanes = lax.broadcasted_iota(jnp.uint8, (*block_shape, 4), len(rows) + 1)
+    spread = ((packed[..., None] >> lanes) & np.uint8(1)).astype(bool).reshape(*rows, 4 * per_row)
+    if aligned:
+        keep = spread
+    else:
+        offset = jnp.broadcast_to(start[0] & np.uint32(3), (*rows, length))
+        keep = spread[..., 0:length]
+        for o in (1, 2, 3):
+            keep = jnp.where(offset == o, spread[..., o : o + length], keep)
+    return keep.reshape(mask_shape)
