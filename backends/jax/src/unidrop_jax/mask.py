@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .philox import MASK32, philox4x32
+from . import philox
+from .philox import MASK32, MULHI_FORMULATIONS, philox4x32
 
 #: Trailing axes are merged into the row while the row length is not a multiple of 4 and
 #: shorter than this, to keep the words computed per row close to the words used.
@@ -60,7 +61,7 @@ def mul_const64(a: Any, const: int) -> tuple[Any, Any]:
     """``a * const`` modulo 2**64 as a (low, high) pair, for uint32 ``a`` and a Python int ``const``."""
     c_lo, c_hi = np.uint32(const & MASK32), np.uint32((const >> 32) & MASK32)
     low = a * c_lo
-    high = lax.mulhi(a, jnp.full_like(a, c_lo)) + a * c_hi
+    high = MULHI_FORMULATIONS[philox.MULHI](a, const & MASK32) + a * c_hi
     return low, high
 
 
