@@ -121,8 +121,10 @@ def keep_bits(
     j = lax.broadcasted_iota(jnp.uint32, block_shape, len(rows))
     base = shr64(start, 2) if wide else (start[0] >> np.uint32(2), start[1])
     if wide:
-        b0, b1 = add64((jnp.broadcast_to(base[0], block_shape), jnp.broadcast_to(base[1], block_shape)),
-                       (j, jnp.zeros_like(j)))
+        b0, b1 = add64(
+            (jnp.broadcast_to(base[0], block_shape), jnp.broadcast_to(base[1], block_shape)),
+            (j, jnp.zeros_like(j)),
+        )
     else:
         b0, b1 = base[0] + j, np.uint32(0)
     words = philox4x32((b0, b1, stream[0], stream[1]), seed)
