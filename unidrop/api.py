@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,10 +45,10 @@ def dropout(
     contract.check_dtype(dtype, chosen.dtypes)
     dims = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
     mshape = contract.mask_shape(shape, dims)
-    if not training or p == 0.0:
-        if seed is not None:
-            contract.check_uint64(seed, "seed") if isinstance(seed, int) else None
-        contract.check_uint64(stream, "stream") if isinstance(stream, int) else None
+    if not training or p == 0.0:  # the input itself; no randomness is drawn
+        for value, what in ((seed, "seed"), (stream, "stream")):
+            if isinstance(value, numbers.Integral):  # framework keys are the backend's to check
+                contract.check_uint64(value, what)
         return (x, chosen.full_mask(x, mshape)) if return_mask else x
     seed, stream = chosen.resolve_randomness(seed, stream, x)
     plan = contract.DropoutPlan(

@@ -26,7 +26,8 @@ class Backend(ABC):
     ``distribution``  the distribution that installs it, for error messages
     ``dtypes``        the floating dtypes it supports, by canonical name
     ``features``      optional abilities the conformance suite then checks:
-                      ``"autograd"`` (implement :meth:`vjp`), ``"jit"`` (:meth:`jit`)
+                      ``"autograd"`` (implement :meth:`vjp`), ``"jit"`` (:meth:`jit`),
+                      ``"explicit-seed"`` (``seed=None`` is refused, as JAX does)
     """
 
     name: ClassVar[str]
@@ -82,7 +83,11 @@ class Backend(ABC):
     # -- adapters for the conformance suite ---------------------------------------
     @abstractmethod
     def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
-        """A framework array holding ``array`` (a NumPy array) as ``dtype`` on ``device``."""
+        """A framework array holding ``array`` (a NumPy array) as ``dtype`` on ``device``.
+
+        ``dtype`` is one of the backend's float dtypes, or ``"int32"`` or ``"bool"`` (the
+        suite checks that those are refused). The values of ``array`` are exact in ``dtype``.
+        """
 
     @abstractmethod
     def to_numpy(self, x: Any) -> Any:
@@ -91,6 +96,17 @@ class Backend(ABC):
     def device_of(self, x: Any) -> str:
         """The device ``x`` lives on, in the form :meth:`devices` uses."""
         return "cpu"
+
+    def global_rng_state(self) -> Any:
+        """A snapshot of the framework's global random state (None if it has none).
+
+        The suite checks that a call with an explicit seed leaves it unchanged.
+        """
+        return None
+
+    def manual_seed(self, seed: int) -> None:
+        """Make ``seed=None`` calls reproducible, by the backend's documented convention."""
+        seeding.manual_seed(seed)
 
     def vjp(self, fn: Callable[[Any], Any], x: Any, cotangent: Any) -> tuple[Any, Any]:
         """``(fn(x), cotangent @ d fn/dx)`` for backends declaring the ``"autograd"`` feature."""

@@ -2,34 +2,37 @@
 
 Values travel as Python floats; every rounding the spec prescribes (scale to the
 compute dtype, product in the compute dtype, 16-bit results back to the input dtype,
-all round-to-nearest-even) is done here with :mod:`struct`, so no array library is
+all round-to-nearest-even) is done here in integer arithmetic, so no array library is
 involved in deciding what is right.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Sequence
 
 from . import contract
 from .philox import stream_words
 
+#: dtype -> (significant bits, exponent of the smallest subnormal, largest finite value)
+FORMATS = {
+    "float16": (11, -24, 65504.0),
+    "bfloat16": (8, -133, 3.3895313892515355e38),
+    "float32": (24, -149, 3.4028234663852886e38),
+}
+
 
 def round_to(value: float, dtype: str) -> float:
-    """Round a float64 ``value`` to ``dtype`` (nearest even); overflow gives a signed inf."""
-    if dtype == "float64" or math.isnan(value) or math.isinf(value):
+    """Round a float64 ``value`` to ``dtype`` once, to nearest even; overflow gives a signed inf."""
+    if dtype == "float64" or not math.isfinite(value) or value == 0.0:
         return value
-    if dtype == "bfloat16":
-        bits = struct.unpack("<I", struct.pack("<f", round_to(value, "float32")))[0]
-        if (bits & 0x7F800000) != 0x7F800000:  # finite: round the low 16 bits away, ties to even
-            bits += 0x7FFF + ((bits >> 16) & 1)
-        return struct.unpack("<f", struct.pack("<I", (bits >> 16) << 16))[0]
-    fmt = {"float32": "<f", "float16": "<e"}[dtype]
-    try:
-        return struct.unpack(fmt, struct.pack(fmt, value))[0]
-    except OverflowError:
+    bits, smallest_exponent, largest = FORMATS[dtype]
+    exponent = math.frexp(value)[1]  # value = m * 2**exponent with 0.5 <= |m| < 1
+    quantum = max(exponent - bits, smallest_exponent)  # the spacing of dtype's values near value
+    rounded = math.ldexp(round(math.ldexp(value, -quantum)), quantum)  # round(): ties to even
+    if abs(rounded) > largest:
         return math.copysign(math.inf, value)
+    return math.copysign(rounded, value) if rounded == 0.0 else rounded
 
 
 def keep_bits(seed: int, stream: int, mask_shape: Sequence[int], p: float) -> list[bool]:
@@ -76,7 +79,7 @@ def flat_mask_index(flat_index: int, shape: Sequence[int], mshape: Sequence[int]
     """The flat C-order index into the mask of the element at ``flat_index`` of ``shape``."""
     result = 0
     stride = 1
-    for size, msize in zip(reversed(shape), reversed(mshape)):
+    for size, msize in zip(reversed(shape), reversed(mshape), strict=True):
         coordinate = flat_index % size
         flat_index //= size
         if msize != 1:

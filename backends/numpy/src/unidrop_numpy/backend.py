@@ -28,18 +28,26 @@ class NumpyBackend(Backend):
         return tuple(x.shape), x.dtype.name
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        from .chunked import dropout_array
-
         import numpy as np
+
+        from .chunked import dropout_array
+        from .mask import mask_only
 
         array = np.asarray(x)
         y, keep = dropout_array(array, plan)
+        if keep is not None and array.size == 0 and keep.size:
+            keep = mask_only(plan)  # an empty input can still have a non-empty mask shape
         return (y[()] if isinstance(x, np.generic) else y), keep
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         import numpy as np
 
         return np.ones(shape, dtype=bool)
+
+    def global_rng_state(self) -> Any:
+        import numpy as np
+
+        return np.random.get_state()[1]
 
     def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
         return array.astype(dtype)

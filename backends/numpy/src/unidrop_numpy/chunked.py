@@ -16,7 +16,7 @@ CHUNK = 1 << 15
 
 
 def blocks(
-    shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int = CHUNK
+    shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int | None = None
 ) -> Iterator[tuple[tuple[int | slice, ...], int, int, tuple[int, ...]]]:
     """Split an array of ``shape`` into blocks of at most about ``chunk`` elements.
 
@@ -24,6 +24,7 @@ def blocks(
     block, and the flat mask indices ``mask_start .. mask_start+mask_count-1``, reshaped to
     ``mask_block_shape``, broadcast against it. Blocks cover the array once, in C order.
     """
+    chunk = CHUNK if chunk is None else chunk
     ndim = len(shape)
     k, inner = ndim, 1  # axes k.. are taken whole in every block
     while k > 0 and inner * shape[k - 1] <= chunk:

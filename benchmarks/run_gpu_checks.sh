@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The GPU checks in one command, for a machine with an NVIDIA GPU and PyTorch, Triton, JAX and
+# CuPy already installed: installs the backends (no dependencies pulled), runs the conformance
+# suite on the GPU for each backend, then the GPU benchmarks. Results go to $OUT (default
+# benchmarks/results/gpu), one log per step, so a partial run still leaves what it measured.
+#
+#   bash benchmarks/run_gpu_checks.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/results/gpu}
+mkdir -p "$OUT"
+status=0
+step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, remember failures
+  local name=$1; shift
+  echo "== $name: $*" | tee "$OUT/$name.log"
+  "$@" 2>&1 | tee -a "$OUT/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "== $name exit $rc" | tee -a "$OUT/$name.log"
+  [ "$rc" -eq 0 ] || status=1
+}
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python -V; } > "$OUT/machine.txt" 2>&1
+python -m pip install -q --no-deps -e . -e backends/numpy >/dev/null
+for b in torch jax cupy; do
+  [ -d "backends/$b" ] && python -m pip install -q --no-deps -e "backends/$b" >/dev/null
+done
+python -m pip install -q "hypothesis>=6.80" "pytest>=7" >/dev/null 2>&1
+SUITE=(python -m pytest --pyargs unidrop.conformance --hypothesis-profile=unidrop-ci -p no:cacheprovider -q)
+[ -d backends/torch ] && step conformance-torch-cuda "${SUITE[@]}" --unidrop-backend=torch --unidrop-device=cuda:0
+[ -d backends/cupy ] && step conformance-cupy "${SUITE[@]}" --unidrop-backend=cupy
+[ -d backends/jax ] && step conformance-jax-gpu "${SUITE[@]}" --unidrop-backend=jax --unidrop-device=gpu:0
+[ -d backends/torch ] && step tests-torch python -m pytest backends/torch/tests -q -p no:cacheprovider
+[ -d backends/cupy ] && step tests-cupy python -m pytest backends/cupy/tests -q -p no:cacheprovider
+for bench in gpu_torch gpu_cupy gpu_jax; do
+  [ -f "benchmarks/$bench.py" ] && step "$bench" python "benchmarks/$bench.py" --out "$OUT/$bench.json"
+done
+exit $status

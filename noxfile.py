@@ -1,0 +1,68 @@
+"""Sessions: lint, typecheck, the core's tests, and one conformance session per backend.
+
+``nox`` runs them all (the README's test command); ``nox -s "conformance(backend='torch')"``
+runs one. Test tools and frameworks are pinned here, for CI, not for users.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+TEST_TOOLS = ["pytest==9.2.0", "hypothesis==6.170.17"]
+SUITE = ["--pyargs", "unidrop.conformance", "--hypothesis-profile=unidrop-ci", "-p", "no:cacheprovider"]
+
+#: What each backend's session installs besides the backend itself: pinned, CPU builds.
+BACKEND_PINS: dict[str, list[str]] = {
+    "numpy": ["numpy==2.4.6"],
+    "torch": ["numpy==2.4.6", "torch==2.13.0", "triton==3.7.1"],
+    "jax": ["numpy==2.4.6", "jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.6"],
+    "cupy": ["numpy==2.4.6", "cupy-cuda12x==14.2.0"],
+}
+#: Backends that need a GPU to run at all; their session skips, saying why, where none is present.
+GPU_ONLY = {"cupy"}
+
+BACKENDS = sorted(p.parent.name for p in (ROOT / "backends").glob("*/pyproject.toml"))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the core package."""
+    session.install("mypy==2.4.1", *TEST_TOOLS, *BACKEND_PINS["numpy"], "-e", ".")
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The core's own tests, with the NumPy backend and the deliberately wrong backends installed."""
+    session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"])
+    session.install("-e", ".", "-e", "backends/numpy", "-e", "tests/wrong_backend")
+    session.run("pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def conformance(session: nox.Session, backend: str) -> None:
+    """The conformance suite, then the backend's own tests, on one backend."""
+    if backend in GPU_ONLY and shutil.which("nvidia-smi") is None:
+        session.skip(f"the {backend} backend needs an NVIDIA GPU and this machine has none (no nvidia-smi)")
+    session.install(*TEST_TOOLS, *BACKEND_PINS.get(backend, []))
+    session.install("-e", ".", "-e", f"backends/{backend}")
+    session.run("pytest", *SUITE, f"--unidrop-backend={backend}", *session.posargs)
+    own_tests = ROOT / "backends" / backend / "tests"
+    if own_tests.is_dir():
+        session.run("pytest", str(own_tests), "-p", "no:cacheprovider", *session.posargs)

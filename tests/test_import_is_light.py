@@ -1,0 +1,34 @@
+"""Importing unidrop, and discovering backends, imports no array framework."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+FRAMEWORKS = ("numpy", "torch", "jax", "jaxlib", "cupy", "triton", "hypothesis", "pytest")
+
+
+def modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_import_unidrop_imports_no_framework():
+    loaded = modules_after("import unidrop")
+    assert not loaded & set(FRAMEWORKS), loaded & set(FRAMEWORKS)
+
+
+def test_listing_backends_imports_no_framework():
+    loaded = modules_after("import unidrop\nassert unidrop.list_backends()")
+    assert not loaded & set(FRAMEWORKS), loaded & set(FRAMEWORKS)
+
+
+def test_dispatching_a_plain_object_imports_no_framework():
+    code = "import unidrop\ntry:\n    unidrop.dropout(object(), 0.5, seed=1)\nexcept TypeError:\n    pass"
+    loaded = modules_after(code)
+    assert not loaded & set(FRAMEWORKS), loaded & set(FRAMEWORKS)

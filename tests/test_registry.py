@@ -1,0 +1,127 @@
+"""Discovery, dispatch and error messages of the backend registry."""
+
+from __future__ import annotations
+
+import warnings
+from importlib.metadata import EntryPoint
+
+import numpy as np
+import pytest
+
+import unidrop
+from unidrop import registry
+
+
+def fake_entry_points(*specs: tuple[str, str]):
+    points = [EntryPoint(name, value, registry.ENTRY_POINT_GROUP) for name, value in specs]
+    return lambda group: points if group == registry.ENTRY_POINT_GROUP else []
+
+
+def test_numpy_backend_is_discovered_through_its_entry_point():
+    names = {info.name: info for info in unidrop.list_backends()}
+    assert names["numpy"].distribution == "unidrop-numpy"
+    assert names["numpy"].framework == "numpy"
+
+
+def test_broken_plugin_warns_by_name_and_others_keep_working(fresh_registry, monkeypatch):
+    monkeypatch.setattr(
+        registry,
+        "entry_points",
+        fake_entry_points(
+            ("broken", "unidrop_no_such_module:Backend"),
+            ("numpy", "unidrop_numpy.backend:NumpyBackend"),
+        ),
+    )
+    with pytest.warns(RuntimeWarning, match=r"'broken'.*failed to load.*ModuleNotFoundError"):
+        found = registry.backends()
+    assert list(found) == ["numpy"]
+    y = unidrop.dropout(np.ones(8, np.float32), 0.5, seed=0)
+    assert y.shape == (8,)
+
+
+def test_plugin_that_is_not_a_backend_warns(fresh_registry, monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points(("odd", "math:pi")))
+    with pytest.warns(RuntimeWarning, match="'odd'.*not a unidrop.Backend"):
+        assert registry.backends() == {}
+
+
+def test_two_plugins_claiming_one_name_warn_and_the_first_is_kept(fresh_registry, monkeypatch):
+    monkeypatch.setattr(
+        registry,
+        "entry_points",
+        fake_entry_points(
+            ("numpy", "unidrop_numpy.backend:NumpyBackend"),
+            ("numpy-again", "unidrop_numpy.backend:NumpyBackend"),
+        ),
+    )
+    with pytest.warns(RuntimeWarning, match="two unidrop backends claim the name 'numpy'"):
+        found = registry.backends()
+    assert list(found) == ["numpy"]
+
+
+def test_discovery_runs_once(fresh_registry, monkeypatch):
+    calls = []
+
+    def counting(group):
+        calls.append(group)
+        return []
+
+    monkeypatch.setattr(registry, "entry_points", counting)
+    registry.backends()
+    registry.backends()
+    registry.list_backends()
+    assert calls == [registry.ENTRY_POINT_GROUP]
+
+
+def test_unknown_type_names_the_type_the_installed_backends_and_the_fix():
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout([1.0, 2.0], 0.5, seed=0)
+    message = str(info.value)
+    assert "builtins.list" in message
+    assert "numpy" in message  # installed backends are listed
+    assert "write a backend" in message
+
+
+def test_known_framework_without_backend_says_what_to_install(fresh_registry, monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points())
+
+    class FakeTensor:
+        __module__ = "torch"
+
+    with pytest.raises(TypeError, match=r"pip install unidrop-torch"):
+        unidrop.dropout(FakeTensor(), 0.5, seed=0)
+
+
+def test_explicit_backend_override_by_name_and_by_object():
+    x = np.ones(16, np.float32)
+    by_type = unidrop.dropout(x, 0.5, seed=4)
+    np.testing.assert_array_equal(unidrop.dropout(x, 0.5, seed=4, backend="numpy"), by_type)
+    backend = unidrop.get_backend("numpy")
+    np.testing.assert_array_equal(unidrop.dropout(x, 0.5, seed=4, backend=backend), by_type)
+
+
+def test_unknown_backend_name_lists_the_installed_ones():
+    with pytest.raises(ValueError, match=r"no unidrop backend named 'nope'; installed: .*numpy"):
+        unidrop.dropout(np.ones(2), 0.5, seed=0, backend="nope")
+
+
+def test_backend_that_does_not_take_the_array_says_so():
+    class NotNumpy:
+        pass
+
+    with pytest.raises(TypeError, match="backend 'numpy' does not take arrays of type"):
+        unidrop.dropout(NotNumpy(), 0.5, seed=0, backend="numpy")
+
+
+def test_register_by_hand(fresh_registry):
+    from unidrop_numpy import NumpyBackend
+
+    class Renamed(NumpyBackend):
+        name = "handmade"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        registry.register(Renamed(), version="1.2")
+    assert any(i.name == "handmade" and i.version == "1.2" for i in unidrop.list_backends())
+    with pytest.raises(TypeError, match=r"needs a unidrop\.Backend instance"):
+        registry.register(object())  # type: ignore[arg-type]

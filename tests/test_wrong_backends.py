@@ -1,0 +1,79 @@
+"""Meta-tests: each deliberately wrong backend fails the conformance suite at its named test.
+
+The wrong backends live in tests/wrong_backend (distribution ``unidrop-wrong-backends``),
+installed by the nox ``tests`` session exactly as a third-party plugin would be.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+import unidrop
+
+#: backend -> tests that must fail for it (each named test must catch the defect).
+EXPECTED_FAILURES = {
+    "wrong-threshold": ["test_threshold_boundary"],
+    "wrong-scale": ["test_mean_within_5_sigma[0.2]", "test_matches_reference"],
+    "wrong-counter": ["test_known_answers[cpu-seed0-stream0]", "test_matches_reference"],
+    "wrong-select": [
+        "test_nan_and_inf_are_zeroed_when_dropped",
+        "test_p_one_drops_everything_to_positive_zero[float32]",
+    ],
+    "wrong-stream": ["test_different_seeds_and_streams_give_different_masks[stream]"],
+    "wrong-inplace": ["test_input_is_not_modified[float32]"],
+}
+
+
+def run_suite(backend: str, tmp_path) -> tuple[int, set[str], set[str]]:
+    report = tmp_path / f"{backend}.xml"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "unidrop.conformance",
+            f"--unidrop-backend={backend}",
+            "--hypothesis-profile=unidrop-ci",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--junitxml={report}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    failed, passed = set(), set()
+    for case in ET.parse(report).getroot().iter("testcase"):
+        bad = case.find("failure") is not None or case.find("error") is not None
+        skipped = case.find("skipped") is not None
+        (failed if bad else passed if not skipped else set()).add(case.get("name"))
+    return result.returncode, failed, passed
+
+
+@pytest.fixture(scope="module", autouse=True)
+def wrong_backends_installed():
+    names = {info.name for info in unidrop.list_backends()}
+    missing = set(EXPECTED_FAILURES) - names
+    if missing:
+        pytest.fail(f"install tests/wrong_backend first (missing: {sorted(missing)}); nox -s tests does")
+
+
+@pytest.mark.parametrize("backend", sorted(EXPECTED_FAILURES))
+def test_wrong_backend_fails_its_named_tests(backend, tmp_path):
+    code, failed, passed = run_suite(backend, tmp_path)
+    assert code == 1, f"the suite passed {backend}"
+    for name in EXPECTED_FAILURES[backend]:
+        assert name in failed, f"{name} did not catch {backend}; failed: {sorted(failed)}"
+    assert passed, "the wrong backend passed nothing at all: the suite did not really run"
+
+
+def test_the_correct_backend_passes_the_same_suite(tmp_path):
+    code, failed, passed = run_suite("numpy", tmp_path)
+    assert (code, failed) == (0, set())
+    assert len(passed) > 50

@@ -1,0 +1,83 @@
+"""The ``unidrop`` command: ``backends``, ``check NAME`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__, registry
+from .contract import STREAM_VERSION
+
+
+def _backends(_: argparse.Namespace) -> int:
+    """Print what is installed: backend, distribution, versions, devices."""
+    infos = registry.list_backends()
+    if not infos:
+        print("no unidrop backend is installed; try `pip install unidrop-numpy`")
+        return 1
+    print(f"unidrop {__version__}, mask stream v{STREAM_VERSION}")
+    for info in infos:
+        backend = registry.get_backend(info.name)
+        try:
+            framework = f"{info.framework} {backend.version()}"
+            devices = ", ".join(backend.devices())
+        except Exception as error:  # a framework that fails to import is reported, not fatal
+            framework, devices = f"{info.framework} (unavailable: {error})", "-"
+        print(f"  {info.name:<10} {info.distribution} {info.version:<8} {framework:<24} devices: {devices}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Run the conformance suite on one backend; the exit status is pytest's."""
+    import pytest
+
+    registry.get_backend(args.name)  # a clear error for an unknown name before pytest starts
+    return int(
+        pytest.main(
+            [
+                "--pyargs",
+                "unidrop.conformance",
+                f"--unidrop-backend={args.name}",
+                "--hypothesis-profile=unidrop-ci",
+                "-p",
+                "no:cacheprovider",
+                *args.pytest_args,
+            ]
+        )
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Show one seed giving one mask (and one output) on every installed backend and device."""
+    from .demo import run_demo
+
+    return run_demo(seed=args.seed, p=args.p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unidrop", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"unidrop {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("backends", help="list installed backends, versions and devices").set_defaults(
+        run=_backends
+    )
+    check = commands.add_parser("check", help="run the conformance suite on one backend")
+    check.add_argument("name", help="backend name, as `unidrop backends` lists it")
+    check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further pytest arguments")
+    check.set_defaults(run=_check)
+    demo = commands.add_parser("demo", help="one seed, one mask, on every installed backend")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--p", type=float, default=0.5)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``unidrop`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
