@@ -13,6 +13,17 @@ from unidrop import reference
 DTYPES = ["float16", "bfloat16", "float32"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Use the suite's CI Hypothesis profile (derandomized, no deadline: jit compiles take time)
+    unless ``--hypothesis-profile`` picks another."""
+    if config.getoption("hypothesis_profile", None) is None:
+        from hypothesis import settings
+
+        from unidrop.conformance.plugin import CI_PROFILE
+
+        settings.load_profile(CI_PROFILE)
+
+
 def values_for(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
     """Test inputs in float64 that ``dtype`` holds exactly, with mixed signs and magnitudes."""
     rng = np.random.default_rng(seed)

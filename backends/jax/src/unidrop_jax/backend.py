@@ -31,7 +31,7 @@ class JaxBackend(Backend):
     name = "jax"
     framework = "jax"
     distribution = "unidrop-jax"
-    features = frozenset({"autograd", "jit", "vmap"})
+    features = frozenset({"autograd", "jit", "vmap", "explicit-seed"})
 
     @property  # type: ignore[override]
     def dtypes(self) -> frozenset[str]:
