@@ -13,14 +13,16 @@ row, over the array shape ``R + (K,)``, from iotas of the row and block coordina
 * when ``C % 4 == 0`` rows start on block boundaries and ``K = C/4``; otherwise
   ``K = (C+2)//4 + 1`` and each row picks its C words at offset ``r*C mod 4``.
 
-The four keep bits of a block are packed into one byte before being spread back out, and
-an optimization barrier keeps XLA from fusing the Philox computation into its (4x reusing)
-consumer, which would recompute each block once per element.
+The four keep bits of a block are packed into one byte before being spread back out to the
+elements. XLA would otherwise fuse the Philox computation into that (4x reusing) consumer and
+recompute each block once per element; :func:`materialize` prevents it (see there).
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
@@ -36,7 +38,33 @@ MERGE_BELOW = 64
 
 #: Masks with more elements than this need 64-bit flat indices (two uint32 words).
 NARROW_LIMIT = 1 << 32
-BARRIER = lax.optimization_barrier
+
+
+def divide_by_runtime_one(packed: Any) -> Any:
+    """``packed`` unchanged, passed through a float division by a 1 the compiler cannot fold.
+
+    XLA's fusion passes do not fuse an expensive operation (a floating-point division) into
+    a consumer that reads each of its elements several times, so the packed bits are
+    written once and the Philox words are computed once per block. ``f - f`` is not folded
+    to 0 for floats (NaN and Inf), and is 0 here since ``f`` is a small integer; the division
+    is elementwise, so sharded arrays stay free of communication. (``lax.optimization_barrier``
+    does not do this job: XLA:CPU removes it before fusion.)
+    """
+    as_float = packed.astype(jnp.float32)
+    return (as_float / ((as_float - as_float) + np.float32(1))).astype(packed.dtype)
+
+
+MATERIALIZERS: dict[str, Callable[[Any], Any]] = {
+    "fdiv": divide_by_runtime_one,
+    "barrier": lax.optimization_barrier,
+    "none": lambda packed: packed,
+}
+
+#: How the packed keep bits are kept from being fused into their consumer (read at trace
+#: time; ``UNIDROP_JAX_MATERIALIZE`` at import). Benchmarks compare the choices.
+MATERIALIZE = os.environ.get("UNIDROP_JAX_MATERIALIZE", "fdiv")
+if MATERIALIZE not in MATERIALIZERS:
+    raise ImportError(f"UNIDROP_JAX_MATERIALIZE must be one of {sorted(MATERIALIZERS)}, got {MATERIALIZE!r}")
 
 
 def split_rows(mask_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
@@ -130,7 +158,7 @@ def keep_bits(
     words = philox4x32((b0, b1, stream[0], stream[1]), seed)
     t = np.uint32(threshold)
     packed = sum(((w >= t).astype(jnp.uint8) << np.uint8(lane)) for lane, w in enumerate(words))
-    packed = BARRIER(packed)
+    packed = MATERIALIZERS[MATERIALIZE](packed)
     lanes = lax.broadcasted_iota(jnp.uint8, (*block_shape, 4), len(rows) + 1)
     spread = ((packed[..., None] >> lanes) & np.uint8(1)).astype(bool).reshape(*rows, 4 * per_row)
     if aligned:
