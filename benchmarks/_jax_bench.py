@@ -163,15 +163,15 @@ def run(
         exact[dtype] = check_exact(x, key)
         table: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         fwd_args, bwd_args = (x, key), (x, key, g)
-        default = ("wide", "fdiv")
+        default = ("wide", "auto")
         table["copy (x * 2, the memory bound)"] = (compile_variant(copy_like, fwd_args, *default), fwd_args)
         table["bernoulli dropout (flax-style, threefry)"] = (
             compile_variant(bernoulli_dropout, fwd_args, *default),
             fwd_args,
         )
-        for variant in variants:  # "MULHI+MATERIALIZE", e.g. "wide+fdiv"
+        for variant in variants:  # "MULHI+MATERIALIZE", e.g. "wide+auto"
             mulhi, _, materialize = variant.partition("+")
-            materialize = materialize or "fdiv"
+            materialize = materialize or "auto"
             label = f"unidrop ({mulhi} mulhi, {materialize})"
             table[label] = (compile_variant(unidrop_dropout, fwd_args, mulhi, materialize), fwd_args)
         table["bernoulli dropout fwd+bwd"] = (

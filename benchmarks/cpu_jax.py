@@ -6,7 +6,8 @@ Prints the machine, versions, size, the median time of each variant and its rati
 bernoulli dropout, all from one run; writes the JSON and a .txt copy of the table.
 Variants: a copy (the memory bound), jax.random.bernoulli + select (flax.nnx.Dropout's
 formulation, threefry keys), unidrop with each mulhi formulation (wide, split, native) and
-each way of materializing the packed keep bits (fdiv, barrier, none; see unidrop_jax.mask),
+each way of materializing the packed keep bits (auto, bf16div, fdiv, idiv, barrier, none;
+see unidrop_jax.mask),
 and forward+backward for both dropouts.
 """
 
@@ -28,7 +29,10 @@ def main() -> None:
     parser.add_argument("--size-log2", type=int, default=24)
     parser.add_argument("--dtypes", default="float32")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--variants", default="wide+fdiv,split+fdiv,native+fdiv,wide+barrier,wide+none")
+    parser.add_argument(
+        "--variants",
+        default="wide+auto,split+auto,native+auto,wide+bf16div,wide+idiv,wide+barrier,wide+none",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     text = run(

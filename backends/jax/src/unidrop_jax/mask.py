@@ -40,29 +40,53 @@ MERGE_BELOW = 64
 NARROW_LIMIT = 1 << 32
 
 
-def divide_by_runtime_one(packed: Any) -> Any:
-    """``packed`` unchanged, passed through a float division by a 1 the compiler cannot fold.
+def divide_by_runtime_one(dtype: Any) -> Callable[[Any], Any]:
+    """A function returning ``packed`` unchanged, passed through a division by a 1 the compiler cannot fold.
 
-    XLA's fusion passes do not fuse an expensive operation (a floating-point division) into
-    a consumer that reads each of its elements several times, so the packed bits are
-    written once and the Philox words are computed once per block. ``f - f`` is not folded
-    to 0 for floats (NaN and Inf), and is 0 here since ``f`` is a small integer; the division
-    is elementwise, so sharded arrays stay free of communication. (``lax.optimization_barrier``
+    XLA's fusion passes do not fuse an *expensive* operation into a consumer that reads each
+    of its elements several times, so with a division as the last step the packed bits are
+    written once and the Philox words are computed once per block. Which divisions count as
+    expensive differs: XLA:GPU calls float32 and float16 divisions cheap, but not bfloat16
+    or integer ones; XLA:CPU calls every float division and every integer division by a
+    non-constant expensive. ``f - f`` is not folded to 0 for floats (NaN and Inf) and is 0
+    here, since ``f`` is a small integer (0..15, exact in bfloat16). The division is
+    elementwise, so sharded arrays stay free of communication. (``lax.optimization_barrier``
     does not do this job: XLA:CPU removes it before fusion.)
     """
-    as_float = packed.astype(jnp.float32)
-    return (as_float / ((as_float - as_float) + np.float32(1))).astype(packed.dtype)
+
+    def materialize(packed: Any) -> Any:
+        as_float = packed.astype(dtype)
+        one = (as_float - as_float) + jnp.ones((), dtype)
+        return (as_float // one if jnp.issubdtype(dtype, jnp.integer) else as_float / one).astype(
+            packed.dtype
+        )
+
+    return materialize
+
+
+def per_platform(packed: Any) -> Any:
+    """The float32 division on CPU (fastest measured there); the uint8 one elsewhere.
+
+    On GPUs, XLA calls float32 divisions cheap, and may turn bfloat16 ones into float32 ones
+    before fusion, so only the integer division is sure to count as expensive there.
+    """
+    return lax.platform_dependent(
+        packed, cpu=divide_by_runtime_one(jnp.float32), default=divide_by_runtime_one(jnp.uint8)
+    )
 
 
 MATERIALIZERS: dict[str, Callable[[Any], Any]] = {
-    "fdiv": divide_by_runtime_one,
+    "auto": per_platform,
+    "bf16div": divide_by_runtime_one(jnp.bfloat16),
+    "fdiv": divide_by_runtime_one(jnp.float32),
+    "idiv": divide_by_runtime_one(jnp.uint8),
     "barrier": lax.optimization_barrier,
     "none": lambda packed: packed,
 }
 
 #: How the packed keep bits are kept from being fused into their consumer (read at trace
 #: time; ``UNIDROP_JAX_MATERIALIZE`` at import). Benchmarks compare the choices.
-MATERIALIZE = os.environ.get("UNIDROP_JAX_MATERIALIZE", "fdiv")
+MATERIALIZE = os.environ.get("UNIDROP_JAX_MATERIALIZE", "auto")
 if MATERIALIZE not in MATERIALIZERS:
     raise ImportError(f"UNIDROP_JAX_MATERIALIZE must be one of {sorted(MATERIALIZERS)}, got {MATERIALIZE!r}")
 
