@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import jax
-from _jax_bench import run
+from cpu_jax import run
 
 VARIANTS = "wide+auto,native+auto,split+auto,wide+bf16div,wide+fdiv,wide+barrier,wide+none"
 
