@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from unidrop_jax import mask as unidrop_mask
+from unidrop_jax import pallas_gpu as unidrop_pallas
 from unidrop_jax import philox as unidrop_philox
 
 import unidrop
@@ -73,14 +74,19 @@ def forward_backward(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any, Any],
 
 
 def compile_variant(fn: Callable[..., Any], args: tuple[Any, ...], mulhi: str, materialize: str) -> Any:
-    """``fn`` compiled for ``args`` with the given unidrop switches (restored afterwards)."""
-    saved = unidrop_philox.MULHI, unidrop_mask.MATERIALIZE
-    unidrop_philox.MULHI, unidrop_mask.MATERIALIZE = mulhi, materialize
+    """``fn`` compiled for ``args`` with the given unidrop switches (restored afterwards).
+
+    ``materialize == "pallas"`` switches on the opt-in Pallas GPU kernel instead.
+    """
+    saved = unidrop_philox.MULHI, unidrop_mask.MATERIALIZE, unidrop_pallas.ENABLED
+    unidrop_philox.MULHI = mulhi
+    unidrop_pallas.ENABLED = materialize == "pallas"
+    unidrop_mask.MATERIALIZE = "auto" if materialize == "pallas" else materialize
     jax.clear_caches()
     try:
         return jax.jit(fn).lower(*args).compile()
     finally:
-        unidrop_philox.MULHI, unidrop_mask.MATERIALIZE = saved
+        unidrop_philox.MULHI, unidrop_mask.MATERIALIZE, unidrop_pallas.ENABLED = saved
         jax.clear_caches()
 
 
@@ -188,7 +194,19 @@ def run(
             mulhi, _, materialize = variant.partition("+")
             materialize = materialize or "auto"
             label = f"unidrop ({mulhi} mulhi, {materialize})"
-            table[label] = (compile_variant(unidrop_dropout, fwd_args, mulhi, materialize), fwd_args)
+            try:
+                table[label] = (compile_variant(unidrop_dropout, fwd_args, mulhi, materialize), fwd_args)
+                if materialize == "pallas":
+                    info.setdefault("pallas_equals_default", {})[dtype] = bool(
+                        np.array_equal(
+                            np.asarray(table[label][0](*fwd_args).astype(jnp.float32)),
+                            np.asarray(unidrop_dropout(*fwd_args).astype(jnp.float32)),
+                        )
+                    )
+            except Exception as error:  # a variant that does not compile here is reported, not fatal
+                info.setdefault("failed_variants", {})[f"{dtype} {label}"] = (
+                    f"{type(error).__name__}: {error}"[:500]
+                )
         table["bernoulli dropout fwd+bwd"] = (
             compile_variant(forward_backward(bernoulli_dropout), bwd_args, *default),
             bwd_args,

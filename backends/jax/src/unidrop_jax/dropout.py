@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import pallas_gpu
 from .keys import Words64
 from .mask import keep_bits
 
@@ -36,9 +37,11 @@ def apply_mask(cfg: Config, x: Any, seed: Words64, stream: Words64) -> Any:
     """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``."""
     if cfg.drops_all:
         return jnp.zeros_like(x)
-    keep = jnp.broadcast_to(keep_bits(cfg.mask_shape, seed, stream, cfg.threshold), x.shape)
     compute = jnp.float32 if x.dtype.name in HALF else x.dtype
     s = np.asarray(cfg.scale, dtype=compute)  # float64 s rounded to the compute dtype
+    if pallas_gpu.applicable(x.shape, cfg.mask_shape):  # opt-in GPU kernel
+        return pallas_gpu.dropout_pallas(x, seed, stream, cfg.threshold, s)
+    keep = jnp.broadcast_to(keep_bits(cfg.mask_shape, seed, stream, cfg.threshold), x.shape)
     kept = (x.astype(compute) * s).astype(x.dtype)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
