@@ -15,7 +15,8 @@ row, over the array shape ``R + (K,)``, from iotas of the row and block coordina
 
 The four keep bits of a block are packed into one byte before being spread back out to the
 elements. XLA would otherwise fuse the Philox computation into that (4x reusing) consumer and
-recompute each block once per element; :func:`materialize` prevents it (see there).
+recompute each block once per element; :data:`MATERIALIZE` prevents it (see
+:func:`divide_by_runtime_one`).
 """
 
 from __future__ import annotations
@@ -48,18 +49,20 @@ def divide_by_runtime_one(dtype: Any) -> Callable[[Any], Any]:
     written once and the Philox words are computed once per block. Which divisions count as
     expensive differs: XLA:GPU calls float32 and float16 divisions cheap, but not bfloat16
     or integer ones; XLA:CPU calls every float division and every integer division by a
-    non-constant expensive. ``f - f`` is not folded to 0 for floats (NaN and Inf) and is 0
-    here, since ``f`` is a small integer (0..15, exact in bfloat16). The division is
+    non-constant expensive. The 1 is ``(f - f) + 1`` for floats (``f - f`` is not folded to 0
+    for floats, because of NaN and Inf; it is 0 here, as ``f`` is a small integer, 0..15, exact
+    in bfloat16) and ``(v >> 7) + 1`` for uint8 (``v - v`` would be folded). The division is
     elementwise, so sharded arrays stay free of communication. (``lax.optimization_barrier``
     does not do this job: XLA:CPU removes it before fusion.)
     """
 
     def materialize(packed: Any) -> Any:
-        as_float = packed.astype(dtype)
-        one = (as_float - as_float) + jnp.ones((), dtype)
-        return (as_float // one if jnp.issubdtype(dtype, jnp.integer) else as_float / one).astype(
-            packed.dtype
-        )
+        value = packed.astype(dtype)
+        if jnp.issubdtype(dtype, jnp.integer):  # value >> (bits - 1) is 0 for 0..15; XLA cannot know
+            one = (value >> np.array(8 * jnp.dtype(dtype).itemsize - 1, dtype)) + jnp.ones((), dtype)
+            return (value // one).astype(packed.dtype)
+        one = (value - value) + jnp.ones((), dtype)
+        return (value / one).astype(packed.dtype)
 
     return materialize
 
