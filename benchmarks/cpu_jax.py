@@ -6,7 +6,7 @@ Prints the machine, versions, size, the median time of each variant and its rati
 bernoulli dropout, all from one run; writes the JSON and a .txt copy of the table.
 Variants: a copy (the memory bound), jax.random.bernoulli + select (flax.nnx.Dropout's
 formulation, threefry keys), unidrop with each mulhi formulation (wide, split, native) and
-each way of materializing the packed keep bits (auto, bf16div, fdiv, idiv, barrier, none;
+each way of materializing the packed keep bits (idiv, fdiv, bf16div, barrier, none;
 see unidrop_jax.mask),
 and forward+backward for both dropouts.
 
@@ -81,7 +81,7 @@ def compile_variant(fn: Callable[..., Any], args: tuple[Any, ...], mulhi: str, m
     saved = unidrop_philox.MULHI, unidrop_mask.MATERIALIZE, unidrop_pallas.ENABLED
     unidrop_philox.MULHI = mulhi
     unidrop_pallas.ENABLED = materialize == "pallas"
-    unidrop_mask.MATERIALIZE = "auto" if materialize == "pallas" else materialize
+    unidrop_mask.MATERIALIZE = "idiv" if materialize == "pallas" else materialize
     jax.clear_caches()
     try:
         return jax.jit(fn).lower(*args).compile()
@@ -184,15 +184,15 @@ def run(
         exact[dtype] = check_exact(x, key)
         table: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         fwd_args, bwd_args = (x, key), (x, key, g)
-        default = ("wide", "auto")
+        default = ("wide", "idiv")
         table["copy (x * 2, the memory bound)"] = (compile_variant(copy_like, fwd_args, *default), fwd_args)
         table["bernoulli dropout (flax-style, threefry)"] = (
             compile_variant(bernoulli_dropout, fwd_args, *default),
             fwd_args,
         )
-        for variant in variants:  # "MULHI+MATERIALIZE", e.g. "wide+auto"
+        for variant in variants:  # "MULHI+MATERIALIZE", e.g. "wide+idiv"
             mulhi, _, materialize = variant.partition("+")
-            materialize = materialize or "auto"
+            materialize = materialize or "idiv"
             label = f"unidrop ({mulhi} mulhi, {materialize})"
             try:
                 table[label] = (compile_variant(unidrop_dropout, fwd_args, mulhi, materialize), fwd_args)
@@ -229,7 +229,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument(
         "--variants",
-        default="wide+auto,split+auto,native+auto,wide+bf16div,wide+idiv,wide+barrier,wide+none",
+        default="wide+idiv,split+idiv,native+idiv,wide+fdiv,wide+bf16div,wide+barrier,wide+none",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -6,8 +6,8 @@ Needs JAX with CUDA (``pip install "jax[cuda12]==0.10.2"``) and ``pip install -e
 backends/numpy -e backends/jax``. For float32 and bfloat16 at 2**28 elements it prints the
 machine, versions, the median time of: a copy (the memory bound), jax.random.bernoulli +
 select (flax.nnx.Dropout's formulation), unidrop with each mulhi formulation and each way of
-materializing the packed keep bits (see unidrop_jax.mask: on GPU, "auto" is the uint8
-division; "pallas" is the opt-in Pallas kernel of unidrop_jax.pallas_gpu), and
+materializing the packed keep bits (see unidrop_jax.mask; "idiv", the uint8 division, is
+the default; "pallas" is the opt-in Pallas kernel of unidrop_jax.pallas_gpu), and
 forward+backward for both, with the ratios to bernoulli dropout, all from one run. A variant
 that fails to compile is listed under "failed_variants" instead of stopping the run. It also
 checks unidrop's GPU output bit for bit against the NumPy backend (float32) and the
@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import jax
 from cpu_jax import run
 
-VARIANTS = "wide+auto,wide+pallas,split+pallas,split+auto,wide+bf16div,wide+fdiv,wide+barrier,wide+none"
+VARIANTS = (
+    "wide+idiv,wide+pallas,split+pallas,split+idiv,native+idiv,wide+bf16div,wide+fdiv,wide+barrier,wide+none"
+)
 
 
 def main() -> None:

@@ -67,19 +67,7 @@ def divide_by_runtime_one(dtype: Any) -> Callable[[Any], Any]:
     return materialize
 
 
-def per_platform(packed: Any) -> Any:
-    """The float32 division on CPU (fastest measured there); the uint8 one elsewhere.
-
-    On GPUs, XLA calls float32 divisions cheap, and may turn bfloat16 ones into float32 ones
-    before fusion, so only the integer division is sure to count as expensive there.
-    """
-    return lax.platform_dependent(
-        packed, cpu=divide_by_runtime_one(jnp.float32), default=divide_by_runtime_one(jnp.uint8)
-    )
-
-
 MATERIALIZERS: dict[str, Callable[[Any], Any]] = {
-    "auto": per_platform,
     "bf16div": divide_by_runtime_one(jnp.bfloat16),
     "fdiv": divide_by_runtime_one(jnp.float32),
     "idiv": divide_by_runtime_one(jnp.uint8),
@@ -88,8 +76,10 @@ MATERIALIZERS: dict[str, Callable[[Any], Any]] = {
 }
 
 #: How the packed keep bits are kept from being fused into their consumer (read at trace
-#: time; ``UNIDROP_JAX_MATERIALIZE`` at import). Benchmarks compare the choices.
-MATERIALIZE = os.environ.get("UNIDROP_JAX_MATERIALIZE", "auto")
+#: time; ``UNIDROP_JAX_MATERIALIZE`` at import). The uint8 division is the default: it counts
+#: as expensive on every XLA backend, and writes one byte per block. Benchmarks compare the
+#: choices.
+MATERIALIZE = os.environ.get("UNIDROP_JAX_MATERIALIZE", "idiv")
 if MATERIALIZE not in MATERIALIZERS:
     raise ImportError(f"UNIDROP_JAX_MATERIALIZE must be one of {sorted(MATERIALIZERS)}, got {MATERIALIZE!r}")
 
