@@ -115,6 +115,10 @@ def test_float64_with_x64_in_a_subprocess():
         "    assert np.array_equal(np.asarray(y), np.array(want)), seed\n"
         "k = jax.random.key(2**40 + 3)\n"
         "assert np.array_equal(unidrop.dropout(x, 0.3, seed=k), unidrop.dropout(x, 0.3, seed=2**40 + 3))\n"
+        "f = jax.jit(lambda x, s, st: unidrop.dropout(x, 0.3, seed=s, stream=st))\n"
+        "y = f(x, jnp.uint64(2**64 - 5), jnp.int64(9))\n"
+        "want = unidrop.dropout(x, 0.3, seed=2**64 - 5, stream=9)\n"
+        "assert np.array_equal(np.asarray(y), np.asarray(want))\n"
         "print('ok')\n"
     )
     env = {**__import__("os").environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}

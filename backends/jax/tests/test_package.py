@@ -48,3 +48,15 @@ def test_adapters_round_trip_and_devices():
         assert np.array_equal(backend.to_numpy(x).astype(np.float32), values)
     mask = backend.full_mask(jnp.ones(3), (2, 3))
     assert mask.dtype == bool and mask.shape == (2, 3) and bool(mask.all())
+
+
+def test_the_nnx_layer_without_flax_says_how_to_install_it():
+    out = run(
+        "import sys\n"
+        "sys.modules['flax'] = None  # as if Flax were not installed\n"
+        "try:\n"
+        "    import unidrop_jax.nnx\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    assert "pip install 'unidrop-jax[flax]'" in out
