@@ -22,7 +22,7 @@ SUITE = ["--pyargs", "unidrop.conformance", "--hypothesis-profile=unidrop-ci", "
 BACKEND_PINS: dict[str, list[str]] = {
     "numpy": ["numpy==2.4.6"],
     "torch": ["numpy==2.4.6", "torch==2.13.0", "triton==3.7.1"],
-    "jax": ["numpy==2.4.6", "jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.6"],
+    "jax": ["numpy==2.4.6", "jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.8"],
     # nvrtc lets the kernel compile checks run without a GPU (and CuPy compile without a CUDA toolkit)
     "cupy": ["numpy==2.4.6", "cupy-cuda12x==14.2.0", "nvidia-cuda-nvrtc-cu12==12.9.86"],
 }
