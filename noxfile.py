@@ -61,7 +61,8 @@ def tests(session: nox.Session) -> None:
 def conformance(session: nox.Session, backend: str) -> None:
     """The conformance suite, then the backend's own tests, on one backend."""
     session.install(*TEST_TOOLS, *BACKEND_PINS.get(backend, []))
-    session.install("-e", ".", "-e", f"backends/{backend}")
+    # backends/numpy too: other backends may build on it (torch's CPU path does), and it is not on PyPI
+    session.install("-e", ".", "-e", "backends/numpy", "-e", f"backends/{backend}")
     if backend in GPU_ONLY and shutil.which("nvidia-smi") is None:
         session.warn(f"conformance suite skipped: the {backend} backend needs an NVIDIA GPU (no nvidia-smi)")
     else:

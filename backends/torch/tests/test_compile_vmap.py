@@ -70,11 +70,6 @@ def test_module_compiles_fullgraph() -> None:
     assert_same(torch.compile(model, fullgraph=True, backend="aot_eager")(x), model(x), "module")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unidrop.registry.backends() takes an RLock that Dynamo cannot trace; needs a lock-free "
-    "read of the cached registry in the core (unidrop_torch.dropout compiles fullgraph already)",
-)
 def test_core_dropout_compiles_fullgraph() -> None:
     torch._dynamo.reset()
     unidrop.list_backends()

@@ -103,10 +103,7 @@ class TorchBackend(Backend):
         return y.detach(), grad
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``torch.compile(fn)``. The operator itself never breaks the graph (it has a fake
-        implementation); ``unidrop.dropout`` looks its backend up in the registry under a lock,
-        which Dynamo cannot trace, so a graph break is allowed here. ``unidrop_torch.dropout``
-        (or ``backend=`` a backend instance) compiles with ``fullgraph=True``."""
+        """``torch.compile(fn, fullgraph=True)``: unidrop.dropout compiles with no graph break."""
         import torch
 
-        return torch.compile(fn)
+        return torch.compile(fn, fullgraph=True)
