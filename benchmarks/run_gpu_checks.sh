@@ -30,6 +30,7 @@ SUITE=(python -m pytest --pyargs unidrop.conformance --hypothesis-profile=unidro
 [ -d backends/jax ] && step conformance-jax-gpu "${SUITE[@]}" --unidrop-backend=jax --unidrop-device=gpu:0
 [ -d backends/torch ] && step tests-torch python -m pytest backends/torch/tests -q -p no:cacheprovider
 [ -d backends/cupy ] && step tests-cupy python -m pytest backends/cupy/tests -q -p no:cacheprovider
+[ -d backends/jax ] && step tests-jax python -m pytest backends/jax/tests -q -p no:cacheprovider
 for bench in gpu_torch gpu_cupy gpu_jax; do
   [ -f "benchmarks/$bench.py" ] && step "$bench" python "benchmarks/$bench.py" --out "$OUT/$bench.json"
 done

@@ -84,6 +84,9 @@ def _discover() -> dict[str, Backend]:
 def backends() -> dict[str, Backend]:
     """All installed backends by name, discovered on first use and cached."""
     global _backends
+    found = _backends  # the cached registry is read without the lock: torch.compile cannot trace one
+    if found is not None:
+        return found
     with _lock:
         if _backends is None:
             _backends = _discover()

@@ -1,0 +1,11 @@
+"""unidrop's JAX backend: mask stream v1 under jit, vmap, grad and sharding.
+
+Importing this package does not import JAX; the entry point ``unidrop.backends: jax``
+points at :class:`JaxBackend`. The Flax NNX layer lives in :mod:`unidrop_jax.nnx`
+(``pip install unidrop-jax[flax]``).
+"""
+
+from .backend import JaxBackend
+
+__all__ = ["JaxBackend"]
+__version__ = "0.1.0"

@@ -1,0 +1,75 @@
+"""Dropout by mask stream v1 as a jitted JAX function with a mask-regenerating custom VJP.
+
+The forward pass saves only the seed and stream words (four uint32 scalars), never the
+mask: the backward pass recomputes the mask from them and applies the same select-and-scale
+to the cotangent, so the gradient is ``g * keep * s`` with the forward pass's rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import pallas_gpu
+from .keys import Words64
+from .mask import keep_bits
+
+HALF = frozenset({"float16", "bfloat16"})
+
+
+@dataclass(frozen=True)
+class Config:
+    """The static (compile-time) part of one dropout request; hashable, so it keys jit's cache."""
+
+    threshold: int
+    scale: float
+    mask_shape: tuple[int, ...]
+    drops_all: bool
+    return_mask: bool = False
+
+
+def apply_mask(cfg: Config, x: Any, seed: Words64, stream: Words64) -> Any:
+    """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``."""
+    if cfg.drops_all:
+        return jnp.zeros_like(x)
+    compute = jnp.float32 if x.dtype.name in HALF else x.dtype
+    s = np.asarray(cfg.scale, dtype=compute)  # float64 s rounded to the compute dtype
+    if pallas_gpu.applicable(x.shape, cfg.mask_shape):  # opt-in GPU kernel
+        return pallas_gpu.dropout_pallas(x, seed, stream, cfg.threshold, s)
+    keep = jnp.broadcast_to(keep_bits(cfg.mask_shape, seed, stream, cfg.threshold), x.shape)
+    kept = (x.astype(compute) * s).astype(x.dtype)
+    return jnp.where(keep, kept, jnp.zeros((), x.dtype))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def masked(cfg: Config, x: Any, seed: Words64, stream: Words64) -> Any:
+    """Differentiable dropout of ``x`` (in ``x`` only; seed and stream are integers)."""
+    return apply_mask(cfg, x, seed, stream)
+
+
+def _masked_fwd(cfg: Config, x: Any, seed: Words64, stream: Words64) -> tuple[Any, tuple[Words64, Words64]]:
+    return apply_mask(cfg, x, seed, stream), (seed, stream)
+
+
+def _masked_bwd(cfg: Config, saved: tuple[Words64, Words64], g: Any) -> tuple[Any, None, None]:
+    seed, stream = saved
+    return apply_mask(cfg, g, seed, stream), None, None
+
+
+masked.defvjp(_masked_fwd, _masked_bwd)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def forward(cfg: Config, x: Any, seed: Words64, stream: Words64) -> tuple[Any, Any]:
+    """``(y, keep)``; ``keep`` (bool, the mask shape) is None unless ``cfg.return_mask``."""
+    y = masked(cfg, x, seed, stream)
+    if not cfg.return_mask:
+        return y, None
+    if cfg.drops_all:
+        return y, jnp.zeros(cfg.mask_shape, bool)
+    return y, keep_bits(cfg.mask_shape, seed, stream, cfg.threshold)

@@ -1,0 +1,188 @@
+"""The keep mask of mask stream v1 over a mask shape, computed with every Philox word used.
+
+Layout. The mask shape M is split into rows (the leading axes R) and a row length C (the
+product of the trailing axes). Each row's flat indices ``r*C .. r*C+C-1`` fall in Philox
+blocks ``floor(r*C/4) ..``; the words of ``K`` consecutive blocks are computed for every
+row, over the array shape ``R + (K,)``, from iotas of the row and block coordinates. So
+
+* each Philox call serves four mask elements (all four words are used);
+* every index is computed from the global position of the element, never from a position
+  in memory or on a device: a sharded array's partitions each compute their own rows and
+  blocks, with no communication, as long as the last axis is not split into pieces whose
+  length is not a multiple of 4;
+* when ``C % 4 == 0`` rows start on block boundaries and ``K = C/4``; otherwise
+  ``K = (C+2)//4 + 1`` and each row picks its C words at offset ``r*C mod 4``.
+
+The four keep bits of a block are packed into one byte before being spread back out to the
+elements. XLA would otherwise fuse the Philox computation into that (4x reusing) consumer and
+recompute each block once per element; :data:`MATERIALIZE` prevents it (see
+:func:`divide_by_runtime_one`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import philox
+from .philox import MASK32, MULHI_FORMULATIONS, philox4x32
+
+#: Trailing axes are merged into the row while the row length is not a multiple of 4 and
+#: shorter than this, to keep the words computed per row close to the words used.
+MERGE_BELOW = 64
+
+#: Masks with more elements than this need 64-bit flat indices (two uint32 words).
+NARROW_LIMIT = 1 << 32
+
+
+def divide_by_runtime_one(dtype: Any) -> Callable[[Any], Any]:
+    """A function returning ``packed`` unchanged, passed through a division by a 1 the compiler cannot fold.
+
+    XLA's fusion passes do not fuse an *expensive* operation into a consumer that reads each
+    of its elements several times, so with a division as the last step the packed bits are
+    written once and the Philox words are computed once per block. Which divisions count as
+    expensive differs: XLA:GPU calls float32 and float16 divisions cheap, but not bfloat16
+    or integer ones; XLA:CPU calls every float division and every integer division by a
+    non-constant expensive. The 1 is ``(f - f) + 1`` for floats (``f - f`` is not folded to 0
+    for floats, because of NaN and Inf; it is 0 here, as ``f`` is a small integer, 0..15, exact
+    in bfloat16) and ``(v >> 7) + 1`` for uint8 (``v - v`` would be folded). The division is
+    elementwise, so sharded arrays stay free of communication. (``lax.optimization_barrier``
+    does not do this job: XLA:CPU removes it before fusion.)
+    """
+
+    def materialize(packed: Any) -> Any:
+        value = packed.astype(dtype)
+        if jnp.issubdtype(dtype, jnp.integer):  # value >> (bits - 1) is 0 for 0..15; XLA cannot know
+            one = (value >> np.array(8 * jnp.dtype(dtype).itemsize - 1, dtype)) + jnp.ones((), dtype)
+            return (value // one).astype(packed.dtype)
+        one = (value - value) + jnp.ones((), dtype)
+        return (value / one).astype(packed.dtype)
+
+    return materialize
+
+
+MATERIALIZERS: dict[str, Callable[[Any], Any]] = {
+    "bf16div": divide_by_runtime_one(jnp.bfloat16),
+    "fdiv": divide_by_runtime_one(jnp.float32),
+    "idiv": divide_by_runtime_one(jnp.uint8),
+    "barrier": lax.optimization_barrier,
+    "none": lambda packed: packed,
+}
+
+#: How the packed keep bits are kept from being fused into their consumer (read at trace
+#: time; ``UNIDROP_JAX_MATERIALIZE`` at import). The uint8 division is the default: it counts
+#: as expensive on every XLA backend, and writes one byte per block. Benchmarks compare the
+#: choices.
+MATERIALIZE = os.environ.get("UNIDROP_JAX_MATERIALIZE", "idiv")
+if MATERIALIZE not in MATERIALIZERS:
+    raise ImportError(f"UNIDROP_JAX_MATERIALIZE must be one of {sorted(MATERIALIZERS)}, got {MATERIALIZE!r}")
+
+
+def split_rows(mask_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+    """``(R, C)``: the leading axes and the merged length of the trailing ones (C >= 1)."""
+    if not mask_shape:
+        return (), 1
+    k = len(mask_shape) - 1
+    length = mask_shape[k]
+    while k > 0 and length % 4 and length < MERGE_BELOW:
+        k -= 1
+        length *= mask_shape[k]
+    return tuple(mask_shape[:k]), length
+
+
+def blocks_per_row(length: int) -> int:
+    """K: the number of consecutive Philox blocks that cover any row of ``length`` elements."""
+    return length // 4 if length % 4 == 0 else (length + 2) // 4 + 1
+
+
+# -- 64-bit arithmetic on (low, high) uint32 pairs ----------------------------------------
+def mul_const64(a: Any, const: int) -> tuple[Any, Any]:
+    """``a * const`` modulo 2**64 as a (low, high) pair, for uint32 ``a`` and a Python int ``const``."""
+    c_lo, c_hi = np.uint32(const & MASK32), np.uint32((const >> 32) & MASK32)
+    low = a * c_lo
+    high = MULHI_FORMULATIONS[philox.MULHI](a, const & MASK32) + a * c_hi
+    return low, high
+
+
+def add64(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``a + b`` modulo 2**64 for (low, high) uint32 pairs."""
+    low = a[0] + b[0]
+    carry = (low < a[0]).astype(jnp.uint32)
+    return low, a[1] + b[1] + carry
+
+
+def shr64(a: tuple[Any, Any], bits: int) -> tuple[Any, Any]:
+    """``a >> bits`` for a (low, high) uint32 pair and 0 < bits < 32."""
+    low = (a[0] >> np.uint32(bits)) | (a[1] << np.uint32(32 - bits))
+    return low, a[1] >> np.uint32(bits)
+
+
+def row_starts(rows: tuple[int, ...], length: int, wide: bool) -> tuple[Any, Any]:
+    """The flat index ``r*C`` of each row's first element, shape ``rows + (1,)``, as a (low, high) pair."""
+    shape = (*rows, 1)
+    zero = jnp.zeros(shape, jnp.uint32)
+    start: tuple[Any, Any] = (zero, zero)
+    stride = length
+    for axis in reversed(range(len(rows))):
+        coordinate = lax.broadcasted_iota(jnp.uint32, shape, axis)
+        if wide:
+            start = add64(start, mul_const64(coordinate, stride))
+        else:
+            start = (start[0] + coordinate * np.uint32(stride & MASK32), zero)
+        stride *= rows[axis]
+    return start
+
+
+def keep_bits(
+    mask_shape: tuple[int, ...],
+    seed: tuple[Any, Any],
+    stream: tuple[Any, Any],
+    threshold: int,
+    *,
+    wide: bool | None = None,
+) -> Any:
+    """The keep mask (bool, ``mask_shape``): element i is kept iff its word u_i >= ``threshold``.
+
+    ``seed`` and ``stream`` are (low, high) uint32 words (scalars, possibly traced);
+    ``threshold`` is a Python int in [0, 2**32). ``wide`` forces (True) or forbids (False)
+    64-bit index arithmetic; by default it is used only for masks of more than 2**32 elements.
+    """
+    size = math.prod(mask_shape)
+    if size == 0:
+        return jnp.zeros(mask_shape, bool)
+    if wide is None:
+        wide = size > NARROW_LIMIT
+    rows, length = split_rows(mask_shape)
+    per_row = blocks_per_row(length)
+    aligned = length % 4 == 0
+    start = row_starts(rows, length, wide)
+    block_shape = (*rows, per_row)
+    j = lax.broadcasted_iota(jnp.uint32, block_shape, len(rows))
+    base = shr64(start, 2) if wide else (start[0] >> np.uint32(2), start[1])
+    if wide:
+        b0, b1 = add64(
+            (jnp.broadcast_to(base[0], block_shape), jnp.broadcast_to(base[1], block_shape)),
+            (j, jnp.zeros_like(j)),
+        )
+    else:
+        b0, b1 = base[0] + j, np.uint32(0)
+    words = philox4x32((b0, b1, stream[0], stream[1]), seed)
+    t = np.uint32(threshold)
+    packed = sum(((w >= t).astype(jnp.uint8) << np.uint8(lane)) for lane, w in enumerate(words))
+    packed = MATERIALIZERS[MATERIALIZE](packed)
+    lanes = lax.broadcasted_iota(jnp.uint8, (*block_shape, 4), len(rows) + 1)
+    spread = ((packed[..., None] >> lanes) & np.uint8(1)).astype(bool).reshape(*rows, 4 * per_row)
+    if aligned:
+        keep = spread
+    else:
+        offset = jnp.broadcast_to(start[0] & np.uint32(3), (*rows, length))
+        keep = spread[..., 0:length]
+        for o in (1, 2, 3):
+            keep = jnp.where(offset == o, spread[..., o : o + length], keep)
+    return keep.reshape(mask_shape)

@@ -1,0 +1,120 @@
+"""A Flax NNX dropout layer on mask stream v1: ``unidrop_jax.nnx.Dropout``.
+
+It is used like ``flax.nnx.Dropout`` (same constructor and call arguments, train/eval
+through ``deterministic`` and ``model.train()`` / ``model.eval()`` / ``nnx.view``, keys drawn
+from ``rngs``), but its mask is unidrop's: the key drawn for a call, read as a seed by the
+rule of docs/jax.md, gives the same mask that NumPy, PyTorch or CuPy produce for that seed.
+
+Flax is an optional dependency (``pip install 'unidrop-jax[flax]'``); importing this module
+without it raises ImportError saying so. Importing :mod:`unidrop_jax` never imports Flax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+try:
+    from flax import nnx as _nnx
+    from flax.nnx import rnglib as _rnglib
+except ImportError as error:  # pragma: no cover - exercised only without Flax installed
+    raise ImportError(
+        "unidrop_jax.nnx needs Flax (flax.nnx); install it with `pip install 'unidrop-jax[flax]'`"
+    ) from error
+
+import jax
+import jax.numpy as jnp
+
+import unidrop
+from unidrop import contract
+
+_NO_DETERMINISTIC = (
+    "No `deterministic` argument was provided to unidrop_jax.nnx.Dropout: pass it to the "
+    "constructor or the call, or use model.train() / model.eval() / nnx.view(model, deterministic=...)"
+)
+_NO_RNGS = (
+    "`deterministic` is False, but unidrop_jax.nnx.Dropout has no `rngs`: pass rngs= to the "
+    "constructor or to the call (an nnx.Rngs, an nnx.RngStream or a JAX key)"
+)
+
+
+def _first(*values: Any, error: str) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    raise ValueError(error)
+
+
+class Dropout(_nnx.Module):
+    """Dropout of rate ``rate`` by mask stream v1, a drop-in for ``flax.nnx.Dropout``.
+
+    Args:
+      rate: the probability of dropping an element (not the keep rate), in [0, 1].
+      broadcast_dims: axes along which the mask is shared.
+      deterministic: True is evaluation (the identity), False is training; None means it
+        must be given at call time.
+      rng_collection: the ``nnx.Rngs`` stream keys are drawn from (``"dropout"``).
+      rngs: an ``nnx.Rngs`` or ``nnx.RngStream`` to draw a fresh key from at every call.
+      stream: unidrop's ``stream`` (an integer in [0, 2**64)), for several independent masks
+        from one key.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        broadcast_dims: Sequence[int] = (),
+        deterministic: bool | None = False,
+        rng_collection: str = "dropout",
+        rngs: _rnglib.Rngs | _rnglib.RngStream | None = None,
+        stream: int = 0,
+    ) -> None:
+        self.rate = contract.check_p(rate)
+        self.broadcast_dims = tuple(broadcast_dims)
+        self.deterministic = deterministic
+        self.rng_collection = rng_collection
+        self.stream = contract.check_uint64(stream, "stream")
+        if isinstance(rngs, _rnglib.Rngs):
+            self.rngs = rngs[rng_collection].fork()
+        elif isinstance(rngs, _rnglib.RngStream):
+            self.rngs = rngs.fork()
+        elif rngs is None:
+            self.rngs = _nnx.data(None)
+        else:
+            raise TypeError(f"rngs must be an nnx.Rngs, an nnx.RngStream or None, got {type(rngs).__name__}")
+
+    def __call__(
+        self,
+        inputs: Any,
+        *,
+        deterministic: bool | None = None,
+        rngs: _rnglib.Rngs | _rnglib.RngStream | jax.Array | None = None,
+    ) -> jax.Array:
+        """``inputs`` with mask stream v1 dropout applied in training, ``inputs`` itself in evaluation."""
+        deterministic = _first(deterministic, self.deterministic, error=_NO_DETERMINISTIC)
+        if deterministic or self.rate == 0.0:
+            return inputs
+        source = _first(rngs, self.rngs, error=_NO_RNGS)
+        if isinstance(source, _rnglib.Rngs):
+            key = source[self.rng_collection]()
+        elif isinstance(source, _rnglib.RngStream):
+            key = source()
+        elif isinstance(source, jax.Array):
+            key = source
+        else:
+            raise TypeError(
+                f"rngs must be an nnx.Rngs, an nnx.RngStream or a JAX key, got {type(source).__name__}"
+            )
+        return unidrop.dropout(
+            jnp.asarray(inputs),
+            self.rate,
+            seed=key,
+            stream=self.stream,
+            broadcast_dims=self.broadcast_dims,
+            backend="jax",
+        )
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """Used by ``nnx.view``: ``deterministic=True`` turns dropout off."""
+        if deterministic is not None:
+            self.deterministic = deterministic

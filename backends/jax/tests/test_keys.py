@@ -1,0 +1,102 @@
+"""Seeds the JAX way: keys, raw keys, integers (also >= 2**32 without x64), traced values, errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import as_float64, expected, values_for
+
+import unidrop
+
+X = jnp.asarray(values_for((8, 12), "float32"), jnp.float32)
+
+
+def reference_for(seed: int, stream: int = 0) -> np.ndarray:
+    return expected(values_for((8, 12), "float32"), "float32", 0.5, seed, stream)[0]
+
+
+def test_x64_is_off_in_this_process():
+    assert not jax.config.jax_enable_x64
+
+
+@pytest.mark.parametrize("n", [0, 42, 2**32 - 1])
+def test_typed_and_raw_keys_from_n_give_the_mask_of_seed_n(n):
+    want = reference_for(n)
+    assert np.array_equal(as_float64(unidrop.dropout(X, 0.5, seed=jax.random.key(n))), want)
+    assert np.array_equal(as_float64(unidrop.dropout(X, 0.5, seed=jax.random.PRNGKey(n))), want)
+
+
+def test_key_data_a_b_is_seed_a_times_2_pow_32_plus_b():
+    a, b = 0x89ABCDEF, 0x01234567
+    raw = jnp.array([a, b], jnp.uint32)
+    want = reference_for(a * 2**32 + b, stream=7)
+    assert np.array_equal(as_float64(unidrop.dropout(X, 0.5, seed=raw, stream=7)), want)
+    typed = jax.random.wrap_key_data(raw)
+    assert np.array_equal(as_float64(unidrop.dropout(X, 0.5, seed=typed, stream=7)), want)
+
+
+def test_philox_keys_are_read_the_same_way():
+    key = jax.random.key(5, impl="philox4x32")
+    data = np.asarray(jax.random.key_data(key)).astype(int)
+    want = reference_for(int(data[0]) * 2**32 + int(data[1]))
+    assert np.array_equal(as_float64(unidrop.dropout(X, 0.5, seed=key)), want)
+
+
+@pytest.mark.parametrize("seed", [2**32, 2**40 + 3, 2**64 - 1])
+def test_integer_seeds_and_streams_beyond_32_bits_without_x64(seed):
+    got = unidrop.dropout(X, 0.5, seed=seed, stream=2**64 - 2)
+    assert np.array_equal(as_float64(got), reference_for(seed, 2**64 - 2))
+
+
+def test_traced_integer_seed_and_stream_and_traced_keys():
+    f = jax.jit(lambda x, s, st: unidrop.dropout(x, 0.5, seed=s, stream=st))
+    assert np.array_equal(as_float64(f(X, jnp.uint32(77), jnp.uint32(5))), reference_for(77, 5))
+    assert np.array_equal(as_float64(f(X, jnp.int32(78), jnp.int32(6))), reference_for(78, 6))
+    g = jax.jit(lambda x, k: unidrop.dropout(x, 0.5, seed=k))
+    assert np.array_equal(as_float64(g(X, jax.random.key(9))), reference_for(9))
+    assert np.array_equal(as_float64(g(X, jnp.array([1, 2], jnp.uint32))), reference_for(2**32 + 2))
+
+
+def test_numpy_integer_scalars_are_seeds():
+    assert np.array_equal(as_float64(unidrop.dropout(X, 0.5, seed=np.uint64(2**63))), reference_for(2**63))
+    assert np.array_equal(as_float64(unidrop.dropout(X, 0.5, seed=jnp.uint32(8))), reference_for(8))
+
+
+def test_no_seed_raises_a_clear_error():
+    with pytest.raises(ValueError, match=r"explicit randomness.*jax\.random\.key"):
+        unidrop.dropout(X, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("seed", "error", "match"),
+    [
+        (-1, ValueError, r"seed must be an integer in \[0, 2\*\*64\), got -1"),
+        (2**64, ValueError, r"got 18446744073709551616"),
+        (1.5, TypeError, r"seed must be an integer.*1\.5"),
+        (jnp.int32(-3), ValueError, r"got -3"),
+        (jnp.zeros((3,), jnp.uint32), TypeError, r"shape \(3,\)"),
+        (jnp.zeros((2,), jnp.int32), TypeError, r"dtype int32"),
+        (jnp.float32(1.0), TypeError, r"dtype float32"),
+    ],
+    ids=["negative", "too-big", "float", "negative-array", "three-words", "int32-pair", "float-array"],
+)
+def test_bad_seeds_are_named(seed, error, match):
+    with pytest.raises(error, match=match):
+        unidrop.dropout(X, 0.5, seed=seed)
+
+
+def test_a_batch_of_keys_outside_vmap_is_refused_with_advice():
+    with pytest.raises(TypeError, match=r"jax\.vmap"):
+        unidrop.dropout(X, 0.5, seed=jax.random.split(jax.random.key(0), 3))
+
+
+def test_rbg_keys_are_refused_by_name():
+    with pytest.raises(TypeError, match="rbg"):
+        unidrop.dropout(X, 0.5, seed=jax.random.key(0, impl="rbg"))
+
+
+def test_a_key_as_stream_is_refused():
+    with pytest.raises(TypeError, match="keys go in seed="):
+        unidrop.dropout(X, 0.5, seed=1, stream=jax.random.key(0))

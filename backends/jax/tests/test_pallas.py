@@ -1,0 +1,63 @@
+"""The opt-in Pallas GPU kernel, run by Pallas's interpreter on CPU, against the reference."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import DTYPES, as_float64, expected, same_bits, values_for
+from unidrop_jax import keys, pallas_gpu
+
+import unidrop
+from unidrop import contract
+
+pytest.importorskip("jax.experimental.pallas")
+
+
+@pytest.fixture
+def interpreted(monkeypatch):
+    monkeypatch.setattr(pallas_gpu, "ENABLED", True)
+    monkeypatch.setattr(pallas_gpu, "INTERPRET", True)
+    jax.clear_caches()
+    yield
+    jax.clear_caches()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(8, 12), (4100,), (3, 4)], ids=str)
+def test_kernel_matches_reference_including_a_partial_last_program(dtype, shape):
+    values = values_for(shape, dtype)
+    p, seed, stream = 0.3, 2**40 + 7, 2**33 + 1
+    scale = np.asarray(contract.scale(p), np.float32 if dtype != "float64" else np.float64)
+    run = jax.jit(
+        lambda x: pallas_gpu.dropout_pallas(
+            x,
+            keys.from_int(seed),
+            keys.from_int(stream),
+            contract.threshold(p),
+            scale,
+            block_rows=256,
+            interpret=True,
+        )
+    )
+    y = run(jnp.asarray(values, dtype))
+    assert same_bits(as_float64(y), expected(values, dtype, p, seed, stream)[0])
+
+
+def test_dropout_and_its_gradient_through_the_kernel(interpreted):
+    values = values_for((16, 32), "float32", seed=3)
+    cotangent = values_for((16, 32), "float32", seed=4)
+    assert pallas_gpu.applicable((16, 32), (16, 32))
+    assert not pallas_gpu.applicable((16, 32), (1, 32))  # broadcast axes: the jnp path
+    assert not pallas_gpu.applicable((3, 5), (3, 5))  # size not a multiple of 4
+    key = jax.random.key(99)
+    y, pullback = jax.vjp(lambda x: unidrop.dropout(x, 0.25, seed=key), jnp.asarray(values))
+    assert same_bits(as_float64(y), expected(values, "float32", 0.25, 99)[0])
+    grad = pullback(jnp.asarray(cotangent))[0]
+    assert same_bits(as_float64(grad), expected(cotangent, "float32", 0.25, 99)[0])
+
+
+def test_off_by_default_and_off_on_cpu():
+    assert not pallas_gpu.ENABLED or jax.default_backend() == "gpu"
+    assert not pallas_gpu.applicable((16, 32), (16, 32)) or jax.default_backend() == "gpu"

@@ -1,0 +1,139 @@
+"""jit, vmap, grad/vjp (mask regenerated, not saved) and checkpoint."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import DTYPES, as_float64, expected, same_bits, values_for
+
+import unidrop
+from unidrop import reference
+
+SHAPE = (6, 20)
+
+
+def test_jit_compiles_once_for_any_key_or_seed():
+    x = jnp.ones(SHAPE, jnp.float32)
+    f = jax.jit(lambda x, k: unidrop.dropout(x, 0.5, seed=k))
+    outs = [f(x, jax.random.key(i)) for i in range(4)]
+    assert f._cache_size() == 1
+    assert len({np.asarray(o).tobytes() for o in outs}) == 4
+    g = jax.jit(lambda x, s: unidrop.dropout(x, 0.5, seed=s))
+    for s in (1, 2, 2**32 - 1):
+        assert same_bits(as_float64(g(x, jnp.uint32(s))), expected(np.ones(SHAPE), "float32", 0.5, s)[0])
+    assert g._cache_size() == 1
+
+
+def test_jit_matches_eager_and_reference():
+    values = values_for(SHAPE, "float32")
+    x = jnp.asarray(values, jnp.float32)
+    want, _ = expected(values, "float32", 0.3, 2**33 + 1, 4)
+    eager = unidrop.dropout(x, 0.3, seed=2**33 + 1, stream=4)
+    jitted = jax.jit(lambda x: unidrop.dropout(x, 0.3, seed=2**33 + 1, stream=4))(x)
+    assert same_bits(as_float64(eager), want) and same_bits(as_float64(jitted), want)
+
+
+def test_vmap_over_keys_gives_each_keys_own_mask():
+    values = values_for(SHAPE, "float32")
+    x = jnp.asarray(values, jnp.float32)
+    seeds = [3, 2**32 + 9, 2**64 - 1, 12345]
+    raw = jnp.array([[s >> 32, s & 0xFFFFFFFF] for s in seeds], jnp.uint32)
+    batch = jax.vmap(lambda k: unidrop.dropout(x, 0.5, seed=jax.random.wrap_key_data(k)))(raw)
+    for i, s in enumerate(seeds):
+        assert same_bits(as_float64(batch[i]), expected(values, "float32", 0.5, s)[0])
+    assert len({np.asarray(b).tobytes() for b in batch}) == len(seeds)
+
+
+def test_vmap_over_inputs_and_keys_together_and_nested_in_jit():
+    values = values_for((3, *SHAPE), "float32")
+    keys = jax.random.split(jax.random.key(1), 3)
+    batch = jax.jit(jax.vmap(lambda x, k: unidrop.dropout(x, 0.25, seed=k, broadcast_dims=(0,))))(
+        jnp.asarray(values, jnp.float32), keys
+    )
+    for i in range(3):
+        data = np.asarray(jax.random.key_data(keys[i])).astype(int)
+        seed = int(data[0]) * 2**32 + int(data[1])
+        want = expected(values[i], "float32", 0.25, seed, 0, (0,))[0]
+        assert same_bits(as_float64(batch[i]), want)
+
+
+def test_vmap_over_integer_seeds_and_streams():
+    x = jnp.ones(SHAPE, jnp.float32)
+    streams = jnp.arange(4, dtype=jnp.uint32)
+    batch = jax.vmap(lambda st: unidrop.dropout(x, 0.5, seed=5, stream=st))(streams)
+    for i in range(4):
+        want = expected(np.ones(SHAPE), "float32", 0.5, 5, i)[0]
+        assert same_bits(as_float64(batch[i]), want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grad_is_cotangent_times_keep_times_scale(dtype):
+    values = values_for(SHAPE, dtype, seed=1)
+    weights = values_for(SHAPE, dtype, seed=2)
+    x, w = jnp.asarray(values, dtype), jnp.asarray(weights, dtype)
+    key = jax.random.key(21)
+
+    def loss(x):
+        return jnp.sum(unidrop.dropout(x, 0.4, seed=key, broadcast_dims=(1,)) * w)
+
+    grad = jax.grad(loss)(x)
+    assert grad.dtype == x.dtype
+    want, keep = expected(weights, dtype, 0.4, 21, 0, (1,))  # the same select-and-scale, applied to w
+    assert same_bits(as_float64(grad), want)
+    assert not keep.all() and keep.any()
+
+
+def test_vjp_and_the_backend_vjp_adapter():
+    values = values_for(SHAPE, "float32", seed=3)
+    cot = values_for(SHAPE, "float32", seed=4)
+    x = jnp.asarray(values, jnp.float32)
+    fn = lambda x: unidrop.dropout(x, 0.5, seed=2**50 + 1, stream=2)  # noqa: E731
+    y, grad = unidrop.get_backend("jax").vjp(fn, x, jnp.asarray(cot, jnp.float32))
+    assert same_bits(as_float64(y), expected(values, "float32", 0.5, 2**50 + 1, 2)[0])
+    assert same_bits(as_float64(grad), expected(cot, "float32", 0.5, 2**50 + 1, 2)[0])
+
+
+def test_the_mask_is_not_saved_for_the_backward_pass():
+    """The pullback's residuals are the seed and stream words: nothing of the mask's size."""
+    x = jnp.ones((64, 64), jnp.float32)
+    _, pullback = jax.vjp(lambda x: unidrop.dropout(x, 0.5, seed=jax.random.key(0)), x)
+    residuals = jax.tree_util.tree_leaves(pullback)
+    assert residuals, "expected the seed/stream words as residuals"
+    assert all(math.prod(np.shape(r)) <= 1 for r in residuals), [np.shape(r) for r in residuals]
+
+
+def test_checkpoint_and_second_use_of_the_same_key():
+    values = values_for(SHAPE, "float32", seed=5)
+    x = jnp.asarray(values, jnp.float32)
+    key = jax.random.key(8)
+
+    def block(x):
+        return jnp.sin(unidrop.dropout(x, 0.5, seed=key)) * 2
+
+    plain = jax.jit(jax.grad(lambda x: jnp.sum(block(x))))(x)
+    remat = jax.jit(jax.grad(lambda x: jnp.sum(jax.checkpoint(block)(x))))(x)
+    np.testing.assert_array_equal(np.asarray(remat), np.asarray(plain))
+    keep = np.asarray(reference.keep_bits(8, 0, SHAPE, 0.5)).reshape(SHAPE)
+    assert np.array_equal(np.asarray(remat) != 0, keep)
+
+
+def test_grad_under_vmap_and_jit():
+    x = jnp.ones(SHAPE, jnp.float32)
+    keys = jax.random.split(jax.random.key(2), 2)
+    grads = jax.jit(jax.vmap(jax.grad(lambda x, k: jnp.sum(unidrop.dropout(x, 0.5, seed=k))), (None, 0)))(
+        x, keys
+    )
+    for i in range(2):
+        data = np.asarray(jax.random.key_data(keys[i])).astype(int)
+        want = expected(np.ones(SHAPE), "float32", 0.5, int(data[0]) * 2**32 + int(data[1]))[0]
+        assert same_bits(as_float64(grads[i]), want)
+
+
+def test_p_one_gradient_is_zero():
+    x = jnp.ones(SHAPE, jnp.float32)
+    grad = jax.grad(lambda x: jnp.sum(unidrop.dropout(x, 1.0, seed=1)))(x)
+    assert same_bits(as_float64(grad), np.zeros(SHAPE))

@@ -1,0 +1,34 @@
+"""unidrop's PyTorch backend: mask stream v1 on CPU and CUDA tensors.
+
+Importing this package does not import torch; the entry point ``unidrop.backends: torch``
+points at :class:`TorchBackend`. The torch-facing names (:class:`Dropout` and its channel-wise
+forms, :func:`dropout`) are imported on first access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import TorchBackend
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "TorchBackend", "dropout"]
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Dropout": "modules",
+    "Dropout1d": "modules",
+    "Dropout2d": "modules",
+    "Dropout3d": "modules",
+    "dropout": "functional",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unidrop_torch' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,65 @@
+"""The CPU path: the NumPy backend's mask stream v1, applied to zero-copy NumPy views.
+
+The tensor is viewed as a NumPy array (no copy, any strides) and handed to unidrop-numpy
+through its :class:`~unidrop.Backend` interface, so the CPU Philox (chunked, threaded) lives in
+one place; the NumPy result becomes the output tensor without a copy. bfloat16, which NumPy
+lacks, goes through float32, its compute dtype, and is rounded back to bfloat16 by torch
+(round to nearest even), as the mask stream prescribes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from unidrop import Backend, DropoutPlan, contract
+
+
+@functools.cache
+def _numpy_backend() -> Backend:
+    from unidrop_numpy import NumpyBackend
+
+    return NumpyBackend()
+
+
+def _plan(shape: tuple[int, ...], dtype: str, p: float, seed: int, stream: int, dims: tuple[int, ...],
+          return_mask: bool = False) -> DropoutPlan:  # fmt: skip
+    return DropoutPlan(
+        p=p,
+        seed=seed,
+        stream=stream,
+        shape=shape,
+        dtype=dtype,
+        mask_shape=contract.mask_shape(shape, dims),
+        broadcast_dims=dims,
+        return_mask=return_mask,
+    )
+
+
+def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> torch.Tensor:
+    """The boolean keep mask of ``mask_shape`` on the CPU."""
+    ones = np.broadcast_to(np.float32(1), mask_shape)  # read-only, no memory: only its shape matters
+    _, keep = _numpy_backend().dropout(ones, _plan(mask_shape, "float32", p, seed, stream, (), True))
+    return torch.from_numpy(np.asarray(keep, dtype=bool).reshape(mask_shape))
+
+
+def _float32_of_bfloat16(x: torch.Tensor) -> np.ndarray:
+    """A bfloat16 tensor as a float32 NumPy array, exactly: the 16 bits become the high half."""
+    bits = x.detach().view(torch.int16).numpy().view(np.uint16)
+    out = np.empty(bits.shape, dtype=np.uint32)
+    np.left_shift(bits, 16, out=out, dtype=np.uint32)
+    return out.view(np.float32)
+
+
+def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
+    """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
+    array = _float32_of_bfloat16(x) if x.dtype == torch.bfloat16 else x.detach().numpy()
+    plan = _plan(tuple(x.shape), array.dtype.name, p, seed, stream, tuple(broadcast_dims))
+    y, _ = _numpy_backend().dropout(array, plan)
+    result = torch.from_numpy(np.asarray(y))
+    out = torch.empty_like(x)
+    if result.dtype == out.dtype and result.stride() == out.stride():
+        return result
+    return out.copy_(result)  # bfloat16 rounding, or the layout torch.empty_like promises

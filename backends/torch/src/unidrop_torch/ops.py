@@ -1,0 +1,163 @@
+"""The torch operators ``unidrop::dropout`` and ``unidrop::keep_mask`` (torch.library custom ops).
+
+``unidrop::dropout(x, key, p, broadcast_dims)`` is mask stream v1 dropout. It has
+
+* a fake (meta) implementation, so ``torch.compile(fullgraph=True)`` traces it without a
+  graph break and ``torch.export`` sees it;
+* an autograd formula whose backward is the same operator on the incoming gradient
+  (``grad * keep * scale``, in the same compute dtype and rounding): the mask is regenerated
+  from the key, and the key (16 bytes) is the only tensor saved for backward. Because the
+  backward is itself this differentiable operator, double backward works;
+* a vmap rule: every example of the batch gets the mask an unbatched call gets (the batch
+  axis is broadcast), exactly as calling it on each example would.
+
+``key`` is the int32 tensor of shape (4,) described in :mod:`unidrop_torch.keys`;
+``broadcast_dims`` are non-negative axes of ``x``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from unidrop import contract
+
+from . import cpu, cuda, keys
+
+
+def _check(x: Tensor, key: Tensor, p: float, broadcast_dims: Sequence[int]) -> None:
+    keys.check_key(key)
+    contract.check_p(p)
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise TypeError(
+            f"unidrop::dropout needs a floating-point tensor; got dtype {x.dtype}, allowed: "
+            "float16, bfloat16, float32, float64"
+        )
+    for axis in broadcast_dims:
+        if not 0 <= axis < x.dim():
+            raise ValueError(
+                f"unidrop::dropout broadcast_dims axis {axis} is out of range for a tensor of "
+                f"{x.dim()} dimensions (allowed: 0 .. {x.dim() - 1}; normalise negative axes first)"
+            )
+
+
+@torch.library.custom_op("unidrop::dropout", mutates_args=())
+def dropout(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor:
+    """Mask stream v1 dropout of ``x`` with the (seed, stream) in ``key``; a new tensor like ``x``."""
+    _check(x, key, p, broadcast_dims)
+    if x.device.type == "cpu":
+        if key.device.type != "cpu":
+            raise ValueError(f"the key is on {key.device}, the input on the CPU: put them on one device")
+        seed, stream = keys.ints_of(key)
+        return cpu.dropout(x, seed, stream, p, broadcast_dims)
+    if x.device.type == "cuda":
+        return cuda.dropout(x, key, p, broadcast_dims)
+    raise NotImplementedError(
+        f"unidrop-torch runs on CPU and CUDA tensors; got a tensor on {x.device}. "
+        "Move it to the CPU or a CUDA device."
+    )
+
+
+@dropout.register_fake
+def _dropout_fake(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor:
+    _check(x, key, p, broadcast_dims)
+    return torch.empty_like(x)
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    _, key, p, broadcast_dims = inputs
+    ctx.save_for_backward(key)  # 16 bytes: the mask is regenerated, never saved
+    ctx.p = p
+    ctx.broadcast_dims = broadcast_dims
+
+
+def _backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+    (key,) = ctx.saved_tensors
+    grad_x = dropout(grad, key, ctx.p, ctx.broadcast_dims) if ctx.needs_input_grad[0] else None
+    return grad_x, None, None, None
+
+
+dropout.register_autograd(_backward, setup_context=_setup_context)
+
+
+@dropout.register_vmap
+def _dropout_vmap(
+    info: Any, in_dims: tuple[Any, ...], x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]
+) -> tuple[Tensor, int | None]:
+    x_dim, key_dim = in_dims[0], in_dims[1]
+    if key_dim is not None:
+        raise NotImplementedError(
+            "unidrop: vmap over the key (a batched seed, e.g. seed=None under "
+            "vmap(randomness='different')) is not supported; pass an integer seed, use "
+            "randomness='same', or draw different streams outside vmap"
+        )
+    if x_dim is None:
+        return dropout(x, key, p, broadcast_dims), None
+    batched = x.movedim(x_dim, 0)
+    return dropout(batched, key, p, [0, *(axis + 1 for axis in broadcast_dims)]), 0
+
+
+@torch.library.custom_op("unidrop::keep_mask", mutates_args=())
+def keep_mask(key: Tensor, mask_shape: list[int], p: float, device: torch.device) -> Tensor:
+    """The boolean keep mask (True = kept) of ``mask_shape`` for the (seed, stream) in ``key``."""
+    keys.check_key(key)
+    device = torch.device(device)
+    shape = tuple(mask_shape)
+    if device.type == "cuda":
+        return cuda.keep_mask(key, shape, p, device)
+    if device.type == "cpu":
+        seed, stream = keys.ints_of(key)
+        return cpu.keep_mask(seed, stream, shape, p)
+    raise NotImplementedError(f"unidrop-torch runs on CPU and CUDA; got device {device}")
+
+
+@keep_mask.register_fake
+def _keep_mask_fake(key: Tensor, mask_shape: list[int], p: float, device: torch.device) -> Tensor:
+    return torch.empty(mask_shape, dtype=torch.bool, device=device)
+
+
+class Dropout(torch.autograd.Function):
+    """``unidrop::dropout`` as an autograd.Function, so that torch.func transforms (grad, jacrev,
+    jvp, jacfwd, vmap of grad) can differentiate it too; ``torch.library`` autograd formulas do
+    not support them. Same saved state (the key alone) and the same backward as the operator's;
+    forward mode sends the tangent through the same mask and scale."""
+
+    generate_vmap_rule = True  # the forward is the operator, which has a vmap rule
+
+    @staticmethod
+    def forward(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor:
+        return dropout(x, key, p, broadcast_dims)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        _setup_context(ctx, inputs, output)
+        ctx.save_for_forward(inputs[1])
+
+    @staticmethod
+    def jvp(ctx: Any, x_tangent: Tensor, *_: Any) -> Tensor:
+        """Forward mode (torch.func.jvp): the tangent goes through the same mask and scale."""
+        (key,) = ctx.saved_tensors
+        return Dropout.apply(x_tangent, key, ctx.p, ctx.broadcast_dims)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+        (key,) = ctx.saved_tensors
+        grad_x = Dropout.apply(grad, key, ctx.p, ctx.broadcast_dims) if ctx.needs_input_grad[0] else None
+        return grad_x, None, None, None
+
+
+def apply(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor:
+    """Differentiable ``unidrop::dropout`` by the route that supports the caller's context.
+
+    Eager autograd and torch.compile use the operator's own autograd formula (Dynamo traces
+    custom operators, but not autograd.Functions with a custom ``jvp``). Under torch.func
+    transforms (grad, jacrev, jvp, jacfwd, vmap) the :class:`Dropout` function is used, which they
+    support. Both save only the key. (``torch._C._are_functorch_transforms_active`` is asked only
+    outside compilation: Dynamo cannot trace it.)
+    """
+    if not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active():
+        return Dropout.apply(x, key, p, broadcast_dims)
+    return dropout(x, key, p, broadcast_dims)

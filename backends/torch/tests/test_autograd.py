@@ -1,0 +1,84 @@
+"""Autograd: the gradient is grad * keep * scale, and only the 16-byte key is saved for backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import unidrop_torch
+from torch_helpers import DTYPES, assert_same, expected_output, sample
+from unidrop_torch import keys, ops
+
+import unidrop
+
+
+def saved_bytes(fn, x: torch.Tensor) -> int:  # type: ignore[no-untyped-def]
+    """Bytes of every tensor autograd saves for backward while ``fn(x)`` runs."""
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn(x)
+    return total
+
+
+@pytest.mark.parametrize("n", [1 << 10, 1 << 16])
+def test_only_the_key_is_saved_for_backward(n: int) -> None:
+    x = torch.randn(n, requires_grad=True)
+    assert saved_bytes(lambda a: unidrop_torch.dropout(a, 0.5, seed=1), x) == 16
+    assert saved_bytes(lambda a: unidrop_torch.dropout(a, 0.5), x) == 16  # seed=None too
+    assert saved_bytes(lambda a: unidrop.dropout(a, 0.5, seed=1, broadcast_dims=(0,)), x) == 16
+    # the autograd.Function used under torch.func transforms and torch.compile saves the same
+    assert saved_bytes(lambda a: ops.Dropout.apply(a, keys.key_from_ints(1, 0), 0.5, []), x) == 16
+    # torch's own dropout saves a mask of one byte per element, for contrast
+    assert saved_bytes(lambda a: torch.nn.functional.dropout(a, 0.5), x) >= n
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("dims", [(), (1,)])
+def test_gradient_is_cotangent_times_keep_times_scale(dtype: torch.dtype, dims: tuple[int, ...]) -> None:
+    x = sample((6, 5, 4), dtype, seed=1, specials=False).requires_grad_(True)
+    cotangent = sample((6, 5, 4), dtype, seed=2)
+    y = unidrop_torch.dropout(x, 0.3, seed=5, stream=9, broadcast_dims=dims)
+    (grad,) = torch.autograd.grad(y, x, cotangent)
+    assert grad.dtype == dtype
+    assert_same(y, expected_output(x, 0.3, 5, 9, dims), "forward")
+    assert_same(grad, expected_output(cotangent, 0.3, 5, 9, dims), "gradient")
+
+
+def test_seed_none_backward_uses_the_forward_mask() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(1000, dtype=torch.float64).add_(1).requires_grad_(True)
+    y = unidrop_torch.dropout(x, 0.5)
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, y != 0)
+    assert torch.equal(x.grad[y != 0], torch.full_like(x.grad[y != 0], 2.0))
+
+
+def test_gradcheck_and_gradgradcheck_in_float64() -> None:
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+
+    def fn(a: torch.Tensor) -> torch.Tensor:
+        return unidrop_torch.dropout(a, 0.4, seed=21, stream=2, broadcast_dims=(0,))
+
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_double_backward_regenerates_the_same_mask() -> None:
+    x = torch.randn(50, dtype=torch.float64, requires_grad=True)
+    y = unidrop_torch.dropout(x, 0.5, seed=4)
+    v = torch.randn(50, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(y, x, v, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), v)
+    assert_same(gg, expected_output(torch.ones(50, dtype=torch.float64), 0.5, 4), "d(grad)/d(cotangent)")
+
+
+def test_backward_of_a_non_contiguous_gradient() -> None:
+    """sum().backward() sends an expanded (stride 0) gradient; it must still be exact."""
+    x = sample((8, 9), torch.float32, specials=False).t().requires_grad_(True)
+    unidrop_torch.dropout(x, 0.6, seed=8, stream=1).sum().backward()
+    assert_same(x.grad, expected_output(torch.ones(9, 8), 0.6, 8, 1), "gradient of sum")

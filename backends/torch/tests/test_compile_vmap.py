@@ -1,0 +1,129 @@
+"""torch.compile (fullgraph, bit-exact), the op's registrations (opcheck) and torch.func.vmap."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import unidrop_torch
+from torch_helpers import assert_same, expected_output, sample
+from unidrop_torch import keys, ops
+
+import unidrop
+
+
+def test_opcheck_dropout_and_keep_mask() -> None:
+    """Schema, fake implementation, autograd registration and AOT dispatch are consistent."""
+    x = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    key = keys.key_from_ints(3, 4)
+    torch.library.opcheck(ops.dropout, (x, key, 0.3, [1]))
+    torch.library.opcheck(ops.dropout, (x.detach().to(torch.bfloat16).t(), key, 0.5, []))
+    torch.library.opcheck(ops.keep_mask, (key, [3, 1, 4], 0.5, torch.device("cpu")))
+
+
+def test_inductor_fullgraph_is_bit_exact_forward_and_backward() -> None:
+    torch._dynamo.reset()
+    x = sample((33, 17), torch.float32, seed=3, specials=False)
+
+    def step(a: torch.Tensor) -> torch.Tensor:
+        return unidrop_torch.dropout(a, 0.3, seed=1 << 33, stream=7) * 3.0
+
+    compiled = torch.compile(step, fullgraph=True)
+    leaf_c, leaf_e = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    y_c, y_e = compiled(leaf_c), step(leaf_e)
+    assert_same(y_c, y_e, "compiled forward")
+    assert_same(y_e, expected_output(x, 0.3, 1 << 33, 7).to(torch.float32) * 3.0, "eager forward")
+    cotangent = sample((33, 17), torch.float32, seed=4, specials=False)
+    y_c.backward(cotangent)
+    y_e.backward(cotangent)
+    assert_same(leaf_c.grad, leaf_e.grad, "compiled backward")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64], ids=str)
+def test_fullgraph_with_broadcast_dims_and_return_mask(dtype: torch.dtype) -> None:
+    torch._dynamo.reset()
+    x = sample((4, 5, 6), dtype, seed=5)
+
+    def fn(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return unidrop_torch.dropout(a, 0.5, seed=2, stream=3, broadcast_dims=(-1,), return_mask=True)
+
+    y, keep = torch.compile(fn, fullgraph=True, backend="aot_eager")(x)
+    y_e, keep_e = fn(x)
+    assert_same(y, y_e, "compiled")
+    assert torch.equal(keep, keep_e)
+
+
+def test_seed_none_compiles_without_graph_break_and_follows_manual_seed() -> None:
+    torch._dynamo.reset()
+    x = torch.ones(256)
+    compiled = torch.compile(lambda a: unidrop_torch.dropout(a, 0.5), fullgraph=True, backend="aot_eager")
+    torch.manual_seed(11)
+    first, second = compiled(x), compiled(x)
+    torch.manual_seed(11)
+    assert torch.equal(compiled(x), first)
+    assert not torch.equal(first, second)
+
+
+def test_module_compiles_fullgraph() -> None:
+    torch._dynamo.reset()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), unidrop_torch.Dropout(0.25, seed=5))
+    x = torch.randn(3, 8)
+    assert_same(torch.compile(model, fullgraph=True, backend="aot_eager")(x), model(x), "module")
+
+
+def test_core_dropout_compiles_fullgraph() -> None:
+    torch._dynamo.reset()
+    unidrop.list_backends()
+    x = torch.randn(10)
+    fn = torch.compile(lambda a: unidrop.dropout(a, 0.5, seed=1), fullgraph=True, backend="aot_eager")
+    assert_same(fn(x), unidrop.dropout(x, 0.5, seed=1), "core API compiled")
+
+
+def test_vmap_gives_every_example_the_unbatched_mask() -> None:
+    xs = sample((5, 4, 3), torch.float32, seed=6)
+    for in_dim in (0, 1):
+        batch = xs if in_dim == 0 else xs.transpose(0, 1).contiguous()
+        got = torch.func.vmap(
+            lambda r: unidrop_torch.dropout(r, 0.5, seed=3, broadcast_dims=(1,)), in_dims=in_dim
+        )(batch)
+        for i in range(5):
+            assert_same(got[i], expected_output(xs[i], 0.5, 3, 0, (1,)), f"example {i} in_dims={in_dim}")
+
+
+def test_func_grad_jacrev_and_vmap_of_grad() -> None:
+    xs = torch.randn(3, 7, dtype=torch.float64)
+    ones = expected_output(torch.ones(7, dtype=torch.float64), 0.5, 9)
+    grads = torch.func.vmap(torch.func.grad(lambda r: unidrop_torch.dropout(r, 0.5, seed=9).sum()))(xs)
+    assert_same(grads[1], ones, "per-example grad")
+    jacobian = torch.func.jacrev(lambda r: unidrop_torch.dropout(r, 0.5, seed=9))(xs[0])
+    assert_same(jacobian, torch.diag(ones), "jacobian")
+
+
+def test_vmap_random_seed_is_refused_clearly() -> None:
+    xs = torch.randn(3, 8)
+    with pytest.raises(RuntimeError, match="randomness"):
+        torch.func.vmap(lambda r: unidrop_torch.dropout(r, 0.5))(xs)
+    same = torch.func.vmap(lambda r: unidrop_torch.dropout(r, 0.5), randomness="same")(torch.ones(3, 8))
+    assert torch.equal(same[0], same[1])
+    with pytest.raises(NotImplementedError, match="vmap over the key"):
+        torch.func.vmap(lambda r: unidrop_torch.dropout(r, 0.5), randomness="different")(xs)
+
+
+def test_torch_export_keeps_the_operator() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), unidrop_torch.Dropout(0.25, seed=5))
+    x = torch.randn(3, 8)
+    program = torch.export.export(model, (x,))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert "unidrop.dropout.default" in targets
+    assert_same(program.module()(x), model(x), "exported")
+
+
+def test_forward_mode_jvp_and_jacfwd() -> None:
+    x = torch.randn(9, dtype=torch.float64)
+    ones = expected_output(torch.ones(9, dtype=torch.float64), 0.5, 3)
+    y, tangent = torch.func.jvp(
+        lambda a: unidrop_torch.dropout(a, 0.5, seed=3), (x,), (torch.ones(9, dtype=torch.float64),)
+    )
+    assert_same(y, expected_output(x, 0.5, 3), "primal")
+    assert_same(tangent, ones, "tangent")
+    jacobian = torch.func.jacfwd(lambda a: unidrop_torch.dropout(a, 0.5, seed=3))(x)
+    assert_same(jacobian, torch.diag(ones), "forward-mode jacobian")

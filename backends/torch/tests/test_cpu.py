@@ -1,0 +1,103 @@
+"""The CPU path: exact for every dtype and layout, threaded chunks, 64-bit counters."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import unidrop_torch
+from torch_helpers import DTYPES, assert_same, expected_at, expected_output, sample
+
+import unidrop
+from unidrop import philox
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_dtype_matches_the_reference(dtype: torch.dtype) -> None:
+    x = sample((5, 7, 3), dtype, seed=1)
+    for p, seed, stream in [(0.5, 0, 0), (0.25, 1 << 40, 3), (0.9, (1 << 64) - 1, (1 << 64) - 1)]:
+        y = unidrop.dropout(x, p, seed=seed, stream=stream)
+        assert y.dtype == dtype and y.shape == x.shape
+        assert_same(y, expected_output(x, p, seed, stream), f"{dtype} p={p}")
+
+
+def _layouts(dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+    image = sample((2, 3, 4, 5), dtype, seed=2)
+    volume = sample((2, 3, 2, 4, 3), dtype, seed=3)
+    matrix = sample((12, 10), dtype, seed=4)
+    return [
+        ("channels_last", image.to(memory_format=torch.channels_last)),
+        ("channels_last_3d", volume.to(memory_format=torch.channels_last_3d)),
+        ("transposed", matrix.t()),
+        ("sliced", matrix[1::3, ::2]),
+        ("permuted", image.permute(3, 1, 0, 2)),
+        ("expanded", sample((1, 6), dtype, seed=5).expand(4, 6)),
+        ("offset view", matrix.reshape(-1)[7:50]),
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_layout_gives_the_result_of_the_contiguous_copy(dtype: torch.dtype) -> None:
+    for name, x in _layouts(dtype):
+        for dims in [(), (0,), (-1,)]:
+            y = unidrop.dropout(x, 0.4, seed=9, stream=1, broadcast_dims=dims)
+            contiguous = unidrop.dropout(x.contiguous(), 0.4, seed=9, stream=1, broadcast_dims=dims)
+            assert_same(y, contiguous, f"{name} dims={dims}")
+            assert_same(y, expected_output(x, 0.4, 9, 1, dims), f"{name} dims={dims} vs reference")
+
+
+def test_channels_last_output_keeps_the_memory_format() -> None:
+    x = sample((2, 3, 4, 5), torch.float32).to(memory_format=torch.channels_last)
+    y = unidrop.dropout(x, 0.5, seed=1)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dims"),
+    [((3, 150_001), ()), ((3, 150_001), (0,)), ((70_000, 5), (1,)), ((2, 3, 50_000), (1,))],
+)
+def test_large_inputs_match_the_reference_at_sampled_indices(
+    shape: tuple[int, ...], dims: tuple[int, ...]
+) -> None:
+    """Inputs of several NumPy-backend chunks (and threads), checked at sampled indices."""
+    x = sample(shape, torch.bfloat16, seed=6, specials=False)
+    y = unidrop.dropout(x, 0.3, seed=77, stream=5, broadcast_dims=dims)
+    n = x.numel()
+    rng = random.Random(0)
+    indices = sorted({0, 1, 2, 3, n - 4, n - 3, n - 2, n - 1, *(rng.randrange(n) for _ in range(400))})
+    for boundary in range(1 << 15, n, 1 << 15):  # both sides of every multiple of 2**15
+        indices += [boundary - 1, boundary]
+    got = y.reshape(-1)[indices]
+    assert_same(got, torch.tensor(expected_at(x, indices, 0.3, 77, 5, dims)), f"{shape} dims={dims}")
+
+
+def test_input_is_never_modified_and_never_aliased() -> None:
+    x = sample((64, 9), torch.float32, seed=8)
+    before = x.clone()
+    y = unidrop_torch.dropout(x, 0.5, seed=1)
+    assert_same(x, before, "input")
+    assert y.data_ptr() != x.data_ptr()
+
+
+def test_return_mask_is_the_keep_mask() -> None:
+    x = torch.ones(4, 6, 5)
+    y, keep = unidrop_torch.dropout(x, 0.5, seed=3, stream=4, broadcast_dims=(1,), return_mask=True)
+    assert keep.shape == (4, 1, 5) and keep.dtype == torch.bool
+    expected_keep = torch.tensor(
+        [u >= 1 << 31 for u in philox.stream_words(3, 4, 0, 20)], dtype=torch.bool
+    ).reshape(4, 1, 5)
+    assert torch.equal(keep, expected_keep)
+    assert torch.equal(y != 0, expected_keep.expand(4, 6, 5))
+
+
+def test_not_a_tensor_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        unidrop_torch.dropout([1.0, 2.0], 0.5, seed=1)  # type: ignore[arg-type]
+
+
+def test_meta_tensors_get_shapes_only() -> None:
+    """On the meta device the fake implementation answers: shape, dtype and strides, no data."""
+    x = torch.empty(2, 3, 4, 5, device="meta", dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+    y = unidrop_torch.dropout(x, 0.5, seed=1)
+    assert y.device.type == "meta" and y.shape == x.shape and y.dtype == x.dtype and y.stride() == x.stride()

@@ -1,0 +1,133 @@
+"""seed=None follows torch's generators; the nn.Module API; importing does not import torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import unidrop_torch
+from torch_helpers import assert_same, expected_output, sample
+
+import unidrop
+
+
+def test_seed_none_draws_from_torch_default_generator() -> None:
+    x = torch.ones(512)
+    torch.manual_seed(3)
+    first, second = unidrop.dropout(x, 0.5), unidrop.dropout(x, 0.5)
+    torch.manual_seed(3)
+    assert torch.equal(unidrop.dropout(x, 0.5), first)
+    assert not torch.equal(first, second)
+    state = torch.get_rng_state()
+    unidrop.dropout(x, 0.5)
+    assert not torch.equal(torch.get_rng_state(), state), "seed=None must consume torch's generator"
+
+
+def test_the_drawn_seed_is_two_randint_words() -> None:
+    """The documented convention: seed = the two int32 words torch.randint draws, low word first."""
+    torch.manual_seed(8)
+    words = [w & 0xFFFFFFFF for w in torch.randint(-(1 << 31), 1 << 31, (2,), dtype=torch.int32).tolist()]
+    torch.manual_seed(8)
+    x = sample((7, 3), torch.float32, seed=1)
+    assert_same(unidrop.dropout(x, 0.5, stream=4), expected_output(x, 0.5, words[0] | words[1] << 32, 4), "")
+
+
+def test_fork_rng_governs_seed_none() -> None:
+    x = torch.ones(256)
+    torch.manual_seed(5)
+    with torch.random.fork_rng(devices=[]):
+        inside = unidrop.dropout(x, 0.5)
+    outside = unidrop.dropout(x, 0.5)
+    assert torch.equal(inside, outside), "fork_rng must restore the generator"
+
+
+def test_explicit_seed_and_eval_leave_torch_generator_alone() -> None:
+    state = torch.get_rng_state()
+    unidrop.dropout(torch.ones(64), 0.5, seed=1)
+    unidrop.dropout(torch.ones(64), 0.5, training=False)
+    unidrop.dropout(torch.ones(64), 0.0)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_module_follows_train_and_eval() -> None:
+    layer = unidrop_torch.Dropout(0.4, seed=6, stream=2)
+    x = sample((5, 6), torch.float32, seed=2)
+    assert layer.training
+    assert_same(layer(x), expected_output(x, 0.4, 6, 2), "train")
+    layer.eval()
+    assert layer(x) is x
+    layer.train()
+    assert not torch.equal(layer(x), x)
+    assert "p=0.4" in repr(layer) and "seed=6" in repr(layer)
+
+
+@pytest.mark.parametrize(
+    ("cls", "shape", "dims"),
+    [
+        (unidrop_torch.Dropout1d, (2, 3, 7), (2,)),
+        (unidrop_torch.Dropout2d, (2, 3, 4, 5), (2, 3)),
+        (unidrop_torch.Dropout3d, (2, 3, 2, 4, 3), (2, 3, 4)),
+        (unidrop_torch.Dropout2d, (3, 4, 5), (1, 2)),  # unbatched (C, H, W)
+    ],
+)
+def test_channel_forms_are_broadcast_dims(cls: type, shape: tuple[int, ...], dims: tuple[int, ...]) -> None:
+    x = sample(shape, torch.float32, seed=3)
+    y = cls(0.5, seed=4)(x)
+    assert_same(y, expected_output(x, 0.5, 4, 0, dims), cls.__name__)
+    assert_same(y, unidrop_torch.Dropout(0.5, broadcast_dims=dims, seed=4)(x), "same as broadcast_dims")
+
+
+def test_inplace_writes_into_the_input_like_torch() -> None:
+    x = sample((4, 6), torch.float32, seed=5)
+    expected = expected_output(x, 0.5, 2)
+    out = unidrop_torch.Dropout(0.5, True, seed=2)(x)
+    assert out is x
+    assert_same(x, expected, "in place")
+    leaf = torch.ones(8, requires_grad=True)
+    unidrop_torch.Dropout(0.5, inplace=True, seed=2)(leaf * 1.0).sum().backward()
+    assert_same(leaf.grad, expected_output(torch.ones(8), 0.5, 2), "gradient through the in-place form")
+
+
+def test_torch_mask_stream_reproduces_torch_dropout() -> None:
+    x = torch.randn(6, 5, 4, 3)
+    for unidrop_layer, torch_layer in [
+        (unidrop_torch.Dropout(0.3, mask_stream="torch"), torch.nn.Dropout(0.3)),
+        (unidrop_torch.Dropout2d(0.3, mask_stream="torch"), torch.nn.Dropout2d(0.3)),
+    ]:
+        torch.manual_seed(12)
+        ours = unidrop_layer(x)
+        torch.manual_seed(12)
+        assert torch.equal(ours, torch_layer(x)), type(torch_layer).__name__
+    with pytest.raises(ValueError, match="torch has no stream"):
+        unidrop_torch.Dropout(0.3, broadcast_dims=(0,), mask_stream="torch")(x)
+    with pytest.raises(ValueError, match="mask_stream"):
+        unidrop_torch.Dropout(0.3, mask_stream="numpy")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"), [({"p": 1.5}, ValueError), ({"p": 0.5, "seed": -1}, ValueError)]
+)
+def test_module_validates_arguments(kwargs: dict, error: type) -> None:
+    with pytest.raises(error):
+        unidrop_torch.Dropout(**kwargs)
+
+
+def test_importing_the_backend_imports_neither_torch_nor_triton() -> None:
+    code = (
+        "import sys, unidrop, unidrop_torch\n"
+        "unidrop.list_backends()\n"
+        "assert 'torch' not in sys.modules and 'triton' not in sys.modules, sorted(sys.modules)\n"
+        "import torch\n"
+        "unidrop.dropout(torch.ones(8), 0.5, seed=1)\n"
+        "assert 'unidrop_torch.triton_kernels' not in sys.modules, 'the CPU path needs no kernels'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_backend_is_registered_under_its_entry_point() -> None:
+    names = {info.name: info for info in unidrop.list_backends()}
+    assert names["torch"].distribution == "unidrop-torch"
+    assert unidrop.get_backend("torch").features >= {"autograd", "jit"}

@@ -1,0 +1,85 @@
+"""The CUDA kernels compile for real GPUs (sm_80, sm_90) without one, with vectorised memory access.
+
+Triton ships ptxas, so ``triton.compile`` builds the kernel for a named target on the CPU. The
+checks read the PTX: 16-byte loads and stores in the unmasked bulk (what reaching copy bandwidth
+needs), no local memory, no flush-to-zero (subnormal results must survive), and 16-bit results
+rounded to nearest even by the hardware conversion (the interpreter test covers the by-hand
+bfloat16 rounding used there instead). Pointers are declared 16-byte aligned, as Triton specialises them at
+run time for torch's allocations.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None,
+    reason="triton is not installed (pip install triton==3.7.1, the version torch 2.13.0 pairs with)",
+)
+
+TYPES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64"}
+SIZES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+VECTOR_16_BYTES = {"fp16": "v4.b32", "bf16": "v4.b32", "fp32": "v4.b32", "fp64": "v2.b64"}
+
+
+def compile_dropout(dtype: str, key_on_device: bool, masked: bool, arch: int) -> str:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from unidrop_torch import cuda, triton_kernels
+
+    block, warps, calls = cuda.CONFIG[SIZES[dtype]]
+    ty = TYPES[dtype]
+    signature = {
+        "x_ptr": f"*{ty}",
+        "y_ptr": f"*{ty}",
+        "key_ptr": "*i32" if key_on_device else f"*{ty}",
+        **{name: "i32" for name in ("n_lo", "n_hi", "b_lo", "b_hi", "k0", "k1", "s0", "s1", "threshold")},
+        "scale_bits": "i64" if ty == "fp64" else "i32",
+        **{
+            name: "constexpr"
+            for name in ("KEY_ON_DEVICE", "COMPUTE_F64", "BF16_BY_HAND", "BLOCK", "CALLS", "MASKED")
+        },
+    }
+    constants = {
+        "KEY_ON_DEVICE": key_on_device,
+        "COMPUTE_F64": ty == "fp64",
+        "BF16_BY_HAND": False,
+        "BLOCK": block,
+        "CALLS": calls,
+        "MASKED": masked,
+    }
+    aligned = {(i,): [["tt.divisibility", 16]] for i in range(3)}
+    source = ASTSource(
+        fn=triton_kernels.dropout_kernel, signature=signature, constexprs=constants, attrs=aligned
+    )
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
+    return compiled.asm["ptx"]
+
+
+@pytest.mark.parametrize("dtype", list(TYPES))
+@pytest.mark.parametrize("key_on_device", [False, True], ids=["key-scalars", "key-on-device"])
+def test_bulk_kernel_compiles_with_16_byte_access(dtype: str, key_on_device: bool) -> None:
+    ptx = compile_dropout(dtype, key_on_device, masked=False, arch=90)
+    vector = VECTOR_16_BYTES[TYPES[dtype]]
+    data_loads = set(re.findall(r"ld\.global\.[\w.]+", ptx))
+    if key_on_device:
+        data_loads.discard("ld.global.b32")  # the four key words, loaded once per program
+    assert data_loads == {f"ld.global.{vector}"}, f"{dtype}: loads {sorted(data_loads)}"
+    assert set(re.findall(r"st\.global\.[\w.]+", ptx)) == {f"st.global.{vector}"}
+    assert "ld.local" not in ptx and "st.local" not in ptx, "the kernel spills to local memory"
+    assert ".ftz" not in ptx, "flush-to-zero would lose subnormal results"
+    assert "mul.hi.u32" in ptx  # the Philox rounds
+    if dtype in ("float16", "bfloat16"):  # the float32 product rounded to nearest even
+        assert f"cvt.rn.{TYPES[dtype].replace('fp', 'f')}.f32" in ptx
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float64"])
+def test_tail_kernel_compiles_for_sm80(dtype: str) -> None:
+    ptx = compile_dropout(dtype, key_on_device=True, masked=True, arch=80)
+    assert ".ftz" not in ptx and "ld.local" not in ptx
+    if dtype == "bfloat16":
+        assert "cvt.rn.bf16.f32" in ptx
