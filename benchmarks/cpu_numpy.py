@@ -59,19 +59,19 @@ def usable_cpus() -> int:
 
 def candidates(x: np.ndarray, p: float, notes: list[str]) -> dict[str, Callable[[], object]]:
     """name -> a call doing one forward dropout of ``x``."""
-    from unidrop_numpy import chunked
+    import unidrop_numpy
 
-    threads = chunked.get_num_threads()
+    threads = unidrop_numpy.get_num_threads()
 
     def unidrop_default() -> object:
         return unidrop.dropout(x, p, seed=3)
 
     def unidrop_one_thread() -> object:
-        chunked.set_num_threads(1)
+        unidrop_numpy.set_num_threads(1)
         try:
             return unidrop.dropout(x, p, seed=3)
         finally:
-            chunked.set_num_threads(threads)
+            unidrop_numpy.set_num_threads(threads)
 
     rng = np.random.default_rng(0)
 

@@ -85,10 +85,10 @@ def test_arrays_larger_than_one_chunk_match_the_reference(shape, dims, monkeypat
 
 
 def test_no_temporary_larger_than_a_chunk_beside_the_output():
-    """Peak traced allocation for a 2**23-element float32 input: the output plus a few chunks."""
+    """Peak traced allocation for a 2**25-element float32 input: the output plus a few chunks."""
     import tracemalloc
 
-    x = np.ones(1 << 23, np.float32)
+    x = np.ones(1 << 25, np.float32)
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from unidrop_numpy import chunked
+from unidrop_numpy import threads as thread_settings
 from unidrop_numpy.chunked import blocks, dropout_array
 from unidrop_numpy.philox import PhiloxWorkspace
 
@@ -275,26 +276,26 @@ def test_worker_errors_propagate(monkeypatch: pytest.MonkeyPatch, small_chunks: 
 
 
 def test_thread_settings() -> None:
-    before = chunked.get_num_threads()
+    before = thread_settings.get_num_threads()
     try:
-        chunked.set_num_threads(3)
-        assert chunked.get_num_threads() == 3
+        thread_settings.set_num_threads(3)
+        assert thread_settings.get_num_threads() == 3
         for bad in (0, -1, 1.5, True):
             with pytest.raises(ValueError, match="threads must be a positive integer"):
-                chunked.set_num_threads(bad)
+                thread_settings.set_num_threads(bad)
     finally:
-        chunked.set_num_threads(before)
+        thread_settings.set_num_threads(before)
 
 
 def test_thread_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UNIDROP_NUM_THREADS", "3")
-    assert chunked._default_threads() == 3
+    assert thread_settings._default_threads() == 3
     for bad in ("0", "-2", "two", ""):
         monkeypatch.setenv("UNIDROP_NUM_THREADS", bad)
         with pytest.raises(ValueError, match="UNIDROP_NUM_THREADS must be a positive integer"):
-            chunked._default_threads()
+            thread_settings._default_threads()
     monkeypatch.delenv("UNIDROP_NUM_THREADS")
-    assert 1 <= chunked._default_threads() <= chunked.MAX_DEFAULT_THREADS
+    assert 1 <= thread_settings._default_threads() <= thread_settings.MAX_DEFAULT_THREADS
 
 
 def test_bad_thread_argument() -> None:

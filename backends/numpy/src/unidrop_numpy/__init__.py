@@ -5,6 +5,7 @@ Importing this package does not import NumPy; the entry point
 """
 
 from .backend import NumpyBackend
+from .threads import get_num_threads, set_num_threads
 
-__all__ = ["NumpyBackend"]
+__all__ = ["NumpyBackend", "get_num_threads", "set_num_threads"]
 __version__ = "0.1.0"

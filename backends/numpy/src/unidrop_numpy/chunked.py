@@ -23,6 +23,7 @@ import numpy as np
 from unidrop import DropoutPlan
 
 from .philox import PhiloxWorkspace
+from .threads import get_num_threads
 
 #: Elements of the output handled per step; every temporary is at most this long. Chunks of
 #: 2^16 to 2^19 cost the same CPU time on one thread; with two threads, chunks under 2^18
@@ -30,41 +31,9 @@ from .philox import PhiloxWorkspace
 CHUNK = 1 << 18
 #: Arrays smaller than this many elements are done on the calling thread alone.
 MIN_THREADED_SIZE = 2 * CHUNK
-#: Upper bound of the default thread count.
-MAX_DEFAULT_THREADS = 8
 _MASK_VIEWS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 #: One block: (index into the array, first mask index, mask count, mask block shape).
 _Block = tuple[tuple[int | slice, ...], int, int, tuple[int, ...]]
-
-
-def _default_threads() -> int:
-    """``UNIDROP_NUM_THREADS`` if set, else the CPUs this process may use, at most 8."""
-    setting = os.environ.get("UNIDROP_NUM_THREADS")
-    if setting is not None:
-        if not setting.strip().isdigit() or int(setting) < 1:
-            raise ValueError(f"UNIDROP_NUM_THREADS must be a positive integer, got {setting!r}")
-        return int(setting)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_DEFAULT_THREADS))
-
-
-_num_threads = _default_threads()
-
-
-def set_num_threads(threads: int) -> None:
-    """Use at most ``threads`` threads per dropout call (1 = the calling thread only)."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    global _num_threads
-    _num_threads = threads
-
-
-def get_num_threads() -> int:
-    """The most threads one dropout call uses."""
-    return _num_threads
 
 
 def blocks(shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int | None = None) -> Iterator[_Block]:
@@ -215,7 +184,7 @@ def _take_workspace(capacity: int) -> PhiloxWorkspace:
 def _return_workspace(workspace: PhiloxWorkspace) -> None:
     """Keep a full-size workspace for the next call, unless enough are kept already."""
     with _spare_lock:
-        if workspace.capacity == CHUNK // 4 + 2 and len(_spare_workspaces) < _num_threads:
+        if workspace.capacity == CHUNK // 4 + 2 and len(_spare_workspaces) < get_num_threads():
             _spare_workspaces.append(workspace)
 
 
