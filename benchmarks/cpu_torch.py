@@ -33,15 +33,21 @@ P = 0.5
 SEED, STREAM = 1234, 5
 
 
-def median_ms(fn: Callable[[], object], warmup: int, repeat: int) -> float:
+def interleaved_medians(calls: dict[str, Callable[[], object]], warmup: int, repeat: int) -> dict[str, float]:
+    """Median ms per call of each entry, timed round-robin in a shuffled order each round."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in calls.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    order = list(calls)
+    shuffler = random.Random(0)
     for _ in range(repeat):
-        begin = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - begin) * 1e3)
-    return statistics.median(times)
+        shuffler.shuffle(order)
+        for name in order:
+            begin = time.perf_counter()
+            calls[name]()
+            times[name].append((time.perf_counter() - begin) * 1e3)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def exact_at_samples(x: torch.Tensor) -> bool:
@@ -75,14 +81,15 @@ def measure(dtype: torch.dtype, n: int, warmup: int, repeat: int) -> dict[str, f
     def fwd_bwd(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], object]:
         return lambda: torch.autograd.grad(fn(leaf), leaf, grad)
 
-    return {
-        "copy": median_ms(lambda: out.copy_(x), warmup, repeat),
-        "torch_forward": median_ms(lambda: torch_dropout(x), warmup, repeat),
-        "unidrop_forward": median_ms(lambda: unidrop_dropout(x), warmup, repeat),
-        "unidrop_forward_seed_none": median_ms(lambda: unidrop_torch.dropout(x, P), warmup, repeat),
-        "torch_forward_backward": median_ms(fwd_bwd(torch_dropout), warmup, repeat),
-        "unidrop_forward_backward": median_ms(fwd_bwd(unidrop_dropout), warmup, repeat),
+    calls: dict[str, Callable[[], object]] = {
+        "copy": lambda: out.copy_(x),
+        "torch_forward": lambda: torch_dropout(x),
+        "unidrop_forward": lambda: unidrop_dropout(x),
+        "unidrop_forward_seed_none": lambda: unidrop_torch.dropout(x, P),
+        "torch_forward_backward": fwd_bwd(torch_dropout),
+        "unidrop_forward_backward": fwd_bwd(unidrop_dropout),
     }
+    return interleaved_medians(calls, warmup, repeat)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1 << 24)
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     command = " ".join([Path(sys.executable).name, *sys.argv])
