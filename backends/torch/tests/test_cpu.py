@@ -101,3 +101,17 @@ def test_meta_tensors_get_shapes_only() -> None:
     x = torch.empty(2, 3, 4, 5, device="meta", dtype=torch.bfloat16).to(memory_format=torch.channels_last)
     y = unidrop_torch.dropout(x, 0.5, seed=1)
     assert y.device.type == "meta" and y.shape == x.shape and y.dtype == x.dtype and y.stride() == x.stride()
+
+
+@pytest.mark.parametrize("layout", ["sparse_coo", "sparse_csr"])
+def test_sparse_tensors_are_refused_naming_the_layout(layout: str) -> None:
+    dense = torch.eye(4)
+    x = dense.to_sparse() if layout == "sparse_coo" else dense.to_sparse_csr()
+    for call in (
+        lambda: unidrop.dropout(x, 0.5, seed=1),
+        lambda: unidrop_torch.dropout(x, 0.5, seed=1),
+        lambda: unidrop_torch.Dropout(0.5)(x),
+    ):
+        with pytest.raises(TypeError, match=rf"torch\.{layout}.*only strided"):
+            call()
+    assert torch.equal(x.to_dense(), dense)

@@ -131,3 +131,39 @@ def test_backend_is_registered_under_its_entry_point() -> None:
     names = {info.name: info for info in unidrop.list_backends()}
     assert names["torch"].distribution == "unidrop-torch"
     assert unidrop.get_backend("torch").features >= {"autograd", "jit"}
+
+
+@pytest.mark.parametrize(
+    ("cls", "torch_cls", "shape", "dims"),
+    [
+        (unidrop_torch.Dropout, torch.nn.Dropout, (3, 8), ()),
+        (unidrop_torch.Dropout1d, torch.nn.Dropout1d, (2, 3, 7), (2,)),
+        (unidrop_torch.Dropout2d, torch.nn.Dropout2d, (2, 3, 4, 5), (2, 3)),
+        (unidrop_torch.Dropout3d, torch.nn.Dropout3d, (2, 3, 2, 4, 3), (2, 3, 4)),
+    ],
+)
+def test_modules_are_instances_of_the_torch_classes(
+    cls: type, torch_cls: type, shape: tuple[int, ...], dims: tuple[int, ...]
+) -> None:
+    """Code that finds dropout layers by type finds ours; setting ``p`` on them takes effect."""
+    layer = cls(0.5, seed=4)
+    assert isinstance(layer, torch_cls)
+    assert isinstance(layer, torch.nn.Dropout) == (torch_cls is torch.nn.Dropout)  # as in torch
+    assert (layer.p, layer.inplace) == (0.5, False)
+    assert repr(layer) == f"{cls.__name__}(p=0.5, inplace=False, seed=4)"
+    model = torch.nn.Sequential(torch.nn.Identity(), layer).eval()
+    for module in model.modules():  # MC dropout: dropout layers alone back in training, new p
+        if isinstance(module, torch_cls):
+            module.train()
+            module.p = 0.25
+    x = sample(shape, torch.float32, seed=3)
+    assert_same(model(x), expected_output(x, 0.25, 4, 0, dims), "after setting p by type")
+    layer.p = 1.5
+    with pytest.raises(ValueError, match=r"1\.5"):
+        model(x)
+
+
+def test_repr_shows_non_default_broadcast_dims() -> None:
+    wide = unidrop_torch.Dropout(0.1, broadcast_dims=1)
+    assert repr(wide) == "Dropout(p=0.1, inplace=False, broadcast_dims=(1,))"
+    assert repr(unidrop_torch.Dropout2d(0.1, stream=3)) == "Dropout2d(p=0.1, inplace=False, stream=3)"

@@ -28,6 +28,13 @@ class TorchBackend(Backend):
         return isinstance(x, sys.modules["torch"].Tensor)
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        """Shape and dtype name of ``x``; a TypeError for sparse and other non-strided layouts."""
+        layout = x.layout
+        if layout is not sys.modules["torch"].strided:
+            raise TypeError(
+                f"unidrop-torch got a tensor with layout {layout}; it supports only strided (dense) "
+                "tensors: convert with x.to_dense() first"
+            )
         return tuple(x.shape), str(x.dtype).removeprefix("torch.")
 
     def resolve_randomness(self, seed: Any, stream: Any, x: Any) -> tuple[Any, Any]:

@@ -1,4 +1,12 @@
-"""``unidrop_torch.Dropout``: a drop-in ``nn.Module`` for ``torch.nn.Dropout`` and its channel forms."""
+"""``unidrop_torch.Dropout``: a drop-in ``nn.Module`` for ``torch.nn.Dropout`` and its channel forms.
+
+Each class subclasses the torch class it replaces (``Dropout`` is a ``torch.nn.Dropout``,
+``Dropout1d`` a ``torch.nn.Dropout1d``, and so on, as in torch: a ``Dropout2d`` is not a
+``torch.nn.Dropout``), so code that finds dropout layers by type (MC-dropout toggling, setting
+``p`` on every dropout layer) finds these too. ``p`` and ``inplace`` are torch's plain
+attributes; ``p`` is read on every call, so changing it on a live module takes effect (and is
+validated) at the next call.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +22,11 @@ from .functional import dropout
 MASK_STREAMS = ("unidrop", "torch")
 
 
-class Dropout(nn.Module):
+class _MaskStreamDropout(nn.Module):
     """Dropout by mask stream v1; follows ``train()``/``eval()`` as ``torch.nn.Dropout`` does.
+
+    Mixed in before a torch dropout class, whose ``__init__`` stores ``p`` and ``inplace``
+    once this class has validated them.
 
     In training, each element of the mask shape (the input's shape with the
     ``broadcast_dims`` axes set to 1) is dropped with probability ``p`` and kept elements
@@ -36,6 +47,9 @@ class Dropout(nn.Module):
     mask on every device and framework, backward that saves no mask).
     """
 
+    p: float
+    inplace: bool
+
     def __init__(
         self,
         p: float = 0.5,
@@ -46,11 +60,10 @@ class Dropout(nn.Module):
         stream: int = 0,
         mask_stream: str = "unidrop",
     ) -> None:
-        super().__init__()
-        self.p = contract.check_p(p)
+        p = contract.check_p(p)
         if not isinstance(inplace, bool):
             raise TypeError(f"inplace must be True or False, got {inplace!r}")
-        self.inplace = inplace
+        super().__init__(p, inplace)  # type: ignore[call-arg]  # the torch class: sets p, inplace
         self.broadcast_dims = (broadcast_dims,) if isinstance(broadcast_dims, int) else tuple(broadcast_dims)
         self.seed = None if seed is None else contract.check_uint64(seed, "seed")
         self.stream = contract.check_uint64(stream, "stream")
@@ -86,8 +99,9 @@ class Dropout(nn.Module):
         )
 
     def extra_repr(self) -> str:
+        """torch's ``p=..., inplace=...``, then the unidrop settings that differ from the defaults."""
         parts = [f"p={self.p}", f"inplace={self.inplace}"]
-        if self.broadcast_dims:
+        if self.broadcast_dims != self._default_broadcast_dims:
             parts.append(f"broadcast_dims={self.broadcast_dims}")
         if self.seed is not None:
             parts.append(f"seed={self.seed}")
@@ -97,23 +111,38 @@ class Dropout(nn.Module):
             parts.append(f"mask_stream={self.mask_stream!r}")
         return ", ".join(parts)
 
+    _default_broadcast_dims: tuple[int, ...] = ()
 
-class Dropout1d(Dropout):
-    """Channel dropout of (N, C, L) or (C, L) inputs: ``Dropout(p, broadcast_dims=-1)``."""
+
+class Dropout(_MaskStreamDropout, nn.Dropout):
+    """A ``torch.nn.Dropout`` by mask stream v1 (see :class:`_MaskStreamDropout` for the arguments).
+
+    ``Dropout(p, inplace, *, broadcast_dims=(), seed=None, stream=0, mask_stream="unidrop")``.
+    """
+
+
+class Dropout1d(_MaskStreamDropout, nn.Dropout1d):
+    """A ``torch.nn.Dropout1d``: channel dropout of (N, C, L) or (C, L), ``broadcast_dims=-1``."""
+
+    _default_broadcast_dims = (-1,)
 
     def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
         super().__init__(p, inplace, broadcast_dims=(-1,), **kwargs)  # type: ignore[arg-type]
 
 
-class Dropout2d(Dropout):
-    """Channel dropout of (N, C, H, W) or (C, H, W) inputs: ``Dropout(p, broadcast_dims=(-2, -1))``."""
+class Dropout2d(_MaskStreamDropout, nn.Dropout2d):
+    """A ``torch.nn.Dropout2d``: channel dropout of (N, C, H, W) or (C, H, W), ``broadcast_dims=(-2, -1)``."""
+
+    _default_broadcast_dims = (-2, -1)
 
     def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
         super().__init__(p, inplace, broadcast_dims=(-2, -1), **kwargs)  # type: ignore[arg-type]
 
 
-class Dropout3d(Dropout):
-    """Channel dropout of (N, C, D, H, W) or (C, D, H, W) inputs: ``broadcast_dims=(-3, -2, -1)``."""
+class Dropout3d(_MaskStreamDropout, nn.Dropout3d):
+    """A ``torch.nn.Dropout3d``: channel dropout of (N, C, D, H, W) or (C, D, H, W), ``(-3, -2, -1)``."""
+
+    _default_broadcast_dims = (-3, -2, -1)
 
     def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
         super().__init__(p, inplace, broadcast_dims=(-3, -2, -1), **kwargs)  # type: ignore[arg-type]
