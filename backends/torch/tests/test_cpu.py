@@ -115,3 +115,33 @@ def test_sparse_tensors_are_refused_naming_the_layout(layout: str) -> None:
         with pytest.raises(TypeError, match=rf"torch\.{layout}.*only strided"):
             call()
     assert torch.equal(x.to_dense(), dense)
+
+
+class _RecordOps(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the name of every operator dispatched while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.names.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_modes_profiler_and_tracing_still_see_the_operator() -> None:
+    """Plain no-grad CPU calls skip the operator's dispatch; whatever could observe it gets it."""
+    x = sample((6, 5), torch.float32, seed=9)
+    expected = expected_output(x, 0.5, 3, 1)
+    with _RecordOps() as mode:
+        y = unidrop.dropout(x, 0.5, seed=3, stream=1)
+    assert_same(y, expected, "under a dispatch mode")
+    assert "unidrop.dropout.default" in mode.names, mode.names
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        y = unidrop.dropout(x, 0.5, seed=3, stream=1)
+    assert_same(y, expected, "under the profiler")
+    assert "unidrop::dropout" in {event.key for event in prof.key_averages()}
+    traced = torch.jit.trace(lambda a: unidrop_torch.dropout(a, 0.5, seed=3, stream=1), (x,))
+    assert "unidrop::dropout" in str(traced.graph)
+    other = sample((6, 5), torch.float32, seed=10)
+    assert_same(traced(other), expected_output(other, 0.5, 3, 1), "traced")

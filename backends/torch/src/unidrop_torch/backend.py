@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from unidrop import Backend, DropoutPlan, contract
+
+
+@functools.cache
+def _ops() -> ModuleType:
+    """:mod:`unidrop_torch.ops` (imports torch), imported once, on the first dropout."""
+    from . import ops
+
+    return ops
 
 
 class TorchBackend(Backend):
@@ -46,13 +56,8 @@ class TorchBackend(Backend):
         return contract.check_uint64(seed, "seed"), stream
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        from . import ops
-        from .keys import make_key
-
-        key = make_key(plan.seed, plan.stream)
-        y = ops.apply(x, key, plan.p, list(plan.broadcast_dims))
-        keep = ops.keep_mask(key, list(plan.mask_shape), plan.p, x.device) if plan.return_mask else None
-        return y, keep
+        mask_shape = list(plan.mask_shape) if plan.return_mask else None
+        return _ops().run(x, plan.seed, plan.stream, plan.p, list(plan.broadcast_dims), mask_shape)
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         import torch

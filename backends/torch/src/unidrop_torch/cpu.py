@@ -53,10 +53,19 @@ def _float32_of_bfloat16(x: torch.Tensor) -> np.ndarray:
     return out.view(np.float32)
 
 
+#: The NumPy dtype each torch dtype is computed in (bfloat16 in float32, its compute dtype).
+_DTYPE_NAMES = {
+    torch.float16: "float16",
+    torch.bfloat16: "float32",
+    torch.float32: "float32",
+    torch.float64: "float64",
+}
+
+
 def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
     """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
     array = _float32_of_bfloat16(x) if x.dtype == torch.bfloat16 else x.detach().numpy()
-    plan = _plan(tuple(x.shape), array.dtype.name, p, seed, stream, tuple(broadcast_dims))
+    plan = _plan(tuple(x.shape), _DTYPE_NAMES[x.dtype], p, seed, stream, tuple(broadcast_dims))
     y, _ = _numpy_backend().dropout(array, plan)
     result = torch.from_numpy(np.asarray(y))
     out = torch.empty_like(x)

@@ -56,6 +56,12 @@ def key_from_seed_words(seed_words: torch.Tensor, stream: int) -> torch.Tensor:
     return torch.cat([seed_words.reshape(2), low, high])
 
 
+def int_of_seed_words(seed_words: torch.Tensor) -> int:
+    """The seed that drawn seed words stand for (low word first), read on the host."""
+    low, high = (as_uint32(int(v)) for v in seed_words.tolist())
+    return low | (high << 32)
+
+
 def ints_of(key: torch.Tensor) -> tuple[int, int]:
     """(seed, stream) of a key tensor, read on the host (a device key is copied back: a sync)."""
     w = [as_uint32(int(v)) for v in key.tolist()]

@@ -30,6 +30,10 @@ from . import cpu, cuda, keys
 
 def _check(x: Tensor, key: Tensor, p: float, broadcast_dims: Sequence[int]) -> None:
     keys.check_key(key)
+    _check_plain(x, p, broadcast_dims)
+
+
+def _check_plain(x: Tensor, p: float, broadcast_dims: Sequence[int]) -> None:
     contract.check_p(p)
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise TypeError(
@@ -161,3 +165,51 @@ def apply(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor
     if not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active():
         return Dropout.apply(x, key, p, broadcast_dims)
     return dropout(x, key, p, broadcast_dims)
+
+
+def _only_the_cpu_kernel_would_run(x: Tensor) -> bool:
+    """Whether dispatching ``unidrop::dropout`` on ``x`` could do nothing but call its CPU kernel.
+
+    True for a plain CPU tensor that needs no gradient, outside torch.compile, ``torch.jit``
+    tracing, torch.func transforms, dispatch and function modes (FakeTensorMode and the like) and
+    the profiler. Then the kernel is called directly, saving the operator's dispatch (about 40
+    microseconds a call); in every other case the operator runs, so those mechanisms see it.
+    """
+    return (
+        type(x) is Tensor
+        and x.device.type == "cpu"
+        and not x.requires_grad
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and not torch._C._are_functorch_transforms_active()
+        and torch._C._len_torch_dispatch_stack() == 0
+        and not torch._C._is_torch_function_mode_enabled()
+        and not torch.autograd._profiler_enabled()
+    )
+
+
+def run(
+    x: Tensor,
+    seed: int | Tensor,
+    stream: int,
+    p: float,
+    broadcast_dims: list[int],
+    mask_shape: list[int] | None,
+) -> tuple[Tensor, Tensor | None]:
+    """Dropout of ``x`` for a resolved (seed, stream), and the keep mask if ``mask_shape`` is given.
+
+    ``seed`` is an integer or the drawn seed words (see :mod:`unidrop_torch.keys`). Through the
+    operators, or straight to the CPU kernels when nothing but them would run; both routes give
+    the same bits.
+    """
+    if _only_the_cpu_kernel_would_run(x) and (not isinstance(seed, Tensor) or seed.device.type == "cpu"):
+        if isinstance(seed, Tensor):
+            seed = keys.int_of_seed_words(seed)
+        _check_plain(x, p, broadcast_dims)
+        y = cpu.dropout(x, seed, stream, p, broadcast_dims)
+        keep = None if mask_shape is None else cpu.keep_mask(seed, stream, tuple(mask_shape), p)
+        return y, keep
+    key = keys.make_key(seed, stream)
+    y = apply(x, key, p, broadcast_dims)
+    keep = None if mask_shape is None else keep_mask(key, mask_shape, p, x.device)
+    return y, keep
