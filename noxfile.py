@@ -67,6 +67,8 @@ def conformance(session: nox.Session, backend: str) -> None:
         session.warn(f"conformance suite skipped: the {backend} backend needs an NVIDIA GPU (no nvidia-smi)")
     else:
         session.run("pytest", *SUITE, f"--unidrop-backend={backend}", *session.posargs)
+    # with this backend installed, importing unidrop must still import no framework
+    session.run("pytest", "tests/test_import_is_light.py", "-p", "no:cacheprovider", "-q")
     own_tests = ROOT / "backends" / backend / "tests"
     if own_tests.is_dir():
         session.run("pytest", str(own_tests), "-p", "no:cacheprovider", *session.posargs)

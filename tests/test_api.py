@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -16,10 +19,39 @@ def test_eval_and_p_zero_still_refuse_out_of_range_integer_seeds():
         unidrop.dropout(x, 0.5, training=False, stream=1 << 64)
 
 
-@pytest.mark.parametrize("training", [1, "yes", None])
+@pytest.mark.parametrize("training", ["yes", None, 2, 0.5])
 def test_training_must_be_a_bool(training):
     with pytest.raises(TypeError, match=f"training must be True or False, got {training!r}"):
         unidrop.dropout(np.ones(3), 0.5, seed=0, training=training)
+
+
+@pytest.mark.parametrize(
+    ("training", "is_identity"), [(np.False_, True), (0, True), (np.True_, False), (1, False)]
+)
+def test_numpy_bools_and_0_1_are_taken_as_training_flags(training, is_identity):
+    x = np.ones(64, np.float32)
+    assert (unidrop.dropout(x, 0.5, seed=0, training=training) is x) == is_identity
+
+
+@pytest.mark.parametrize("p", [np.float32(0.25), np.array(0.25), Fraction(1, 4), Decimal("0.25")])
+def test_p_may_be_any_real_scalar(p):
+    x = np.ones(64, np.float32)
+    np.testing.assert_array_equal(unidrop.dropout(x, p, seed=3), unidrop.dropout(x, 0.25, seed=3))
+
+
+@pytest.mark.parametrize("p", [np.complex64(0.5), np.array([0.5]), "0.5", b"0.5", True])
+def test_p_that_is_not_one_real_number_is_refused(p):
+    with pytest.raises(TypeError, match="p must be a real number in"):
+        unidrop.dropout(np.ones(3), p, seed=0)
+
+
+def test_p_that_cannot_be_read_says_how_to_pass_it_under_jit():
+    class Traced:
+        def __float__(self):
+            raise RuntimeError("abstract value")
+
+    with pytest.raises(TypeError, match="static Python value"):
+        unidrop.dropout(np.ones(3), Traced(), seed=0)
 
 
 def test_return_mask_must_be_a_bool():

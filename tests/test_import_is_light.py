@@ -32,3 +32,14 @@ def test_dispatching_a_plain_object_imports_no_framework():
     code = "import unidrop\ntry:\n    unidrop.dropout(object(), 0.5, seed=1)\nexcept TypeError:\n    pass"
     loaded = modules_after(code)
     assert not loaded & set(FRAMEWORKS), loaded & set(FRAMEWORKS)
+
+
+def test_the_pytest_plugin_imports_neither_unidrop_nor_hypothesis():
+    """Loaded by pytest in every project where unidrop is installed, the plugin must stay inert."""
+    loaded = modules_after("import _unidrop_pytestplugin")
+    assert not loaded & {"unidrop", "hypothesis", "numpy"}, loaded & {"unidrop", "hypothesis", "numpy"}
+
+
+def test_import_discovers_backends_without_importing_frameworks():
+    loaded = modules_after("import unidrop\nassert unidrop.registry._backends is not None")
+    assert not loaded & set(FRAMEWORKS), loaded & set(FRAMEWORKS)

@@ -1,11 +1,10 @@
 """unidrop: dropout defined once and exactly, the same mask for the same seed everywhere.
 
-Importing unidrop imports no array framework; a backend imports its framework only
-when an array of that framework arrives.
+Importing unidrop reads the installed backends' entry points but imports no array
+framework; a backend imports its framework only when an array of that framework arrives.
 """
 
-from __future__ import annotations
-
+from . import registry
 from .api import dropout
 from .backend import Backend
 from .contract import STREAM_VERSION, DropoutPlan
@@ -25,3 +24,7 @@ __all__ = [
     "list_backends",
     "manual_seed",
 ]
+
+# Discover the installed backends now (reading entry points imports no framework), so that a
+# first dropout call traced by a compiler (torch.compile, fullgraph) finds the registry ready.
+registry.backends()

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, registry
-from .contract import STREAM_VERSION
+from .contract import STREAM_VERSION, check_p, check_uint64
 
 
 def _backends(_: argparse.Namespace) -> int:
@@ -17,6 +17,7 @@ def _backends(_: argparse.Namespace) -> int:
         print("no unidrop backend is installed; try `pip install unidrop-numpy`")
         return 1
     print(f"unidrop {__version__}, mask stream v{STREAM_VERSION}")
+    rows = [("backend", "distribution", "framework", "devices")]
     for info in infos:
         backend = registry.get_backend(info.name)
         try:
@@ -24,7 +25,15 @@ def _backends(_: argparse.Namespace) -> int:
             devices = ", ".join(backend.devices())
         except Exception as error:  # a framework that fails to import is reported, not fatal
             framework, devices = f"{info.framework} (unavailable: {error})", "-"
-        print(f"  {info.name:<10} {info.distribution} {info.version:<8} {framework:<24} devices: {devices}")
+        rows.append((info.name, f"{info.distribution} {info.version}", framework, devices))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print(
+            "  "
+            + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[3]
+        )
     return 0
 
 
@@ -52,7 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
     """Show one seed giving one mask (and one output) on every installed backend and device."""
     from .demo import run_demo
 
-    return run_demo(seed=args.seed, p=args.p)
+    return run_demo(seed=check_uint64(args.seed, "seed"), p=check_p(args.p))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,9 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``unidrop`` console script."""
-    args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    """Entry point of the ``unidrop`` console script; a bad argument exits 2 with one line."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ValueError, TypeError) as error:
+        parser.exit(2, f"unidrop {args.command}: error: {error}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,21 +23,47 @@ FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 HALF_DTYPES = frozenset({"float16", "bfloat16"})
 
 
+STATIC_HINT = "under jax.jit or torch.compile, pass it as a static Python value"
+
+
 def check_p(p: Any) -> float:
-    """Return ``p`` as a float if it is a real number in [0, 1]; raise naming it otherwise."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+    """Return ``p`` as a float if it is a real number in [0, 1]; raise naming it otherwise.
+
+    Python and NumPy reals, and 0-d arrays holding one, are accepted; bools, strings and
+    complex numbers are not.
+    """
+    not_real = isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)
+    if isinstance(p, (bool, str, bytes)) or not_real or getattr(p, "ndim", 0) != 0:
         raise TypeError(f"p must be a real number in [0, 1], got {p!r} of type {type(p).__name__}")
-    value = float(p)
+    if isinstance(p, numbers.Real):
+        value = float(p)
+    else:
+        try:
+            value = float(p)
+        except Exception:
+            raise TypeError(
+                f"p must be a real number in [0, 1], got {p!r} of type {type(p).__name__} ({STATIC_HINT})"
+            ) from None
     if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"p must be a real number in [0, 1], got {p!r}")
     return value
 
 
 def check_training(training: Any) -> bool:
-    """Return ``training`` if it is a bool; raise TypeError naming it otherwise."""
-    if not isinstance(training, bool):
-        raise TypeError(f"training must be True or False, got {training!r}")
-    return training
+    """Return ``training`` as a bool: True, False, a 0-d NumPy bool, or the integers 0 and 1."""
+    if isinstance(training, bool):
+        return training
+    if isinstance(training, numbers.Integral) and int(training) in (0, 1):
+        return bool(training)
+    if (
+        getattr(getattr(training, "dtype", None), "kind", None) == "b"
+        and getattr(training, "ndim", None) == 0
+    ):
+        try:
+            return bool(training)
+        except Exception:  # a traced value: it has no truth value yet
+            pass
+    raise TypeError(f"training must be True or False, got {training!r} ({STATIC_HINT})")
 
 
 def check_uint64(value: Any, what: str) -> int:

@@ -64,6 +64,8 @@ def dropout(
     broadcast_dims: Sequence[int] = (),
 ) -> tuple[list[float], list[bool]]:
     """Reference output (C-order floats) and keep mask (C order, mask shape) for one request."""
+    p = contract.check_p(p)
+    seed, stream = contract.check_uint64(seed, "seed"), contract.check_uint64(stream, "stream")
     shape = tuple(shape)
     dims = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
     mshape = contract.mask_shape(shape, dims)

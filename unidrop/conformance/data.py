@@ -12,7 +12,8 @@ from typing import Any
 def known_answers() -> dict[str, Any]:
     """The whole known-answer file: Random123 vectors and mask stream v1 cases."""
     text = resources.files(__package__).joinpath("known_answers.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    answers: dict[str, Any] = json.loads(text)
+    return answers
 
 
 def known_stream_cases() -> list[dict[str, Any]]:

@@ -99,3 +99,10 @@ def test_no_temporary_larger_than_a_chunk_beside_the_output():
         tracemalloc.stop()
     bound = y.nbytes + 16 * chunked.CHUNK * 8  # the output and at most 16 chunk-sized 8-byte buffers
     assert peak <= bound, f"peak {peak} bytes > {bound}"
+
+
+@pytest.mark.parametrize("make", [lambda a: np.ma.masked_less(a, 0.5), np.asmatrix], ids=["masked", "matrix"])
+def test_ndarray_subclasses_are_refused_rather_than_silently_changed(make):
+    x = make(np.random.default_rng(0).random((4, 4)).astype(np.float32))
+    with pytest.raises(TypeError, match=r"plain numpy\.ndarray, got the subclass numpy"):
+        unidrop.dropout(x, 0.5, seed=1)

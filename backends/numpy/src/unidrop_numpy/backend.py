@@ -32,6 +32,12 @@ class NumpyBackend(Backend):
 
         from .chunked import dropout_array
 
+        if isinstance(x, np.ndarray) and type(x) is not np.ndarray:
+            kind = f"{type(x).__module__}.{type(x).__qualname__}"
+            raise TypeError(
+                f"unidrop's NumPy backend takes plain numpy.ndarray, got the subclass {kind}, whose "
+                "meaning (a mask, matrix rules) it cannot keep; pass numpy.asarray(x) or x.filled(...)"
+            )
         array = np.asarray(x)
         y, keep = dropout_array(array, plan)
         return (y[()] if isinstance(x, np.generic) else y), keep

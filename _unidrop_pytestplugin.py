@@ -1,0 +1,93 @@
+"""pytest plugin of unidrop's conformance suite (entry point ``pytest11: unidrop``).
+
+A top-level module, as Hypothesis's ``_hypothesis_pytestplugin`` is, so that pytest loading
+it in any project imports neither unidrop (whose import discovers the installed backends)
+nor Hypothesis. It is inert unless asked: it adds the ``unidrop`` option group; the
+deterministic Hypothesis profile ``unidrop-ci`` is registered only when ``--unidrop-backend``
+or ``--hypothesis-profile=unidrop-ci`` is given; and it parametrizes only tests of a
+:class:`unidrop.conformance.suite.ConformanceSuite` subclass.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:  # the plugin imports no unidrop module until a conformance test asks for one
+    from unidrop.backend import Backend
+
+#: A deterministic Hypothesis profile for CI: ``--hypothesis-profile=unidrop-ci``.
+CI_PROFILE = "unidrop-ci"
+
+_options: dict[str, object] = {"backend": None, "devices": None}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("unidrop", "unidrop conformance suite")
+    group.addoption(
+        "--unidrop-backend",
+        action="store",
+        default=None,
+        metavar="NAME",
+        help="run the unidrop conformance suite (pytest --pyargs unidrop.conformance) on this backend",
+    )
+    group.addoption(
+        "--unidrop-device",
+        action="append",
+        default=None,
+        metavar="DEVICE",
+        help="device to check (repeatable); default: every device the backend reports",
+    )
+
+
+def _register_hypothesis_profile() -> None:
+    """Register the deterministic CI profile (imports Hypothesis, so only when it is wanted)."""
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        CI_PROFILE,
+        derandomize=True,
+        max_examples=40,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis's own plugin loads --hypothesis-profile
+def pytest_configure(config: pytest.Config) -> None:
+    _options["backend"] = config.getoption("--unidrop-backend")
+    _options["devices"] = config.getoption("--unidrop-device")
+    profile = config.getoption("--hypothesis-profile", default=None)
+    if _options["backend"] is not None or profile == CI_PROFILE:
+        _register_hypothesis_profile()
+
+
+def selected_backend() -> str | None:
+    """The backend named by ``--unidrop-backend``, if any."""
+    name = _options["backend"]
+    return name if isinstance(name, str) else None
+
+
+def devices_for(backend: Backend) -> list[str]:
+    """The devices to check: ``--unidrop-device`` values, or every device the backend reports."""
+    chosen = _options["devices"]
+    return list(chosen) if isinstance(chosen, list) and chosen else backend.devices()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    wanted = {"unidrop_device", "unidrop_dtype"} & set(metafunc.fixturenames)
+    if not wanted or metafunc.cls is None:
+        return
+    from unidrop.conformance.suite import ConformanceSuite
+
+    if not issubclass(metafunc.cls, ConformanceSuite):
+        return
+    backend = metafunc.cls().backend
+    if "unidrop_device" in wanted:
+        metafunc.parametrize("unidrop_device", devices_for(backend))
+    if "unidrop_dtype" in wanted:
+        from unidrop.contract import FLOAT_DTYPES
+
+        metafunc.parametrize("unidrop_dtype", [d for d in FLOAT_DTYPES if d in backend.dtypes])
