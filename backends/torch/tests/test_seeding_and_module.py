@@ -127,6 +127,27 @@ def test_importing_the_backend_imports_neither_torch_nor_triton() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.parametrize(
+    "first", ["import unidrop_torch", "import unidrop_torch.ops", "from unidrop_torch import Dropout"]
+)
+def test_importing_unidrop_torch_before_unidrop_registers_the_backend(first: str) -> None:
+    """unidrop's import discovers backends: it must not find this one half-imported."""
+    code = (
+        f"{first}\n"
+        "import sys, unidrop\n"
+        "assert 'torch' in {info.name for info in unidrop.list_backends()}\n"
+        "import torch\n"
+        "assert unidrop.dropout(torch.ones(4), 1.0, seed=1).tolist() == [0.0] * 4\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_backend_is_registered_under_its_entry_point() -> None:
     names = {info.name: info for info in unidrop.list_backends()}
     assert names["torch"].distribution == "unidrop-torch"
