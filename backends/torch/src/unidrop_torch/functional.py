@@ -1,8 +1,8 @@
 """``unidrop_torch.dropout``: :func:`unidrop.dropout` bound to the torch backend.
 
 It validates and behaves exactly as :func:`unidrop.dropout` (same checks, same results), but
-skips the registry lookup, so ``torch.compile(fullgraph=True)`` traces it with no graph break
-even before unidrop's registry has been populated.
+skips the registry lookup. Both compile under ``torch.compile(fullgraph=True)`` with no graph
+break.
 """
 
 from __future__ import annotations
