@@ -2,6 +2,8 @@
 
 from hypothesis import settings
 
-# The suite's deterministic Hypothesis profile (registered by unidrop's pytest plugin), unless
-# --hypothesis-profile chooses another: the subclassed suite then runs the same examples every time.
-settings.load_profile("unidrop-ci")
+from unidrop.conformance.plugin import CI_PROFILE  # importing it registers the profile
+
+# The suite's deterministic Hypothesis profile, unless --hypothesis-profile chooses another:
+# the subclassed suite then runs the same examples every time.
+settings.load_profile(CI_PROFILE)
