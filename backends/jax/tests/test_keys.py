@@ -125,6 +125,8 @@ def test_static_integers_of_any_size_under_jit_and_traced_pairs_for_seeds():
     assert np.array_equal(as_float64(f(X)), reference_for(2**63 + 1, 2**40))
     g = jax.jit(lambda x, s: unidrop.dropout(x, 0.5, seed=s))
     assert np.array_equal(as_float64(g(X, jnp.asarray(pair(2**50 + 1)))), reference_for(2**50 + 1))
+    h = jax.jit(lambda x, st: unidrop.dropout(x, 0.5, seed=1, stream=st))
+    assert np.array_equal(as_float64(h(X, 2**31 - 1)), reference_for(1, 2**31 - 1))  # a Python int argument
 
 
 @pytest.mark.parametrize(

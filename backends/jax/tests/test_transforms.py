@@ -200,3 +200,20 @@ def test_p_one_gradient_is_zero():
     x = jnp.ones(SHAPE, jnp.float32)
     grad = jax.grad(lambda x: jnp.sum(unidrop.dropout(x, 1.0, seed=1)))(x)
     assert same_bits(as_float64(grad), np.zeros(SHAPE))
+
+
+def test_a_new_p_in_eager_mode_does_not_recompile_and_stays_exact():
+    """p reaches the compiled program as exact run-time words (uint32 threshold, rounded scale)."""
+    from unidrop_jax.dropout import forward
+
+    values = values_for(SHAPE, "bfloat16", seed=9)
+    x = jnp.asarray(values, jnp.bfloat16)
+    ps = [0.1, 0.1 + 2.0**-30, 0.37, 0.5, 1 - 2.0**-32, 2.0**-40]  # thresholds 429496729 .. 2**32 - 1, 0
+    unidrop.dropout(x, 0.2, seed=11, stream=2)
+    before = forward._cache_size()
+    for p in ps:
+        y = unidrop.dropout(x, p, seed=11, stream=2)
+        assert same_bits(as_float64(y), expected(values, "bfloat16", p, 11, 2)[0]), p
+    assert forward._cache_size() == before
+    y = unidrop.dropout(x, 1.0, seed=11, stream=2)  # p == 1 is its own program: every element dropped
+    assert same_bits(as_float64(y), np.zeros(SHAPE))
