@@ -41,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _register_hypothesis_profile() -> None:
+def register_ci_profile() -> None:
     """Register the deterministic CI profile (imports Hypothesis, so only when it is wanted)."""
     from hypothesis import HealthCheck, settings
 
@@ -61,7 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _options["devices"] = config.getoption("--unidrop-device")
     profile = config.getoption("--hypothesis-profile", default=None)
     if _options["backend"] is not None or profile == CI_PROFILE:
-        _register_hypothesis_profile()
+        register_ci_profile()
 
 
 def selected_backend() -> str | None:

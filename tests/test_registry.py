@@ -125,3 +125,17 @@ def test_register_by_hand(fresh_registry):
     assert any(i.name == "handmade" and i.version == "1.2" for i in unidrop.list_backends())
     with pytest.raises(TypeError, match=r"needs a unidrop\.Backend instance"):
         registry.register(object())  # type: ignore[arg-type]
+
+
+def test_a_plugin_imported_before_unidrop_is_still_discovered():
+    """Importing a plugin first imports unidrop midway through the plugin's own import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings\nwarnings.simplefilter('error')\n"
+        "from unidrop_numpy import chunked\nimport unidrop\n"
+        "print(' '.join(info.name for info in unidrop.list_backends()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "numpy" in out.split()

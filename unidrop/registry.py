@@ -53,14 +53,26 @@ def _load_entry_point(entry_point: EntryPoint) -> Backend:
     return backend
 
 
-def _discover() -> dict[str, Backend]:
+def _initializing(name: str) -> bool:
+    """True while the module ``name`` is executing its import (it is partially initialized)."""
+    module = sys.modules.get(name)
+    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _discover() -> dict[str, Backend] | None:
+    """The installed backends by name; None if a plugin's import is what imported unidrop."""
     found: dict[str, Backend] = {}
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        if _initializing(entry_point.module):
+            return None  # its import led to ``import unidrop``: discover once it has finished
         dist = getattr(entry_point, "dist", None)
         origin = f"{dist.name} {dist.version}" if dist is not None else entry_point.value
         try:
             backend = _load_entry_point(entry_point)
         except Exception as error:  # a broken plugin must not take the others down
+            packages = entry_point.module.split(".")
+            if any(_initializing(".".join(packages[:n])) for n in range(1, len(packages))):
+                return None  # its package is still importing: discover once it has finished
             warnings.warn(
                 f"unidrop backend {entry_point.name!r} ({origin}) failed to load and is skipped: "
                 f"{type(error).__name__}: {error}",
@@ -89,7 +101,10 @@ def backends() -> dict[str, Backend]:
         return found
     with _lock:
         if _backends is None:
-            _backends = _discover()
+            found = _discover()
+            if found is None:  # called while a plugin imports unidrop: answer now, cache later
+                return {}
+            _backends = found
         return _backends
 
 

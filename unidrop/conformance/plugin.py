@@ -1,5 +1,11 @@
-"""The conformance suite's view of its pytest plugin (the hooks live in ``_unidrop_pytestplugin``)."""
+"""The conformance suite's view of its pytest plugin (the hooks live in ``_unidrop_pytestplugin``).
 
-from _unidrop_pytestplugin import CI_PROFILE, devices_for, selected_backend
+Importing this module registers the deterministic Hypothesis profile ``unidrop-ci``, so a
+backend's own tests can ``settings.load_profile(CI_PROFILE)``.
+"""
 
-__all__ = ["CI_PROFILE", "devices_for", "selected_backend"]
+from _unidrop_pytestplugin import CI_PROFILE, devices_for, register_ci_profile, selected_backend
+
+register_ci_profile()
+
+__all__ = ["CI_PROFILE", "devices_for", "register_ci_profile", "selected_backend"]

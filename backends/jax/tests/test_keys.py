@@ -100,3 +100,43 @@ def test_rbg_keys_are_refused_by_name():
 def test_a_key_as_stream_is_refused():
     with pytest.raises(TypeError, match="keys go in seed="):
         unidrop.dropout(X, 0.5, seed=1, stream=jax.random.key(0))
+
+
+def pair(n: int) -> np.ndarray:
+    """``n`` as the uint32[2] pair (high word, low word)."""
+    return np.array([n >> 32, n & 0xFFFFFFFF], np.uint32)
+
+
+def test_uint32_pairs_are_64_bit_streams_also_traced_without_x64():
+    stream = 2**40 + 5
+    got = unidrop.dropout(X, 0.5, seed=3, stream=pair(stream))
+    assert np.array_equal(as_float64(got), reference_for(3, stream))
+    f = jax.jit(lambda x, st: unidrop.dropout(x, 0.5, seed=3, stream=st))
+    for n in (0, 7, 2**32, stream, 2**64 - 1):
+        assert np.array_equal(as_float64(f(X, jnp.asarray(pair(n)))), reference_for(3, n))
+    pairs = jnp.asarray([pair(1), pair(2**33)])
+    batch = jax.vmap(lambda st: unidrop.dropout(X, 0.5, seed=3, stream=st))(pairs)
+    assert np.array_equal(as_float64(batch[0]), reference_for(3, 1))
+    assert np.array_equal(as_float64(batch[1]), reference_for(3, 2**33))
+
+
+def test_static_integers_of_any_size_under_jit_and_traced_pairs_for_seeds():
+    f = jax.jit(lambda x: unidrop.dropout(x, 0.5, seed=2**63 + 1, stream=2**40))  # closed over: static
+    assert np.array_equal(as_float64(f(X)), reference_for(2**63 + 1, 2**40))
+    g = jax.jit(lambda x, s: unidrop.dropout(x, 0.5, seed=s))
+    assert np.array_equal(as_float64(g(X, jnp.asarray(pair(2**50 + 1)))), reference_for(2**50 + 1))
+    h = jax.jit(lambda x, st: unidrop.dropout(x, 0.5, seed=1, stream=st))
+    assert np.array_equal(as_float64(h(X, 2**31 - 1)), reference_for(1, 2**31 - 1))  # a Python int argument
+
+
+@pytest.mark.parametrize(
+    ("stream", "match"),
+    [
+        (jnp.zeros((3,), jnp.uint32), r"stream must be .*uint32\[2\].*shape \(3,\)"),
+        (jnp.zeros((2,), jnp.int32), r"stream must be .*dtype int32"),
+    ],
+    ids=["three-words", "int32-pair"],
+)
+def test_bad_streams_are_named(stream, match):
+    with pytest.raises(TypeError, match=match):
+        unidrop.dropout(X, 0.5, seed=1, stream=stream)

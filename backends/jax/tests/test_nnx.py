@@ -81,7 +81,11 @@ def test_inside_a_model_under_nnx_jit_and_grad():
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match=r"1\.5"):
-        Dropout(1.5)
+    with pytest.raises(ValueError, match=r"^rate \(the drop probability\) must be .*in \[0, 1\], got 1\.5"):
+        Dropout(1.5, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"^rate .*nan"):
+        Dropout(float("nan"))
+    with pytest.raises(TypeError, match=r"^rate .*'0\.5'"):
+        Dropout("0.5")
     with pytest.raises(TypeError, match="rngs"):
         Dropout(0.5, rngs=3)

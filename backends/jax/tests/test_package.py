@@ -59,4 +59,4 @@ def test_the_nnx_layer_without_flax_says_how_to_install_it():
         "except ImportError as error:\n"
         "    print(error)\n"
     )
-    assert "pip install 'unidrop-jax[flax]'" in out
+    assert "pip install './backends/jax[flax]'" in out and "clone" in out

@@ -56,6 +56,11 @@ def test_dropout_and_its_gradient_through_the_kernel(interpreted):
     assert same_bits(as_float64(y), expected(values, "float32", 0.25, 99)[0])
     grad = pullback(jnp.asarray(cotangent))[0]
     assert same_bits(as_float64(grad), expected(cotangent, "float32", 0.25, 99)[0])
+    fn = lambda x: unidrop.dropout(x, 0.25, seed=key)  # noqa: E731
+    assert "pallas_call" in str(jax.make_jaxpr(fn)(jnp.asarray(values)))  # the kernel is in use
+    y, tangent = jax.jvp(fn, (jnp.asarray(values),), (jnp.asarray(cotangent),))
+    assert same_bits(as_float64(y), expected(values, "float32", 0.25, 99)[0])
+    assert same_bits(as_float64(tangent), expected(cotangent, "float32", 0.25, 99)[0])
 
 
 def test_off_by_default_and_off_on_cpu():

@@ -2,7 +2,7 @@
 
 Importing this package does not import JAX; the entry point ``unidrop.backends: jax``
 points at :class:`JaxBackend`. The Flax NNX layer lives in :mod:`unidrop_jax.nnx`
-(``pip install unidrop-jax[flax]``).
+(from a clone: ``pip install ./backends/jax[flax]``; not on PyPI).
 """
 
 from .backend import JaxBackend

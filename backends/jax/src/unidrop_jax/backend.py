@@ -51,17 +51,21 @@ class JaxBackend(Backend):
         return words(seed, "seed"), words(stream, "stream")
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        from .dropout import Config, forward
+        from . import pallas_gpu
+        from .dropout import Config, forward, rate_of
         from .keys import words
 
+        # p travels as run-time words (exact, computed here), so a new p does not recompile;
+        # only the opt-in Pallas kernel bakes it into the program.
+        kernel = not plan.drops_all and pallas_gpu.applicable(plan.shape, plan.mask_shape)
         cfg = Config(
-            threshold=plan.threshold,
-            scale=plan.scale,
             mask_shape=plan.mask_shape,
             drops_all=plan.drops_all,
             return_mask=plan.return_mask,
+            kernel_rate=(plan.threshold, plan.scale) if kernel else None,
         )
-        return forward(cfg, x, words(plan.seed, "seed"), words(plan.stream, "stream"))
+        rate = rate_of(plan.threshold, plan.scale, plan.compute_dtype)
+        return forward(cfg, x, words(plan.seed, "seed"), words(plan.stream, "stream"), rate)
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         import jax.numpy as jnp

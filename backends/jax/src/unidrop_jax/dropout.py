@@ -1,15 +1,21 @@
-"""Dropout by mask stream v1 as a jitted JAX function with a mask-regenerating custom VJP.
+"""Dropout by mask stream v1 as a jitted JAX function with a mask-regenerating custom JVP.
 
-The forward pass saves only the seed and stream words (four uint32 scalars), never the
-mask: the backward pass recomputes the mask from them and applies the same select-and-scale
-to the cotangent, so the gradient is ``g * keep * s`` with the forward pass's rounding.
+Forward mode (``jax.jvp``, ``jax.jacfwd``): the tangent is dropped out with the same mask,
+``select(keep, t * s, +0)`` with the primal's rounding. The tangent rule is wrapped in
+``jax.checkpoint`` with nothing saveable, so when reverse mode linearizes and transposes it
+the only residuals are scalars (the seed and stream words, p's threshold and scale, where they
+are not constants), never the mask: the backward pass regenerates the mask and the gradient
+is ``g * keep * s``, bit for bit.
+
+``p`` reaches the compiled function as run-time words (:class:`Rate`), computed exactly on
+the host, so eager calls with a new ``p`` reuse the compiled program.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,54 +28,79 @@ from .mask import keep_bits
 HALF = frozenset({"float16", "bfloat16"})
 
 
+class Rate(NamedTuple):
+    """The run-time part of ``p``, computed exactly on the host: a new ``p`` does not recompile.
+
+    ``threshold`` is ``floor(p * 2**32)`` as a uint32 scalar (``p < 1``; ``p == 1`` is
+    :attr:`Config.drops_all`), ``scale`` is ``1/(1-p)`` in float64 rounded to the compute dtype.
+    """
+
+    threshold: Any
+    scale: Any
+
+
+def rate_of(threshold: int, scale: float, compute_dtype: str) -> Rate:
+    """The exact run-time words of a plan's threshold (a Python int < 2**32) and float64 scale."""
+    return Rate(np.uint32(threshold & 0xFFFFFFFF), np.asarray(scale, dtype=compute_dtype)[()])
+
+
 @dataclass(frozen=True)
 class Config:
-    """The static (compile-time) part of one dropout request; hashable, so it keys jit's cache."""
+    """The static (compile-time) part of one dropout request; hashable, so it keys jit's cache.
 
-    threshold: int
-    scale: float
+    ``p`` is not part of it (see :class:`Rate`), except through ``drops_all`` (p == 1) and
+    ``kernel_rate``: the threshold and scale baked into the program for the opt-in Pallas
+    kernel, which takes them as constants; None for the default path.
+    """
+
     mask_shape: tuple[int, ...]
     drops_all: bool
     return_mask: bool = False
+    kernel_rate: tuple[int, float] | None = None
 
 
-def apply_mask(cfg: Config, x: Any, seed: Words64, stream: Words64) -> Any:
-    """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``."""
+def apply_mask(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, kernel: bool = True) -> Any:
+    """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``.
+
+    ``kernel=False`` never uses the (opt-in, non-differentiable) Pallas kernel; the result is the same.
+    """
     if cfg.drops_all:
         return jnp.zeros_like(x)
-    compute = jnp.float32 if x.dtype.name in HALF else x.dtype
-    s = np.asarray(cfg.scale, dtype=compute)  # float64 s rounded to the compute dtype
-    if pallas_gpu.applicable(x.shape, cfg.mask_shape):  # opt-in GPU kernel
-        return pallas_gpu.dropout_pallas(x, seed, stream, cfg.threshold, s)
-    keep = jnp.broadcast_to(keep_bits(cfg.mask_shape, seed, stream, cfg.threshold), x.shape)
-    kept = (x.astype(compute) * s).astype(x.dtype)
+    if kernel and cfg.kernel_rate is not None:  # opt-in GPU kernel
+        threshold, scale = cfg.kernel_rate
+        compute = jnp.float32 if x.dtype.name in HALF else x.dtype
+        return pallas_gpu.dropout_pallas(x, seed, stream, threshold, np.asarray(scale, dtype=compute))
+    keep = jnp.broadcast_to(keep_bits(cfg.mask_shape, seed, stream, rate.threshold), x.shape)
+    kept = (x.astype(rate.scale.dtype) * rate.scale).astype(x.dtype)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def masked(cfg: Config, x: Any, seed: Words64, stream: Words64) -> Any:
-    """Differentiable dropout of ``x`` (in ``x`` only; seed and stream are integers)."""
-    return apply_mask(cfg, x, seed, stream)
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def masked(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate) -> Any:
+    """Differentiable dropout of ``x`` (in ``x`` only; seed, stream and rate are constants)."""
+    return apply_mask(cfg, x, seed, stream, rate)
 
 
-def _masked_fwd(cfg: Config, x: Any, seed: Words64, stream: Words64) -> tuple[Any, tuple[Words64, Words64]]:
-    return apply_mask(cfg, x, seed, stream), (seed, stream)
+def _tangent(cfg: Config, t: Any, seed: Words64, stream: Words64, rate: Rate) -> Any:
+    """The tangent map: linear in ``t``; XLA ops only, so that reverse mode can transpose it."""
+    return apply_mask(cfg, t, seed, stream, rate, kernel=False)
 
 
-def _masked_bwd(cfg: Config, saved: tuple[Words64, Words64], g: Any) -> tuple[Any, None, None]:
-    seed, stream = saved
-    return apply_mask(cfg, g, seed, stream), None, None
-
-
-masked.defvjp(_masked_fwd, _masked_bwd)
+@masked.defjvp
+def _masked_jvp(cfg: Config, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
+    x, seed, stream, rate = primals
+    # nothing_saveable: under linearization the mask is recomputed in the backward pass from
+    # the seed and stream words instead of being stored as a residual.
+    tangent = jax.checkpoint(partial(_tangent, cfg), policy=jax.checkpoint_policies.nothing_saveable)
+    return apply_mask(cfg, x, seed, stream, rate), tangent(tangents[0], seed, stream, rate)
 
 
 @partial(jax.jit, static_argnums=(0,))
-def forward(cfg: Config, x: Any, seed: Words64, stream: Words64) -> tuple[Any, Any]:
+def forward(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate) -> tuple[Any, Any]:
     """``(y, keep)``; ``keep`` (bool, the mask shape) is None unless ``cfg.return_mask``."""
-    y = masked(cfg, x, seed, stream)
+    y = masked(cfg, x, seed, stream, rate)
     if not cfg.return_mask:
         return y, None
     if cfg.drops_all:
         return y, jnp.zeros(cfg.mask_shape, bool)
-    return y, keep_bits(cfg.mask_shape, seed, stream, cfg.threshold)
+    return y, keep_bits(cfg.mask_shape, seed, stream, rate.threshold)

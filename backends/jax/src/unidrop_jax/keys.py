@@ -8,7 +8,9 @@ The rule (documented in docs/jax.md):
   n < 2**64 when ``jax_enable_x64`` is on);
 * an integer (Python int or a scalar integer JAX/NumPy array) is the seed itself; a traced
   signed scalar is read modulo 2**32 (its bits), so keep traced seeds non-negative;
-* ``stream`` is an integer or scalar integer array the same way (keys are not streams);
+* ``stream`` is an integer or scalar integer array the same way, or a ``uint32[2]`` array
+  ``(a, b)`` meaning ``a * 2**32 + b`` (the raw-key word order; the way to pass a traced
+  stream of 2**32 or more without ``jax_enable_x64``); keys are not streams;
 * no seed raises ValueError: JAX asks for explicit randomness, so unidrop does too.
 
 Seeds and streams travel inside jitted code as two uint32 words; ``jax_enable_x64`` is
@@ -95,12 +97,15 @@ def words(value: Any, what: str) -> Words64:
         return _from_key_data(jax.random.key_data(value), what, f"a {jax.random.key_impl(value)} key")
     if isinstance(value, (jax.Array, np.ndarray)):
         dtype = np.dtype(value.dtype)
-        if what == "seed" and value.shape == (2,) and dtype == np.uint32:
-            return _from_key_data(value, what, "a raw uint32[2] key")
+        if value.shape == (2,) and dtype == np.uint32:
+            origin = "a raw uint32[2] key" if what == "seed" else "a uint32[2] pair"
+            return _from_key_data(value, what, origin)
         if value.shape == () and jnp.issubdtype(dtype, jnp.integer) and dtype != np.bool_:
             return _from_integer_array(value, what)
         allowed = "an integer in [0, 2**64)" + (
-            ", a JAX key, or a raw uint32[2] key" if what == "seed" else " or a scalar integer array"
+            ", a JAX key, or a raw uint32[2] key"
+            if what == "seed"
+            else ", a scalar integer array, or a uint32[2] array (high word, low word)"
         )
         raise TypeError(f"{what} must be {allowed}; got an array of shape {value.shape} and dtype {dtype}")
     if value is None and what == "seed":

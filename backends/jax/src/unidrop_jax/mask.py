@@ -143,15 +143,16 @@ def keep_bits(
     mask_shape: tuple[int, ...],
     seed: tuple[Any, Any],
     stream: tuple[Any, Any],
-    threshold: int,
+    threshold: Any,
     *,
     wide: bool | None = None,
 ) -> Any:
     """The keep mask (bool, ``mask_shape``): element i is kept iff its word u_i >= ``threshold``.
 
     ``seed`` and ``stream`` are (low, high) uint32 words (scalars, possibly traced);
-    ``threshold`` is a Python int in [0, 2**32). ``wide`` forces (True) or forbids (False)
-    64-bit index arithmetic; by default it is used only for masks of more than 2**32 elements.
+    ``threshold`` is a Python int in [0, 2**32) or a uint32 scalar (possibly traced). ``wide``
+    forces (True) or forbids (False) 64-bit index arithmetic; by default it is used only for
+    masks of more than 2**32 elements.
     """
     size = math.prod(mask_shape)
     if size == 0:
@@ -173,7 +174,7 @@ def keep_bits(
     else:
         b0, b1 = base[0] + j, np.uint32(0)
     words = philox4x32((b0, b1, stream[0], stream[1]), seed)
-    t = np.uint32(threshold)
+    t = np.uint32(threshold) if isinstance(threshold, int) else threshold
     packed = sum(((w >= t).astype(jnp.uint8) << np.uint8(lane)) for lane, w in enumerate(words))
     packed = MATERIALIZERS[MATERIALIZE](packed)
     lanes = lax.broadcasted_iota(jnp.uint8, (*block_shape, 4), len(rows) + 1)

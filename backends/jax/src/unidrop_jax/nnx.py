@@ -5,8 +5,9 @@ through ``deterministic`` and ``model.train()`` / ``model.eval()`` / ``nnx.view`
 from ``rngs``), but its mask is unidrop's: the key drawn for a call, read as a seed by the
 rule of docs/jax.md, gives the same mask that NumPy, PyTorch or CuPy produce for that seed.
 
-Flax is an optional dependency (``pip install 'unidrop-jax[flax]'``); importing this module
-without it raises ImportError saying so. Importing :mod:`unidrop_jax` never imports Flax.
+Flax is an optional extra (not on PyPI; from a clone: ``pip install './backends/jax[flax]'``);
+importing this module without it raises ImportError saying so. Importing :mod:`unidrop_jax`
+never imports Flax.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ try:
     from flax.nnx import rnglib as _rnglib
 except ImportError as error:  # pragma: no cover - exercised only without Flax installed
     raise ImportError(
-        "unidrop_jax.nnx needs Flax (flax.nnx); install it with `pip install 'unidrop-jax[flax]'`"
+        "unidrop_jax.nnx needs Flax (flax.nnx); from a clone of unidrop: `pip install './backends/jax[flax]'`"
     ) from error
 
 import jax
@@ -43,6 +44,15 @@ def _first(*values: Any, error: str) -> Any:
         if value is not None:
             return value
     raise ValueError(error)
+
+
+def _check_rate(rate: Any) -> float:
+    """``rate`` as a float if it is a real number in [0, 1]; else TypeError or ValueError naming ``rate``."""
+    try:
+        return contract.check_p(rate)
+    except (TypeError, ValueError) as error:
+        message = str(error).replace("p must be", "rate (the drop probability) must be", 1)
+        raise type(error)(message) from None
 
 
 class Dropout(_nnx.Module):
@@ -69,7 +79,7 @@ class Dropout(_nnx.Module):
         rngs: _rnglib.Rngs | _rnglib.RngStream | None = None,
         stream: int = 0,
     ) -> None:
-        self.rate = contract.check_p(rate)
+        self.rate = _check_rate(rate)
         self.broadcast_dims = tuple(broadcast_dims)
         self.deterministic = deterministic
         self.rng_collection = rng_collection
