@@ -9,11 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# unidrop first: its import discovers the installed backends, this one included, and must find
-# unidrop_torch.backend not yet half-imported (importing unidrop_torch first would otherwise
-# leave the torch backend out of the registry).
-import unidrop  # noqa: F401
-
 from .backend import TorchBackend
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "TorchBackend", "dropout"]
