@@ -82,3 +82,16 @@ def test_backward_of_a_non_contiguous_gradient() -> None:
     x = sample((8, 9), torch.float32, specials=False).t().requires_grad_(True)
     unidrop_torch.dropout(x, 0.6, seed=8, stream=1).sum().backward()
     assert_same(x.grad, expected_output(torch.ones(9, 8), 0.6, 8, 1), "gradient of sum")
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_forward_ad_dual_tensor_carries_its_tangent_through_the_same_mask(requires_grad: bool) -> None:
+    import torch.autograd.forward_ad as fwad
+
+    x = sample((6, 9), torch.float32, seed=11, specials=False).requires_grad_(requires_grad)
+    tangent = sample((6, 9), torch.float32, seed=12, specials=False)
+    with fwad.dual_level():
+        y, y_tangent = fwad.unpack_dual(unidrop.dropout(fwad.make_dual(x, tangent), 0.3, seed=5, stream=2))
+    assert y_tangent is not None, "forward-mode tangent was dropped"
+    assert_same(y.detach(), expected_output(x.detach(), 0.3, 5, 2), "primal")
+    assert_same(y_tangent, expected_output(tangent, 0.3, 5, 2), "tangent")

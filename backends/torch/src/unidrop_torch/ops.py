@@ -158,13 +158,20 @@ def apply(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor
 
     Eager autograd and torch.compile use the operator's own autograd formula (Dynamo traces
     custom operators, but not autograd.Functions with a custom ``jvp``). Under torch.func
-    transforms (grad, jacrev, jvp, jacfwd, vmap) the :class:`Dropout` function is used, which they
-    support. Both save only the key. (``torch._C._are_functorch_transforms_active`` is asked only
-    outside compilation: Dynamo cannot trace it.)
+    transforms (grad, jacrev, jvp, jacfwd, vmap) and for ``torch.autograd.forward_ad`` dual
+    tensors the :class:`Dropout` function is used, which they support. Both save only the key.
+    (Those checks are made only outside compilation: Dynamo cannot trace them.)
     """
-    if not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active():
+    if not torch.compiler.is_compiling() and (
+        torch._C._are_functorch_transforms_active() or _has_forward_tangent(x)
+    ):
         return Dropout.apply(x, key, p, broadcast_dims)
     return dropout(x, key, p, broadcast_dims)
+
+
+def _has_forward_tangent(x: Tensor) -> bool:
+    """Whether ``x`` is a dual tensor of ``torch.autograd.forward_ad`` (its tangent must follow)."""
+    return torch.autograd.forward_ad.unpack_dual(x).tangent is not None
 
 
 def _only_the_cpu_kernel_would_run(x: Tensor) -> bool:
@@ -182,6 +189,7 @@ def _only_the_cpu_kernel_would_run(x: Tensor) -> bool:
         and not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
         and not torch._C._are_functorch_transforms_active()
+        and not _has_forward_tangent(x)
         and torch._C._len_torch_dispatch_stack() == 0
         and not torch._C._is_torch_function_mode_enabled()
         and not torch.autograd._profiler_enabled()
