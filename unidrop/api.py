@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import sys
 from collections.abc import Sequence
@@ -44,23 +45,14 @@ def dropout(
         raise TypeError(f"backend {chosen.name!r} does not take arrays of type {type(x).__qualname__}")
     shape, dtype = chosen.shape_and_dtype(x)
     contract.check_dtype(dtype, chosen.dtypes)
-    dims = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
-    mshape = contract.mask_shape(shape, dims)
+    # the plan's randomness is filled in below; building it first validates broadcast_dims
+    plan = contract.DropoutPlan.build(shape, dtype, p, None, None, broadcast_dims, return_mask)
     if not training or p == 0.0:  # the input itself; no randomness is drawn
         for value, what in ((seed, "seed"), (stream, "stream")):
             if isinstance(value, numbers.Integral):  # framework keys are the backend's to check
                 contract.check_uint64(value, what)
-        return (x, chosen.full_mask(x, mshape)) if return_mask else x
+        return (x, chosen.full_mask(x, plan.mask_shape)) if return_mask else x
     seed, stream = chosen.resolve_randomness(seed, stream, x)
-    plan = contract.DropoutPlan(
-        p=p,
-        seed=seed,
-        stream=stream,
-        shape=shape,
-        dtype=dtype,
-        mask_shape=mshape,
-        broadcast_dims=dims,
-        return_mask=return_mask,
-    )
+    plan = dataclasses.replace(plan, seed=seed, stream=stream)
     y, keep = chosen.dropout(x, plan)
     return (y, keep) if return_mask else y

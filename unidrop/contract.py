@@ -152,6 +152,23 @@ class DropoutPlan:
     broadcast_dims: tuple[int, ...]
     return_mask: bool = False
 
+    @classmethod
+    def build(
+        cls,
+        shape: tuple[int, ...],
+        dtype: str,
+        p: float,
+        seed: Any,
+        stream: Any,
+        broadcast_dims: Any = (),
+        return_mask: bool = False,
+    ) -> DropoutPlan:
+        """The plan for an input of ``shape`` and ``dtype``, normalizing ``broadcast_dims``
+        and deriving the mask shape (``p``, ``seed`` and ``stream`` are taken as given)."""
+        shape = tuple(shape)
+        dims = normalize_broadcast_dims(broadcast_dims, len(shape))
+        return cls(p, seed, stream, shape, dtype, mask_shape(shape, dims), dims, return_mask)
+
     @property
     def threshold(self) -> int:
         """t = floor(p * 2**32), in [0, 2**32]."""

@@ -63,11 +63,7 @@ def host_run(host_lib: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> HostKern
 
 
 def plan_for(x: np.ndarray, dtype: str, p: float, seed: int, stream: int, bd=()) -> contract.DropoutPlan:
-    dims = contract.normalize_broadcast_dims(bd, x.ndim)
-    return contract.DropoutPlan(
-        p=p, seed=seed, stream=stream, shape=tuple(x.shape), dtype=dtype,
-        mask_shape=contract.mask_shape(tuple(x.shape), dims), broadcast_dims=dims, return_mask=True,
-    )  # fmt: skip
+    return contract.DropoutPlan.build(tuple(x.shape), dtype, p, seed, stream, bd, return_mask=True)
 
 
 def run_and_check(x: np.ndarray, dtype: str, p: float, seed: int, stream: int, bd=()) -> None:

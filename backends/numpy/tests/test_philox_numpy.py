@@ -179,16 +179,7 @@ def test_blocks_of_a_huge_trailing_axis() -> None:
 
 
 def plan_for(shape: tuple[int, ...], dtype: str, p: float, seed: int, stream: int, dims: tuple[int, ...]):
-    return contract.DropoutPlan(
-        p=p,
-        seed=seed,
-        stream=stream,
-        shape=shape,
-        dtype=dtype,
-        mask_shape=contract.mask_shape(shape, dims),
-        broadcast_dims=dims,
-        return_mask=True,
-    )
+    return contract.DropoutPlan.build(shape, dtype, p, seed, stream, dims, return_mask=True)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import torch
 
-from unidrop import Backend, DropoutPlan, contract
+from unidrop import Backend, DropoutPlan
 
 
 @functools.cache
@@ -24,24 +24,12 @@ def _numpy_backend() -> Backend:
     return NumpyBackend()
 
 
-def _plan(shape: tuple[int, ...], dtype: str, p: float, seed: int, stream: int, dims: tuple[int, ...],
-          return_mask: bool = False) -> DropoutPlan:  # fmt: skip
-    return DropoutPlan(
-        p=p,
-        seed=seed,
-        stream=stream,
-        shape=shape,
-        dtype=dtype,
-        mask_shape=contract.mask_shape(shape, dims),
-        broadcast_dims=dims,
-        return_mask=return_mask,
-    )
-
-
 def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> torch.Tensor:
     """The boolean keep mask of ``mask_shape`` on the CPU."""
     ones = np.broadcast_to(np.float32(1), mask_shape)  # read-only, no memory: only its shape matters
-    _, keep = _numpy_backend().dropout(ones, _plan(mask_shape, "float32", p, seed, stream, (), True))
+    _, keep = _numpy_backend().dropout(
+        ones, DropoutPlan.build(mask_shape, "float32", p, seed, stream, (), True)
+    )
     return torch.from_numpy(np.asarray(keep, dtype=bool).reshape(mask_shape))
 
 
@@ -65,7 +53,7 @@ _DTYPE_NAMES = {
 def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
     """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
     array = _float32_of_bfloat16(x) if x.dtype == torch.bfloat16 else x.detach().numpy()
-    plan = _plan(tuple(x.shape), _DTYPE_NAMES[x.dtype], p, seed, stream, tuple(broadcast_dims))
+    plan = DropoutPlan.build(tuple(x.shape), _DTYPE_NAMES[x.dtype], p, seed, stream, broadcast_dims)
     y, _ = _numpy_backend().dropout(array, plan)
     result = torch.from_numpy(np.asarray(y))
     out = torch.empty_like(x)
