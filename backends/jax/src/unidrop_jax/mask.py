@@ -30,8 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from unidrop.philox import MASK32
+
 from . import philox
-from .philox import MASK32, MULHI_FORMULATIONS, philox4x32
+from .philox import MULHI_FORMULATIONS, philox4x32
 
 #: Trailing axes are merged into the row while the row length is not a multiple of 4 and
 #: shorter than this, to keep the words computed per row close to the words used.

@@ -25,12 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-M0 = 0xD2511F53
-M1 = 0xCD9E8D57
-W0 = 0x9E3779B9
-W1 = 0xBB67AE85
-MASK32 = 0xFFFFFFFF
-ROUNDS = 10
+from unidrop.philox import PHILOX_M0 as M0
+from unidrop.philox import PHILOX_M1 as M1
+from unidrop.philox import PHILOX_W0 as W0
+from unidrop.philox import PHILOX_W1 as W1
+from unidrop.philox import ROUNDS
 
 Words = tuple[Any, Any, Any, Any]
 

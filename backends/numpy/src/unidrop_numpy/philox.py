@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-M0 = 0xD2511F53
-M1 = 0xCD9E8D57
-W0 = 0x9E3779B9
-W1 = 0xBB67AE85
-MASK32 = 0xFFFFFFFF
-ROUNDS = 10
+from unidrop.philox import MASK32, ROUNDS
+from unidrop.philox import PHILOX_M0 as M0
+from unidrop.philox import PHILOX_M1 as M1
+from unidrop.philox import PHILOX_W0 as W0
+from unidrop.philox import PHILOX_W1 as W1
 
 _U64_MASK32 = np.uint64(MASK32)
 _U64_HIGH32 = np.uint64(MASK32 << 32)

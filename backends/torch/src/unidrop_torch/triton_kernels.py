@@ -15,10 +15,12 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-PHILOX_M0: tl.constexpr = tl.constexpr(0xD2511F53)
-PHILOX_M1: tl.constexpr = tl.constexpr(0xCD9E8D57)
-PHILOX_W0: tl.constexpr = tl.constexpr(0x9E3779B9)
-PHILOX_W1: tl.constexpr = tl.constexpr(0xBB67AE85)
+from unidrop import philox
+
+PHILOX_M0: tl.constexpr = tl.constexpr(philox.PHILOX_M0)
+PHILOX_M1: tl.constexpr = tl.constexpr(philox.PHILOX_M1)
+PHILOX_W0: tl.constexpr = tl.constexpr(philox.PHILOX_W0)
+PHILOX_W1: tl.constexpr = tl.constexpr(philox.PHILOX_W1)
 
 
 @triton.jit
