@@ -19,11 +19,17 @@ step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, remember failures
   [ "$rc" -eq 0 ] || status=1
 }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python -V; } > "$OUT/machine.txt" 2>&1
-python -m pip install -q --no-deps -e . -e backends/numpy >/dev/null
+# A GPU machine may have no network: with a .wheelhouse folder (made beforehand with
+#   python -m pip download -d .wheelhouse setuptools wheel pytest hypothesis
+# and carried along), everything is installed from it and nothing is fetched.
+PIP=(python -m pip install -q)
+[ -d .wheelhouse ] && PIP+=(--no-index --find-links .wheelhouse)
+"${PIP[@]}" "pytest>=7" "hypothesis>=6.80" setuptools wheel 2>&1 | tail -2
+"${PIP[@]}" --no-deps --no-build-isolation -e . -e backends/numpy 2>&1 | tail -2
 for b in torch jax cupy; do
-  [ -d "backends/$b" ] && python -m pip install -q --no-deps -e "backends/$b" >/dev/null
+  [ -d "backends/$b" ] && "${PIP[@]}" --no-deps --no-build-isolation -e "backends/$b" 2>&1 | tail -2
 done
-python -m pip install -q "hypothesis>=6.80" "pytest>=7" >/dev/null 2>&1
+python -m unidrop backends | tee "$OUT/backends.txt"
 SUITE=(python -m pytest --pyargs unidrop.conformance --hypothesis-profile=unidrop-ci -p no:cacheprovider -q)
 [ -d backends/torch ] && step conformance-torch-cuda "${SUITE[@]}" --unidrop-backend=torch --unidrop-device=cuda:0
 [ -d backends/cupy ] && step conformance-cupy "${SUITE[@]}" --unidrop-backend=cupy
