@@ -24,7 +24,7 @@ step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, remember failures
 # and carried along), everything is installed from it and nothing is fetched.
 PIP=(python -m pip install -q)
 [ -d .wheelhouse ] && PIP+=(--no-index --find-links .wheelhouse)
-"${PIP[@]}" "pytest>=7" "hypothesis>=6.80" setuptools wheel 2>&1 | tail -2
+"${PIP[@]}" "pytest>=7" "hypothesis>=6.80" "setuptools>=77" wheel 2>&1 | tail -2
 "${PIP[@]}" --no-deps --no-build-isolation -e . -e backends/numpy 2>&1 | tail -2
 for b in torch jax cupy; do
   [ -d "backends/$b" ] && "${PIP[@]}" --no-deps --no-build-isolation -e "backends/$b" 2>&1 | tail -2
