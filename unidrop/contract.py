@@ -35,15 +35,12 @@ def check_p(p: Any) -> float:
     not_real = isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)
     if isinstance(p, (bool, str, bytes)) or not_real or getattr(p, "ndim", 0) != 0:
         raise TypeError(f"p must be a real number in [0, 1], got {p!r} of type {type(p).__name__}")
-    if isinstance(p, numbers.Real):
+    try:
         value = float(p)
-    else:
-        try:
-            value = float(p)
-        except Exception:
-            raise TypeError(
-                f"p must be a real number in [0, 1], got {p!r} of type {type(p).__name__} ({STATIC_HINT})"
-            ) from None
+    except Exception:  # e.g. a traced value, which has no number yet
+        raise TypeError(
+            f"p must be a real number in [0, 1], got {p!r} of type {type(p).__name__} ({STATIC_HINT})"
+        ) from None
     if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"p must be a real number in [0, 1], got {p!r}")
     return value

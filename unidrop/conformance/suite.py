@@ -124,7 +124,7 @@ class ConformanceSuite:
         )
         context = f"shape={shape} dtype={dtype} p={p} seed={seed} stream={stream} dims={broadcast_dims}"
         assert self.backend.shape_and_dtype(y) == (shape, dtype), context
-        mask_shape = contract.mask_shape(shape, contract.normalize_broadcast_dims(broadcast_dims, len(shape)))
+        mask_shape = contract.DropoutPlan.build(shape, dtype, p, seed, stream, broadcast_dims).mask_shape
         assert tuple(self.read(keep).shape) == mask_shape, context
         assert keep_string(self.read(keep)) == keep_string(np.array(expected_keep, dtype=bool)), context
         assert_same_floats(self.read(y), np.array(expected, dtype=np.float64), context)
