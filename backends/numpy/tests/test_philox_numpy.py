@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import time
 from importlib import resources
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from unidrop_numpy import chunked
-from unidrop_numpy import threads as thread_settings
 from unidrop_numpy.chunked import blocks, dropout_array
 from unidrop_numpy.philox import PhiloxWorkspace
 
@@ -182,13 +177,6 @@ def plan_for(shape: tuple[int, ...], dtype: str, p: float, seed: int, stream: in
     return contract.DropoutPlan.build(shape, dtype, p, seed, stream, dims, return_mask=True)
 
 
-@pytest.fixture
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 24 elements, threaded from 48 on, so small arrays exercise every path."""
-    monkeypatch.setattr(chunked, "CHUNK", 24)
-    monkeypatch.setattr(chunked, "MIN_THREADED_SIZE", 48)
-
-
 @pytest.mark.usefixtures("small_chunks")
 @settings(max_examples=40, deadline=None)
 @given(
@@ -266,35 +254,6 @@ def test_worker_errors_propagate(monkeypatch: pytest.MonkeyPatch, small_chunks: 
     assert len(calls) <= 3  # each worker stops at its first failure
 
 
-def test_thread_settings() -> None:
-    before = thread_settings.get_num_threads()
-    try:
-        thread_settings.set_num_threads(3)
-        assert thread_settings.get_num_threads() == 3
-        for bad in (0, -1, 1.5, True):
-            with pytest.raises(ValueError, match="threads must be a positive integer"):
-                thread_settings.set_num_threads(bad)
-    finally:
-        thread_settings.set_num_threads(before)
-
-
-def test_thread_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("UNIDROP_NUM_THREADS", "3")
-    assert thread_settings._default_threads() == 3
-    for bad in ("0", "-2", "two", ""):
-        monkeypatch.setenv("UNIDROP_NUM_THREADS", bad)
-        with pytest.raises(ValueError, match="UNIDROP_NUM_THREADS must be a positive integer"):
-            thread_settings._default_threads()
-    monkeypatch.delenv("UNIDROP_NUM_THREADS")
-    assert 1 <= thread_settings._default_threads() <= thread_settings.MAX_DEFAULT_THREADS
-
-
-def test_bad_thread_argument() -> None:
-    x = np.ones(8, np.float32)
-    with pytest.raises(ValueError, match="threads must be a positive integer or None, got 0"):
-        dropout_array(x, plan_for(x.shape, "float32", 0.5, 1, 0, ()), threads=0)
-
-
 @pytest.mark.parametrize(("shape", "dims", "p"), [((0, 6), (0,), 0.5), ((3, 5), (), 1.0), ((0,), (), 1.0)])
 def test_empty_inputs_and_p_one(shape: tuple[int, ...], dims: tuple[int, ...], p: float) -> None:
     """No elements, or everything dropped: zeros, and the keep mask still follows the reference."""
@@ -305,29 +264,6 @@ def test_empty_inputs_and_p_one(shape: tuple[int, ...], dims: tuple[int, ...], p
     _, expected_keep = reference.dropout([], shape, "float32", p, 99, 5, dims)
     assert keep.shape == contract.mask_shape(shape, dims)
     assert keep.reshape(-1).tolist() == expected_keep
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_forked_child_computes_the_same() -> None:
-    """A child forked while a thread holds the spare-workspace lock still gets its result."""
-    x = np.random.default_rng(2).standard_normal(3 * chunked.CHUNK).astype(np.float32)
-    plan = plan_for(x.shape, "float32", 0.5, 7, 0, ())
-    y, _ = dropout_array(x, plan, threads=2)
-    with chunked._spare_lock:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            child, _ = dropout_array(x, plan, threads=2)
-            os._exit(0 if np.array_equal(child.view(np.uint32), y.view(np.uint32)) else 1)
-    for _ in range(600):  # a child stuck on the inherited lock would never finish: allow 60 s
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child did not finish within 60 s")
-    assert os.waitstatus_to_exitcode(status) == 0
 
 
 @pytest.mark.usefixtures("small_chunks")

@@ -12,18 +12,19 @@ written by exactly one of them. Up to one full-size workspace per thread is kept
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from unidrop import DropoutPlan
 
 from .philox import PhiloxWorkspace
-from .threads import get_num_threads
+from .pool import Helpers
+from .threads import _check, get_num_threads
 
 #: Elements of the output handled per step; every temporary is at most this long. Chunks of
 #: 2^16 to 2^19 cost the same CPU time on one thread; with two threads, chunks under 2^18
@@ -36,35 +37,51 @@ _MASK_VIEWS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 _Block = tuple[tuple[int | slice, ...], int, int, tuple[int, ...]]
 
 
+def _split(shape: tuple[int, ...], chunk: int) -> tuple[int, int]:
+    """``(k, rows)``: blocks take axes ``k..`` whole and ``rows`` indices of axis ``k - 1``.
+
+    ``k == 0`` means one block holds the whole array. Rows are spread evenly over the blocks.
+    """
+    k, inner = len(shape), 1
+    while k > 0 and inner * shape[k - 1] <= chunk:
+        k -= 1
+        inner *= shape[k]
+    if k == 0:
+        return 0, 0
+    ranges = math.ceil(shape[k - 1] / max(1, chunk // inner))
+    return k, math.ceil(shape[k - 1] / ranges)
+
+
 def blocks(shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int | None = None) -> Iterator[_Block]:
     """Split an array of ``shape`` into blocks of at most ``chunk`` elements (default: :data:`CHUNK`).
 
     Yields ``(index, mask_start, mask_count, mask_block_shape)``: ``array[index]`` is the
     block, and the flat mask indices ``mask_start .. mask_start+mask_count-1``, reshaped to
     ``mask_block_shape``, broadcast against it. Blocks cover the array once, in C order.
+    Mask indices are Python integers: exact for every size (no 32- or 64-bit wrap).
     """
-    chunk = CHUNK if chunk is None else chunk
-    ndim = len(shape)
-    k, inner = ndim, 1  # axes k.. are taken whole in every block
-    while k > 0 and inner * shape[k - 1] <= chunk:
-        k -= 1
-        inner *= shape[k]
+    k, rows = _split(shape, CHUNK if chunk is None else chunk)
     if k == 0:
         yield (), 0, math.prod(mshape), mshape
         return
     split = k - 1
-    ranges = math.ceil(shape[split] / max(1, chunk // inner))
-    rows = math.ceil(shape[split] / ranges)
     mask_inner = math.prod(mshape[k:])
-    for outer in np.ndindex(*shape[:split]):
-        mask_outer = tuple(0 if mshape[a] == 1 else i for a, i in enumerate(outer))
-        base = int(np.ravel_multi_index(mask_outer, mshape[:split])) if split else 0
+    for outer in itertools.product(*(range(n) for n in shape[:split])):
+        base = 0  # the flat mask index of (outer, 0, 0, ...), in Python integers
+        for axis, i in enumerate(outer):
+            base = base * mshape[axis] + (0 if mshape[axis] == 1 else i)
         base *= mshape[split] * mask_inner
         for a in range(0, shape[split], rows):
             b = min(a + rows, shape[split])
             mrows = 1 if mshape[split] == 1 else b - a
             mstart = base if mshape[split] == 1 else base + a * mask_inner
             yield (*outer, slice(a, b)), mstart, mrows * mask_inner, (mrows, *mshape[k:])
+
+
+def block_count(shape: tuple[int, ...], chunk: int | None = None) -> int:
+    """How many blocks :func:`blocks` yields for an array of ``shape`` with no zero-length axis."""
+    k, rows = _split(shape, CHUNK if chunk is None else chunk)
+    return 1 if k == 0 else math.prod(shape[: k - 1]) * math.ceil(shape[k - 1] / rows)
 
 
 def dropout_array(
@@ -75,6 +92,8 @@ def dropout_array(
     ``threads`` caps the threads used (default :func:`get_num_threads`); the result is the
     same for every value.
     """
+    # read first: a bad setting (threads=0, UNIDROP_NUM_THREADS=abc) is reported before any work
+    count = get_num_threads() if threads is None else _check(threads, "threads")
     keep_all = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
     if x.size == 0 or plan.drops_all:
         if keep_all is not None:
@@ -118,11 +137,9 @@ def dropout_array(
                 block_masks = _in_layout_of(bits, block_masks, layout_buffer[0])
             np.bitwise_and(bits, block_masks, out=bits)
 
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    count = get_num_threads() if threads is None else threads
     chunks = blocks(xv.shape, mshape, chunk)
-    if count <= 1 or x.size < MIN_THREADED_SIZE or x.size <= chunk:
+    count = min(count, block_count(xv.shape, chunk))  # a thread per block at most
+    if count <= 1 or x.size < MIN_THREADED_SIZE:
         run(chunks)
         return y, keep_all
     shared = _Shared(chunks)
@@ -134,11 +151,12 @@ def dropout_array(
             shared.stop()
             raise
 
-    with ThreadPoolExecutor(max_workers=count - 1) as pool:
-        futures = [pool.submit(worker) for _ in range(count - 1)]
-        worker()  # the calling thread takes blocks too
-    for future in futures:
-        future.result()  # re-raises a worker's exception
+    helpers = Helpers(worker)
+    try:
+        helpers.start(count - 1)
+        worker()  # the calling thread takes blocks too, so the work ends even with no helper
+    finally:
+        helpers.wait()  # re-raises a helper's exception
     return y, keep_all
 
 

@@ -1,4 +1,10 @@
-"""How many threads one NumPy-backend dropout call may use (no NumPy import here)."""
+"""How many threads one NumPy-backend dropout call may use (no NumPy import here).
+
+The setting is :func:`set_num_threads`, else ``UNIDROP_NUM_THREADS``, else the CPUs this process
+may use (at most :data:`MAX_DEFAULT_THREADS`). The environment variable is read when the setting
+is first needed, not at import: a bad value is then reported as such by the call that needs it,
+instead of making the backend fail to load.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,35 @@ import os
 
 #: Upper bound of the default thread count.
 MAX_DEFAULT_THREADS = 8
+#: The most threads a setting may ask for. More threads than cores gain nothing here (the
+#: threads take turns at the GIL between NumPy calls, and the gain ends at a few threads), and
+#: every running thread holds one chunk's workspace (4 MiB for float32): 256 threads cost at most
+#: 1 GiB of workspaces and can be started wherever Python runs.
+MAX_THREADS = 256
+_ENV = "UNIDROP_NUM_THREADS"
+
+_num_threads: int | None = None  # None: not decided yet (read the environment at first use)
+
+
+def _check(threads: object, what: str) -> int:
+    """``threads`` if it is an int in [1, MAX_THREADS]; else a ValueError naming ``what`` and the value."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"{what} must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+    return threads
 
 
 def _default_threads() -> int:
-    """``UNIDROP_NUM_THREADS`` if set, else the CPUs this process may use, at most 8."""
-    setting = os.environ.get("UNIDROP_NUM_THREADS")
+    """``UNIDROP_NUM_THREADS`` if set, else the CPUs this process may use, at most 8.
+
+    A value of ``UNIDROP_NUM_THREADS`` that is not an integer from 1 to :data:`MAX_THREADS`
+    (``"abc"``, ``"0"``, an empty string) raises ValueError naming the variable and the value.
+    """
+    setting = os.environ.get(_ENV)
     if setting is not None:
-        if not setting.strip().isdigit() or int(setting) < 1:
-            raise ValueError(f"UNIDROP_NUM_THREADS must be a positive integer, got {setting!r}")
-        return int(setting)
+        text = setting.strip()
+        if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_THREADS:
+            return int(text)
+        raise ValueError(f"{_ENV} must be an integer from 1 to {MAX_THREADS}, got {setting!r}")
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
@@ -22,17 +48,19 @@ def _default_threads() -> int:
     return max(1, min(cpus, MAX_DEFAULT_THREADS))
 
 
-_num_threads = _default_threads()
-
-
 def set_num_threads(threads: int) -> None:
-    """Use at most ``threads`` threads per dropout call (1 = the calling thread only)."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    """Use at most ``threads`` threads per dropout call (1 = the calling thread only).
+
+    ``threads`` must be an integer from 1 to :data:`MAX_THREADS` (256); anything else raises
+    ValueError. Results never depend on it.
+    """
     global _num_threads
-    _num_threads = threads
+    _num_threads = _check(threads, "threads")
 
 
 def get_num_threads() -> int:
-    """The most threads one dropout call uses."""
+    """The most threads one dropout call uses (reads ``UNIDROP_NUM_THREADS`` the first time)."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_threads()
     return _num_threads
