@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from unidrop_numpy import chunked
@@ -101,8 +103,68 @@ def test_no_temporary_larger_than_a_chunk_beside_the_output():
     assert peak <= bound, f"peak {peak} bytes > {bound}"
 
 
-@pytest.mark.parametrize("make", [lambda a: np.ma.masked_less(a, 0.5), np.asmatrix], ids=["masked", "matrix"])
-def test_ndarray_subclasses_are_refused_rather_than_silently_changed(make):
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (lambda a: np.ma.masked_less(a, 0.5), r"\(its mask\).*x\.filled\(value\)"),
+        (lambda a: np.ma.asarray(a), r"\(its mask\).*numpy\.ma\.getdata\(x\)"),  # nothing masked
+        (np.asmatrix, r"\(the matrix rules\).*numpy\.asarray\(x\)"),
+        (lambda a: a.view(Tagged), r"\(what the subclass adds\).*numpy\.asarray\(x\)"),
+    ],
+    ids=["masked", "masked-nothing-masked", "matrix", "other-subclass"],
+)
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_ndarray_subclasses_are_refused_rather_than_silently_changed(make, hint):
     x = make(np.random.default_rng(0).random((4, 4)).astype(np.float32))
-    with pytest.raises(TypeError, match=r"plain numpy\.ndarray, got the subclass numpy"):
+    kind = f"{type(x).__module__}.{type(x).__qualname__}"
+    with pytest.raises(TypeError, match=rf"got the subclass {re.escape(kind)}, whose meaning {hint}"):
         unidrop.dropout(x, 0.5, seed=1)
+
+
+class Tagged(np.ndarray):
+    """A user's ndarray subclass: its meaning is unknown to the backend."""
+
+
+class MyMemmap(np.memmap):
+    """A subclass of memmap is still a file's plain data."""
+
+
+@pytest.mark.parametrize("mode", ["w+", "r", "r+", "c"])
+@pytest.mark.parametrize(
+    ("order", "view"),
+    [("C", lambda m: m), ("F", lambda m: m), ("C", lambda m: m[::-2, 1:]), ("C", lambda m: m[3])],
+    ids=["whole", "fortran", "strided", "row"],
+)
+def test_memmaps_are_taken_and_give_a_plain_array(tmp_path, mode, order, view):
+    path = tmp_path / "x.bin"
+    values = np.random.default_rng(8).standard_normal((6, 5)).astype(np.float32)
+    values.reshape(-1)[:3] = [np.nan, np.inf, -0.0]
+    if mode == "w+":  # a new file, written through the memmap
+        whole = np.memmap(path, np.float32, "w+", shape=(6, 5), order=order)
+        whole[...] = values
+        whole.flush()
+    else:
+        (values if order == "C" else values.T).tofile(path)  # tofile writes C order
+        whole = np.memmap(path, np.float32, mode, shape=(6, 5), order=order)
+    mm = view(whole)
+    assert isinstance(mm, np.memmap)
+    y, keep = unidrop.dropout(mm, 0.3, seed=4, stream=2, return_mask=True)
+    assert type(y) is np.ndarray and type(keep) is np.ndarray
+    want = expected(np.asarray(mm), 0.3, 4, 2)
+    assert y.view(np.uint32).tolist() == want.astype(np.float32).view(np.uint32).tolist()
+    stored = np.fromfile(path, np.float32).reshape((6, 5) if order == "C" else (5, 6))
+    stored = stored if order == "C" else stored.T
+    assert stored.view(np.uint32).tolist() == values.view(np.uint32).tolist()  # the file is untouched
+
+
+def test_memmap_subclass_and_zero_d_memmap(tmp_path):
+    path = tmp_path / "x.bin"
+    np.arange(1, 9, dtype=np.float64).tofile(path)
+    mm = MyMemmap(path, np.float64, "r", shape=(8,))
+    y = unidrop.dropout(mm, 0.5, seed=2)
+    assert type(y) is np.ndarray
+    np.testing.assert_array_equal(y, expected(np.asarray(mm), 0.5, 2))
+    scalar = np.memmap(path, np.float64, "r", shape=())
+    y0 = unidrop.dropout(scalar, 0.5, seed=2)
+    assert type(y0) is np.ndarray and y0.shape == ()
+    np.testing.assert_array_equal(y0, expected(np.asarray(scalar), 0.5, 2))

@@ -32,13 +32,8 @@ class NumpyBackend(Backend):
 
         from .chunked import dropout_array
 
-        if isinstance(x, np.ndarray) and type(x) is not np.ndarray:
-            kind = f"{type(x).__module__}.{type(x).__qualname__}"
-            raise TypeError(
-                f"unidrop's NumPy backend takes plain numpy.ndarray, got the subclass {kind}, whose "
-                "meaning (a mask, matrix rules) it cannot keep; pass numpy.asarray(x) or x.filled(...)"
-            )
-        array = np.asarray(x)
+        _check_subclass(x)
+        array = np.asarray(x)  # a memmap's data as a plain ndarray view (no copy)
         y, keep = dropout_array(array, plan)
         return (y[()] if isinstance(x, np.generic) else y), keep
 
@@ -59,3 +54,30 @@ class NumpyBackend(Backend):
         import numpy as np
 
         return np.array(x, copy=True)
+
+
+def _check_subclass(x: Any) -> None:
+    """Refuse ``ndarray`` subclasses whose meaning a plain result would lose; memmaps are plain data.
+
+    ``numpy.memmap`` (and its subclasses) only say where the data lives: they are taken, and the
+    result is a plain ``ndarray`` in memory. Masked arrays, matrices and any other subclass are
+    refused with a TypeError naming the type and saying how to pass the plain data.
+    """
+    np = sys.modules["numpy"]
+    if not isinstance(x, np.ndarray) or type(x) is np.ndarray or isinstance(x, np.memmap):
+        return
+    kind = f"{type(x).__module__}.{type(x).__qualname__}"
+    masked = sys.modules.get("numpy.ma")  # a masked array exists only once numpy.ma is imported
+    if masked is not None and isinstance(x, masked.MaskedArray):
+        why, fix = (
+            "its mask",
+            "x.filled(value) for the data with masked elements replaced, or numpy.ma.getdata(x)",
+        )
+    elif isinstance(x, np.matrix):
+        why, fix = "the matrix rules", "numpy.asarray(x), and numpy.asmatrix(y) on the result if needed"
+    else:
+        why, fix = "what the subclass adds", "numpy.asarray(x) if its plain data is what should be dropped"
+    raise TypeError(
+        f"unidrop's NumPy backend takes numpy.ndarray (and numpy.memmap), got the subclass {kind}, "
+        f"whose meaning ({why}) a plain result would lose; pass {fix}"
+    )
