@@ -20,7 +20,7 @@ SUITE = ["--pyargs", "unidrop.conformance", "--hypothesis-profile=unidrop-ci", "
 
 #: What each backend's session installs besides the backend itself: pinned, CPU builds.
 BACKEND_PINS: dict[str, list[str]] = {
-    "numpy": ["numpy==2.4.6"],
+    "numpy": ["numpy==2.4.6", "ml_dtypes==0.7.0"],
     "torch": ["numpy==2.4.6", "torch==2.13.0", "triton==3.7.1"],
     "jax": ["numpy==2.4.6", "jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.8"],
     # nvrtc lets the kernel compile checks run without a GPU (and CuPy compile without a CUDA toolkit)

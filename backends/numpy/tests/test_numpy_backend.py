@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -168,3 +169,18 @@ def test_memmap_subclass_and_zero_d_memmap(tmp_path):
     y0 = unidrop.dropout(scalar, 0.5, seed=2)
     assert type(y0) is np.ndarray and y0.shape == ()
     np.testing.assert_array_equal(y0, expected(np.asarray(scalar), 0.5, 2))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "snan"), [(np.float16, 0x7C01), (np.float32, 0x7F800001), (np.float64, 0x7FF0000000000001)]
+)
+def test_signalling_nan_and_overflow_give_no_warning(dtype, snan):
+    """Both results are defined by the spec (NaN stays NaN, x * s may round to inf): no warning."""
+    bits = np.full(16, snan, f"u{np.dtype(dtype).itemsize}")
+    x = bits.view(dtype).copy()
+    x[:4] = np.finfo(dtype).max
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y, keep = unidrop.dropout(x, 0.5, seed=3, return_mask=True)
+    assert np.isnan(y[4:][keep[4:]]).all() and (y[4:][~keep[4:]] == 0).all()
+    assert np.isinf(y[:4][keep[:4]]).all() and keep[:4].any() and not keep[4:].all()

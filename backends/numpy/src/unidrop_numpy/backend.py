@@ -7,25 +7,35 @@ from typing import Any
 
 from unidrop import Backend, DropoutPlan
 
+from . import bfloat16
+
+_BASE_DTYPES = frozenset({"float16", "float32", "float64"})
+
 
 class NumpyBackend(Backend):
     """Mask stream v1 for ``numpy.ndarray`` (and NumPy scalars), computed in fixed-size chunks.
 
     ``seed=None`` draws the seed from unidrop's global source, which
     :func:`unidrop.manual_seed` makes reproducible; NumPy's own random state is never touched.
+    bfloat16 arrays (ml_dtypes' ``bfloat16``, as JAX uses) are supported where ml_dtypes is
+    installed; unidrop-numpy does not require it.
     """
 
     name = "numpy"
     framework = "numpy"
     distribution = "unidrop-numpy"
-    dtypes = frozenset({"float16", "float32", "float64"})
+
+    @property  # type: ignore[override]
+    def dtypes(self) -> frozenset[str]:
+        """float16, float32 and float64, and bfloat16 where ml_dtypes is installed."""
+        return (_BASE_DTYPES | {bfloat16.NAME}) if bfloat16.available() else _BASE_DTYPES
 
     def accepts(self, x: Any) -> bool:
         np = sys.modules["numpy"]
         return isinstance(x, (np.ndarray, np.generic))
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        return tuple(x.shape), x.dtype.name
+        return tuple(x.shape), bfloat16.dtype_name(x.dtype)
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
         import numpy as np
@@ -48,11 +58,13 @@ class NumpyBackend(Backend):
         return np.random.get_state()[1]
 
     def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
-        return array.astype(dtype)
+        return array.astype(bfloat16.numpy_dtype() if dtype == bfloat16.NAME else dtype)
 
     def to_numpy(self, x: Any) -> Any:
         import numpy as np
 
+        if bfloat16.dtype_name(x.dtype) == bfloat16.NAME:
+            return np.asarray(x).astype(np.float32)  # exact: every bfloat16 is a float32
         return np.array(x, copy=True)
 
 

@@ -112,7 +112,8 @@ def dropout_array(
     def run(chunks: Iterator[_Block]) -> None:
         workspace = _take_workspace(capacity)
         try:
-            with np.errstate(over="ignore"):  # x * s may round to inf: that is the defined result
+            # x * s may round to inf, and a signalling NaN input gives NaN: both are the defined result
+            with np.errstate(over="ignore", invalid="ignore"):
                 compute_blocks(workspace, chunks)
         finally:
             _return_workspace(workspace)
