@@ -67,15 +67,24 @@ def blocks(shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int | None = 
     split = k - 1
     mask_inner = math.prod(mshape[k:])
     for outer in itertools.product(*(range(n) for n in shape[:split])):
-        base = 0  # the flat mask index of (outer, 0, 0, ...), in Python integers
-        for axis, i in enumerate(outer):
-            base = base * mshape[axis] + (0 if mshape[axis] == 1 else i)
-        base *= mshape[split] * mask_inner
+        base = mask_index_of_row(outer, mshape)
         for a in range(0, shape[split], rows):
             b = min(a + rows, shape[split])
             mrows = 1 if mshape[split] == 1 else b - a
             mstart = base if mshape[split] == 1 else base + a * mask_inner
             yield (*outer, slice(a, b)), mstart, mrows * mask_inner, (mrows, *mshape[k:])
+
+
+def mask_index_of_row(outer: tuple[int, ...], mshape: tuple[int, ...]) -> int:
+    """The flat C-order mask index of the element ``(*outer, 0, 0, ...)`` of an array.
+
+    ``outer`` indexes the array's leading axes; along an axis where the mask has length 1 (a
+    broadcast axis) every index maps to 0. Python integers: exact for axes and sizes of any length.
+    """
+    index = 0
+    for axis, i in enumerate(outer):
+        index = index * mshape[axis] + (0 if mshape[axis] == 1 else i)
+    return index * math.prod(mshape[len(outer) :])
 
 
 def block_count(shape: tuple[int, ...], chunk: int | None = None) -> int:
