@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,10 @@ from unidrop import contract, reference
 
 def plan_for(x: np.ndarray, p: float = 0.5, seed: int = 7, stream: int = 0) -> contract.DropoutPlan:
     return contract.DropoutPlan.build(x.shape, x.dtype.name, p, seed, stream, (), return_mask=True)
+
+
+def bad_threads(value: object) -> str:
+    return rf"threads must be an integer from 1 to 256, got {re.escape(repr(value))}$"
 
 
 def expected_bits(x: np.ndarray, p: float = 0.5, seed: int = 7, stream: int = 0) -> list[int]:
@@ -48,16 +53,31 @@ def fresh_pool():
 
 @pytest.mark.usefixtures("setting")
 def test_set_num_threads_takes_1_to_the_maximum() -> None:
-    for good in (1, 3, thread_settings.MAX_THREADS):
+    for good in (1, 3, thread_settings.MAX_THREADS, np.int64(2), np.uint8(5)):
         thread_settings.set_num_threads(good)
-        assert thread_settings.get_num_threads() == good
+        assert thread_settings.get_num_threads() == good and type(thread_settings.get_num_threads()) is int
 
 
 @pytest.mark.usefixtures("setting")
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "4", None, 2**40, thread_settings.MAX_THREADS + 1])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        0,
+        -1,
+        1.5,
+        4.0,
+        True,
+        np.bool_(True),
+        "4",
+        None,
+        2**40,
+        np.int64(2**40),
+        thread_settings.MAX_THREADS + 1,
+    ],
+)
 def test_set_num_threads_refuses_what_cannot_run(bad: object) -> None:
     before = thread_settings.get_num_threads()
-    with pytest.raises(ValueError, match=rf"threads must be an integer from 1 to 256, got {bad!r}$"):
+    with pytest.raises(ValueError, match=bad_threads(bad)):
         thread_settings.set_num_threads(bad)  # type: ignore[arg-type]
     assert thread_settings.get_num_threads() == before
 
@@ -65,7 +85,7 @@ def test_set_num_threads_refuses_what_cannot_run(bad: object) -> None:
 @pytest.mark.parametrize("bad", [0, 2**40, 1.0, True])
 def test_threads_argument_is_checked_the_same_way(bad: object) -> None:
     x = np.ones(8, np.float32)
-    with pytest.raises(ValueError, match=rf"threads must be an integer from 1 to 256, got {bad!r}$"):
+    with pytest.raises(ValueError, match=bad_threads(bad)):
         dropout_array(x, plan_for(x), threads=bad)  # type: ignore[arg-type]
 
 

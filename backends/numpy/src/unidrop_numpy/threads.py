@@ -8,6 +8,7 @@ instead of making the backend fail to load.
 
 from __future__ import annotations
 
+import operator
 import os
 
 #: Upper bound of the default thread count.
@@ -23,10 +24,15 @@ _num_threads: int | None = None  # None: not decided yet (read the environment a
 
 
 def _check(threads: object, what: str) -> int:
-    """``threads`` if it is an int in [1, MAX_THREADS]; else a ValueError naming ``what`` and the value."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+    """``threads`` as an int if it is an integer (``__index__``, not bool) in [1, MAX_THREADS];
+    else a ValueError naming ``what`` and the value."""
+    try:
+        value = None if isinstance(threads, bool) else operator.index(threads)  # type: ignore[arg-type]
+    except TypeError:
+        value = None
+    if value is None or not 1 <= value <= MAX_THREADS:
         raise ValueError(f"{what} must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
-    return threads
+    return value
 
 
 def _default_threads() -> int:
