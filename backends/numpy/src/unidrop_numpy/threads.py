@@ -27,7 +27,9 @@ def _check(threads: object, what: str) -> int:
     """``threads`` as an int if it is an integer (``__index__``, not bool) in [1, MAX_THREADS];
     else a ValueError naming ``what`` and the value."""
     try:
-        value = None if isinstance(threads, bool) else operator.index(threads)  # type: ignore[arg-type]
+        # bools of any library are refused (NumPy < 2 still lets np.bool_ pass operator.index)
+        is_bool = isinstance(threads, bool) or getattr(getattr(threads, "dtype", None), "kind", "") == "b"
+        value = None if is_bool else operator.index(threads)  # type: ignore[arg-type]
     except TypeError:
         value = None
     if value is None or not 1 <= value <= MAX_THREADS:
