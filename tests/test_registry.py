@@ -103,6 +103,15 @@ def test_without_numpy_backend_a_list_is_also_told_how_to_install_it(fresh_regis
         unidrop.dropout([1.0], 0.5, seed=0)
 
 
+def test_a_numpy_scalar_without_numpy_backend_is_told_to_install_it(fresh_registry, monkeypatch):
+    """np.float64 subclasses Python's float: its framework's hint comes first."""
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points())
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout(np.float64(1.0), 0.5, seed=0)
+    assert "pip install ./backends/numpy" in str(info.value)
+    assert "not an array" not in str(info.value)
+
+
 def test_known_framework_without_backend_says_how_to_install_it_now_and_later(fresh_registry, monkeypatch):
     monkeypatch.setattr(registry, "entry_points", fake_entry_points())
 

@@ -54,7 +54,7 @@ def _sample_array(backend: Backend) -> Any:
     return backend.from_numpy(numpy.zeros(2, numpy.float32), "float32")
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print(

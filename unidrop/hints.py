@@ -55,13 +55,13 @@ def install_command(name: str) -> str:
 def no_backend_hint(x: Any, installed: frozenset[str]) -> str:
     """What to tell a user whose ``x`` no backend takes; ``installed`` holds the backend names."""
     kind = type(x)
-    if kind in PYTHON_VALUES or isinstance(x, PYTHON_VALUES):
+    framework = framework_of_module(kind.__module__)
+    if framework in PROJECT_BACKENDS and framework not in installed:
+        return f"install its backend with {install_command(framework)}"
+    if isinstance(x, PYTHON_VALUES):
         what = "a Python scalar" if isinstance(x, (int, float, complex)) else f"a Python {kind.__name__}"
         hint = f"{what} is not an array: convert it first, e.g. with numpy.asarray(x)"
         if "numpy" not in installed:
             hint += f", and install the NumPy backend with {install_command('numpy')}"
         return hint
-    framework = framework_of_module(kind.__module__)
-    if framework in PROJECT_BACKENDS and framework not in installed:
-        return f"install its backend with {install_command(framework)}"
     return "write a backend for it (see docs/backend-guide.md)"

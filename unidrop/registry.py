@@ -212,9 +212,9 @@ def _owner(state: _Snapshot, kind: type) -> str | None:
     """The framework of the array type ``kind``: the first module along its MRO that a backend serves."""
     frameworks = {plugin.framework for plugin in state.plugins}
     for cls in kind.__mro__:
-        framework = hints.framework_of_module(getattr(cls, "__module__", None) or "")
-        if framework in frameworks:
-            return framework
+        module = getattr(cls, "__module__", None)
+        if isinstance(module, str) and hints.framework_of_module(module) in frameworks:
+            return hints.framework_of_module(module)
     return None
 
 
