@@ -74,22 +74,80 @@ def test_discovery_runs_once(fresh_registry, monkeypatch):
 
 
 def test_unknown_type_names_the_type_the_installed_backends_and_the_fix():
+    class Opaque:
+        pass
+
     with pytest.raises(TypeError) as info:
-        unidrop.dropout([1.0, 2.0], 0.5, seed=0)
+        unidrop.dropout(Opaque(), 0.5, seed=0)
     message = str(info.value)
-    assert "builtins.list" in message
+    assert "Opaque" in message
     assert "numpy" in message  # installed backends are listed
     assert "write a backend" in message
 
 
-def test_known_framework_without_backend_says_what_to_install(fresh_registry, monkeypatch):
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [([1.0, 2.0], "Python list"), ((1.0, 2.0), "Python tuple"), (1.5, "Python scalar"), (3, "Python scalar")],
+)
+def test_python_lists_and_scalars_are_told_to_convert_with_numpy_asarray(value, what):
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout(value, 0.5, seed=0)
+    message = str(info.value)
+    assert f"{what} is not an array" in message and "numpy.asarray(x)" in message, message
+    assert "write a backend" not in message
+
+
+def test_without_numpy_backend_a_list_is_also_told_how_to_install_it(fresh_registry, monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points())
+    with pytest.raises(TypeError, match=r"numpy\.asarray\(x\).*pip install \./backends/numpy"):
+        unidrop.dropout([1.0], 0.5, seed=0)
+
+
+def test_a_numpy_scalar_without_numpy_backend_is_told_to_install_it(fresh_registry, monkeypatch):
+    """np.float64 subclasses Python's float: its framework's hint comes first."""
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points())
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout(np.float64(1.0), 0.5, seed=0)
+    assert "pip install ./backends/numpy" in str(info.value)
+    assert "not an array" not in str(info.value)
+
+
+def test_known_framework_without_backend_says_how_to_install_it_now_and_later(fresh_registry, monkeypatch):
     monkeypatch.setattr(registry, "entry_points", fake_entry_points())
 
     class FakeTensor:
         __module__ = "torch"
 
-    with pytest.raises(TypeError, match=r"pip install unidrop-torch"):
+    with pytest.raises(TypeError) as info:
         unidrop.dropout(FakeTensor(), 0.5, seed=0)
+    message = str(info.value)
+    assert "`pip install ./backends/torch` from a checkout of unidrop" in message, message
+    assert "`pip install unidrop-torch` once it is published" in message, message
+
+
+def test_jax_arrays_from_jaxlib_get_the_jax_install_hint(fresh_registry, monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points())
+
+    class ArrayImpl:
+        __module__ = "jaxlib._jax"
+
+    with pytest.raises(TypeError, match=r"pip install \./backends/jax"):
+        unidrop.dropout(ArrayImpl(), 0.5, seed=0)
+
+
+def test_an_unknown_backend_name_of_the_project_says_how_to_install_it(fresh_registry, monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points())
+    with pytest.raises(ValueError, match=r"no unidrop backend named 'cupy'.*pip install \./backends/cupy"):
+        unidrop.get_backend("cupy")
+
+
+@pytest.mark.parametrize("bad", [123, 1.5, b"numpy", ["numpy"], True, np.str_])
+def test_backend_must_be_a_name_or_a_backend(bad):
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout(np.ones(2, np.float32), 0.5, seed=0, backend=bad)
+    message = str(info.value)
+    assert repr(bad) in message, message
+    assert "backend name" in message and "unidrop.Backend instance" in message, message
 
 
 def test_explicit_backend_override_by_name_and_by_object():
@@ -139,3 +197,30 @@ def test_a_plugin_imported_before_unidrop_is_still_discovered():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "numpy" in out.split()
+
+
+def test_unidrop_backends_shows_which_backend_serves_which_array_type(fresh_registry, monkeypatch, capsys):
+    from _fake_entry_points import NUMPY, install
+
+    from unidrop.cli import main
+
+    install(
+        monkeypatch,
+        ("hoarder", "_faulty_plugins:Hoarder", "hoarder-dist"),
+        ("broken", "unidrop_no_such_module:Backend", "broken-dist"),
+        NUMPY,
+    )
+    with pytest.warns(RuntimeWarning, match="'broken'") as caught:
+        assert main(["backends"]) == 0
+    assert not [w for w in caught if "several" in str(w.message)]  # the table says it instead
+    out = capsys.readouterr().out
+    assert "installed but failed to load: 'broken' (broken-dist 1.0): ModuleNotFoundError" in out, out
+    assert ["numpy.ndarray", "numpy", "hoarder"] in [line.split() for line in out.splitlines()], out
+
+
+def test_unidrop_backends_with_none_installed_says_how_to_install_one(fresh_registry, monkeypatch, capsys):
+    from unidrop.cli import main
+
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points())
+    assert main(["backends"]) == 1
+    assert "`pip install ./backends/numpy` from a checkout" in capsys.readouterr().out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,11 +39,8 @@ def dropout(
     training = contract.check_training(training)
     if not isinstance(return_mask, bool):
         raise TypeError(f"return_mask must be True or False, got {return_mask!r}")
-    chosen = registry.backend_for(x) if backend is None else registry.get_backend(backend)
-    if backend is not None and not (chosen.framework in sys.modules and chosen.accepts(x)):
-        raise TypeError(f"backend {chosen.name!r} does not take arrays of type {type(x).__qualname__}")
-    shape, dtype = chosen.shape_and_dtype(x)
-    contract.check_dtype(dtype, chosen.dtypes)
+    chosen, shape, dtype, supported = registry.dispatch(x, backend)
+    contract.check_dtype(dtype, supported)
     # the plan's randomness is filled in below; building it first validates broadcast_dims
     plan = contract.DropoutPlan.build(shape, dtype, p, None, None, broadcast_dims, return_mask)
     if not training or p == 0.0:  # the input itself; no randomness is drawn

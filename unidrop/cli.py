@@ -4,37 +4,68 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
-from . import __version__, registry
+from . import __version__, hints, registry
+from .backend import Backend
 from .contract import STREAM_VERSION, check_p, check_uint64
 
 
 def _backends(_: argparse.Namespace) -> int:
-    """Print what is installed: backend, distribution, versions, devices."""
+    """Print what is installed (backend, distribution, versions, devices) and which backend serves what."""
     infos = registry.list_backends()
+    for failure in registry.failures():
+        print(f"installed but failed to load: {failure.label}: {failure.error}")
     if not infos:
-        print("no unidrop backend is installed; try `pip install unidrop-numpy`")
+        print(f"no unidrop backend is installed; try {hints.install_command('numpy')}")
         return 1
     print(f"unidrop {__version__}, mask stream v{STREAM_VERSION}")
     rows = [("backend", "distribution", "framework", "devices")]
+    samples = []
     for info in infos:
         backend = registry.get_backend(info.name)
         try:
             framework = f"{info.framework} {backend.version()}"
             devices = ", ".join(backend.devices())
+            samples.append(_sample_array(backend))
         except Exception as error:  # a framework that fails to import is reported, not fatal
             framework, devices = f"{info.framework} (unavailable: {error})", "-"
         rows.append((info.name, f"{info.distribution} {info.version}", framework, devices))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    _print_table(rows)
+    print("which backend serves which array type (docs/backend-guide.md):")
+    served = [("array type", "served by", "also accepted by")]
+    for sample in samples:
+        kind = f"{type(sample).__module__}.{type(sample).__qualname__}"
+        if sample is not None and kind not in [row[0] for row in served]:
+            with warnings.catch_warnings():  # the table says it: no warning about the same conflict
+                warnings.filterwarnings("ignore", message="several unidrop backends accept")
+                found = registry.accepting(sample)
+            names = [plugin.name for plugin in found]
+            served.append((kind, names[0] if names else "none", ", ".join(names[1:]) or "-"))
+    _print_table(served)
+    return 0
+
+
+def _sample_array(backend: Backend) -> Any:
+    """A small array of the backend's own type (None when NumPy, the suite's adapter, is missing)."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return backend.from_numpy(numpy.zeros(2, numpy.float32), "float32")
+
+
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print(
             "  "
             + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
             + "  "
-            + row[3]
+            + row[-1]
         )
-    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -1,32 +1,53 @@
-"""The backend registry: plugins found through the ``unidrop.backends`` entry points.
+"""The backend registry: which installed backend serves an array.
 
-Entry points are read once and cached. Loading a plugin imports only its small
-backend module, never its framework. A plugin that fails to load is reported with a
-warning naming it while the others keep working; two plugins claiming one name warn
-and the first one found is kept.
+Backends are found once through the ``unidrop.backends`` entry points (see
+:mod:`unidrop.discovery`) and published as one immutable snapshot; :func:`register` and
+:func:`reset` publish a new snapshot instead of changing the one that readers may be
+iterating, so readers never take a lock (``torch.compile`` can trace the cached path).
+
+Which backend serves an array ``x`` (docs/backend-guide.md, "Which backend serves an array"):
+
+1. the backends whose ``framework`` is the array's own module (the top-level module of
+   ``type(x)`` or, for a subclass defined elsewhere, of the first class in its MRO that has
+   one; ``jaxlib`` counts as ``jax``) are asked first;
+2. then every other backend;
+
+each group in the documented order (this project's ``unidrop-*`` backends first, then the
+others, each by name), and only once its framework is imported. The first whose ``accepts(x)``
+is true serves ``x``; if several accept it, a ``RuntimeWarning`` names them all, once. The
+answer is cached per ``type(x)`` (``accepts`` must depend on the type alone), and recomputed
+when a backend is registered or a skipped framework is imported.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import types
 import warnings
-from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, NamedTuple
 
+from . import discovery, hints
 from .backend import Backend
+from .discovery import ENTRY_POINT_GROUP, Failure, Plugin, PluginFault
 
-ENTRY_POINT_GROUP = "unidrop.backends"
-
-#: Array libraries unidrop knows a backend for: top-level module -> distribution to install.
-KNOWN_BACKENDS = {
-    "numpy": "unidrop-numpy",
-    "torch": "unidrop-torch",
-    "jax": "unidrop-jax",
-    "jaxlib": "unidrop-jax",
-    "cupy": "unidrop-cupy",
-}
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BackendInfo",
+    "Dispatch",
+    "accepting",
+    "backend_for",
+    "backends",
+    "dispatch",
+    "failures",
+    "get_backend",
+    "list_backends",
+    "register",
+    "reset",
+]
 
 
 @dataclass(frozen=True)
@@ -40,141 +61,312 @@ class BackendInfo:
     loaded: bool  # True once the backend's framework has been imported in this process
 
 
+class Dispatch(NamedTuple):
+    """The backend chosen for an array, with the array's shape and dtype as that backend reads them."""
+
+    backend: Backend
+    shape: tuple[int, ...]
+    dtype: str
+    dtypes: Collection[str]  # the backend's supported dtypes
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One published state of the registry; never changed once published, except its caches.
+
+    The caches are dicts touched only by single ``get`` and item stores (atomic), never iterated.
+    """
+
+    plugins: tuple[Plugin, ...]  # in the documented order
+    by_name: Mapping[str, Plugin]
+    backends: Mapping[str, Backend]
+    failures: tuple[Failure, ...]
+    #: type -> (accepting plugins in dispatch order, frameworks skipped because not yet imported)
+    by_type: dict[type, tuple[tuple[Plugin, ...], tuple[str, ...]]] = field(default_factory=dict)
+    warned: dict[Any, bool] = field(default_factory=dict)
+
+
+def _snapshot(plugins: list[Plugin], failures: list[Failure]) -> _Snapshot:
+    ordered = tuple(sorted(plugins, key=discovery.sort_key))
+    return _Snapshot(
+        plugins=ordered,
+        by_name=types.MappingProxyType({plugin.name: plugin for plugin in ordered}),
+        backends=types.MappingProxyType({plugin.name: plugin.backend for plugin in ordered}),
+        failures=tuple(failures),
+    )
+
+
 _lock = threading.RLock()
-_backends: dict[str, Backend] | None = None
-_versions: dict[str, str] = {}
+_state: _Snapshot | None = None
+_EMPTY = _snapshot([], [])
 
 
-def _load_entry_point(entry_point: EntryPoint) -> Backend:
-    obj = entry_point.load()
-    backend = obj() if isinstance(obj, type) else obj
-    if not isinstance(backend, Backend):
-        raise TypeError(f"{entry_point.value} is not a unidrop.Backend subclass or instance")
-    return backend
-
-
-def _initializing(name: str) -> bool:
-    """True while the module ``name`` is executing its import (it is partially initialized)."""
-    module = sys.modules.get(name)
-    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
-
-
-def _discover() -> dict[str, Backend] | None:
-    """The installed backends by name; None if a plugin's import is what imported unidrop."""
-    found: dict[str, Backend] = {}
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        if _initializing(entry_point.module):
-            return None  # its import led to ``import unidrop``: discover once it has finished
-        dist = getattr(entry_point, "dist", None)
-        origin = f"{dist.name} {dist.version}" if dist is not None else entry_point.value
-        try:
-            backend = _load_entry_point(entry_point)
-        except Exception as error:  # a broken plugin must not take the others down
-            packages = entry_point.module.split(".")
-            if any(_initializing(".".join(packages[:n])) for n in range(1, len(packages))):
-                return None  # its package is still importing: discover once it has finished
-            warnings.warn(
-                f"unidrop backend {entry_point.name!r} ({origin}) failed to load and is skipped: "
-                f"{type(error).__name__}: {error}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        if backend.name in found:
-            warnings.warn(
-                f"two unidrop backends claim the name {backend.name!r}; keeping "
-                f"{found[backend.name].distribution}, ignoring {origin}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        found[backend.name] = backend
-        _versions[backend.name] = dist.version if dist is not None else "unknown"
-    return found
-
-
-def backends() -> dict[str, Backend]:
-    """All installed backends by name, discovered on first use and cached."""
-    global _backends
-    found = _backends  # the cached registry is read without the lock: torch.compile cannot trace one
-    if found is not None:
-        return found
+def _current() -> _Snapshot:
+    """The published snapshot, discovering backends on first use (read without a lock once there)."""
+    global _state
+    state = _state
+    if state is not None:
+        return state
     with _lock:
-        if _backends is None:
-            found = _discover()
-            if found is None:  # called while a plugin imports unidrop: answer now, cache later
-                return {}
-            _backends = found
-        return _backends
+        if _state is None:
+            found = discovery.discover(entry_points(group=ENTRY_POINT_GROUP))
+            if found is None:  # called while a plugin imports unidrop: answer now, discover later
+                return _EMPTY
+            _state = _snapshot(*found)
+        return _state
+
+
+def backends() -> Mapping[str, Backend]:
+    """All usable backends by name, in the documented order (a read-only mapping)."""
+    return _current().backends
+
+
+def failures() -> list[Failure]:
+    """The installed plugins that failed to load, with their errors."""
+    return list(_current().failures)
 
 
 def register(backend: Backend, version: str = "unregistered") -> None:
-    """Add a backend by hand (for tests or embedding); it takes precedence over one of the same name."""
-    if not isinstance(backend, Backend):
-        raise TypeError(f"register() needs a unidrop.Backend instance, got {backend!r}")
+    """Add a backend by hand (for tests or embedding); it replaces one of the same name, with a warning."""
+    global _state
+    try:
+        name, framework = discovery.read_identity(backend)
+    except PluginFault as error:
+        raise TypeError(
+            f"register() needs a unidrop.Backend instance with a name and a framework: {error}"
+        ) from None
+    try:
+        distribution = str(getattr(backend, "distribution", "unregistered"))
+    except Exception:
+        distribution = "unregistered"
+    plugin = Plugin(
+        backend, name, framework, distribution, str(version), hints.is_project_distribution(distribution)
+    )
     with _lock:
-        backends()[backend.name] = backend
-        _versions[backend.name] = version
+        state = _current()
+        replaced = state.by_name.get(name)
+        if replaced is not None:
+            warnings.warn(
+                f"register() replaces unidrop backend {replaced.label} with {plugin.label}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        plugins = [p for p in state.plugins if p.name != name] + [plugin]
+        _state = _snapshot(plugins, [f for f in state.failures if f.name != name])
 
 
 def reset() -> None:
-    """Forget the cached discovery, so the next lookup reads the entry points again."""
-    global _backends
+    """Forget the discovered backends, so the next lookup reads the entry points again."""
+    global _state
     with _lock:
-        _backends = None
-        _versions.clear()
+        _state = None
 
 
 def get_backend(name: str | Backend) -> Backend:
     """The backend called ``name`` (a Backend instance is returned as is)."""
     if isinstance(name, Backend):
         return name
-    found = backends()
-    if name not in found:
-        raise ValueError(
-            f"no unidrop backend named {name!r}; installed: {_installed_names()}. {_install_hints()}"
+    if not isinstance(name, str):
+        raise TypeError(
+            f"backend must be a backend name (a str such as 'numpy') or a unidrop.Backend instance, "
+            f"got {name!r} of type {type(name).__name__}"
         )
-    return found[name]
+    state = _current()
+    plugin = state.by_name.get(name)
+    if plugin is not None:
+        return plugin.backend
+    for failure in state.failures:
+        if failure.name == name:
+            raise ValueError(
+                f"unidrop backend {failure.label} is installed but failed to load: {failure.error}"
+            )
+    hint = (
+        f"; install it with {hints.install_command(name)}"
+        if name in hints.PROJECT_BACKENDS
+        else f". {_install_hints(state)}"
+    )
+    raise ValueError(f"no unidrop backend named {name!r}; installed: {_installed_names(state)}{hint}")
+
+
+def _warn_once(state: _Snapshot, key: Any, message: str) -> None:
+    if key not in state.warned:
+        state.warned[key] = True
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _accepts(state: _Snapshot, plugin: Plugin, x: Any) -> bool:
+    """``plugin.backend.accepts(x)``; a fault warns naming the plugin and counts as False."""
+    try:
+        return bool(plugin.backend.accepts(x))
+    except Exception as error:
+        _warn_once(
+            state,
+            (plugin.name, "accepts", type(x)),
+            f"unidrop backend {plugin.label} failed in accepts() on {_type_name(x)} and is skipped for it: "
+            f"{type(error).__name__}: {error}",
+        )
+        return False
+
+
+def _owner(state: _Snapshot, kind: type) -> str | None:
+    """The framework of the array type ``kind``: the first module along its MRO that a backend serves."""
+    frameworks = {plugin.framework for plugin in state.plugins}
+    for cls in kind.__mro__:
+        module = getattr(cls, "__module__", None)
+        if isinstance(module, str) and hints.framework_of_module(module) in frameworks:
+            return hints.framework_of_module(module)
+    return None
+
+
+def _resolve(state: _Snapshot, x: Any) -> tuple[Plugin, ...]:
+    """Ask every backend, in dispatch order, whether it accepts ``x``; cache the answer for its type."""
+    kind = type(x)
+    owner = _owner(state, kind)
+    first = [plugin for plugin in state.plugins if plugin.framework == owner]
+    rest = [plugin for plugin in state.plugins if plugin.framework != owner]
+    accepting: list[Plugin] = []
+    skipped: list[str] = []
+    for plugin in first + rest:
+        if plugin.framework not in sys.modules:
+            skipped.append(plugin.framework)
+        elif _accepts(state, plugin, x):
+            accepting.append(plugin)
+    if len(accepting) > 1:
+        served, others = accepting[0], accepting[1:]
+        why = (
+            f"its framework is the array's module, {owner}" if served.framework == owner else "first in order"
+        )
+        _warn_once(
+            state,
+            (served.name, frozenset(p.name for p in others)),
+            f"several unidrop backends accept {_type_name(x)}: {served.label} serves it ({why}); "
+            f"also accepting it: {', '.join(p.label for p in others)}. Pass backend=NAME to choose another; "
+            "see 'Which backend serves an array' in docs/backend-guide.md",
+        )
+    result = tuple(accepting)
+    if result:
+        state.by_type[kind] = (result, tuple(skipped))
+    return result
+
+
+def accepting(x: Any) -> tuple[Plugin, ...]:
+    """The backends that accept ``x``, the one that serves it first (empty if none does)."""
+    state = _current()
+    cached = state.by_type.get(type(x))
+    if cached is not None:
+        found, skipped = cached
+        fresh = True
+        for framework in skipped:
+            if framework in sys.modules:
+                fresh = False
+        if fresh:
+            return found
+    return _resolve(state, x)
 
 
 def backend_for(x: Any) -> Backend:
-    """The backend that handles the array ``x``; TypeError naming its type if none does."""
-    for backend in backends().values():
-        if backend.framework in sys.modules and backend.accepts(x):
-            return backend
-    kind = type(x)
-    module = kind.__module__.split(".")[0]
-    missing = KNOWN_BACKENDS.get(module)
-    hint = (
-        f"install its backend with `pip install {missing}`"
-        if missing
-        else "write a backend for it (see docs/backend-guide.md)"
-    )
-    raise TypeError(
-        f"unidrop has no backend for {kind.__module__}.{kind.__qualname__}; installed backends: "
-        f"{_installed_names()}; {hint}"
-    )
+    """The backend that serves the array ``x``; TypeError naming its type and the fix if none does."""
+    found = accepting(x)
+    if not found:
+        raise _no_backend(_current(), x)
+    return found[0].backend
+
+
+def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
+    """The backend for ``x`` (``backend`` if given) with ``x``'s shape and dtype as it reads them.
+
+    A TypeError or ValueError from a backend's ``shape_and_dtype`` is its verdict on ``x`` and
+    reaches the caller. Any other exception is a fault of that plugin: it is named in a
+    ``RuntimeWarning`` and the next backend accepting ``x`` is used; if none is left (or
+    ``backend`` was given), a RuntimeError names the plugin.
+    """
+    state = _current()
+    if backend is not None:
+        plugin = _plugin_of(state, get_backend(backend))
+        if not (plugin.framework in sys.modules and _accepts(state, plugin, x)):
+            raise TypeError(f"backend {plugin.name!r} does not take arrays of type {_type_name(x)}")
+        candidates: tuple[Plugin, ...] = (plugin,)
+    else:
+        candidates = accepting(x)
+        if not candidates:
+            raise _no_backend(state, x)
+    fault: Exception | None = None
+    for index, plugin in enumerate(candidates):
+        try:
+            shape, dtype = plugin.backend.shape_and_dtype(x)
+            return Dispatch(plugin.backend, tuple(shape), dtype, plugin.backend.dtypes)
+        except (TypeError, ValueError):
+            raise
+        except Exception as error:
+            fault = RuntimeError(
+                f"unidrop backend {plugin.label} failed on {_type_name(x)}: shape_and_dtype() or "
+                f"dtypes raised {type(error).__name__}: {error}"
+            )
+            fault.__cause__ = error
+            if index + 1 < len(candidates):
+                _warn_once(
+                    state, (plugin.name, "shape_and_dtype", type(x)), f"{fault}; trying the next backend"
+                )
+    assert fault is not None
+    raise fault
+
+
+def _plugin_of(state: _Snapshot, backend: Backend) -> Plugin:
+    """The registry's record of ``backend``, or one made now for an unregistered Backend instance."""
+    for plugin in state.plugins:
+        if plugin.backend is backend:
+            return plugin
+    try:
+        name, framework = discovery.read_identity(backend)
+    except PluginFault as error:
+        raise TypeError(f"backend {backend!r} is not usable: {error}") from None
+    return Plugin(backend, name, framework, "unregistered", "unknown", False)
 
 
 def list_backends() -> list[BackendInfo]:
-    """The installed backends: name, distribution, version, framework and whether it is loaded."""
+    """The installed backends in the documented order: name, distribution, version, framework, loaded."""
     return [
         BackendInfo(
-            name=name,
-            distribution=backend.distribution,
-            version=_versions.get(name, "unknown"),
-            framework=backend.framework,
-            loaded=backend.framework in sys.modules,
+            name=plugin.name,
+            distribution=plugin.distribution,
+            version=plugin.version,
+            framework=plugin.framework,
+            loaded=plugin.framework in sys.modules,
         )
-        for name, backend in backends().items()
+        for plugin in _current().plugins
     ]
 
 
-def _installed_names() -> str:
-    names = sorted(backends())
+def _type_name(x: Any) -> str:
+    kind = type(x)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _no_backend(state: _Snapshot, x: Any) -> TypeError:
+    """The error for an array no backend accepts: what is installed and what to do."""
+    framework = hints.framework_of_module(type(x).__module__)
+    for failure in state.failures:
+        if failure.framework == framework or failure.name == framework:
+            hint = f"its backend {failure.label} is installed but failed to load: {failure.error}"
+            break
+    else:
+        hint = hints.no_backend_hint(x, frozenset(state.by_name))
+    return TypeError(
+        f"unidrop has no backend for {_type_name(x)}; installed backends: {_installed_names(state)}; {hint}"
+    )
+
+
+def _installed_names(state: _Snapshot) -> str:
+    names = sorted(state.by_name)
     return ", ".join(names) if names else "none"
 
 
-def _install_hints() -> str:
-    missing = sorted({d for d in KNOWN_BACKENDS.values()} - {b.distribution for b in backends().values()})
-    return f"Available to install: {', '.join(missing)}." if missing else ""
+def _install_hints(state: _Snapshot) -> str:
+    missing = [name for name in hints.PROJECT_BACKENDS if name not in state.by_name]
+    if not missing:
+        return ""
+    return (
+        "Available to install: "
+        + "; ".join(f"{name}: {hints.install_command(name)}" for name in missing)
+        + "."
+    )

@@ -1,0 +1,139 @@
+"""A fault of any plugin costs that plugin alone: a RuntimeWarning naming it and its distribution."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from _fake_entry_points import NUMPY, assert_reference_dropout, install
+
+import unidrop
+from unidrop import registry
+
+DIST = "faulty-dist"
+
+
+def _numpy_still_works() -> None:
+    x = np.linspace(-2.0, 2.0, 16, dtype=np.float32)
+    assert_reference_dropout(unidrop.dropout(x, 0.5, seed=9), x, 0.5, 9)
+    assert registry.backend_for(x) is registry.backends()["numpy"]
+
+
+LOAD_FAULTS = [
+    ("no-name", "_faulty_plugins:NoName", "AttributeError|name"),
+    (
+        "unhashable-name",
+        "_faulty_plugins:UnhashableName",
+        r"name must be a non-empty str, got \['unhashable'\]",
+    ),
+    ("integer-name", "_faulty_plugins:IntegerName", "name must be a non-empty str, got 123"),
+    ("name-raises", "_faulty_plugins:NameRaises", "RuntimeError: no name today"),
+    ("framework-raises", "_faulty_plugins:FrameworkRaises", "KeyError"),
+    ("no-framework", "_faulty_plugins:NoFramework", "framework"),
+    ("constructor-raises", "_faulty_plugins:ConstructorRaises", "OSError: cannot start"),
+    ("not-a-backend", "_faulty_plugins:not_a_backend", "not a unidrop.Backend"),
+    ("missing-attribute", "_faulty_plugins:NoSuchThing", "AttributeError"),
+    ("missing-module", "unidrop_no_such_module:Backend", "ModuleNotFoundError"),
+    ("import-raises", "_plugin_that_raises:Backend", "RuntimeError: boom at import"),
+]
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["faulty-first", "faulty-last"])
+@pytest.mark.parametrize(("name", "value", "error"), LOAD_FAULTS, ids=[f[0] for f in LOAD_FAULTS])
+def test_a_plugin_that_fails_to_load_warns_naming_it_and_its_distribution(
+    fresh_registry, monkeypatch, name, value, error, first
+):
+    faulty = (name, value, DIST)
+    install(monkeypatch, *((faulty, NUMPY) if first else (NUMPY, faulty)))
+    with pytest.warns(RuntimeWarning) as caught:
+        found = registry.backends()  # what ``import unidrop`` does
+    messages = [str(w.message) for w in caught]
+    assert any(f"{name!r} ({DIST} 1.0) failed to load" in m and re.search(error, m) for m in messages), (
+        messages
+    )
+    assert list(found) == ["numpy"]
+    _numpy_still_works()
+
+
+def test_import_unidrop_survives_a_plugin_without_a_name(fresh_registry, monkeypatch):
+    """The name was read outside the try: ``import unidrop`` itself raised."""
+    install(monkeypatch, ("no-name", "_faulty_plugins:NoName", DIST), NUMPY)
+    with pytest.warns(RuntimeWarning, match=f"'no-name' \\({DIST} 1.0\\) failed to load"):
+        assert [info.name for info in unidrop.list_backends()] == ["numpy"]
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["faulty-first", "faulty-last"])
+def test_accepts_that_raises_costs_only_that_plugin(fresh_registry, monkeypatch, first):
+    angry = ("angry", "_faulty_plugins:AcceptsRaises", "angry-dist")
+    install(monkeypatch, *((angry, NUMPY) if first else (NUMPY, angry)))
+    with pytest.warns(
+        RuntimeWarning, match=r"'angry' \(angry-dist 1.0\) failed in accepts\(\).*accepts exploded"
+    ):
+        _numpy_still_works()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once, not on every call
+        _numpy_still_works()
+
+
+def test_accepts_that_raises_for_its_own_type_gives_the_no_backend_error(fresh_registry, monkeypatch):
+    install(monkeypatch, ("angry", "_faulty_plugins:AcceptsRaises", "angry-dist"), NUMPY)
+    with pytest.warns(RuntimeWarning, match="'angry'"), pytest.raises(TypeError, match="no backend for"):
+        unidrop.dropout(object(), 0.5, seed=0)
+
+
+def test_shape_and_dtype_that_raises_falls_back_to_the_next_backend(fresh_registry, monkeypatch):
+    from _faulty_plugins import ClumsyArray
+
+    install(
+        monkeypatch,
+        ("rescuer", "_faulty_plugins:Rescuer", "rescuer-dist"),
+        ("clumsy", "_faulty_plugins:Clumsy", "clumsy-dist"),
+        NUMPY,
+    )
+    values = np.linspace(-1.0, 1.0, 12, dtype=np.float32)
+    with pytest.warns(RuntimeWarning) as caught:
+        y = unidrop.dropout(ClumsyArray(values), 0.5, seed=3)
+    assert_reference_dropout(y, values, 0.5, 3)
+    assert any("'clumsy' (clumsy-dist 1.0) failed" in str(w.message) for w in caught)
+    assert any("ZeroDivisionError: shape exploded" in str(w.message) for w in caught)
+    _numpy_still_works()
+
+
+def test_shape_and_dtype_that_raises_with_no_other_backend_names_the_plugin(fresh_registry, monkeypatch):
+    from _faulty_plugins import ClumsyArray
+
+    install(monkeypatch, ("clumsy", "_faulty_plugins:Clumsy", "clumsy-dist"), NUMPY)
+    with pytest.raises(RuntimeError, match=r"'clumsy' \(clumsy-dist 1.0\) failed.*ZeroDivisionError") as info:
+        unidrop.dropout(ClumsyArray([1.0, 2.0]), 0.5, seed=3)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    _numpy_still_works()
+
+
+def test_a_backend_refusing_an_array_is_its_verdict_not_a_fault(fresh_registry, monkeypatch):
+    """TypeError/ValueError from shape_and_dtype reach the caller unchanged (e.g. a sparse tensor)."""
+    install(monkeypatch, NUMPY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TypeError, match=r"plain numpy\.ndarray"):
+            unidrop.dropout(np.ma.masked_array(np.ones(4)), 0.5, seed=0)
+
+
+def test_a_plugin_that_failed_to_load_is_named_for_arrays_of_its_framework(fresh_registry, monkeypatch):
+    install(monkeypatch, ("torch", "unidrop_no_such_module:TorchBackend", "unidrop-torch"), NUMPY)
+
+    class FakeTensor:
+        pass
+
+    FakeTensor.__module__ = "torch"
+    with pytest.warns(RuntimeWarning, match="'torch'"):
+        registry.backends()
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout(FakeTensor(), 0.5, seed=0)
+    message = str(info.value)
+    assert "installed but failed to load: ModuleNotFoundError" in message, message
+    assert "'torch' (unidrop-torch 1.0)" in message
+    assert "pip install" not in message
+    with pytest.raises(ValueError, match=r"'torch' \(unidrop-torch 1.0\) is installed but failed to load"):
+        unidrop.dropout(np.ones(2), 0.5, seed=0, backend="torch")

@@ -1,0 +1,67 @@
+"""The project's own backends, and the hints that tell a user how to install or use one.
+
+This is the one place that lists the ``unidrop-*`` distributions of this project: the
+registry uses it to recognise them (a third-party plugin never displaces one) and every
+error message and the CLI take their install commands from here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+#: The project's backends: backend name (= framework module = folder under ``backends/``) -> distribution.
+PROJECT_BACKENDS: dict[str, str] = {
+    "numpy": "unidrop-numpy",
+    "torch": "unidrop-torch",
+    "jax": "unidrop-jax",
+    "cupy": "unidrop-cupy",
+}
+
+#: The distributions of this project, by normalized name.
+PROJECT_DISTRIBUTIONS = frozenset(PROJECT_BACKENDS.values())
+
+#: Top-level modules whose arrays belong to another module's framework (``jax.Array`` is ``jaxlib``'s).
+FRAMEWORK_ALIASES: dict[str, str] = {"jaxlib": "jax"}
+
+#: Python's own values that are not arrays but are often passed as if they were.
+PYTHON_VALUES = (list, tuple, int, float, complex, bool, range)
+
+
+def normalize_distribution(name: str) -> str:
+    """A distribution name in the normalized form of PEP 503 (``Unidrop_NumPy`` -> ``unidrop-numpy``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_project_distribution(name: str | None) -> bool:
+    """True if ``name`` is one of this project's ``unidrop-*`` backend distributions."""
+    return name is not None and normalize_distribution(name) in PROJECT_DISTRIBUTIONS
+
+
+def framework_of_module(module: str) -> str:
+    """The framework a module's top-level package belongs to (``jaxlib._jax`` -> ``jax``)."""
+    top = module.split(".")[0]
+    return FRAMEWORK_ALIASES.get(top, top)
+
+
+def install_command(name: str) -> str:
+    """How to install the project's backend ``name``: from a checkout now, from an index later."""
+    return (
+        f"`pip install ./backends/{name}` from a checkout of unidrop "
+        f"(`pip install {PROJECT_BACKENDS[name]}` once it is published)"
+    )
+
+
+def no_backend_hint(x: Any, installed: frozenset[str]) -> str:
+    """What to tell a user whose ``x`` no backend takes; ``installed`` holds the backend names."""
+    kind = type(x)
+    framework = framework_of_module(kind.__module__)
+    if framework in PROJECT_BACKENDS and framework not in installed:
+        return f"install its backend with {install_command(framework)}"
+    if isinstance(x, PYTHON_VALUES):
+        what = "a Python scalar" if isinstance(x, (int, float, complex)) else f"a Python {kind.__name__}"
+        hint = f"{what} is not an array: convert it first, e.g. with numpy.asarray(x)"
+        if "numpy" not in installed:
+            hint += f", and install the NumPy backend with {install_command('numpy')}"
+        return hint
+    return "write a backend for it (see docs/backend-guide.md)"
