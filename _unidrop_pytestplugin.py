@@ -62,6 +62,18 @@ def pytest_configure(config: pytest.Config) -> None:
     profile = config.getoption("--hypothesis-profile", default=None)
     if _options["backend"] is not None or profile == CI_PROFILE:
         register_ci_profile()
+    if isinstance(_options["backend"], str):  # refuse a bad backend or device before collecting
+        devices_for(_get_backend(_options["backend"]))
+
+
+def _get_backend(name: str) -> Backend:
+    """The installed backend ``name``; a pytest.UsageError naming the installed ones otherwise."""
+    from unidrop import get_backend
+
+    try:
+        return get_backend(name)
+    except (LookupError, ValueError, TypeError) as error:
+        raise pytest.UsageError(f"--unidrop-backend: {error}") from None
 
 
 def selected_backend() -> str | None:
@@ -71,9 +83,22 @@ def selected_backend() -> str | None:
 
 
 def devices_for(backend: Backend) -> list[str]:
-    """The devices to check: ``--unidrop-device`` values, or every device the backend reports."""
+    """The devices to check: ``--unidrop-device`` values, or every device the backend reports.
+
+    A ``--unidrop-device`` the backend does not report (a typo, ``cuda:0`` without a GPU)
+    is a pytest.UsageError listing the backend's devices.
+    """
+    available = backend.devices()
     chosen = _options["devices"]
-    return list(chosen) if isinstance(chosen, list) and chosen else backend.devices()
+    if not (isinstance(chosen, list) and chosen):
+        return available
+    unknown = [device for device in chosen if device not in available]
+    if unknown:
+        raise pytest.UsageError(
+            f"--unidrop-device {', '.join(map(repr, unknown))}: not a device of the unidrop backend "
+            f"{backend.name!r} here; its devices: {', '.join(available) or 'none'}"
+        )
+    return list(chosen)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
