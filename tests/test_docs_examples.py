@@ -107,4 +107,3 @@ def test_python_block_runs_as_written(block: Block, tmp_path: Path, monkeypatch:
         pytest.skip(reason)
     monkeypatch.chdir(tmp_path)
     exec(code, {"__name__": "__docs__"})
-
