@@ -53,7 +53,7 @@ def _check(args: argparse.Namespace) -> int:
     backend or a missing test tool is one line on stderr and exit status 2.
     """
     if args.name is None:
-        names = ", ".join(info.name for info in registry.list_backends()) or "none installed"
+        names = ", ".join(info.name for info in registry.list_backends()) or "none"
         return _usage_error("check", f"name the backend to check (installed: {names})")
     registry.get_backend(args.name)  # a clear error for an unknown name before pytest starts
     missing = [name for name in SUITE_MODULES if importlib.util.find_spec(name) is None]
