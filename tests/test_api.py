@@ -181,6 +181,7 @@ def _masks_in_forked_child(x: np.ndarray) -> str:
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():  # Python >= 3.12 warns about fork in a threaded process
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)  # JAX's, if loaded
         pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         status = 1
