@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the plugin imports no unidrop module until a conformance te
 #: A deterministic Hypothesis profile for CI: ``--hypothesis-profile=unidrop-ci``.
 CI_PROFILE = "unidrop-ci"
 
-_options: dict[str, object] = {"backend": None, "devices": None}
+_options: dict[str, object] = {"backend": None, "devices": None, "usage_error": None}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +59,7 @@ def register_ci_profile() -> None:
 def pytest_configure(config: pytest.Config) -> None:
     _options["backend"] = config.getoption("--unidrop-backend")
     _options["devices"] = config.getoption("--unidrop-device")
+    _options["usage_error"] = None
     profile = config.getoption("--hypothesis-profile", default=None)
     if _options["backend"] is not None or profile == CI_PROFILE:
         register_ci_profile()
@@ -101,6 +102,14 @@ def devices_for(backend: Backend) -> list[str]:
     return list(chosen)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """End the run with a usage error found while parametrizing a subclassed suite (a bad device)."""
+    error = _options["usage_error"]
+    if isinstance(error, pytest.UsageError):
+        _options["usage_error"] = None
+        raise error
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wanted = {"unidrop_device", "unidrop_dtype"} & set(metafunc.fixturenames)
     if not wanted or metafunc.cls is None:
@@ -111,7 +120,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     backend = metafunc.cls().backend
     if "unidrop_device" in wanted:
-        metafunc.parametrize("unidrop_device", devices_for(backend))
+        try:
+            devices = devices_for(backend)
+        except pytest.UsageError as error:  # raised once collection ends, as a usage error
+            _options["usage_error"] = error
+            devices = []
+        metafunc.parametrize("unidrop_device", devices)
     if "unidrop_dtype" in wanted:
         from unidrop.contract import FLOAT_DTYPES
 

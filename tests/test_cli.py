@@ -123,6 +123,7 @@ def test_a_subclassed_suite_refuses_an_unknown_device(tmp_path):
         timeout=120,
         cwd=tmp_path,
     )
-    assert done.returncode != 0
-    assert "--unidrop-device 'tpu:0': not a device" in done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert "--unidrop-device 'tpu:0': not a device of the unidrop backend 'numpy'" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
     assert " passed" not in done.stdout
