@@ -58,9 +58,8 @@ def _check(args: argparse.Namespace) -> int:
     registry.get_backend(args.name)  # a clear error for an unknown name before pytest starts
     missing = [name for name in SUITE_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        return _usage_error(
-            "check", f"the conformance suite needs {', '.join(missing)}; install it with {SUITE_INSTALL}"
-        )
+        needs = f"the conformance suite needs {', '.join(missing)}"
+        return _usage_error("check", f"{needs}; install its extra: {SUITE_INSTALL}")
     command = [
         sys.executable,
         "-m",
