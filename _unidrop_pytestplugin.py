@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the plugin imports no unidrop module until a conformance te
 #: A deterministic Hypothesis profile for CI: ``--hypothesis-profile=unidrop-ci``.
 CI_PROFILE = "unidrop-ci"
 
-_options: dict[str, object] = {"backend": None, "devices": None}
+_options: dict[str, object] = {"backend": None, "devices": None, "usage_error": None}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,9 +59,22 @@ def register_ci_profile() -> None:
 def pytest_configure(config: pytest.Config) -> None:
     _options["backend"] = config.getoption("--unidrop-backend")
     _options["devices"] = config.getoption("--unidrop-device")
+    _options["usage_error"] = None
     profile = config.getoption("--hypothesis-profile", default=None)
     if _options["backend"] is not None or profile == CI_PROFILE:
         register_ci_profile()
+    if isinstance(_options["backend"], str):  # refuse a bad backend or device before collecting
+        devices_for(_get_backend(_options["backend"]))
+
+
+def _get_backend(name: str) -> Backend:
+    """The installed backend ``name``; a pytest.UsageError naming the installed ones otherwise."""
+    from unidrop import get_backend
+
+    try:
+        return get_backend(name)
+    except (LookupError, ValueError, TypeError) as error:
+        raise pytest.UsageError(f"--unidrop-backend: {error}") from None
 
 
 def selected_backend() -> str | None:
@@ -71,9 +84,30 @@ def selected_backend() -> str | None:
 
 
 def devices_for(backend: Backend) -> list[str]:
-    """The devices to check: ``--unidrop-device`` values, or every device the backend reports."""
+    """The devices to check: ``--unidrop-device`` values, or every device the backend reports.
+
+    A ``--unidrop-device`` the backend does not report (a typo, ``cuda:0`` without a GPU)
+    is a pytest.UsageError listing the backend's devices.
+    """
+    available = backend.devices()
     chosen = _options["devices"]
-    return list(chosen) if isinstance(chosen, list) and chosen else backend.devices()
+    if not (isinstance(chosen, list) and chosen):
+        return available
+    unknown = [device for device in chosen if device not in available]
+    if unknown:
+        raise pytest.UsageError(
+            f"--unidrop-device {', '.join(map(repr, unknown))}: not a device of the unidrop backend "
+            f"{backend.name!r} here; its devices: {', '.join(available) or 'none'}"
+        )
+    return list(chosen)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """End the run with a usage error found while parametrizing a subclassed suite (a bad device)."""
+    error = _options["usage_error"]
+    if isinstance(error, pytest.UsageError):
+        _options["usage_error"] = None
+        raise error
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -86,7 +120,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     backend = metafunc.cls().backend
     if "unidrop_device" in wanted:
-        metafunc.parametrize("unidrop_device", devices_for(backend))
+        try:
+            devices = devices_for(backend)
+        except pytest.UsageError as error:  # raised once collection ends, as a usage error
+            _options["usage_error"] = error
+            devices = []
+        metafunc.parametrize("unidrop_device", devices)
     if "unidrop_dtype" in wanted:
         from unidrop.contract import FLOAT_DTYPES
 

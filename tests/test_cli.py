@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from unidrop.cli import main
@@ -49,3 +52,78 @@ def test_demo_refuses_bad_arguments_before_running(flag, value, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert value in captured.err
+
+
+def test_check_prints_no_assert_rewrite_warning():
+    command = [sys.executable, "-m", "unidrop", "check", "numpy", "-q", "-k", "threshold_boundary"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert "PytestAssertRewriteWarning" not in done.stdout + done.stderr
+    assert "already imported" not in done.stdout + done.stderr
+
+
+def test_check_without_a_name_asks_for_one_and_lists_the_installed(capsys):
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("unidrop check: error: name the backend to check (installed: ")
+    assert "numpy" in err and "pytest_args" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("missing", ["pytest", "hypothesis"])
+def test_check_without_the_test_tools_names_the_extra_in_one_line(missing):
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"  # as if not installed
+        "from unidrop.cli import main; sys.exit(main(['check', 'numpy']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"unidrop check: error: the conformance suite needs {missing}")
+    assert "pip install 'unidrop[conformance]'" in done.stderr
+    assert "pip install './[conformance]'" in done.stderr
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda:0"])
+def test_check_refuses_a_device_the_backend_does_not_have(device, capfd):
+    assert main(["check", "numpy", "--unidrop-device", device]) == pytest.ExitCode.USAGE_ERROR
+    captured = capfd.readouterr()
+    assert f"--unidrop-device '{device}': not a device of the unidrop backend 'numpy'" in captured.err
+    assert "its devices: cpu" in captured.err
+    assert "passed" not in captured.out
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--unidrop-backend", "numpy", "--unidrop-device", "cpu", "--unidrop-device", "gpu"], "'gpu'"),
+        (["--unidrop-backend", "bogus"], "no unidrop backend named 'bogus'"),
+    ],
+    ids=["device", "backend"],
+)
+def test_pytest_refuses_an_unknown_device_or_backend_as_a_usage_error(options, expected):
+    command = [sys.executable, "-m", "pytest", "--pyargs", "unidrop.conformance", "-p", "no:cacheprovider"]
+    done = subprocess.run(command + options, capture_output=True, text=True, timeout=120)
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_subclassed_suite_refuses_an_unknown_device(tmp_path):
+    (tmp_path / "test_sub.py").write_text(
+        "from unidrop.conformance.suite import ConformanceSuite\n\n\n"
+        "class TestNumpy(ConformanceSuite):\n    backend_name = 'numpy'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "no:cacheprovider", "--unidrop-device=tpu:0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert "--unidrop-device 'tpu:0': not a device of the unidrop backend 'numpy'" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert " passed" not in done.stdout

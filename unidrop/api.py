@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,9 +43,7 @@ def dropout(
     # the plan's randomness is filled in below; building it first validates broadcast_dims
     plan = contract.DropoutPlan.build(shape, dtype, p, None, None, broadcast_dims, return_mask)
     if not training or p == 0.0:  # the input itself; no randomness is drawn
-        for value, what in ((seed, "seed"), (stream, "stream")):
-            if isinstance(value, numbers.Integral):  # framework keys are the backend's to check
-                contract.check_uint64(value, what)
+        chosen.check_randomness(seed, stream, x)  # but a bad seed or stream is still refused
         return (x, chosen.full_mask(x, plan.mask_shape)) if return_mask else x
     seed, stream = chosen.resolve_randomness(seed, stream, x)
     plan = dataclasses.replace(plan, seed=seed, stream=stream)

@@ -45,6 +45,18 @@ class Backend(ABC):
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
         """The shape of ``x`` and its dtype's canonical name (``"float32"``, ``"int64"``, ...)."""
 
+    def check_randomness(self, seed: Any, stream: Any, x: Any) -> None:
+        """Validate ``seed`` and ``stream`` without drawing anything or touching any random state.
+
+        Called on the identity path (``training=False`` or ``p == 0``), where no mask is drawn,
+        so that a bad seed or stream is refused there too; raises TypeError or ValueError naming
+        the bad value. The default accepts what :meth:`resolve_randomness` does: ``seed`` None
+        or an integer in [0, 2**64), ``stream`` an integer in [0, 2**64).
+        """
+        contract.check_uint64(stream, "stream")
+        if seed is not None:
+            contract.check_uint64(seed, "seed")
+
     def resolve_randomness(self, seed: Any, stream: Any, x: Any) -> tuple[Any, Any]:
         """Validate ``seed`` and ``stream``; with ``seed=None``, draw a seed by the backend's convention.
 

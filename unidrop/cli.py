@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
@@ -68,24 +70,46 @@ def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
         )
 
 
-def _check(args: argparse.Namespace) -> int:
-    """Run the conformance suite on one backend; the exit status is pytest's."""
-    import pytest
+#: The modules the conformance suite imports; the ``conformance`` extra installs them.
+SUITE_MODULES = ("pytest", "hypothesis", "numpy")
+#: How to install them, from an index and from a checkout of the project.
+SUITE_INSTALL = "pip install 'unidrop[conformance]' (from a checkout: pip install './[conformance]')"
 
+
+def _check(args: argparse.Namespace) -> int:
+    """Run the conformance suite on one backend; the exit status is pytest's.
+
+    pytest runs in a fresh interpreter, so that unidrop is imported under its assertion
+    rewriting (in this process unidrop is already imported). A missing name, an unknown
+    backend or a missing test tool is one line on stderr and exit status 2.
+    """
+    if args.name is None:
+        names = ", ".join(info.name for info in registry.list_backends()) or "none"
+        return _usage_error("check", f"name the backend to check (installed: {names})")
     registry.get_backend(args.name)  # a clear error for an unknown name before pytest starts
-    return int(
-        pytest.main(
-            [
-                "--pyargs",
-                "unidrop.conformance",
-                f"--unidrop-backend={args.name}",
-                "--hypothesis-profile=unidrop-ci",
-                "-p",
-                "no:cacheprovider",
-                *args.pytest_args,
-            ]
-        )
-    )
+    missing = [name for name in SUITE_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        needs = f"the conformance suite needs {', '.join(missing)}"
+        return _usage_error("check", f"{needs}; install its extra: {SUITE_INSTALL}")
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "unidrop.conformance",
+        f"--unidrop-backend={args.name}",
+        "--hypothesis-profile=unidrop-ci",
+        "-p",
+        "no:cacheprovider",
+        *args.pytest_args,
+    ]
+    return subprocess.call(command)
+
+
+def _usage_error(command: str, message: str) -> int:
+    """Print ``unidrop COMMAND: error: MESSAGE`` to stderr; return exit status 2."""
+    print(f"unidrop {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -103,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         run=_backends
     )
     check = commands.add_parser("check", help="run the conformance suite on one backend")
-    check.add_argument("name", help="backend name, as `unidrop backends` lists it")
+    check.add_argument("name", nargs="?", help="backend name, as `unidrop backends` lists it")
     check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further pytest arguments")
     check.set_defaults(run=_check)
     demo = commands.add_parser("demo", help="one seed, one mask, on every installed backend")

@@ -25,24 +25,88 @@ HALF_DTYPES = frozenset({"float16", "bfloat16"})
 
 STATIC_HINT = "under jax.jit or torch.compile, pass it as a static Python value"
 
+#: How long a shown value may be before an error message abbreviates it.
+SHOWN_LENGTH = 60
+#: dtype-name prefixes of floating-point (and complex) dtypes, supported or not.
+FLOATING_PREFIXES = ("float", "bfloat", "complex", "longdouble", "clongdouble", "half")
+
+
+def show(value: Any) -> str:
+    """``repr(value)`` for an error message, abbreviated when long: never hundreds of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        digits = math.floor(value.bit_length() * math.log10(2)) + 1  # exact or one too many
+        sign = "-" if value < 0 else ""
+        return f"{sign}<an integer of about {digits} digits>"
+    try:
+        text = repr(value)
+    except Exception:  # e.g. a Fraction or Decimal too long to convert to a string
+        return f"<a {type(value).__name__} too large to show>"
+    if len(text) <= SHOWN_LENGTH:
+        return text
+    return f"{text[:32]}...{text[-12:]} ({len(text)} characters)"
+
+
+def dtype_kind(value: Any) -> str | None:
+    """The NumPy kind letter of ``value``'s dtype (``"b"``, ``"c"``, ``"f"``, ...), or None.
+
+    Duck-typed, importing no framework: NumPy, CuPy and JAX dtypes have ``kind``; a torch
+    dtype is read by its ``is_complex``/``is_floating_point`` flags and its name.
+    """
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or isinstance(value, type):
+        return None
+    kind = getattr(dtype, "kind", None)
+    if isinstance(kind, str):
+        return kind
+    if getattr(dtype, "is_complex", False) is True:
+        return "c"
+    if getattr(dtype, "is_floating_point", False) is True:
+        return "f"
+    if str(dtype).rsplit(".", 1)[-1] in ("bool", "bool_"):
+        return "b"
+    return None
+
+
+def is_traced(value: Any) -> bool:
+    """True if ``value`` is a compiler's abstract value (a JAX tracer, a torch.fx proxy or fake tensor).
+
+    Duck-typed by class name and module, so no framework is imported to ask.
+    """
+    for cls in type(value).__mro__:
+        root = cls.__module__.partition(".")[0]
+        if root in ("jax", "jaxlib", "torch") and (
+            cls.__name__.endswith("Tracer") or cls.__name__ in ("Proxy", "FakeTensor", "FunctionalTensor")
+        ):
+            return True
+    return False
+
+
+def _static_hint(value: Any) -> str:
+    return f" ({STATIC_HINT})" if is_traced(value) else ""
+
 
 def check_p(p: Any) -> float:
     """Return ``p`` as a float if it is a real number in [0, 1]; raise naming it otherwise.
 
-    Python and NumPy reals, and 0-d arrays holding one, are accepted; bools, strings and
-    complex numbers are not.
+    Python and NumPy reals, and 0-d arrays holding one, are accepted; bools (Python's,
+    NumPy's, or a 0-d bool array or tensor), strings and complex numbers raise TypeError;
+    a number outside [0, 1], NaN, or one too large for a float raises ValueError.
     """
-    not_real = isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)
-    if isinstance(p, (bool, str, bytes)) or not_real or getattr(p, "ndim", 0) != 0:
-        raise TypeError(f"p must be a real number in [0, 1], got {p!r} of type {type(p).__name__}")
+    kind = dtype_kind(p)
+    not_real = (isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)) or kind == "c"
+    is_bool = isinstance(p, bool) or kind == "b"
+    if is_bool or isinstance(p, (str, bytes)) or not_real or getattr(p, "ndim", 0) != 0:
+        raise TypeError(f"p must be a real number in [0, 1], got {show(p)} of type {type(p).__name__}")
     try:
         value = float(p)
+    except OverflowError:  # 10**400, a huge Fraction: a real number, far outside [0, 1]
+        raise ValueError(f"p must be a real number in [0, 1], got {show(p)}") from None
     except Exception:  # e.g. a traced value, which has no number yet
         raise TypeError(
-            f"p must be a real number in [0, 1], got {p!r} of type {type(p).__name__} ({STATIC_HINT})"
+            f"p must be a real number in [0, 1], got {show(p)} of type {type(p).__name__}{_static_hint(p)}"
         ) from None
     if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"p must be a real number in [0, 1], got {p!r}")
+        raise ValueError(f"p must be a real number in [0, 1], got {show(p)}")
     return value
 
 
@@ -52,40 +116,41 @@ def check_training(training: Any) -> bool:
         return training
     if isinstance(training, numbers.Integral) and int(training) in (0, 1):
         return bool(training)
-    if (
-        getattr(getattr(training, "dtype", None), "kind", None) == "b"
-        and getattr(training, "ndim", None) == 0
-    ):
+    if dtype_kind(training) == "b" and getattr(training, "ndim", None) == 0:
         try:
             return bool(training)
         except Exception:  # a traced value: it has no truth value yet
             pass
-    raise TypeError(f"training must be True or False, got {training!r} ({STATIC_HINT})")
+    raise TypeError(f"training must be True or False, got {show(training)}{_static_hint(training)}")
 
 
 def check_uint64(value: Any, what: str) -> int:
     """Return ``value`` as an int if it is an integer in [0, 2**64); raise naming it otherwise."""
-    if isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer in [0, 2**64), got {value!r}")
+    if isinstance(value, bool) or dtype_kind(value) == "b":
+        raise TypeError(f"{what} must be an integer in [0, 2**64), got {show(value)}")
     try:
         number = operator.index(value)
     except TypeError:
         raise TypeError(
-            f"{what} must be an integer in [0, 2**64), got {value!r} of type {type(value).__name__}"
+            f"{what} must be an integer in [0, 2**64), got {show(value)} of type {type(value).__name__}"
         ) from None
     if not 0 <= number < TWO_POW_64:
-        raise ValueError(f"{what} must be an integer in [0, 2**64), got {number}")
+        raise ValueError(f"{what} must be an integer in [0, 2**64), got {show(number)}")
     return number
 
 
 def check_dtype(dtype: str, supported: Iterable[str]) -> str:
-    """Return ``dtype`` if the backend supports it; raise TypeError naming it and the allowed ones."""
-    allowed = tuple(d for d in FLOAT_DTYPES if d in set(supported))
-    if dtype not in allowed:
-        raise TypeError(
-            f"dropout needs a floating-point array; got dtype {dtype}, allowed: {', '.join(allowed)}"
-        )
-    return dtype
+    """Return ``dtype`` if the backend supports it; raise TypeError naming it and the allowed ones.
+
+    A floating (or complex) dtype the backend lacks, such as float128, is said to be
+    unsupported; an integer, bool or other dtype is said to need a floating-point array.
+    """
+    allowed = ", ".join(d for d in FLOAT_DTYPES if d in set(supported))
+    if dtype in FLOAT_DTYPES and dtype in set(supported):
+        return dtype
+    if str(dtype).startswith(FLOATING_PREFIXES):
+        raise TypeError(f"dropout does not support dtype {dtype}; the supported floating dtypes: {allowed}")
+    raise TypeError(f"dropout needs a floating-point array; got dtype {dtype}, allowed: {allowed}")
 
 
 def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
@@ -95,20 +160,20 @@ def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
     try:
         axes = list(broadcast_dims)
     except TypeError:
-        raise TypeError(f"broadcast_dims must be a sequence of ints, got {broadcast_dims!r}") from None
+        raise TypeError(f"broadcast_dims must be a sequence of ints, got {show(broadcast_dims)}") from None
     normalized = []
     for axis in axes:
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-            raise TypeError(f"broadcast_dims must hold ints, got {axis!r}")
+            raise TypeError(f"broadcast_dims must hold ints, got {show(axis)}")
         axis = int(axis)
         if not -ndim <= axis < ndim:
             raise ValueError(
-                f"broadcast_dims axis {axis} is out of range for an array of {ndim} dimensions "
+                f"broadcast_dims axis {show(axis)} is out of range for an array of {ndim} dimensions "
                 f"(allowed: {-ndim} .. {ndim - 1})"
             )
         normalized.append(axis % ndim)
     if len(set(normalized)) != len(normalized):
-        raise ValueError(f"broadcast_dims repeats an axis: {tuple(axes)!r}")
+        raise ValueError(f"broadcast_dims repeats an axis: {show(tuple(axes))}")
     return tuple(sorted(normalized))
 
 
