@@ -140,3 +140,62 @@ def test_static_integers_of_any_size_under_jit_and_traced_pairs_for_seeds():
 def test_bad_streams_are_named(stream, match):
     with pytest.raises(TypeError, match=match):
         unidrop.dropout(X, 0.5, seed=1, stream=stream)
+
+
+class Index:
+    """An integer-like object of another library (as ``torch.tensor(3)`` is): it has ``__index__`` only."""
+
+    def __init__(self, value, dtype="torch.int64"):
+        self.value, self.dtype = value, dtype
+
+    def __index__(self):
+        return self.value
+
+
+class BrokenIndex:
+    """An object whose ``__index__`` fails with an error other than TypeError."""
+
+    def __index__(self):
+        raise RuntimeError("a multi-element tensor cannot be converted to an index")
+
+
+@pytest.mark.parametrize("make", [Index, np.uint64, np.int16, lambda n: np.array(n, np.uint64)], ids=str)
+def test_any_integer_with_index_is_a_seed_and_a_stream(make):
+    got = unidrop.dropout(X, 0.5, seed=make(41), stream=make(6))
+    assert np.array_equal(as_float64(got), reference_for(41, 6))
+    big = Index(2**64 - 1)
+    assert np.array_equal(
+        as_float64(unidrop.dropout(X, 0.5, seed=big, stream=big)), reference_for(2**64 - 1, 2**64 - 1)
+    )
+
+
+@pytest.mark.parametrize("what", ["seed", "stream"])
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (Index(2**64), ValueError, r"must be an integer in \[0, 2\*\*64\), got 18446744073709551616"),
+        (Index(-1), ValueError, r"must be an integer in \[0, 2\*\*64\), got -1"),
+        (Index(1, dtype="torch.bool"), TypeError, r"must be an integer .*bool"),
+        (np.bool_(True), TypeError, r"must be an integer .*True"),
+        (True, TypeError, r"must be an integer .*True"),
+        (BrokenIndex(), TypeError, r"must be an integer .*BrokenIndex"),
+        ("3", TypeError, r"must be an integer .*'3'"),
+        (2.0, TypeError, r"must be an integer .*2\.0"),
+        (object(), TypeError, r"must be an integer .*object"),
+    ],
+    ids=[
+        "too-big",
+        "negative",
+        "bool-tensor",
+        "numpy-bool",
+        "bool",
+        "broken-index",
+        "str",
+        "float",
+        "object",
+    ],
+)
+def test_bad_integer_likes_are_named_never_an_internal_error(what, value, error, match):
+    kwargs = {"seed": 1, "stream": 0, what: value}
+    with pytest.raises(error, match=f"^{what} {match}"):
+        unidrop.dropout(X, 0.5, **kwargs)

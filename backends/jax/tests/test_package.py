@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib import metadata
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
+import tomllib
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 import unidrop
 
@@ -60,3 +67,28 @@ def test_the_nnx_layer_without_flax_says_how_to_install_it():
         "    print(error)\n"
     )
     assert "pip install './backends/jax[flax]'" in out and "clone" in out
+
+
+def _lower_bound(specifiers) -> Version:
+    """The version of the single ``>=`` clause of a specifier set."""
+    (bound,) = [s.version for s in specifiers if s.operator == ">="]
+    return Version(bound)
+
+
+def test_declared_python_and_numpy_ranges_are_the_ones_the_oldest_jax_installs_on():
+    """requires-python and numpy's lower bound are those of the oldest jax declared (never lower)."""
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    requirements = {r.name: r for r in map(Requirement, project["dependencies"])}
+    oldest_jax = _lower_bound(requirements["jax"].specifier)
+    if Version(metadata.version("jax")) != oldest_jax:
+        pytest.skip(f"needs jax=={oldest_jax}, the declared minimum, installed (the jax nox session pins it)")
+    jax_meta = metadata.metadata("jax")
+    python = _lower_bound(SpecifierSet(project["requires-python"]))
+    assert python == _lower_bound(SpecifierSet(jax_meta["Requires-Python"]))
+    jax_numpy = [Requirement(r) for r in jax_meta.get_all("Requires-Dist") if r.startswith("numpy")]
+    assert jax_numpy and _lower_bound(requirements["numpy"].specifier) >= _lower_bound(jax_numpy[0].specifier)
+    # the installed Flax (in the extra's range) installs on that Python and with that jax
+    flax_meta = metadata.metadata("flax")
+    assert _lower_bound(SpecifierSet(flax_meta["Requires-Python"])) <= python
+    flax_jax = [Requirement(r) for r in flax_meta.get_all("Requires-Dist") if Requirement(r).name == "jax"]
+    assert flax_jax and all(oldest_jax in r.specifier for r in flax_jax if r.marker is None)

@@ -66,3 +66,13 @@ def test_dropout_and_its_gradient_through_the_kernel(interpreted):
 def test_off_by_default_and_off_on_cpu():
     assert not pallas_gpu.ENABLED or jax.default_backend() == "gpu"
     assert not pallas_gpu.applicable((16, 32), (16, 32)) or jax.default_backend() == "gpu"
+
+
+def test_the_kernel_is_used_only_while_block_indices_fit_one_word(monkeypatch):
+    """The kernel counts blocks in one uint32 word: 2**32 blocks and more must take the jnp path."""
+    monkeypatch.setattr(pallas_gpu, "ENABLED", True)
+    monkeypatch.setattr(pallas_gpu, "INTERPRET", True)
+    below, at, past = (2**34 - 4,), (2**34,), (2**34 + 16,)
+    assert pallas_gpu.applicable(below, below)
+    assert not pallas_gpu.applicable(at, at)
+    assert not pallas_gpu.applicable(past, past)

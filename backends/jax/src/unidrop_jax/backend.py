@@ -50,6 +50,14 @@ class JaxBackend(Backend):
 
         return words(seed, "seed"), words(stream, "stream")
 
+    def check_randomness(self, seed: Any, stream: Any, x: Any) -> None:
+        """Validate ``seed`` and ``stream`` as :meth:`resolve_randomness` does, for the identity path.
+
+        ``seed=None`` raises the same ValueError as a drawing call (JAX's randomness is
+        explicit, whatever ``p`` and ``training`` are); nothing is drawn, nothing is returned.
+        """
+        self.resolve_randomness(seed, stream, x)
+
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
         from . import pallas_gpu
         from .dropout import Config, forward, rate_of

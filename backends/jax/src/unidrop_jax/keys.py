@@ -6,7 +6,8 @@ The rule (documented in docs/jax.md):
   ``jax.random.PRNGKey``) with key data ``(a, b)`` means ``seed = a * 2**32 + b``, so
   ``jax.random.key(n)`` gives the mask of the integer ``seed=n`` (for n < 2**32, and for any
   n < 2**64 when ``jax_enable_x64`` is on);
-* an integer (Python int or a scalar integer JAX/NumPy array) is the seed itself; a traced
+* an integer (a Python or NumPy int, a scalar integer JAX/NumPy array, or any object with
+  ``__index__``, such as ``torch.tensor(3)``; bools are refused) is the seed itself; a traced
   signed scalar is read modulo 2**32 (its bits), so keep traced seeds non-negative;
 * ``stream`` is an integer or scalar integer array the same way, or a ``uint32[2]`` array
   ``(a, b)`` meaning ``a * 2**32 + b`` (the raw-key word order; the way to pass a traced
@@ -19,6 +20,7 @@ never required, even for seeds of 2**32 and above.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, NamedTuple
 
 import jax
@@ -110,5 +112,27 @@ def words(value: Any, what: str) -> Words64:
         raise TypeError(f"{what} must be {allowed}; got an array of shape {value.shape} and dtype {dtype}")
     if value is None and what == "seed":
         raise ValueError(NO_SEED_MESSAGE)
-    contract.check_uint64(value, what)  # raises TypeError naming the value
-    raise AssertionError("unreachable")  # pragma: no cover
+    return from_int(index_of(value, what))
+
+
+def _is_boolean(value: Any) -> bool:
+    """True for Python and NumPy bools and for scalars with a bool dtype (``torch.bool``)."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    return str(getattr(value, "dtype", "")).rsplit(".", 1)[-1] in {"bool", "bool_"}
+
+
+def index_of(value: Any, what: str) -> int:
+    """An integer-like value of any library (anything with ``__index__``, e.g. ``torch.tensor(3)``) as an int.
+
+    Bools are refused; any failure of ``__index__`` becomes a TypeError naming the value, and
+    an integer outside [0, 2**64) a ValueError.
+    """
+    allowed = f"{what} must be an integer in [0, 2**64)"
+    if _is_boolean(value):
+        raise TypeError(f"{allowed}, got {value!r} (a bool)")
+    try:
+        number = operator.index(value)
+    except Exception:
+        raise TypeError(f"{allowed}, got {value!r} of type {type(value).__name__}") from None
+    return contract.check_uint64(number, what)

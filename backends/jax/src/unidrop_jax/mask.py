@@ -42,6 +42,11 @@ MERGE_BELOW = 64
 #: Masks with more elements than this need 64-bit flat indices (two uint32 words).
 NARROW_LIMIT = 1 << 32
 
+#: Axes longer than this are counted by two iotas (see :func:`iota64`); tests lower it.
+IOTA32_LIMIT = 1 << 32
+#: The inner (low) part of such a split axis has ``2**SPLIT_BITS`` elements.
+SPLIT_BITS = 16
+
 
 def divide_by_runtime_one(dtype: Any) -> Callable[[Any], Any]:
     """A function returning ``packed`` unchanged, passed through a division by a 1 the compiler cannot fold.
@@ -104,11 +109,11 @@ def blocks_per_row(length: int) -> int:
 
 
 # -- 64-bit arithmetic on (low, high) uint32 pairs ----------------------------------------
-def mul_const64(a: Any, const: int) -> tuple[Any, Any]:
-    """``a * const`` modulo 2**64 as a (low, high) pair, for uint32 ``a`` and a Python int ``const``."""
+def mul_const64(a: tuple[Any, Any], const: int) -> tuple[Any, Any]:
+    """``a * const`` modulo 2**64, for a (low, high) uint32 pair ``a`` and a Python int ``const``."""
     c_lo, c_hi = np.uint32(const & MASK32), np.uint32((const >> 32) & MASK32)
-    low = a * c_lo
-    high = MULHI_FORMULATIONS[philox.MULHI](a, const & MASK32) + a * c_hi
+    low = a[0] * c_lo
+    high = MULHI_FORMULATIONS[philox.MULHI](a[0], const & MASK32) + a[0] * c_hi + a[1] * c_lo
     return low, high
 
 
@@ -125,6 +130,29 @@ def shr64(a: tuple[Any, Any], bits: int) -> tuple[Any, Any]:
     return low, a[1] >> np.uint32(bits)
 
 
+def iota64(shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
+    """The index along ``axis`` at every position of ``shape``, as (low, high) uint32 words.
+
+    Exact for axes of any length below 2**48: an axis longer than :data:`IOTA32_LIMIT` is
+    counted as ``outer * 2**SPLIT_BITS + inner`` by two uint32 iotas over a padded, split
+    axis (no 64-bit types), then reshaped and sliced back to ``shape``. (A uint32 iota over
+    an axis of 2**32 or more elements wraps: element ``2**32 + k`` would get index ``k``.)
+    """
+    length = shape[axis]
+    if length <= IOTA32_LIMIT:
+        return lax.broadcasted_iota(jnp.uint32, shape, axis), jnp.zeros(shape, jnp.uint32)
+    if length > 1 << 48:
+        raise ValueError(f"unidrop's JAX backend handles mask axes of up to 2**48 elements, got {length}")
+    outers = -(-length // (1 << SPLIT_BITS))
+    split = (*shape[:axis], outers, 1 << SPLIT_BITS, *shape[axis + 1 :])
+    outer = lax.broadcasted_iota(jnp.uint32, split, axis)
+    inner = lax.broadcasted_iota(jnp.uint32, split, axis + 1)
+    padded = (*shape[:axis], outers << SPLIT_BITS, *shape[axis + 1 :])
+    low = ((outer << np.uint32(SPLIT_BITS)) | inner).reshape(padded)
+    high = (outer >> np.uint32(32 - SPLIT_BITS)).reshape(padded)
+    return lax.slice_in_dim(low, 0, length, axis=axis), lax.slice_in_dim(high, 0, length, axis=axis)
+
+
 def row_starts(rows: tuple[int, ...], length: int, wide: bool) -> tuple[Any, Any]:
     """The flat index ``r*C`` of each row's first element, shape ``rows + (1,)``, as a (low, high) pair."""
     shape = (*rows, 1)
@@ -132,10 +160,10 @@ def row_starts(rows: tuple[int, ...], length: int, wide: bool) -> tuple[Any, Any
     start: tuple[Any, Any] = (zero, zero)
     stride = length
     for axis in reversed(range(len(rows))):
-        coordinate = lax.broadcasted_iota(jnp.uint32, shape, axis)
         if wide:
-            start = add64(start, mul_const64(coordinate, stride))
+            start = add64(start, mul_const64(iota64(shape, axis), stride))
         else:
+            coordinate = lax.broadcasted_iota(jnp.uint32, shape, axis)
             start = (start[0] + coordinate * np.uint32(stride & MASK32), zero)
         stride *= rows[axis]
     return start
@@ -166,15 +194,14 @@ def keep_bits(
     aligned = length % 4 == 0
     start = row_starts(rows, length, wide)
     block_shape = (*rows, per_row)
-    j = lax.broadcasted_iota(jnp.uint32, block_shape, len(rows))
     base = shr64(start, 2) if wide else (start[0] >> np.uint32(2), start[1])
     if wide:
         b0, b1 = add64(
             (jnp.broadcast_to(base[0], block_shape), jnp.broadcast_to(base[1], block_shape)),
-            (j, jnp.zeros_like(j)),
+            iota64(block_shape, len(rows)),
         )
     else:
-        b0, b1 = base[0] + j, np.uint32(0)
+        b0, b1 = base[0] + lax.broadcasted_iota(jnp.uint32, block_shape, len(rows)), np.uint32(0)
     words = philox4x32((b0, b1, stream[0], stream[1]), seed)
     t = np.uint32(threshold) if isinstance(threshold, int) else threshold
     packed = sum(((w >= t).astype(jnp.uint8) << np.uint8(lane)) for lane, w in enumerate(words))

@@ -29,13 +29,15 @@ import jax.numpy as jnp
 import unidrop
 from unidrop import contract
 
+# The first sentence of each is flax.nnx.Dropout's own, so code and tests matching it keep working.
 _NO_DETERMINISTIC = (
-    "No `deterministic` argument was provided to unidrop_jax.nnx.Dropout: pass it to the "
+    "No `deterministic` argument was provided to Dropout (unidrop_jax.nnx.Dropout): pass it to the "
     "constructor or the call, or use model.train() / model.eval() / nnx.view(model, deterministic=...)"
 )
 _NO_RNGS = (
-    "`deterministic` is False, but unidrop_jax.nnx.Dropout has no `rngs`: pass rngs= to the "
-    "constructor or to the call (an nnx.Rngs, an nnx.RngStream or a JAX key)"
+    "`deterministic` is False, but no `rngs` argument was provided to Dropout (unidrop_jax.nnx.Dropout) "
+    "as either a __call__ argument or class attribute: pass rngs= to the constructor or to the call "
+    "(an nnx.Rngs, an nnx.RngStream or a JAX key)"
 )
 
 
@@ -100,10 +102,18 @@ class Dropout(_nnx.Module):
         deterministic: bool | None = None,
         rngs: _rnglib.Rngs | _rnglib.RngStream | jax.Array | None = None,
     ) -> jax.Array:
-        """``inputs`` with mask stream v1 dropout applied in training, ``inputs`` itself in evaluation."""
+        """``inputs`` with mask stream v1 dropout applied in training, ``inputs`` itself in evaluation.
+
+        As in ``flax.nnx.Dropout``: ``deterministic`` (from the call, else the layer) is
+        required first; ``rate == 0`` or ``deterministic`` returns ``inputs`` itself and
+        ``rate == 1`` returns zeros, both without ``rngs`` and without drawing a key; otherwise
+        a key is drawn from ``rngs`` (the call's, else the layer's) and read as the seed.
+        """
         deterministic = _first(deterministic, self.deterministic, error=_NO_DETERMINISTIC)
         if deterministic or self.rate == 0.0:
             return inputs
+        if self.rate == 1.0:  # every element is dropped: no mask, so no key (+0, as unidrop gives)
+            return jnp.zeros_like(inputs)
         source = _first(rngs, self.rngs, error=_NO_RNGS)
         if isinstance(source, _rnglib.Rngs):
             key = source[self.rng_collection]()
@@ -125,6 +135,10 @@ class Dropout(_nnx.Module):
         )
 
     def set_view(self, deterministic: bool | None = None) -> None:
-        """Used by ``nnx.view``: ``deterministic=True`` turns dropout off."""
+        """Class method used by ``nnx.view`` (``nnx.view_info`` reads the ``Args:`` below).
+
+        Args:
+          deterministic: if True, disables dropout masking.
+        """
         if deterministic is not None:
             self.deterministic = deterministic
