@@ -6,10 +6,15 @@ runs one. Test tools and frameworks are pinned here, for CI, not for users.
 
 from __future__ import annotations
 
+import glob
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
+import tomllib
+from packaging.requirements import Requirement
 
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = True
@@ -74,3 +79,81 @@ def conformance(session: nox.Session, backend: str) -> None:
     own_tests = ROOT / "backends" / backend / "tests"
     if own_tests.is_dir():
         session.run("pytest", str(own_tests), "-p", "no:cacheprovider", *session.posargs)
+
+
+#: Backends whose declared lower bounds the ``lowest`` sessions install and test. torch and CuPy
+#: are left out: no CPU build of an older torch, nor a CuPy that runs without a GPU, can be
+#: installed here without downloading gigabytes of CUDA libraries.
+LOWEST = ["numpy", "jax"]
+
+
+def declared_floors(*projects: tuple[Path, list[str]]) -> tuple[str, list[str]]:
+    """The oldest Python and the ``name==floor`` pins that ``projects`` declare.
+
+    Each project is a ``pyproject.toml`` with the extras whose requirements count; every
+    ``>=`` bound of a requirement outside unidrop's own distributions becomes an exact pin,
+    and the oldest Python is the highest ``requires-python`` floor among them.
+    """
+    python, pins = (3, 0), {}
+    for path, extras in projects:
+        project = tomllib.loads(path.read_text())["project"]
+        floor = project["requires-python"].removeprefix(">=")
+        python = max(python, tuple(int(part) for part in floor.split(".")))
+        wanted = list(project.get("dependencies", []))
+        for extra in extras:
+            wanted += project["optional-dependencies"][extra]
+        for text in wanted:
+            requirement = Requirement(text)
+            if requirement.name.startswith("unidrop"):
+                continue
+            lows = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+            if lows:  # the highest floor wins when two projects bound one package
+                pins[requirement.name] = max([*lows, pins.get(requirement.name, "0")], key=_version)
+    return ".".join(map(str, python)), [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def python_named(version: str) -> str:
+    """A working interpreter for ``version`` (``"3.10"``): on PATH or in pyenv's versions, else the
+    bare version, which nox reports as a missing interpreter."""
+    home = os.path.expanduser("~/.pyenv/versions")
+    candidates = [
+        shutil.which(f"python{version}"),
+        *sorted(glob.glob(f"{home}/{version}.*/bin/python{version}")),
+    ]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    return version
+
+
+def _lowest_python(backend: str) -> str:
+    version, _ = declared_floors(
+        (ROOT / "pyproject.toml", []), (ROOT / "backends" / backend / "pyproject.toml", [])
+    )
+    return python_named(version)
+
+
+@nox.session
+@nox.parametrize(
+    ("python", "backend"), [(_lowest_python(backend), backend) for backend in LOWEST], ids=LOWEST
+)
+def lowest(session: nox.Session, backend: str) -> None:
+    """The suite and the backend's own tests at the oldest versions the distributions declare."""
+    extras = {"jax": ["flax"]}.get(backend, [])
+    python, pins = declared_floors(
+        (ROOT / "pyproject.toml", ["conformance"]), (ROOT / "backends" / backend / "pyproject.toml", extras)
+    )
+    session.log(f"declared floors: Python {python}, {' '.join(pins)}")
+    session.install(*pins)
+    session.install("--no-deps", "-e", ".", "-e", f"backends/{backend}")
+    if backend != "numpy":
+        session.install("--no-deps", "-e", "backends/numpy")
+    session.run("python", "-m", "pip", "check")
+    session.run("pytest", *SUITE, f"--unidrop-backend={backend}", *session.posargs)
+    session.run(
+        "pytest", str(ROOT / "backends" / backend / "tests"), "-p", "no:cacheprovider", *session.posargs
+    )
