@@ -148,7 +148,8 @@ def test_declared_and_round_trips_for_the_suite(ml_dtypes) -> None:
 
 def test_float8_is_refused_naming_its_dtype(ml_dtypes) -> None:
     x = np.ones(4, ml_dtypes.float8_e4m3fn)
-    with pytest.raises(TypeError, match=r"does not support dtype float8_e4m3fn; the supported floating dtypes: float16, bfloat16, float32, float64"):
+    message = r"not support dtype float8_e4m3fn; the supported floating dtypes: float16, bfloat16, float32"
+    with pytest.raises(TypeError, match=message):
         unidrop.dropout(x, 0.5, seed=1)
 
 
