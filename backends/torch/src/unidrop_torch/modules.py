@@ -103,6 +103,15 @@ class _MaskStreamDropout(nn.Module):
             f"two, here {tuple(range(2, x.dim()))}); torch has no stream for broadcast_dims={dims}"
         )
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """``torch.jit.script`` calls this on every submodule first: refuse, naming what to use."""
+        raise RuntimeError(
+            f"unidrop_torch.{type(self).__name__} cannot be compiled by torch.jit.script (TorchScript "
+            "is deprecated since torch 2.13). Use torch.export.export(model, args) to export the "
+            "model, or torch.compile(model) to compile it: both keep unidrop's operator "
+            "(torch.ops.unidrop.dropout) and its mask. See docs/torch.md."
+        )
+
     def extra_repr(self) -> str:
         """torch's ``p=..., inplace=...``, then the unidrop settings that differ from the defaults."""
         parts = [f"p={self.p}", f"inplace={self.inplace}"]
