@@ -52,6 +52,43 @@
                                                   mask, *L, n, 0, r, s);                        \
     }
 
+// The threads g_begin .. g_end-1 alone, with the index type the GPU kernel picks for n: what
+// those GPU threads do for an array of n elements, without touching the others. With pointers
+// placed so that only those threads' elements are real memory, this checks the index
+// arithmetic of arrays past 2^32 and 2^34 elements without allocating them.
+#define HOST_RANGE_ENTRY_POINTS(NAME, TYPE, U)                                                  \
+    extern "C" void host_contig_range_##NAME(const void* x, void* y, ud_u8* mask, ud_u64 n,      \
+                                             ud_u64 first_block, ud_u32 k0, ud_u32 k1,           \
+                                             ud_u32 s0, ud_u32 s1, ud_u32 t, TYPE::compute s,    \
+                                             int vec, ud_u64 g_begin, ud_u64 g_end) {            \
+        HOST_RNG();                                                                             \
+        for (ud_u64 g = g_begin; g < g_end; ++g)                                                \
+            ud_contig_thread<TYPE, (U)>(g, (const TYPE::storage*)x, (TYPE::storage*)y, mask, n, \
+                                        first_block, r, s, vec);                                \
+    }                                                                                           \
+    extern "C" void host_strided_range_##NAME(const void* x, void* y, ud_u8* mask,               \
+                                              const ud_layout* L, ud_u64 n, ud_u64 mask_offset,  \
+                                              ud_u32 k0, ud_u32 k1, ud_u32 s0, ud_u32 s1,        \
+                                              ud_u32 t, TYPE::compute s, ud_u64 g_begin,         \
+                                              ud_u64 g_end) {                                    \
+        HOST_RNG();                                                                             \
+        for (ud_u64 g = g_begin; g < g_end; ++g) {                                              \
+            if (n <= 0xFFFFFFFFull)                                                             \
+                ud_strided_thread<TYPE, ud_u32, false>(g, (const TYPE::storage*)x,              \
+                                                       (TYPE::storage*)y, mask, *L, n,          \
+                                                       mask_offset, r, s);                      \
+            else                                                                                \
+                ud_strided_thread<TYPE, ud_u64, false>(g, (const TYPE::storage*)x,              \
+                                                       (TYPE::storage*)y, mask, *L, n,          \
+                                                       mask_offset, r, s);                      \
+        }                                                                                       \
+    }
+
+HOST_RANGE_ENTRY_POINTS(float16, ud_float16, UD_U_HALF)
+HOST_RANGE_ENTRY_POINTS(bfloat16, ud_bfloat16, UD_U_HALF)
+HOST_RANGE_ENTRY_POINTS(float32, ud_float32, UD_U_F32)
+HOST_RANGE_ENTRY_POINTS(float64, ud_float64, UD_U_F64)
+
 HOST_ENTRY_POINTS(float16, ud_float16, UD_U_HALF)
 HOST_ENTRY_POINTS(bfloat16, ud_bfloat16, UD_U_HALF)
 HOST_ENTRY_POINTS(float32, ud_float32, UD_U_F32)

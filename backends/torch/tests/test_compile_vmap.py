@@ -135,3 +135,36 @@ def test_forward_mode_jvp_and_jacfwd() -> None:
     assert_same(tangent, ones, "tangent")
     jacobian = torch.func.jacfwd(lambda a: unidrop_torch.dropout(a, 0.5, seed=3))(x)
     assert_same(jacobian, torch.diag(ones), "forward-mode jacobian")
+
+
+def test_compiling_gives_no_warning_on_any_supported_path() -> None:
+    """Dynamo once warned about a functools.lru_cache-wrapped function on every compile.
+
+    In a fresh process (Dynamo warns once per process), every way of calling unidrop compiles
+    with fullgraph=True while all warnings are recorded, and nothing is logged to stderr.
+    """
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import torch, unidrop, unidrop_torch\n"
+        "    x = torch.ones(4, 6, 8)\n"
+        "    calls = [\n"
+        "        lambda a: unidrop.dropout(a, 0.5, seed=7),\n"
+        "        lambda a: unidrop.dropout(a, 0.5, seed=7, broadcast_dims=(-1,), return_mask=True),\n"
+        "        lambda a: unidrop_torch.dropout(a, 0.5),\n"
+        "        lambda a: unidrop_torch.dropout(a * 1.0, 0.5, True, True, seed=3),\n"
+        "        unidrop_torch.Dropout(0.25, seed=5),\n"
+        "        unidrop_torch.Dropout1d(0.25),  # (N, C, L): its own rank, no warning\n"
+        "    ]\n"
+        "    for call in calls:\n"
+        "        torch.compile(call, fullgraph=True, backend='aot_eager')(x)\n"
+        "    leaf = x.clone().requires_grad_(True)\n"
+        "    torch.compile(calls[0], fullgraph=True, backend='aot_eager')(leaf).sum().backward()\n"
+        "print('WARNINGS', [f'{w.category.__name__}: {w.message}' for w in caught])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "WARNINGS []", result.stdout[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
+import warnings
 
 import pytest
 import torch
 import unidrop_torch
 from torch_helpers import DTYPES, assert_same, expected_at, expected_output, sample
+from unidrop_torch import cpu, keys, ops
 
 import unidrop
 from unidrop import philox
@@ -103,18 +106,81 @@ def test_meta_tensors_get_shapes_only() -> None:
     assert y.device.type == "meta" and y.shape == x.shape and y.dtype == x.dtype and y.stride() == x.stride()
 
 
-@pytest.mark.parametrize("layout", ["sparse_coo", "sparse_csr"])
-def test_sparse_tensors_are_refused_naming_the_layout(layout: str) -> None:
+def _unsupported_tensors() -> list[tuple[str, torch.Tensor, str]]:
+    """(name, tensor, what the error must name) for every kind the kernels cannot run on."""
     dense = torch.eye(4)
-    x = dense.to_sparse() if layout == "sparse_coo" else dense.to_sparse_csr()
-    for call in (
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's prototype / beta / deprecation notices
+        return [
+            ("sparse_coo", dense.to_sparse(), r"layout torch\.sparse_coo"),
+            ("sparse_csr", dense.to_sparse_csr(), r"layout torch\.sparse_csr"),
+            ("sparse_csc", dense.to_sparse_csc(), r"layout torch\.sparse_csc"),
+            ("sparse_bsr", dense.to_sparse_bsr((2, 2)), r"layout torch\.sparse_bsr"),
+            ("sparse_bsc", dense.to_sparse_bsc((2, 2)), r"layout torch\.sparse_bsc"),
+            ("mkldnn", dense.to_mkldnn(), r"layout torch\._mkldnn"),
+            (
+                "nested jagged",
+                torch.nested.nested_tensor([torch.ones(3), torch.ones(5)], layout=torch.jagged),
+                r"nested tensor \(layout torch\.jagged\)",
+            ),
+            (
+                "nested strided",
+                torch.nested.nested_tensor([torch.ones(3), torch.ones(5)], layout=torch.strided),
+                r"nested tensor \(layout torch\.strided\)",
+            ),
+            (
+                "quantized",
+                torch.quantize_per_tensor(dense, 0.1, 0, torch.quint8),
+                r"quantized tensor \(dtype torch\.quint8\)",
+            ),
+        ]
+
+
+@pytest.mark.parametrize("case", range(len(_unsupported_tensors())))
+def test_unsupported_tensors_are_refused_naming_what_they_are(case: int) -> None:
+    """Nested, sparse, mkldnn and quantized tensors: a TypeError naming the kind and what is supported."""
+    name, x, named = _unsupported_tensors()[case]
+    before = [t.clone() for t in x.unbind()] if x.is_nested else None
+    key = keys.key_from_ints(1, 0)
+    calls = [
         lambda: unidrop.dropout(x, 0.5, seed=1),
+        lambda: unidrop.dropout(x, 0.5),
+        lambda: unidrop.dropout(x, 0.5, seed=1, return_mask=True),
         lambda: unidrop_torch.dropout(x, 0.5, seed=1),
         lambda: unidrop_torch.Dropout(0.5)(x),
-    ):
-        with pytest.raises(TypeError, match=rf"torch\.{layout}.*only strided"):
+    ]
+    if not x.is_nested:  # torch's dispatcher refuses nested tensors before the operator runs
+        calls.append(lambda: ops.dropout(x, key, 0.5, []))
+    for call in calls:
+        with pytest.raises(TypeError, match=rf"{named}.*supports only strided \(dense\) tensors"):
             call()
-    assert torch.equal(x.to_dense(), dense)
+    if before is not None:
+        assert all(torch.equal(a, b) for a, b in zip(x.unbind(), before, strict=True)), name
+
+
+def test_return_mask_allocates_no_temporary_of_the_mask_size() -> None:
+    """return_mask=True costs the bool mask and nothing more (it once built a float32 copy too).
+
+    NumPy reports its allocations to tracemalloc, torch's CPU allocator does not: the traced
+    peak counts the CPU path's NumPy temporaries (and its output buffer), not torch tensors.
+    """
+    n = 1 << 22
+    x = torch.ones(n)
+
+    def traced_peak(return_mask: bool) -> int:
+        unidrop_torch.dropout(x, 0.5, seed=1, return_mask=return_mask)  # warm: workspaces kept
+        tracemalloc.start()
+        try:
+            unidrop_torch.dropout(x, 0.5, seed=1, return_mask=return_mask)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    without_mask = traced_peak(False)
+    with_mask = traced_peak(True)
+    workspace = 64 * (cpu.KEEP_CHUNK // 4 + 2)  # fixed, whatever the size: 64 bytes per Philox block
+    # the float32 copy and a NumPy bool mask were 5n
+    assert with_mask - without_mask <= workspace + n // 4, (with_mask, without_mask)
 
 
 class _RecordOps(torch.utils._python_dispatch.TorchDispatchMode):

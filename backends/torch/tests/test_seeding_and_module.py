@@ -69,7 +69,8 @@ def test_module_follows_train_and_eval() -> None:
         (unidrop_torch.Dropout1d, (2, 3, 7), (2,)),
         (unidrop_torch.Dropout2d, (2, 3, 4, 5), (2, 3)),
         (unidrop_torch.Dropout3d, (2, 3, 2, 4, 3), (2, 3, 4)),
-        (unidrop_torch.Dropout2d, (3, 4, 5), (1, 2)),  # unbatched (C, H, W)
+        (unidrop_torch.Dropout1d, (3, 7), (1,)),  # unbatched (C, L)
+        (unidrop_torch.Dropout3d, (3, 2, 4, 3), (1, 2, 3)),  # unbatched (C, D, H, W)
     ],
 )
 def test_channel_forms_are_broadcast_dims(cls: type, shape: tuple[int, ...], dims: tuple[int, ...]) -> None:

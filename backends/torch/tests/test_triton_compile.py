@@ -26,6 +26,11 @@ VECTOR_16_BYTES = {"fp16": "v4.b32", "bf16": "v4.b32", "fp32": "v4.b32", "fp64":
 
 
 def compile_dropout(dtype: str, key_on_device: bool, masked: bool, arch: int) -> str:
+    """The PTX of the dropout kernel."""
+    return _compile_dropout(dtype, key_on_device, masked, arch)["ptx"]
+
+
+def _compile_dropout(dtype: str, key_on_device: bool, masked: bool, arch: int) -> dict[str, str]:
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -57,7 +62,29 @@ def compile_dropout(dtype: str, key_on_device: bool, masked: bool, arch: int) ->
         fn=triton_kernels.dropout_kernel, signature=signature, constexprs=constants, attrs=aligned
     )
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
-    return compiled.asm["ptx"]
+    return compiled.asm
+
+
+def compile_keep(masked: bool) -> dict[str, str]:
+    """Every stage of the keep-mask kernel, compiled for sm_90."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from unidrop_torch import triton_kernels
+
+    signature = {
+        "keep_ptr": "*u8",
+        "key_ptr": "*i32",
+        **{name: "i32" for name in ("n_lo", "n_hi", "b_lo", "b_hi", "k0", "k1", "s0", "s1", "threshold")},
+        **{name: "constexpr" for name in ("KEY_ON_DEVICE", "BLOCK", "MASKED")},
+    }
+    constants = {"KEY_ON_DEVICE": True, "BLOCK": 2048, "MASKED": masked}
+    aligned = {(i,): [["tt.divisibility", 16]] for i in range(2)}
+    source = ASTSource(
+        fn=triton_kernels.keep_kernel, signature=signature, constexprs=constants, attrs=aligned
+    )
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+    return compiled.asm
 
 
 @pytest.mark.parametrize("dtype", list(TYPES))
@@ -72,7 +99,6 @@ def test_bulk_kernel_compiles_with_16_byte_access(dtype: str, key_on_device: boo
     assert set(re.findall(r"st\.global\.[\w.]+", ptx)) == {f"st.global.{vector}"}
     assert "ld.local" not in ptx and "st.local" not in ptx, "the kernel spills to local memory"
     assert ".ftz" not in ptx, "flush-to-zero would lose subnormal results"
-    assert "mul.hi.u32" in ptx  # the Philox rounds
     if dtype in ("float16", "bfloat16"):  # the float32 product rounded to nearest even
         assert f"cvt.rn.{TYPES[dtype].replace('fp', 'f')}.f32" in ptx
 
@@ -83,3 +109,24 @@ def test_tail_kernel_compiles_for_sm80(dtype: str) -> None:
     assert ".ftz" not in ptx and "ld.local" not in ptx
     if dtype == "bfloat16":
         assert "cvt.rn.bf16.f32" in ptx
+
+
+def _data_offset_types(ttir: str) -> list[str]:
+    """The element types of the offsets added to tensors of pointers (the data, not the key)."""
+    return re.findall(r"tt\.addptr [^\n]*: tensor<[^\n]*!tt\.ptr<[^>]*>>, tensor<[\dx]*x(i\d+)>", ttir)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["bulk", "tail"])
+@pytest.mark.parametrize("kernel", ["dropout float16", "dropout float64", "keep"])
+def test_element_offsets_are_64_bit(kernel: str, masked: bool) -> None:
+    """Tensors of 2**31 elements and more: the program id is widened before it is scaled by the
+    block size, and every data access adds 64-bit offsets (an int32 would wrap at 2**31)."""
+    if kernel == "keep":
+        ttir = compile_keep(masked)["ttir"]
+    else:
+        ttir = _compile_dropout(kernel.split()[1], key_on_device=True, masked=masked, arch=90)["ttir"]
+    pid = re.search(r"(%\S+) = tt\.get_program_id x : i32", ttir)
+    assert pid, "no program id"
+    assert re.search(rf"arith\.extsi {re.escape(pid.group(1))} : i32 to i64", ttir), "pid is not widened"
+    offsets = _data_offset_types(ttir)
+    assert offsets and set(offsets) == {"i64"}, offsets

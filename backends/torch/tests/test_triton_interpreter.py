@@ -44,3 +44,16 @@ def test_missing_triton_gives_a_clear_error() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_launch_pieces_are_exact_past_2_32_and_2_34() -> None:
+    """The host side of a launch: pieces and grid sizes in Python integers, for huge tensors.
+
+    Together with the interpreter's counters near 2**32 and 2**34 (a launch at such a start) and
+    test_triton_compile's 64-bit offsets, this covers tensors of those sizes without making one.
+    """
+    from unidrop_torch import cuda
+
+    assert cuda._pieces((1 << 34) + 16, 1024) == [(0, 1 << 34, False, 1 << 24), (1 << 34, 16, True, 1)]
+    assert cuda._pieces((1 << 32) + 4096, 4096) == [(0, (1 << 32) + 4096, False, (1 << 20) + 1)]
+    assert cuda._pieces(100, 1024) == [(0, 100, True, 1)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -11,9 +10,12 @@ from typing import Any
 from unidrop import Backend, DropoutPlan, contract
 
 
-@functools.cache
 def _ops() -> ModuleType:
-    """:mod:`unidrop_torch.ops` (imports torch), imported once, on the first dropout."""
+    """:mod:`unidrop_torch.ops` (imports torch), imported on the first dropout.
+
+    A plain import, not a cached function: ``torch.compile`` traces this call, and Dynamo warns
+    about every ``functools.lru_cache``-wrapped function it traces.
+    """
     from . import ops
 
     return ops
@@ -38,13 +40,10 @@ class TorchBackend(Backend):
         return isinstance(x, sys.modules["torch"].Tensor)
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        """Shape and dtype name of ``x``; a TypeError for sparse and other non-strided layouts."""
-        layout = x.layout
-        if layout is not sys.modules["torch"].strided:
-            raise TypeError(
-                f"unidrop-torch got a tensor with layout {layout}; it supports only strided (dense) "
-                "tensors: convert with x.to_dense() first"
-            )
+        """Shape and dtype name of ``x``; a TypeError for nested, sparse, mkldnn and quantized tensors."""
+        from .support import check_tensor
+
+        check_tensor(x)
         return tuple(x.shape), str(x.dtype).removeprefix("torch.")
 
     def resolve_randomness(self, seed: Any, stream: Any, x: Any) -> tuple[Any, Any]:

@@ -13,8 +13,9 @@ import functools
 
 import numpy as np
 import torch
+from unidrop_numpy.philox import PhiloxWorkspace
 
-from unidrop import Backend, DropoutPlan
+from unidrop import Backend, DropoutPlan, contract
 
 
 @functools.cache
@@ -24,13 +25,28 @@ def _numpy_backend() -> Backend:
     return NumpyBackend()
 
 
+#: Mask elements decided per step by :func:`keep_mask` (its workspace is 64 bytes per 4 of them).
+KEEP_CHUNK = 1 << 18
+
+
 def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> torch.Tensor:
-    """The boolean keep mask of ``mask_shape`` on the CPU."""
-    ones = np.broadcast_to(np.float32(1), mask_shape)  # read-only, no memory: only its shape matters
-    _, keep = _numpy_backend().dropout(
-        ones, DropoutPlan.build(mask_shape, "float32", p, seed, stream, (), True)
-    )
-    return torch.from_numpy(np.asarray(keep, dtype=bool).reshape(mask_shape))
+    """The boolean keep mask of ``mask_shape`` on the CPU, written straight into the result.
+
+    No temporary of the mask's size: the keep decisions are made ``KEEP_CHUNK`` elements at a
+    time by the NumPy backend's Philox workspace and stored into the bool tensor's memory.
+    """
+    keep = torch.empty(mask_shape, dtype=torch.bool)
+    flat = keep.view(-1).numpy()
+    t = contract.threshold(p)
+    if t >= contract.TWO_POW_32:  # p == 1: nothing is kept
+        flat[...] = False
+        return keep
+    workspace = PhiloxWorkspace(min(KEEP_CHUNK, flat.size) // 4 + 2)
+    for start in range(0, flat.size, KEEP_CHUNK):
+        count = min(KEEP_CHUNK, flat.size - start)
+        words_kept = workspace.keep_masks(seed, stream, start, count, t, 4)
+        np.not_equal(words_kept, 0, out=flat[start : start + count])
+    return keep
 
 
 def _float32_of_bfloat16(x: torch.Tensor) -> np.ndarray:

@@ -116,22 +116,23 @@ def launch_dropout(
         "num_warps": warps,
     }
     with _on(x.device):
-        for first, count, masked in _pieces(n, block):
+        for first, count, masked, programs in _pieces(n, block):
             if first == 0 and count == n:
                 xs, ys = x, y
             else:
                 xs, ys = x.view(-1)[first : first + count], y.view(-1)[first : first + count]
-            dropout_kernel[(math.ceil(count / block),)](
+            dropout_kernel[(programs,)](
                 xs, ys, ptr, *_words(count), *_words((start + first) >> 2), *scalars, MASKED=masked, **flags
             )
 
 
-def _pieces(n: int, block: int) -> list[tuple[int, int, bool]]:
-    """(first element, count, masked) launches covering n elements: whole blocks unmasked, then the tail."""
+def _pieces(n: int, block: int) -> list[tuple[int, int, bool, int]]:
+    """(first element, count, masked, programs) launches covering n elements: whole blocks
+    unmasked, then the tail. Python integers throughout: exact for any n."""
     whole = n - n % block
-    pieces = [(0, whole, False)] if whole else []
+    pieces = [(0, whole, False, whole // block)] if whole else []
     if whole < n:
-        pieces.append((whole, n - whole, True))
+        pieces.append((whole, n - whole, True, 1))
     return pieces
 
 
@@ -153,9 +154,9 @@ def launch_keep(
     block = 2048
     threshold = as_int32(contract.threshold(p))
     with _on(keep.device):
-        for first, count, masked in _pieces(n, block):
+        for first, count, masked, programs in _pieces(n, block):
             piece = keep.view(-1)[first : first + count]
-            keep_kernel[(math.ceil(count / block),)](
+            keep_kernel[(programs,)](
                 piece,
                 ptr,
                 *_words(count),

@@ -25,10 +25,11 @@ def backend() -> TorchBackend:
 
 
 def dropout(
-    x: torch.Tensor,
+    input: torch.Tensor,
     p: float = 0.5,
-    *,
     training: bool = True,
+    inplace: bool = False,
+    *,
     seed: int | None = None,
     stream: int = 0,
     broadcast_dims: int | Sequence[int] = (),
@@ -36,14 +37,23 @@ def dropout(
 ) -> Any:
     """Mask stream v1 dropout of a torch tensor (see :func:`unidrop.dropout`).
 
-    ``seed=None`` draws the seed from torch's default generator of ``x``'s device, so
+    The leading arguments are those of ``torch.nn.functional.dropout(input, p, training,
+    inplace)``, positionally or by name; unidrop's own options are keyword-only.
+    ``inplace=True`` writes the result into ``input`` and returns ``input`` itself (the result
+    is computed first, so no memory is saved); autograd refuses it on a leaf that requires grad,
+    as it refuses ``F.dropout(..., inplace=True)``. Without ``inplace``, ``input`` is never
+    modified.
+
+    ``seed=None`` draws the seed from torch's default generator of ``input``'s device, so
     ``torch.manual_seed`` governs it. Differentiable: the backward pass regenerates the mask
     from (seed, stream) and saves nothing else.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"unidrop_torch.dropout needs a torch.Tensor, got {type(x).__qualname__}")
-    return unidrop.dropout(
-        x,
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"unidrop_torch.dropout needs a torch.Tensor, got {type(input).__qualname__}")
+    if not isinstance(inplace, bool):
+        raise TypeError(f"inplace must be True or False, got {inplace!r}")
+    result = unidrop.dropout(
+        input,
         p,
         training=training,
         seed=seed,
@@ -52,3 +62,9 @@ def dropout(
         return_mask=return_mask,
         backend=_BACKEND,
     )
+    if not inplace:
+        return result
+    y, keep = result if return_mask else (result, None)
+    if y is not input:
+        input.copy_(y)
+    return (input, keep) if return_mask else input

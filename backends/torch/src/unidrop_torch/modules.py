@@ -10,6 +10,7 @@ validated) at the next call.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -74,15 +75,19 @@ class _MaskStreamDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mask_stream == "torch":
             return self._torch_stream(x)
-        y = dropout(
+        return dropout(
             x,
             self.p,
-            training=self.training,
+            self.training,
+            self.inplace,
             seed=self.seed,
             stream=self.stream,
-            broadcast_dims=self.broadcast_dims,
+            broadcast_dims=self._broadcast_dims_for(x),
         )
-        return x.copy_(y) if self.inplace and y is not x else y
+
+    def _broadcast_dims_for(self, x: torch.Tensor) -> int | Sequence[int]:
+        """The broadcast axes for input ``x``: the module's ``broadcast_dims``."""
+        return self.broadcast_dims
 
     def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
         dims = contract.normalize_broadcast_dims(self.broadcast_dims, x.dim())
@@ -96,6 +101,15 @@ class _MaskStreamDropout(nn.Module):
             f"mask_stream='torch' reproduces torch.nn.functional.dropout (broadcast_dims=()) and "
             f"the channel dropout of Dropout1d/2d/3d (broadcast_dims = every axis after the first "
             f"two, here {tuple(range(2, x.dim()))}); torch has no stream for broadcast_dims={dims}"
+        )
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """``torch.jit.script`` calls this on every submodule first: refuse, naming what to use."""
+        raise RuntimeError(
+            f"unidrop_torch.{type(self).__name__} cannot be compiled by torch.jit.script (TorchScript "
+            "is deprecated since torch 2.13). Use torch.export.export(model, args) to export the "
+            "model, or torch.compile(model) to compile it: both keep unidrop's operator "
+            "(torch.ops.unidrop.dropout) and its mask. See docs/torch.md."
         )
 
     def extra_repr(self) -> str:
@@ -121,27 +135,118 @@ class Dropout(_MaskStreamDropout, nn.Dropout):
     """
 
 
-class Dropout1d(_MaskStreamDropout, nn.Dropout1d):
-    """A ``torch.nn.Dropout1d``: channel dropout of (N, C, L) or (C, L), ``broadcast_dims=-1``."""
+class _ChannelDropout(_MaskStreamDropout):
+    """The rank rules of ``torch.nn.functional.dropout1d/2d/3d``, with unidrop's mask stream.
 
+    For an input of rank r the mask is torch's: torch unsqueezes an unbatched input (rank other
+    than ``_BATCHED_RANK``, for the forms that do so) and then shares the mask over every axis
+    after the first two, so the broadcast axes are ``range(2, r)`` for a batched input and
+    ``range(1, r)`` for an unbatched one. Ranks torch refuses raise its RuntimeError, ranks it
+    deprecates give its UserWarning, in training and evaluation alike (in eager mode: under
+    ``torch.compile`` the traced call gives no warning, since Dynamo cannot trace one).
+    """
+
+    _NAME: str = ""
+    #: The rank torch treats as batched; other ranks are unsqueezed first (None: never).
+    _BATCHED_RANK: int | None = None
+    #: Ranks torch takes without a warning (or, for dropout1d, at all).
+    _RANKS: tuple[int, int] = (0, 0)
+
+    def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
+        """torch's own class's forward: its rank rules and its random stream."""
+        for cls in type(self).__mro__:
+            if cls in (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d):
+                return cls.forward(self, x)  # type: ignore[no-any-return]
+        raise AssertionError(f"{type(self).__name__} subclasses no torch channel dropout class")
+
+    def _broadcast_dims_for(self, x: torch.Tensor) -> tuple[int, ...]:
+        rank = x.dim()
+        self._check_rank(rank)
+        batched = self._BATCHED_RANK is None or rank == self._BATCHED_RANK
+        effective_rank = rank if batched else rank + 1
+        draws = self.training and 0.0 < self.p < 1.0 and x.numel() > 0
+        if effective_rank < 2 and draws:
+            raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+        return tuple(range(2 if batched else 1, rank))
+
+    def _check_rank(self, rank: int) -> None:
+        low, high = self._RANKS
+        if rank not in (low, high) and not torch.compiler.is_compiling():  # Dynamo cannot trace warn
+            warnings.warn(
+                f"{self._NAME}: Received a {rank}-D input to {self._NAME}, which is deprecated "
+                "and will result in an error in a future release. To retain the behavior "
+                "and silence this warning, please use dropout instead. Note that "
+                f"{self._NAME} exists to provide channel-wise dropout on inputs with "
+                f"{low - 1} spatial dimensions, a channel dimension, and an optional batch "
+                f"dimension (i.e. {low}D or {high}D inputs).",
+                UserWarning,
+                stacklevel=4,
+            )
+
+
+class Dropout1d(_ChannelDropout, nn.Dropout1d):
+    """A ``torch.nn.Dropout1d``: channel dropout of (N, C, L) or (C, L) inputs.
+
+    As torch does, any other rank raises a RuntimeError.
+    """
+
+    _NAME = "dropout1d"
+    _BATCHED_RANK = 3
+    _RANKS = (2, 3)
     _default_broadcast_dims = (-1,)
 
     def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
         super().__init__(p, inplace, broadcast_dims=(-1,), **kwargs)  # type: ignore[arg-type]
 
+    def _check_rank(self, rank: int) -> None:
+        if rank not in self._RANKS:
+            raise RuntimeError(
+                f"dropout1d: Expected 2D or 3D input, but received a {rank}D input. "
+                "Note that dropout1d exists to provide channel-wise dropout on inputs with 1 "
+                "spatial dimension, a channel dimension, and an optional batch dimension "
+                "(i.e. 2D or 3D inputs)."
+            )
 
-class Dropout2d(_MaskStreamDropout, nn.Dropout2d):
-    """A ``torch.nn.Dropout2d``: channel dropout of (N, C, H, W) or (C, H, W), ``broadcast_dims=(-2, -1)``."""
 
+class Dropout2d(_ChannelDropout, nn.Dropout2d):
+    """A ``torch.nn.Dropout2d``: channel dropout of (N, C, H, W) inputs.
+
+    As in torch, a 3-D input is taken as (N, C, L) (one mask value per (n, c), with torch's
+    warning), a 2-D input is dropped element-wise, and every rank but 3 and 4 gives torch's
+    deprecation warning.
+    """
+
+    _NAME = "dropout2d"
+    _RANKS = (3, 4)
     _default_broadcast_dims = (-2, -1)
 
     def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
         super().__init__(p, inplace, broadcast_dims=(-2, -1), **kwargs)  # type: ignore[arg-type]
 
+    def _check_rank(self, rank: int) -> None:
+        super()._check_rank(rank)
+        if rank == 3 and not torch.compiler.is_compiling():
+            warnings.warn(
+                "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+                "1D dropout behavior is desired - input is interpreted as shape (N, C, L), where C "
+                "is the channel dim. This behavior will change in a future release to interpret the "
+                "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+                "channel-wise dropout behavior, please switch to using dropout1d instead.",
+                UserWarning,
+                stacklevel=4,
+            )
 
-class Dropout3d(_MaskStreamDropout, nn.Dropout3d):
-    """A ``torch.nn.Dropout3d``: channel dropout of (N, C, D, H, W) or (C, D, H, W), ``(-3, -2, -1)``."""
 
+class Dropout3d(_ChannelDropout, nn.Dropout3d):
+    """A ``torch.nn.Dropout3d``: channel dropout of (N, C, D, H, W) or (C, D, H, W) inputs.
+
+    As in torch, other ranks give its deprecation warning and are taken as unbatched: the mask
+    has one value per index of the first axis.
+    """
+
+    _NAME = "dropout3d"
+    _BATCHED_RANK = 5
+    _RANKS = (4, 5)
     _default_broadcast_dims = (-3, -2, -1)
 
     def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:

@@ -26,6 +26,7 @@ from torch import Tensor
 from unidrop import contract
 
 from . import cpu, cuda, keys
+from .support import check_tensor
 
 
 def _check(x: Tensor, key: Tensor, p: float, broadcast_dims: Sequence[int]) -> None:
@@ -34,6 +35,7 @@ def _check(x: Tensor, key: Tensor, p: float, broadcast_dims: Sequence[int]) -> N
 
 
 def _check_plain(x: Tensor, p: float, broadcast_dims: Sequence[int]) -> None:
+    check_tensor(x)
     contract.check_p(p)
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise TypeError(

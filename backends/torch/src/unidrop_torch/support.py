@@ -1,0 +1,33 @@
+"""Which tensors unidrop-torch can run on, and the TypeError for those it cannot."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+SUPPORTED = "strided (dense) tensors, not nested or quantized, of float16, bfloat16, float32 or float64"
+
+
+def check_tensor(x: Any) -> None:
+    """Raise a TypeError naming what ``x`` is unless it is a dense tensor the kernels can run on.
+
+    Refused: nested tensors (jagged or strided layout), every non-strided layout (sparse COO, CSR,
+    CSC, BSR, BSC, mkldnn) and quantized tensors. Each error says how to convert. Checks only
+    properties, never the data, so it is safe on meta and fake tensors.
+    """
+    torch = sys.modules["torch"]
+    if x.is_nested:
+        raise TypeError(
+            f"unidrop-torch got a nested tensor (layout {x.layout}); it supports only {SUPPORTED}: "
+            "apply dropout to each component (x.unbind()) or to x.to_padded_tensor(0.0)"
+        )
+    if x.layout is not torch.strided:
+        raise TypeError(
+            f"unidrop-torch got a tensor with layout {x.layout}; it supports only {SUPPORTED}: "
+            "convert with x.to_dense() first"
+        )
+    if x.is_quantized:
+        raise TypeError(
+            f"unidrop-torch got a quantized tensor (dtype {x.dtype}); it supports only {SUPPORTED}: "
+            "convert with x.dequantize() first"
+        )
