@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,12 @@ def is_traced(value: Any) -> bool:
     return False
 
 
+def _torch_compiling() -> bool:
+    """True while torch.compile traces the caller (torch is not imported to ask)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.compiler.is_compiling())
+
+
 def _static_hint(value: Any) -> str:
     return f" ({STATIC_HINT})" if is_traced(value) else ""
 
@@ -92,7 +99,14 @@ def check_p(p: Any) -> float:
     NumPy's, or a 0-d bool array or tensor), strings and complex numbers raise TypeError;
     a number outside [0, 1], NaN, or one too large for a float raises ValueError.
     """
-    kind = dtype_kind(p)
+    if type(p) in (float, int):  # the common case, and how torch.compile traces a p that changes
+        return _in_unit_interval(float(p), p)
+    if _torch_compiling():  # a tensor's value is known only when the compiled code runs
+        raise TypeError(
+            f"p must be a Python float under torch.compile, got {type(p).__name__} ({STATIC_HINT})"
+        )
+    # a real scalar (NumPy's, a Fraction) is real whatever its dtype says
+    kind = None if isinstance(p, numbers.Real) and not isinstance(p, bool) else dtype_kind(p)
     not_real = (isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)) or kind == "c"
     is_bool = isinstance(p, bool) or kind == "b"
     if is_bool or isinstance(p, (str, bytes)) or not_real or getattr(p, "ndim", 0) != 0:
@@ -105,7 +119,12 @@ def check_p(p: Any) -> float:
         raise TypeError(
             f"p must be a real number in [0, 1], got {show(p)} of type {type(p).__name__}{_static_hint(p)}"
         ) from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
+    return _in_unit_interval(value, p)
+
+
+def _in_unit_interval(value: float, p: Any) -> float:
+    """``value`` (``p`` as a float) if it lies in [0, 1]; ValueError naming ``p`` otherwise (NaN too)."""
+    if not 0.0 <= value <= 1.0:  # false for NaN as well
         raise ValueError(f"p must be a real number in [0, 1], got {show(p)}")
     return value
 

@@ -12,6 +12,8 @@ import unidrop_torch
 from torch_helpers import assert_same, expected_output, sample
 from unidrop_torch import keys, ops
 
+import unidrop
+
 
 def test_opcheck_dropout_and_keep_mask() -> None:
     """Schema, fake implementation, autograd registration and AOT dispatch are consistent."""
@@ -168,3 +170,35 @@ def test_compiling_gives_no_warning_on_any_supported_path() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "WARNINGS []", result.stdout[-3000:]
     assert result.stderr == "", result.stderr[-3000:]
+
+
+def test_fullgraph_follows_a_p_that_changes_between_calls() -> None:
+    """A p schedule: each new Python float p is traced (as a symbolic float after the first) and
+    gives the reference output, through the functional form and through a module's ``p``."""
+    torch._dynamo.reset()
+    x = sample((8, 16), torch.float32, seed=6, specials=False)
+    compiled = torch.compile(
+        lambda a, p: unidrop.dropout(a, p, seed=11, stream=2), fullgraph=True, backend="aot_eager"
+    )
+    layer = unidrop_torch.Dropout(0.1, seed=11)
+    compiled_layer = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    for p in (0.2, 0.3, 0.45):
+        assert_same(compiled(x, p), expected_output(x, p, 11, 2).to(torch.float32), f"p={p}")
+        layer.p = p
+        assert_same(compiled_layer(x), layer(x), f"module p={p}")
+
+
+def test_a_tensor_p_under_fullgraph_names_the_fix() -> None:
+    """A tensor p has no value while torch.compile traces: the error says to pass a Python float
+    (eager calls and non-fullgraph compiles still take a 0-d tensor)."""
+    torch._dynamo.reset()
+    x = torch.ones(32)
+
+    def fn(a: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return unidrop.dropout(a, p, seed=1)
+
+    with pytest.raises(Exception, match="pass it as a static Python value"):
+        torch.compile(fn, fullgraph=True, backend="aot_eager")(x, torch.tensor(0.25))
+    expected = expected_output(x, 0.25, 1).to(torch.float32)
+    assert_same(torch.compile(fn, backend="aot_eager")(x, torch.tensor(0.25)), expected, "graph break")
+    assert_same(fn(x, torch.tensor(0.25)), expected, "eager")
