@@ -100,7 +100,7 @@ def check_p(p: Any) -> float:
     a number outside [0, 1], NaN, or one too large for a float raises ValueError.
     """
     if type(p) in (float, int):  # the common case, and how torch.compile traces a p that changes
-        return _in_unit_interval(float(p), p)
+        return _in_unit_interval(_as_float(p), p)
     if _torch_compiling():  # a tensor's value is known only when the compiled code runs
         raise TypeError(
             f"p must be a Python float under torch.compile, got {type(p).__name__} ({STATIC_HINT})"
@@ -120,6 +120,14 @@ def check_p(p: Any) -> float:
             f"p must be a real number in [0, 1], got {show(p)} of type {type(p).__name__}{_static_hint(p)}"
         ) from None
     return _in_unit_interval(value, p)
+
+
+def _as_float(p: int | float) -> float:
+    """``float(p)`` of a Python number; an int too large for a float (10**400) is a ValueError."""
+    try:
+        return float(p)
+    except OverflowError:
+        raise ValueError(f"p must be a real number in [0, 1], got {show(p)}") from None
 
 
 def _in_unit_interval(value: float, p: Any) -> float:
