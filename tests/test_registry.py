@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import array
 import warnings
+from decimal import Decimal
+from fractions import Fraction
 from importlib.metadata import EntryPoint
 
 import numpy as np
@@ -87,7 +90,18 @@ def test_unknown_type_names_the_type_the_installed_backends_and_the_fix():
 
 @pytest.mark.parametrize(
     ("value", "what"),
-    [([1.0, 2.0], "Python list"), ((1.0, 2.0), "Python tuple"), (1.5, "Python scalar"), (3, "Python scalar")],
+    [
+        ([1.0, 2.0], "Python list"),
+        ((1.0, 2.0), "Python tuple"),
+        (1.5, "Python scalar"),
+        (3, "Python scalar"),
+        (range(3), "Python range"),
+        (Fraction(1, 2), "Python scalar"),
+        (Decimal("1.5"), "Python scalar"),
+        (array.array("f", [1.0, 2.0]), "Python array.array"),
+        (memoryview(bytearray(8)).cast("f"), "Python memoryview"),
+    ],
+    ids=["list", "tuple", "float", "int", "range", "fraction", "decimal", "array.array", "memoryview"],
 )
 def test_python_lists_and_scalars_are_told_to_convert_with_numpy_asarray(value, what):
     with pytest.raises(TypeError) as info:
@@ -95,6 +109,20 @@ def test_python_lists_and_scalars_are_told_to_convert_with_numpy_asarray(value, 
     message = str(info.value)
     assert f"{what} is not an array" in message and "numpy.asarray(x)" in message, message
     assert "write a backend" not in message
+
+
+def test_an_object_numpy_can_convert_is_told_to_convert_it():
+    """A type of no installed framework that offers __array__ (a table column, say) can be converted."""
+
+    class Column:
+        def __array__(self, dtype=None, copy=None):
+            return np.ones(3, np.float32)
+
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout(Column(), 0.5, seed=0)
+    message = str(info.value)
+    assert "converts with numpy.asarray" in message and "numpy.asarray(x)" in message, message
+    assert "write a backend" in message  # its other way in
 
 
 def test_without_numpy_backend_a_list_is_also_told_how_to_install_it(fresh_registry, monkeypatch):
