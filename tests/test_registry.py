@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import array
+import re
 import warnings
 from decimal import Decimal
 from fractions import Fraction
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import unidrop
-from unidrop import registry
+from unidrop import hints, registry
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_entry_points(*specs: tuple[str, str]):
@@ -149,8 +153,23 @@ def test_known_framework_without_backend_says_how_to_install_it_now_and_later(fr
     with pytest.raises(TypeError) as info:
         unidrop.dropout(FakeTensor(), 0.5, seed=0)
     message = str(info.value)
-    assert "`pip install ./backends/torch` from a checkout of unidrop" in message, message
+    # unidrop-torch requires unidrop-numpy, which no index has either: the checkout command names it
+    assert "`pip install ./backends/numpy ./backends/torch` from a checkout of unidrop" in message, message
     assert "`pip install unidrop-torch` once it is published" in message, message
+
+
+@pytest.mark.parametrize("name", sorted(hints.PROJECT_BACKENDS))
+def test_a_checkout_install_command_names_every_project_distribution_it_needs(name):
+    """Each backend's unidrop-* requirements (besides the core) are in its checkout command."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = ROOT / "backends" / name / "pyproject.toml"
+    requires = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    needed = [re.match(r"[A-Za-z0-9_.-]+", text).group(0) for text in requires if text.startswith("unidrop-")]
+    command = hints.install_command(name).split("`")[1]
+    for distribution in needed:
+        folder = distribution.removeprefix("unidrop-")
+        assert f"./backends/{folder}" in command.split(), (name, command)
+    assert command.split()[-1] == f"./backends/{name}"
 
 
 def test_jax_arrays_from_jaxlib_get_the_jax_install_hint(fresh_registry, monkeypatch):

@@ -26,6 +26,10 @@ PROJECT_DISTRIBUTIONS = frozenset(PROJECT_BACKENDS.values())
 #: Top-level modules whose arrays belong to another module's framework (``jax.Array`` is ``jaxlib``'s).
 FRAMEWORK_ALIASES: dict[str, str] = {"jaxlib": "jax"}
 
+#: The project's backends that another one requires (unidrop-torch builds on unidrop-numpy): none of
+#: them is on an index yet, so installing from a checkout must name them too.
+PROJECT_REQUIRES: dict[str, tuple[str, ...]] = {"torch": ("numpy",)}
+
 #: Python's own values that are not arrays but are often passed as if they were.
 PYTHON_VALUES = (list, tuple, range, numbers.Number, array.array, memoryview)
 #: Attributes through which numpy.asarray converts an object of another library.
@@ -50,8 +54,9 @@ def framework_of_module(module: str) -> str:
 
 def install_command(name: str) -> str:
     """How to install the project's backend ``name``: from a checkout now, from an index later."""
+    folders = " ".join(f"./backends/{needed}" for needed in (*PROJECT_REQUIRES.get(name, ()), name))
     return (
-        f"`pip install ./backends/{name}` from a checkout of unidrop "
+        f"`pip install {folders}` from a checkout of unidrop "
         f"(`pip install {PROJECT_BACKENDS[name]}` once it is published)"
     )
 
