@@ -4,7 +4,8 @@ A top-level module, as Hypothesis's ``_hypothesis_pytestplugin`` is, so that pyt
 it in any project imports neither unidrop (whose import discovers the installed backends)
 nor Hypothesis. It is inert unless asked: it adds the ``unidrop`` option group; the
 deterministic Hypothesis profile ``unidrop-ci`` is registered only when ``--unidrop-backend``
-or ``--hypothesis-profile=unidrop-ci`` is given; and it parametrizes only tests of a
+or ``--hypothesis-profile=unidrop-ci`` is given, and loaded when ``--unidrop-backend`` is given
+without a ``--hypothesis-profile``; and it parametrizes only tests of a
 :class:`unidrop.conformance.suite.ConformanceSuite` subclass.
 """
 
@@ -63,6 +64,12 @@ def pytest_configure(config: pytest.Config) -> None:
     profile = config.getoption("--hypothesis-profile", default=None)
     if _options["backend"] is not None or profile == CI_PROFILE:
         register_ci_profile()
+    if _options["backend"] is not None and profile is None:
+        # the suite is being run (the README's command): deterministic, with no deadline that a
+        # first, slower example (a JAX compile, a cold cache) would miss; --hypothesis-profile wins
+        from hypothesis import settings
+
+        settings.load_profile(CI_PROFILE)
     if isinstance(_options["backend"], str):  # refuse a bad backend or device before collecting
         devices_for(_get_backend(_options["backend"]))
 

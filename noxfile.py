@@ -74,7 +74,7 @@ def conformance(session: nox.Session, backend: str) -> None:
         session.run("pytest", *SUITE, f"--unidrop-backend={backend}", *session.posargs)
     # with this backend installed, importing unidrop must still import no framework
     session.run("pytest", "tests/test_import_is_light.py", "-p", "no:cacheprovider", "-q")
-    # the Python blocks of README.md and docs/ that need this backend's framework run here
+    # the Python blocks of README.md, docs/ and backends/*/README.md needing this framework run here
     session.run("pytest", "tests/test_docs_examples.py", "-p", "no:cacheprovider", "-q", "-rs")
     own_tests = ROOT / "backends" / backend / "tests"
     if own_tests.is_dir():

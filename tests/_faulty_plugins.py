@@ -156,6 +156,43 @@ class Clumsy(NumpyBackend):
         raise ZeroDivisionError("shape exploded")
 
 
+class ClumsyAnswer(Clumsy):
+    """Like Clumsy, but shape_and_dtype answers instead of raising: not a (shape, dtype) pair."""
+
+    name = "clumsy-answer"
+
+    def shape_and_dtype(self, x: Any) -> Any:
+        return None
+
+
+class ClumsyShape(Clumsy):
+    """Answers a shape that is not a sequence of integers."""
+
+    name = "clumsy-shape"
+
+    def shape_and_dtype(self, x: Any) -> Any:
+        return 2.5, "float32"
+
+
+class ClumsyTriple(Clumsy):
+    """Answers three values where two are due."""
+
+    name = "clumsy-triple"
+
+    def shape_and_dtype(self, x: Any) -> Any:
+        return (2,), "float32", "extra"
+
+
+class ClumsyDtypes(Clumsy):
+    """Answers well, but its dtypes are not a collection of names."""
+
+    name = "clumsy-dtypes"
+    dtypes = None  # type: ignore[assignment]
+
+    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        return (2,), "float32"
+
+
 class Rescuer(NumpyBackend):
     """A generic backend that also takes ClumsyArray, through numpy.asarray."""
 

@@ -37,20 +37,34 @@ def test_numpy_bools_and_0_1_are_taken_as_training_flags(training, is_identity):
     assert (unidrop.dropout(x, 0.5, seed=0, training=training) is x) == is_identity
 
 
-@pytest.mark.parametrize("p", [np.float32(0.25), np.array(0.25), Fraction(1, 4), Decimal("0.25")])
+@pytest.mark.parametrize(
+    "p", [np.float32(0.25), np.array(0.25), Fraction(1, 4), Decimal("0.25"), np.array(0.25, dtype=object)]
+)
 def test_p_may_be_any_real_scalar(p):
     x = np.ones(64, np.float32)
     np.testing.assert_array_equal(unidrop.dropout(x, p, seed=3), unidrop.dropout(x, 0.25, seed=3))
 
 
-@pytest.mark.parametrize("p", [np.complex64(0.5), np.array([0.5]), "0.5", b"0.5", True])
+@pytest.mark.parametrize(
+    "p", [np.complex64(0.5), np.array([0.5]), "0.5", b"0.5", True, np.array("0.5", dtype=object)]
+)
 def test_p_that_is_not_one_real_number_is_refused(p):
     with pytest.raises(TypeError, match="p must be a real number in"):
         unidrop.dropout(np.ones(3), p, seed=0)
 
 
 @pytest.mark.parametrize(
-    "p", [np.True_, np.False_, np.array(True), np.array(False), np.array(0.5j), np.complex128(0.5)]
+    "p",
+    [
+        np.True_,
+        np.False_,
+        np.array(True),
+        np.array(False),
+        np.array(0.5j),
+        np.complex128(0.5),
+        np.array(True, dtype=object),  # a 0-d object array holding a bool is a bool too
+        np.array(np.False_, dtype=object),
+    ],
 )
 def test_bool_and_complex_valued_p_is_refused_like_python_true(p):
     x = np.ones(64, np.float32)

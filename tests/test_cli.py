@@ -127,3 +127,36 @@ def test_a_subclassed_suite_refuses_an_unknown_device(tmp_path):
     assert "--unidrop-device 'tpu:0': not a device of the unidrop backend 'numpy'" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert " passed" not in done.stdout
+
+
+PROFILE_CHECK = (
+    "from hypothesis import settings\n\n\n"
+    "def test_profile():\n"
+    "    assert settings.default.deadline is None and settings.default.derandomize\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("options", "loaded"),
+    [
+        (["--unidrop-backend", "numpy"], True),
+        ([], False),  # the plugin stays inert unless asked
+        (["--unidrop-backend", "numpy", "--hypothesis-profile", "default"], False),  # the user's choice
+    ],
+    ids=["backend-given", "not-asked", "other-profile-chosen"],
+)
+def test_unidrop_backend_loads_the_deterministic_profile_unless_another_is_chosen(tmp_path, options, loaded):
+    """The README's `pytest --pyargs unidrop.conformance --unidrop-backend NAME` ran under Hypothesis's
+    default profile: its 200 ms deadline failed the first, slower example (a JAX compile, a cold cache)."""
+    (tmp_path / "test_profile.py").write_text(PROFILE_CHECK)
+    command = [sys.executable, "-m", "pytest", str(tmp_path), "-p", "no:cacheprovider", "-q", *options]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    expected = pytest.ExitCode.OK if loaded else pytest.ExitCode.TESTS_FAILED
+    assert done.returncode == expected, done.stdout + done.stderr
+
+
+def test_the_readme_pytest_command_passes_on_numpy():
+    command = [sys.executable, "-m", "pytest", "--pyargs", "unidrop.conformance", "-p", "no:cacheprovider"]
+    options = ["--unidrop-backend", "numpy", "-q", "-k", "test_matches_reference"]
+    done = subprocess.run(command + options, capture_output=True, text=True, timeout=300)
+    assert done.returncode == pytest.ExitCode.OK, done.stdout[-3000:] + done.stderr

@@ -1,4 +1,4 @@
-"""Every ```python block of README.md and docs/*.md runs as written.
+"""Every ```python block of README.md, docs/*.md and backends/*/README.md runs as written.
 
 Each block runs on its own, in a fresh namespace, in a temporary directory. A block that is
 deliberately not runnable (a signature, a piece of a larger program) is marked with the line
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCUMENTS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "backends").glob("*/README.md")),  # each backend distribution's own page
+]
 FRAGMENT = "<!-- fragment -->"
 OPENING = ("```python", "```py")
 
@@ -97,6 +102,20 @@ def test_the_documents_have_python_blocks_to_run():
     readme = [block for block in BLOCKS if block.path.name == "README.md"]
     assert readme and not readme[0].fragment
     assert "unidrop.dropout" in readme[0].code
+
+
+def test_every_markdown_file_with_python_blocks_is_run():
+    """A user-facing Markdown page with a ```python block is one of the documents run here."""
+    pages = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]  # .nox, .git, .venv
+        for name in files:
+            path = Path(folder) / name
+            lines = path.read_text(encoding="utf-8").splitlines() if name.endswith(".md") else []
+            if any(line.strip() in OPENING for line in lines):
+                pages.append(path)
+    assert pages
+    assert sorted(set(pages) - set(DOCUMENTS)) == []
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if not b.fragment], ids=lambda b: b.name)

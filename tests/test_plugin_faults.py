@@ -111,6 +111,47 @@ def test_shape_and_dtype_that_raises_with_no_other_backend_names_the_plugin(fres
     _numpy_still_works()
 
 
+CLUMSY_ANSWERS = ["clumsy-answer", "clumsy-shape", "clumsy-triple", "clumsy-dtypes"]
+
+
+@pytest.mark.parametrize("name", CLUMSY_ANSWERS)
+def test_a_malformed_shape_and_dtype_answer_is_a_fault_of_that_plugin(fresh_registry, monkeypatch, name):
+    """Not a (shape, dtype) pair, a shape that is no tuple of ints, dtypes that are no names:
+    the plugin's fault, named, not a bare TypeError or ValueError from unpacking its answer."""
+    from _faulty_plugins import ClumsyArray
+
+    value = "_faulty_plugins:" + "".join(part.title() for part in name.split("-"))
+    install(monkeypatch, (name, value, "clumsy-dist"), NUMPY)
+    with pytest.raises(RuntimeError, match=rf"{name!r} \(clumsy-dist 1.0\) failed on _faulty_plugins"):
+        unidrop.dropout(ClumsyArray([1.0, 2.0]), 0.5, seed=3)
+    with pytest.raises(RuntimeError, match=rf"{name!r} \(clumsy-dist 1.0\) failed"):
+        unidrop.dropout(ClumsyArray([1.0, 2.0]), 0.5, seed=3, backend=name)
+    _numpy_still_works()
+
+
+@pytest.mark.parametrize("name", CLUMSY_ANSWERS)
+def test_a_malformed_answer_falls_back_to_the_next_backend(fresh_registry, monkeypatch, name):
+    from _faulty_plugins import ClumsyArray
+
+    value = "_faulty_plugins:" + "".join(part.title() for part in name.split("-"))
+    install(monkeypatch, ("rescuer", "_faulty_plugins:Rescuer", "rescuer-dist"), (name, value, "clumsy-dist"))
+    values = np.linspace(-1.0, 1.0, 12, dtype=np.float32)
+    with pytest.warns(RuntimeWarning, match=rf"{name!r} \(clumsy-dist 1.0\) failed"):
+        y = unidrop.dropout(ClumsyArray(values), 0.5, seed=3)
+    assert_reference_dropout(y, values, 0.5, 3)
+
+
+@pytest.mark.parametrize("value", ["!!! not an entry point", "module.with space:Attr", "mod:attr [extra"])
+@pytest.mark.parametrize("first", [True, False], ids=["faulty-first", "faulty-last"])
+def test_a_malformed_entry_point_value_costs_only_that_plugin(fresh_registry, monkeypatch, value, first):
+    """EntryPoint.module raised AttributeError outside the try: ``import unidrop`` itself failed."""
+    faulty = ("malformed", value, DIST)
+    install(monkeypatch, *((faulty, NUMPY) if first else (NUMPY, faulty)))
+    with pytest.warns(RuntimeWarning, match=f"'malformed' \\({DIST} 1.0\\) failed to load"):
+        assert list(registry.backends()) == ["numpy"]
+    _numpy_still_works()
+
+
 def test_a_backend_refusing_an_array_is_its_verdict_not_a_fault(fresh_registry, monkeypatch):
     """TypeError/ValueError from shape_and_dtype reach the caller unchanged (e.g. a sparse tensor)."""
     install(monkeypatch, NUMPY)

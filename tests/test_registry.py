@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import array
+import re
 import warnings
+from decimal import Decimal
+from fractions import Fraction
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import unidrop
-from unidrop import registry
+from unidrop import hints, registry
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_entry_points(*specs: tuple[str, str]):
@@ -87,7 +94,18 @@ def test_unknown_type_names_the_type_the_installed_backends_and_the_fix():
 
 @pytest.mark.parametrize(
     ("value", "what"),
-    [([1.0, 2.0], "Python list"), ((1.0, 2.0), "Python tuple"), (1.5, "Python scalar"), (3, "Python scalar")],
+    [
+        ([1.0, 2.0], "Python list"),
+        ((1.0, 2.0), "Python tuple"),
+        (1.5, "Python scalar"),
+        (3, "Python scalar"),
+        (range(3), "Python range"),
+        (Fraction(1, 2), "Python scalar"),
+        (Decimal("1.5"), "Python scalar"),
+        (array.array("f", [1.0, 2.0]), "Python array.array"),
+        (memoryview(bytearray(8)).cast("f"), "Python memoryview"),
+    ],
+    ids=["list", "tuple", "float", "int", "range", "fraction", "decimal", "array.array", "memoryview"],
 )
 def test_python_lists_and_scalars_are_told_to_convert_with_numpy_asarray(value, what):
     with pytest.raises(TypeError) as info:
@@ -95,6 +113,20 @@ def test_python_lists_and_scalars_are_told_to_convert_with_numpy_asarray(value, 
     message = str(info.value)
     assert f"{what} is not an array" in message and "numpy.asarray(x)" in message, message
     assert "write a backend" not in message
+
+
+def test_an_object_numpy_can_convert_is_told_to_convert_it():
+    """A type of no installed framework that offers __array__ (a table column, say) can be converted."""
+
+    class Column:
+        def __array__(self, dtype=None, copy=None):
+            return np.ones(3, np.float32)
+
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout(Column(), 0.5, seed=0)
+    message = str(info.value)
+    assert "converts with numpy.asarray" in message and "numpy.asarray(x)" in message, message
+    assert "write a backend" in message  # its other way in
 
 
 def test_without_numpy_backend_a_list_is_also_told_how_to_install_it(fresh_registry, monkeypatch):
@@ -121,8 +153,23 @@ def test_known_framework_without_backend_says_how_to_install_it_now_and_later(fr
     with pytest.raises(TypeError) as info:
         unidrop.dropout(FakeTensor(), 0.5, seed=0)
     message = str(info.value)
-    assert "`pip install ./backends/torch` from a checkout of unidrop" in message, message
+    # unidrop-torch requires unidrop-numpy, which no index has either: the checkout command names it
+    assert "`pip install ./backends/numpy ./backends/torch` from a checkout of unidrop" in message, message
     assert "`pip install unidrop-torch` once it is published" in message, message
+
+
+@pytest.mark.parametrize("name", sorted(hints.PROJECT_BACKENDS))
+def test_a_checkout_install_command_names_every_project_distribution_it_needs(name):
+    """Each backend's unidrop-* requirements (besides the core) are in its checkout command."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = ROOT / "backends" / name / "pyproject.toml"
+    requires = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    needed = [re.match(r"[A-Za-z0-9_.-]+", text).group(0) for text in requires if text.startswith("unidrop-")]
+    command = hints.install_command(name).split("`")[1]
+    for distribution in needed:
+        folder = distribution.removeprefix("unidrop-")
+        assert f"./backends/{folder}" in command.split(), (name, command)
+    assert command.split()[-1] == f"./backends/{name}"
 
 
 def test_jax_arrays_from_jaxlib_get_the_jax_install_hint(fresh_registry, monkeypatch):

@@ -96,7 +96,8 @@ def check_p(p: Any) -> float:
     """Return ``p`` as a float if it is a real number in [0, 1]; raise naming it otherwise.
 
     Python and NumPy reals, and 0-d arrays holding one, are accepted; bools (Python's,
-    NumPy's, or a 0-d bool array or tensor), strings and complex numbers raise TypeError;
+    NumPy's, or a 0-d bool array or tensor, or a 0-d object array holding one), strings and
+    complex numbers raise TypeError;
     a number outside [0, 1], NaN, or one too large for a float raises ValueError.
     """
     if type(p) in (float, int):  # the common case, and how torch.compile traces a p that changes
@@ -107,6 +108,8 @@ def check_p(p: Any) -> float:
         )
     # a real scalar (NumPy's, a Fraction) is real whatever its dtype says
     kind = None if isinstance(p, numbers.Real) and not isinstance(p, bool) else dtype_kind(p)
+    if kind == "O" and getattr(p, "ndim", None) == 0:  # a 0-d object array: judge what it holds
+        return check_p(p.item())
     not_real = (isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)) or kind == "c"
     is_bool = isinstance(p, bool) or kind == "b"
     if is_bool or isinstance(p, (str, bytes)) or not_real or getattr(p, "ndim", 0) != 0:

@@ -99,6 +99,14 @@ def _origin(entry_point: EntryPoint) -> tuple[str, str]:
     return str(dist.name), str(dist.version)
 
 
+def _module_of(entry_point: EntryPoint) -> str:
+    """The module an entry point names, or "" if its value is malformed."""
+    try:
+        return str(entry_point.module)
+    except Exception:
+        return ""
+
+
 def _load(entry_point: EntryPoint) -> Any:
     obj = entry_point.load()
     return obj() if isinstance(obj, type) else obj
@@ -137,15 +145,16 @@ def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure]
     candidates: list[tuple[Plugin, str]] = []
     failures: list[Failure] = []
     for entry_point in entries:
-        if _initializing(entry_point.module):
-            return None  # its import led to ``import unidrop``: discover once it has finished
         distribution, version = _origin(entry_point)
         backend: Any = None
         try:
+            module = entry_point.module  # AttributeError for a malformed value ("!!!")
+            if _initializing(module):
+                return None  # its import led to ``import unidrop``: discover once it has finished
             backend = _load(entry_point)
             name, framework = read_identity(backend)
         except Exception as error:  # a broken plugin must not take the others down
-            packages = entry_point.module.split(".")
+            packages = _module_of(entry_point).split(".")
             if any(_initializing(".".join(packages[:n])) for n in range(1, len(packages))):
                 return None  # its package is still importing: discover once it has finished
             failures.append(

@@ -7,6 +7,8 @@ error message and the CLI take their install commands from here.
 
 from __future__ import annotations
 
+import array
+import numbers
 import re
 from typing import Any
 
@@ -24,8 +26,14 @@ PROJECT_DISTRIBUTIONS = frozenset(PROJECT_BACKENDS.values())
 #: Top-level modules whose arrays belong to another module's framework (``jax.Array`` is ``jaxlib``'s).
 FRAMEWORK_ALIASES: dict[str, str] = {"jaxlib": "jax"}
 
+#: The project's backends that another one requires (unidrop-torch builds on unidrop-numpy): none of
+#: them is on an index yet, so installing from a checkout must name them too.
+PROJECT_REQUIRES: dict[str, tuple[str, ...]] = {"torch": ("numpy",)}
+
 #: Python's own values that are not arrays but are often passed as if they were.
-PYTHON_VALUES = (list, tuple, int, float, complex, bool, range)
+PYTHON_VALUES = (list, tuple, range, numbers.Number, array.array, memoryview)
+#: Attributes through which numpy.asarray converts an object of another library.
+ARRAY_PROTOCOLS = ("__array__", "__array_interface__", "__array_struct__")
 
 
 def normalize_distribution(name: str) -> str:
@@ -46,8 +54,9 @@ def framework_of_module(module: str) -> str:
 
 def install_command(name: str) -> str:
     """How to install the project's backend ``name``: from a checkout now, from an index later."""
+    folders = " ".join(f"./backends/{needed}" for needed in (*PROJECT_REQUIRES.get(name, ()), name))
     return (
-        f"`pip install ./backends/{name}` from a checkout of unidrop "
+        f"`pip install {folders}` from a checkout of unidrop "
         f"(`pip install {PROJECT_BACKENDS[name]}` once it is published)"
     )
 
@@ -59,9 +68,16 @@ def no_backend_hint(x: Any, installed: frozenset[str]) -> str:
     if framework in PROJECT_BACKENDS and framework not in installed:
         return f"install its backend with {install_command(framework)}"
     if isinstance(x, PYTHON_VALUES):
-        what = "a Python scalar" if isinstance(x, (int, float, complex)) else f"a Python {kind.__name__}"
+        name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+        what = "a Python scalar" if isinstance(x, numbers.Number) else f"a Python {name}"
         hint = f"{what} is not an array: convert it first, e.g. with numpy.asarray(x)"
-        if "numpy" not in installed:
-            hint += f", and install the NumPy backend with {install_command('numpy')}"
-        return hint
-    return "write a backend for it (see docs/backend-guide.md)"
+    elif any(hasattr(kind, protocol) for protocol in ARRAY_PROTOCOLS):
+        hint = (
+            "it converts with numpy.asarray: pass numpy.asarray(x), "
+            "or write a backend for its type (see docs/backend-guide.md)"
+        )
+    else:
+        return "write a backend for it (see docs/backend-guide.md)"
+    if "numpy" not in installed:
+        hint += f", and install the NumPy backend with {install_command('numpy')}"
+    return hint

@@ -276,9 +276,10 @@ def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
     """The backend for ``x`` (``backend`` if given) with ``x``'s shape and dtype as it reads them.
 
     A TypeError or ValueError from a backend's ``shape_and_dtype`` is its verdict on ``x`` and
-    reaches the caller. Any other exception is a fault of that plugin: it is named in a
-    ``RuntimeWarning`` and the next backend accepting ``x`` is used; if none is left (or
-    ``backend`` was given), a RuntimeError names the plugin.
+    reaches the caller. Any other exception, an answer that is not a shape (a sequence) and a
+    dtype name, or ``dtypes`` that are not a collection, is a fault of that plugin:
+    it is named in a ``RuntimeWarning`` and the next backend accepting ``x`` is used; if none is
+    left (or ``backend`` was given), a RuntimeError names the plugin.
     """
     state = _current()
     if backend is not None:
@@ -293,22 +294,38 @@ def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
     fault: Exception | None = None
     for index, plugin in enumerate(candidates):
         try:
-            shape, dtype = plugin.backend.shape_and_dtype(x)
-            return Dispatch(plugin.backend, tuple(shape), dtype, plugin.backend.dtypes)
+            answer = plugin.backend.shape_and_dtype(x)
         except (TypeError, ValueError):
             raise
         except Exception as error:
-            fault = RuntimeError(
-                f"unidrop backend {plugin.label} failed on {_type_name(x)}: shape_and_dtype() or "
-                f"dtypes raised {type(error).__name__}: {error}"
-            )
-            fault.__cause__ = error
-            if index + 1 < len(candidates):
-                _warn_once(
-                    state, (plugin.name, "shape_and_dtype", type(x)), f"{fault}; trying the next backend"
-                )
+            fault = _fault(plugin, x, f"shape_and_dtype() raised {type(error).__name__}: {error}", error)
+        else:
+            try:
+                return _read_answer(plugin, answer)
+            except Exception as error:  # a malformed answer is the plugin's fault, not a verdict on x
+                fault = _fault(plugin, x, f"{type(error).__name__}: {error}", error)
+        if index + 1 < len(candidates):
+            _warn_once(state, (plugin.name, "shape_and_dtype", type(x)), f"{fault}; trying the next backend")
     assert fault is not None
     raise fault
+
+
+def _read_answer(plugin: Plugin, answer: Any) -> Dispatch:
+    """The Dispatch of a backend's ``shape_and_dtype`` answer and its ``dtypes``, checked for form.
+
+    Shape entries are not converted: under a compiler they may be symbolic sizes.
+    """
+    shape, dtype = answer
+    if isinstance(shape, (str, bytes)) or not isinstance(dtype, str):
+        raise TypeError(f"shape_and_dtype() answered {answer!r}, not a shape and a dtype name")
+    return Dispatch(plugin.backend, tuple(shape), dtype, frozenset(plugin.backend.dtypes))
+
+
+def _fault(plugin: Plugin, x: Any, what: str, cause: Exception) -> RuntimeError:
+    """The error naming ``plugin`` when it failed on ``x`` (``what`` says how)."""
+    fault = RuntimeError(f"unidrop backend {plugin.label} failed on {_type_name(x)}: {what}")
+    fault.__cause__ = cause
+    return fault
 
 
 def _plugin_of(state: _Snapshot, backend: Backend) -> Plugin:
