@@ -73,7 +73,10 @@ def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
 #: The modules the conformance suite imports; the ``conformance`` extra installs them.
 SUITE_MODULES = ("pytest", "hypothesis", "numpy")
 #: How to install them, from an index and from a checkout of the project.
-SUITE_INSTALL = "pip install 'unidrop[conformance]' (from a checkout: pip install './[conformance]')"
+SUITE_INSTALL = (
+    "from a checkout of unidrop: pip install './[conformance]' "
+    "(once unidrop is on an index: pip install 'unidrop[conformance]')"
+)
 
 
 def _check(args: argparse.Namespace) -> int:

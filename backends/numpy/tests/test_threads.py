@@ -23,8 +23,16 @@ def plan_for(x: np.ndarray, p: float = 0.5, seed: int = 7, stream: int = 0) -> c
     return contract.DropoutPlan.build(x.shape, x.dtype.name, p, seed, stream, (), return_mask=True)
 
 
+def error_for(value: object) -> type[Exception]:
+    """TypeError for a value that is not an integer, ValueError for an integer out of range."""
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return ValueError if is_int else TypeError
+
+
 def bad_threads(value: object) -> str:
-    return rf"threads must be an integer from 1 to 256, got {re.escape(repr(value))}$"
+    """The message for ``value``: ending in its type when it is not an integer at all."""
+    ending = f" of type {type(value).__name__}" if error_for(value) is TypeError else ""
+    return rf"threads must be an integer from 1 to 256, got {re.escape(repr(value))}{ending}$"
 
 
 def expected_bits(x: np.ndarray, p: float = 0.5, seed: int = 7, stream: int = 0) -> list[int]:
@@ -77,7 +85,7 @@ def test_set_num_threads_takes_1_to_the_maximum() -> None:
 )
 def test_set_num_threads_refuses_what_cannot_run(bad: object) -> None:
     before = thread_settings.get_num_threads()
-    with pytest.raises(ValueError, match=bad_threads(bad)):
+    with pytest.raises(error_for(bad), match=bad_threads(bad)):
         thread_settings.set_num_threads(bad)  # type: ignore[arg-type]
     assert thread_settings.get_num_threads() == before
 
@@ -85,7 +93,7 @@ def test_set_num_threads_refuses_what_cannot_run(bad: object) -> None:
 @pytest.mark.parametrize("bad", [0, 2**40, 1.0, True])
 def test_threads_argument_is_checked_the_same_way(bad: object) -> None:
     x = np.ones(8, np.float32)
-    with pytest.raises(ValueError, match=bad_threads(bad)):
+    with pytest.raises(error_for(bad), match=bad_threads(bad)):
         dropout_array(x, plan_for(x), threads=bad)  # type: ignore[arg-type]
 
 

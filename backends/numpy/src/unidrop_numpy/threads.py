@@ -25,15 +25,18 @@ _num_threads: int | None = None  # None: not decided yet (read the environment a
 
 def _check(threads: object, what: str) -> int:
     """``threads`` as an int if it is an integer (``__index__``, not bool) in [1, MAX_THREADS];
-    else a ValueError naming ``what`` and the value."""
+    else a TypeError (not an integer) or ValueError (out of range) naming ``what`` and the value."""
+    message = f"{what} must be an integer from 1 to {MAX_THREADS}, got {threads!r}"
+    # bools of any library are refused (NumPy < 2 still lets np.bool_ pass operator.index)
+    is_bool = isinstance(threads, bool) or getattr(getattr(threads, "dtype", None), "kind", "") == "b"
     try:
-        # bools of any library are refused (NumPy < 2 still lets np.bool_ pass operator.index)
-        is_bool = isinstance(threads, bool) or getattr(getattr(threads, "dtype", None), "kind", "") == "b"
-        value = None if is_bool else operator.index(threads)  # type: ignore[arg-type]
+        if is_bool:
+            raise TypeError
+        value = operator.index(threads)  # type: ignore[call-overload]
     except TypeError:
-        value = None
-    if value is None or not 1 <= value <= MAX_THREADS:
-        raise ValueError(f"{what} must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+        raise TypeError(f"{message} of type {type(threads).__name__}") from None
+    if not 1 <= value <= MAX_THREADS:
+        raise ValueError(message)
     return value
 
 
@@ -59,8 +62,8 @@ def _default_threads() -> int:
 def set_num_threads(threads: int) -> None:
     """Use at most ``threads`` threads per dropout call (1 = the calling thread only).
 
-    ``threads`` must be an integer from 1 to :data:`MAX_THREADS` (256); anything else raises
-    ValueError. Results never depend on it.
+    ``threads`` must be an integer from 1 to :data:`MAX_THREADS` (256): another type raises
+    TypeError, an integer out of range ValueError. Results never depend on it.
     """
     global _num_threads
     _num_threads = _check(threads, "threads")
