@@ -49,3 +49,15 @@ def dropout(
     plan = dataclasses.replace(plan, seed=seed, stream=stream)
     y, keep = chosen.dropout(x, plan)
     return (y, keep) if return_mask else y
+
+
+def _refuse_torchscript() -> None:
+    """``torch.jit.script`` calls this before parsing :func:`dropout`: an error naming what to use."""
+    raise RuntimeError(
+        "unidrop.dropout cannot be compiled by torch.jit.script (TorchScript is deprecated since "
+        "torch 2.13). Use torch.export.export(model, args) to export the model, or "
+        "torch.compile(model) to compile it. See docs/torch.md."
+    )
+
+
+dropout.__prepare_scriptable__ = _refuse_torchscript  # type: ignore[attr-defined]

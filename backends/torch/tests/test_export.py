@@ -20,6 +20,8 @@ import torch
 import unidrop_torch
 from torch_helpers import assert_same, expected_output, sample
 
+import unidrop
+
 
 class Net(torch.nn.Module):
     """unidrop's modules, with an integer seed and with ``seed=None``."""
@@ -84,3 +86,24 @@ def test_scripting_is_refused_pointing_to_export_and_compile() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sequential(unidrop_torch.Dropout2d(0.5)))
     with pytest.raises(RuntimeError, match=r"torch\.jit\.script.*torch\.export.*torch\.compile"):
         torch.jit.script(model)
+
+
+class CallsTorchFunctional(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return unidrop_torch.dropout(x, 0.5, self.training, seed=1)
+
+
+class CallsCoreDropout(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return unidrop.dropout(x, 0.5, training=self.training, seed=1)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [CallsTorchFunctional(), CallsCoreDropout(), unidrop_torch.dropout, unidrop.dropout],
+    ids=["module-calling-unidrop_torch.dropout", "module-calling-unidrop.dropout", "function", "core"],
+)
+def test_scripting_the_functions_is_refused_pointing_to_export_and_compile(target: object) -> None:
+    """Not TorchScript's parse error about keyword-only arguments: an error naming what to use."""
+    with pytest.raises(RuntimeError, match=r"torch\.jit\.script.*torch\.export.*torch\.compile"):
+        torch.jit.script(target)

@@ -15,6 +15,7 @@ import torch
 import unidrop
 
 from .backend import TorchBackend
+from .support import refuse_scripting
 
 _BACKEND = TorchBackend()
 
@@ -68,3 +69,12 @@ def dropout(
     if y is not input:
         input.copy_(y)
     return (input, keep) if return_mask else input
+
+
+def _refuse_scripting_dropout() -> None:
+    refuse_scripting("unidrop_torch.dropout")
+
+
+# torch.jit.script calls this on a function before parsing it (its keyword-only arguments would
+# give a parse error that names neither alternative).
+dropout.__prepare_scriptable__ = _refuse_scripting_dropout  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from torch import nn
 from unidrop import contract
 
 from .functional import dropout
+from .support import refuse_scripting
 
 MASK_STREAMS = ("unidrop", "torch")
 
@@ -105,12 +106,7 @@ class _MaskStreamDropout(nn.Module):
 
     def __prepare_scriptable__(self) -> nn.Module:
         """``torch.jit.script`` calls this on every submodule first: refuse, naming what to use."""
-        raise RuntimeError(
-            f"unidrop_torch.{type(self).__name__} cannot be compiled by torch.jit.script (TorchScript "
-            "is deprecated since torch 2.13). Use torch.export.export(model, args) to export the "
-            "model, or torch.compile(model) to compile it: both keep unidrop's operator "
-            "(torch.ops.unidrop.dropout) and its mask. See docs/torch.md."
-        )
+        refuse_scripting(f"unidrop_torch.{type(self).__name__}")
 
     def extra_repr(self) -> str:
         """torch's ``p=..., inplace=...``, then the unidrop settings that differ from the defaults."""

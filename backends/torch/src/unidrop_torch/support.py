@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 SUPPORTED = "strided (dense) tensors, not nested or quantized, of float16, bfloat16, float32 or float64"
 
@@ -31,3 +31,17 @@ def check_tensor(x: Any) -> None:
             f"unidrop-torch got a quantized tensor (dtype {x.dtype}); it supports only {SUPPORTED}: "
             "convert with x.dequantize() first"
         )
+
+
+def refuse_scripting(what: str) -> NoReturn:
+    """Raise the RuntimeError ``torch.jit.script`` gives for ``what``, naming export and compile.
+
+    Called from ``__prepare_scriptable__``, which TorchScript calls on every module and on
+    every function it is about to compile, before parsing it.
+    """
+    raise RuntimeError(
+        f"{what} cannot be compiled by torch.jit.script (TorchScript is deprecated since torch "
+        "2.13). Use torch.export.export(model, args) to export the model, or torch.compile(model) "
+        "to compile it: both keep unidrop's operator (torch.ops.unidrop.dropout) and its mask. "
+        "See docs/torch.md."
+    )
