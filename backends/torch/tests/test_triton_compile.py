@@ -15,10 +15,28 @@ import re
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("triton") is None,
-    reason="triton is not installed (pip install triton==3.7.1, the version torch 2.13.0 pairs with)",
-)
+
+def _triton_version() -> tuple[int, int] | None:
+    """(major, minor) of the installed triton, without importing it; None if it is not installed."""
+    if importlib.util.find_spec("triton") is None:
+        return None
+    from importlib.metadata import version
+
+    major, minor = version("triton").split(".")[:2]
+    return int(major), int(minor)
+
+
+pytestmark = [
+    pytest.mark.skipif(
+        _triton_version() is None,
+        reason="triton is not installed (pip install triton==3.7.1, the version torch 2.13.0 pairs with)",
+    ),
+    pytest.mark.skipif(
+        (_triton_version() or (99, 0)) < (3, 3),
+        reason="compiling for a GPU target here uses ASTSource(constexprs=...), new in triton 3.3; "
+        "the interpreter test covers triton 3.2, the declared floor",
+    ),
+]
 
 TYPES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64"}
 SIZES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
