@@ -101,8 +101,12 @@ def test_torch_mask_stream_reproduces_torch_dropout() -> None:
         ours = unidrop_layer(x)
         torch.manual_seed(12)
         assert torch.equal(ours, torch_layer(x)), type(torch_layer).__name__
-    with pytest.raises(ValueError, match="torch has no stream"):
-        unidrop_torch.Dropout(0.3, broadcast_dims=(0,), mask_stream="torch")(x)
+    for dims in [(0,), (1,), (1, 2, 3)]:  # never torch's pattern, whatever the rank: refused at once
+        with pytest.raises(ValueError, match=r"mask_stream='torch' has no stream for broadcast_dims"):
+            unidrop_torch.Dropout(0.3, broadcast_dims=dims, mask_stream="torch")
+    layer = unidrop_torch.Dropout(0.3, broadcast_dims=(-1,), mask_stream="torch")  # torch's for 3-D input
+    with pytest.raises(ValueError, match="torch has no stream for broadcast_dims=\\(3,\\)"):
+        layer(x)  # but not for this 4-D one
     with pytest.raises(ValueError, match="mask_stream"):
         unidrop_torch.Dropout(0.3, mask_stream="numpy")
 

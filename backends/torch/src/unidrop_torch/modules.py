@@ -71,6 +71,12 @@ class _MaskStreamDropout(nn.Module):
         self.stream = contract.check_uint64(stream, "stream")
         if mask_stream not in MASK_STREAMS:
             raise ValueError(f"mask_stream must be one of {MASK_STREAMS}, got {mask_stream!r}")
+        if mask_stream == "torch" and any(0 <= axis < 2 for axis in self.broadcast_dims):
+            # torch's streams share a mask only along axes after the first two, whatever the rank
+            raise ValueError(
+                f"mask_stream='torch' has no stream for broadcast_dims={self.broadcast_dims}: torch "
+                f"shares a mask only along every axis after the first two (Dropout1d/2d/3d)"
+            )
         self.mask_stream = mask_stream
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
