@@ -5,18 +5,21 @@ it in any project imports neither unidrop (whose import discovers the installed 
 nor Hypothesis. It is inert unless asked: it adds the ``unidrop`` option group; the
 deterministic Hypothesis profile ``unidrop-ci`` is registered only when ``--unidrop-backend``
 or ``--hypothesis-profile=unidrop-ci`` is given, and loaded when ``--unidrop-backend`` is given
-without a ``--hypothesis-profile``; and it parametrizes only tests of a
-:class:`unidrop.conformance.suite.ConformanceSuite` subclass.
+without a ``--hypothesis-profile``; and it parametrizes only tests of a class built on the
+suite's parts (:class:`unidrop.conformance.helpers.SuitePart`), looking for one only once the
+suite is in ``sys.modules``.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:  # the plugin imports no unidrop module until a conformance test asks for one
     from unidrop.backend import Backend
+    from unidrop.conformance.adapter import SuiteAdapter
 
 #: A deterministic Hypothesis profile for CI: ``--hypothesis-profile=unidrop-ci``.
 CI_PROFILE = "unidrop-ci"
@@ -90,7 +93,7 @@ def selected_backend() -> str | None:
     return name if isinstance(name, str) else None
 
 
-def devices_for(backend: Backend) -> list[str]:
+def devices_for(backend: Backend | SuiteAdapter) -> list[str]:
     """The devices to check: ``--unidrop-device`` values, or every device the backend reports.
 
     A ``--unidrop-device`` the backend does not report (a typo, ``cuda:0`` without a GPU)
@@ -117,18 +120,28 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise error
 
 
+#: The module of the suite parts' base class: imported by every class built on the suite.
+_PARTS_MODULE = "unidrop.conformance.helpers"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``unidrop_device`` and ``unidrop_dtype`` for tests of a suite part's subclass.
+
+    A class built on the suite has imported it, so with the suite not in ``sys.modules`` no
+    test can be one of its own: the hook then imports nothing (as Hypothesis's plugin does).
+    """
+    if _PARTS_MODULE not in sys.modules:
+        return
     wanted = {"unidrop_device", "unidrop_dtype"} & set(metafunc.fixturenames)
     if not wanted or metafunc.cls is None:
         return
-    from unidrop.conformance.suite import ConformanceSuite
-
-    if not issubclass(metafunc.cls, ConformanceSuite):
+    suite_part = sys.modules[_PARTS_MODULE].SuitePart
+    if not issubclass(metafunc.cls, suite_part):
         return
-    backend = metafunc.cls().backend
+    adapter = metafunc.cls().adapter
     if "unidrop_device" in wanted:
         try:
-            devices = devices_for(backend)
+            devices = devices_for(adapter)
         except pytest.UsageError as error:  # raised once collection ends, as a usage error
             _options["usage_error"] = error
             devices = []
@@ -136,4 +149,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "unidrop_dtype" in wanted:
         from unidrop.contract import FLOAT_DTYPES
 
-        metafunc.parametrize("unidrop_dtype", [d for d in FLOAT_DTYPES if d in backend.dtypes])
+        dtypes = adapter.dtypes
+        metafunc.parametrize("unidrop_dtype", [d for d in FLOAT_DTYPES if d in dtypes])

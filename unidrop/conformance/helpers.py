@@ -1,0 +1,137 @@
+"""What every part of the conformance suite shares: test inputs, comparisons, and the base class.
+
+:class:`SuitePart` is the base of every part (:mod:`.exactness`, :mod:`.statistics`,
+:mod:`.rules`, :mod:`.features`): it names the backend under test and makes, reads and drops
+out arrays through the suite's :class:`~unidrop.conformance.adapter.SuiteAdapter`. The plugin
+parametrizes the ``unidrop_device`` and ``unidrop_dtype`` fixtures of any subclass of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+import unidrop
+from unidrop import contract, reference
+from unidrop.backend import Backend
+
+from . import plugin
+from .adapter import BackendAdapter, SuiteAdapter
+
+TWO_POW_32 = 1 << 32
+
+
+def exact_values(values: np.ndarray, dtype: str) -> np.ndarray:
+    """``values`` (float64) rounded to ``dtype``, returned as float64 holding exact dtype values."""
+    if dtype == "bfloat16":
+        return np.array([reference.round_to(float(v), "bfloat16") for v in values.ravel()]).reshape(
+            values.shape
+        )
+    return values.astype(dtype).astype(np.float64)
+
+
+def sample_values(shape: tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
+    """Deterministic test inputs of ``shape``, exact in ``dtype``, with a few specials mixed in."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(shape) * rng.choice([1.0, 100.0, 1e-3], size=shape)
+    flat = values.reshape(-1)
+    if flat.size >= 8:
+        flat[[1, 3, 5, 7]] = [np.nan, np.inf, -np.inf, -0.0]
+    return exact_values(values, dtype)
+
+
+def assert_same_floats(actual: np.ndarray, expected: np.ndarray, context: str) -> None:
+    """Equal values with NaN matching NaN, and equal signs of zero (dropped elements are +0)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64).reshape(actual.shape)
+    mismatch = ~((actual == expected) | (np.isnan(actual) & np.isnan(expected)))
+    mismatch |= (np.signbit(actual) != np.signbit(expected)) & ~np.isnan(expected)
+    if mismatch.any():
+        where = np.argwhere(mismatch)[:5].tolist()
+        raise AssertionError(
+            f"{context}: {int(mismatch.sum())} of {actual.size} elements differ from the reference, "
+            f"first at {where}: got {actual[mismatch][:5].tolist()}, "
+            f"expected {expected[mismatch][:5].tolist()}"
+        )
+
+
+def keep_string(keep: np.ndarray) -> str:
+    """A keep mask as a string of ``0`` and ``1`` in C order, as the known-answer file writes it."""
+    return "".join("1" if k else "0" for k in np.asarray(keep).reshape(-1))
+
+
+class SuitePart:
+    """Base of every part of the conformance suite: the backend under test and how to reach it.
+
+    Set ``backend_name`` in a backend's own tests (otherwise ``--unidrop-backend`` decides);
+    override :attr:`adapter` to reach the framework some other way than the backend's methods.
+    """
+
+    #: Set by a subclass in a backend's own tests; otherwise ``--unidrop-backend`` decides.
+    backend_name: ClassVar[str | None] = None
+
+    @property
+    def backend(self) -> Backend:
+        """The registered backend under test (``unidrop.dropout`` dispatches to it by name)."""
+        name = self.backend_name or plugin.selected_backend()
+        if name is None:
+            raise pytest.UsageError("the unidrop conformance suite needs --unidrop-backend NAME")
+        return unidrop.get_backend(name)
+
+    @property
+    def adapter(self) -> SuiteAdapter:
+        """How the suite makes, reads and inspects arrays; the default delegates to the backend."""
+        return BackendAdapter(self.backend)
+
+    @property
+    def device(self) -> str:
+        """The device of the suite's device-independent checks: the first one to check."""
+        return plugin.devices_for(self.adapter)[0]
+
+    @property
+    def float_dtypes(self) -> list[str]:
+        """The float dtypes the backend supports, in the contract's order."""
+        dtypes = self.adapter.dtypes
+        return [d for d in contract.FLOAT_DTYPES if d in dtypes]
+
+    def make(self, values: np.ndarray, dtype: str, device: str | None = None) -> Any:
+        """A backend array of ``values`` (exact in ``dtype``) as ``dtype`` on ``device``."""
+        host = values.astype(np.float64 if dtype == "float64" else np.float32)
+        return self.adapter.from_numpy(host, dtype, device or self.device)
+
+    def read(self, x: Any) -> np.ndarray:
+        """A backend array as a NumPy array."""
+        return np.asarray(self.adapter.to_numpy(x))
+
+    def dropout(self, x: Any, p: float, **kwargs: Any) -> Any:
+        """``unidrop.dropout`` on the backend under test, chosen by name."""
+        return unidrop.dropout(x, p, backend=self.adapter.name, **kwargs)
+
+    def check_against_reference(
+        self,
+        shape: tuple[int, ...],
+        dtype: str,
+        p: float,
+        seed: int,
+        stream: int,
+        broadcast_dims: tuple[int, ...] = (),
+        device: str | None = None,
+        input_seed: int = 0,
+    ) -> None:
+        """The backend's output and mask for one case are bit-identical to the reference's."""
+        values = sample_values(shape, dtype, input_seed)
+        x = self.make(values, dtype, device)
+        y, keep = self.dropout(
+            x, p, seed=seed, stream=stream, broadcast_dims=broadcast_dims, return_mask=True
+        )
+        expected, expected_keep = reference.dropout(
+            values.reshape(-1).tolist(), shape, dtype, p, seed, stream, broadcast_dims
+        )
+        context = f"shape={shape} dtype={dtype} p={p} seed={seed} stream={stream} dims={broadcast_dims}"
+        assert self.adapter.shape_and_dtype(y) == (shape, dtype), context
+        mask_shape = contract.DropoutPlan.build(shape, dtype, p, seed, stream, broadcast_dims).mask_shape
+        assert tuple(self.read(keep).shape) == mask_shape, context
+        assert keep_string(self.read(keep)) == keep_string(np.array(expected_keep, dtype=bool)), context
+        assert_same_floats(self.read(y), np.array(expected, dtype=np.float64), context)
