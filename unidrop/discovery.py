@@ -86,10 +86,23 @@ def sort_key(plugin: Plugin) -> tuple[bool, str]:
     return (not plugin.ours, plugin.name)
 
 
-def _initializing(name: str) -> bool:
-    """True while the module ``name`` is executing its import (it is partially initialized)."""
-    module = sys.modules.get(name)
-    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+def _importing_elsewhere(error: BaseException) -> bool:
+    """True if ``error`` met a module whose import is still running further up the stack.
+
+    That is the case where a plugin's own import imported (or called) unidrop: loading the
+    plugin then reaches its partially initialised module. It is told by public behaviour alone:
+    Python's ImportError or AttributeError that says "most likely due to a circular import" and
+    names that module (``ImportError.name``, ``AttributeError.obj``), which is still in
+    ``sys.modules`` after the failure. A module whose import failed by its own circular import is
+    removed from ``sys.modules`` when it fails, so that plugin is a failure, not "still importing".
+    """
+    if not isinstance(error, (ImportError, AttributeError)) or "circular import" not in str(error):
+        return False
+    if isinstance(error, ImportError):
+        name = error.name
+    else:
+        name = getattr(getattr(error, "obj", None), "__name__", None)
+    return isinstance(name, str) and name in sys.modules
 
 
 def _origin(entry_point: EntryPoint) -> tuple[str, str]:
@@ -97,14 +110,6 @@ def _origin(entry_point: EntryPoint) -> tuple[str, str]:
     if dist is None:
         return f"entry point {entry_point.value}", ""
     return str(dist.name), str(dist.version)
-
-
-def _module_of(entry_point: EntryPoint) -> str:
-    """The module an entry point names, or "" if its value is malformed."""
-    try:
-        return str(entry_point.module)
-    except Exception:
-        return ""
 
 
 def _load(entry_point: EntryPoint) -> Any:
@@ -140,7 +145,8 @@ def _fail(entry_point: EntryPoint, distribution: str, version: str, backend: Any
 def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure]] | None:
     """The usable plugins in the documented order, and the failed ones.
 
-    None if a plugin's own import is what is importing unidrop (discover once it has finished).
+    None if a plugin's own import is what is importing or calling unidrop (its module is still
+    partially initialised): discover again once it has finished.
     """
     candidates: list[tuple[Plugin, str]] = []
     failures: list[Failure] = []
@@ -148,15 +154,11 @@ def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure]
         distribution, version = _origin(entry_point)
         backend: Any = None
         try:
-            module = entry_point.module  # AttributeError for a malformed value ("!!!")
-            if _initializing(module):
-                return None  # its import led to ``import unidrop``: discover once it has finished
             backend = _load(entry_point)
             name, framework = read_identity(backend)
         except Exception as error:  # a broken plugin must not take the others down
-            packages = _module_of(entry_point).split(".")
-            if any(_initializing(".".join(packages[:n])) for n in range(1, len(packages))):
-                return None  # its package is still importing: discover once it has finished
+            if _importing_elsewhere(error):
+                return None  # its import led to unidrop: discover once it has finished
             failures.append(
                 _fail(entry_point, distribution, version, backend, f"{type(error).__name__}: {error}")
             )

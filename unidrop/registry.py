@@ -98,22 +98,57 @@ def _snapshot(plugins: list[Plugin], failures: list[Failure]) -> _Snapshot:
 
 _lock = threading.RLock()
 _state: _Snapshot | None = None
-_EMPTY = _snapshot([], [])
+#: Backends registered by hand, by name, kept apart from what discovery finds: a registration
+#: made before discovery has finished (during a plugin's import) is merged in when it does.
+_registered: dict[str, Plugin] = {}
+#: True while discovery runs; set and read under ``_lock`` only, so it means "in this thread".
+_discovering = False
 
 
 def _current() -> _Snapshot:
-    """The published snapshot, discovering backends on first use (read without a lock once there)."""
-    global _state
+    """The published snapshot, discovering backends on first use (read without a lock once there).
+
+    Called again while discovery runs (a plugin's import, run by discovery, calls unidrop), or
+    while a plugin's own import is what imported unidrop, it answers with the backends registered
+    so far and publishes nothing: discovery finishes, or runs again, once that import has.
+    """
+    global _state, _discovering
     state = _state
     if state is not None:
         return state
     with _lock:
-        if _state is None:
+        if _state is not None:
+            return _state
+        if _discovering:
+            return _provisional()
+        _discovering = True
+        try:
             found = discovery.discover(entry_points(group=ENTRY_POINT_GROUP))
-            if found is None:  # called while a plugin imports unidrop: answer now, discover later
-                return _EMPTY
-            _state = _snapshot(*found)
+        finally:
+            _discovering = False
+        if found is None:
+            return _provisional()
+        _state = _merge_registered(*found)
         return _state
+
+
+def _provisional() -> _Snapshot:
+    """What is known before discovery has finished: the backends registered by hand."""
+    return _snapshot(list(_registered.values()), [])
+
+
+def _merge_registered(plugins: list[Plugin], failures: list[Failure]) -> _Snapshot:
+    """Discovery's findings with the hand-registered backends in place of those of their names."""
+    for plugin in _registered.values():
+        replaced = next((p for p in plugins if p.name == plugin.name), None)
+        if replaced is not None:
+            warnings.warn(
+                f"register() replaces unidrop backend {replaced.label} with {plugin.label}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+    plugins = [p for p in plugins if p.name not in _registered] + list(_registered.values())
+    return _snapshot(plugins, [f for f in failures if f.name not in _registered])
 
 
 def backends() -> Mapping[str, Backend]:
@@ -143,23 +178,27 @@ def register(backend: Backend, version: str = "unregistered") -> None:
         backend, name, framework, distribution, str(version), hints.is_project_distribution(distribution)
     )
     with _lock:
-        state = _current()
-        replaced = state.by_name.get(name)
+        _current()  # discover first, unless discovery is running or waits for a plugin's import
+        state = _state
+        replaced = (state.by_name if state is not None else _registered).get(name)
         if replaced is not None:
             warnings.warn(
                 f"register() replaces unidrop backend {replaced.label} with {plugin.label}",
                 RuntimeWarning,
                 stacklevel=2,
             )
-        plugins = [p for p in state.plugins if p.name != name] + [plugin]
-        _state = _snapshot(plugins, [f for f in state.failures if f.name != name])
+        _registered[name] = plugin
+        if state is not None:  # otherwise discovery merges it in when it finishes
+            plugins = [p for p in state.plugins if p.name != name] + [plugin]
+            _state = _snapshot(plugins, [f for f in state.failures if f.name != name])
 
 
 def reset() -> None:
-    """Forget the discovered backends, so the next lookup reads the entry points again."""
+    """Forget the discovered and registered backends, so the next lookup reads the entry points again."""
     global _state
     with _lock:
         _state = None
+        _registered.clear()
 
 
 def get_backend(name: str | Backend) -> Backend:
