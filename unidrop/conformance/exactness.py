@@ -15,10 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from unidrop import reference
+from unidrop.contract import TWO_POW_32
 from unidrop.philox import element_word
 
 from .data import known_stream_cases
-from .helpers import TWO_POW_32, SuitePart, assert_same_floats, keep_string, sample_values
+from .helpers import SuitePart, assert_same_floats, keep_string, sample_values
 
 UINT64 = st.integers(0, (1 << 64) - 1)
 

@@ -20,8 +20,6 @@ from unidrop.backend import Backend
 from . import plugin
 from .adapter import BackendAdapter, SuiteAdapter
 
-TWO_POW_32 = 1 << 32
-
 
 def exact_values(values: np.ndarray, dtype: str) -> np.ndarray:
     """``values`` (float64) rounded to ``dtype``, returned as float64 holding exact dtype values."""

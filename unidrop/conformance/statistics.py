@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from unidrop import contract, reference
+from unidrop.contract import TWO_POW_32
 
-from .helpers import TWO_POW_32, SuitePart
+from .helpers import SuitePart
 
 #: Elements of the keep-rate and mean checks: 5 sigma of the keep rate is then under 0.25%.
 STAT_SIZE = 1 << 20

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from unidrop.philox import MASK32
+
 from .source import BLOCKS_PER_THREAD, MAX_DIMS, THREADS_PER_BLOCK
 
-MASK32 = 0xFFFFFFFF
 #: Largest grid the kernels are launched with (grid-stride loops cover the rest).
 MAX_GRID = (1 << 31) - 1
 

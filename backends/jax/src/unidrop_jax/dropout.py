@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unidrop.contract import HALF_DTYPES as HALF
+
 from . import pallas_gpu
 from .keys import Words64
 from .mask import keep_bits
-
-HALF = frozenset({"float16", "bfloat16"})
 
 
 class Rate(NamedTuple):

@@ -28,8 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from unidrop import contract
-
-MASK32 = 0xFFFFFFFF
+from unidrop.philox import MASK32
 
 NO_SEED_MESSAGE = (
     "the JAX backend of unidrop needs explicit randomness, as JAX does: pass "

@@ -22,6 +22,7 @@ import numpy as np
 
 from unidrop import DropoutPlan
 
+from .philox import _MASK_DTYPES as _MASK_VIEWS
 from .philox import PhiloxWorkspace
 from .pool import Helpers
 from .threads import _check, get_num_threads
@@ -32,7 +33,6 @@ from .threads import _check, get_num_threads
 CHUNK = 1 << 18
 #: Arrays smaller than this many elements are done on the calling thread alone.
 MIN_THREADED_SIZE = 2 * CHUNK
-_MASK_VIEWS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 #: One block: (index into the array, first mask index, mask count, mask block shape).
 _Block = tuple[tuple[int | slice, ...], int, int, tuple[int, ...]]
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-MASK32 = 0xFFFFFFFF
+from unidrop.philox import MASK32
+
 KEY_WORDS = 4
 
 
