@@ -7,11 +7,11 @@ formed by one of three formulations, picked by :data:`MULHI` (or the environment
 ``"wide"`` (default)  widen to uint64 inside the computation (64-bit types are allowed
                       locally, whatever ``jax_enable_x64`` says), multiply, shift: XLA sees a
                       plain 64-bit multiply that CPUs vectorise and GPUs lower to a wide
-                      32-bit multiply. Fastest measured on CPU and safe under sharding.
+                      32-bit multiply. The fastest on CPU (docs/benchmarks.md); safe under sharding.
 ``"split"``           16-bit halves, uint32 only (four small products); the fallback when
                       the JAX in use cannot allow 64-bit types locally.
-``"native"``          ``jax.lax.mulhi``; measured slower on CPU, and jaxlib 0.10.2 fails to
-                      compile it in partitioned (sharded) programs ("mhlo.unknown").
+``"native"``          ``jax.lax.mulhi``; slower on CPU, and some jaxlib versions fail to
+                      compile it in partitioned (sharded) programs (docs/benchmarks.md).
 """
 
 from __future__ import annotations

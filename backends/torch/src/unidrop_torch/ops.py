@@ -181,8 +181,8 @@ def _only_the_cpu_kernel_would_run(x: Tensor) -> bool:
 
     True for a plain CPU tensor that needs no gradient, outside torch.compile, ``torch.jit``
     tracing, torch.func transforms, dispatch and function modes (FakeTensorMode and the like) and
-    the profiler. Then the kernel is called directly, saving the operator's dispatch (about 40
-    microseconds a call); in every other case the operator runs, so those mechanisms see it.
+    the profiler. Then the kernel is called directly, saving the operator's dispatch (its cost is in
+    docs/benchmarks.md); in every other case the operator runs, so those mechanisms see it.
     """
     return (
         type(x) is Tensor
