@@ -7,6 +7,7 @@ function), as a dropout call made there would read it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import pytest
 import torch
@@ -39,8 +40,9 @@ def _direct(x: torch.Tensor, seed: int | torch.Tensor = 1) -> Route:
     return route_for(x, seed)
 
 
-def _inside(context: Callable[[], object], x: torch.Tensor | None = None) -> Route:
-    with context():  # type: ignore[attr-defined]
+def _inside(context: Callable[[], AbstractContextManager[object]], x: torch.Tensor | None = None) -> Route:
+    """The route of a call on ``x`` (default: a plain CPU tensor) inside ``context()``."""
+    with context():
         return route_for(_plain() if x is None else x, 1)
 
 
