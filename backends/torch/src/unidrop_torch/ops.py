@@ -26,6 +26,7 @@ from torch import Tensor
 from unidrop import contract
 
 from . import cpu, cuda, keys
+from .routes import Route, route_for
 from .support import check_tensor
 
 
@@ -129,7 +130,8 @@ class Dropout(torch.autograd.Function):
     """``unidrop::dropout`` as an autograd.Function, so that torch.func transforms (grad, jacrev,
     jvp, jacfwd, vmap of grad) can differentiate it too; ``torch.library`` autograd formulas do
     not support them. Same saved state (the key alone) and the same backward as the operator's;
-    forward mode sends the tangent through the same mask and scale."""
+    forward mode sends the tangent through the same mask and scale. :mod:`unidrop_torch.routes`
+    says when a call takes it."""
 
     generate_vmap_rule = True  # the forward is the operator, which has a vmap rule
 
@@ -155,49 +157,6 @@ class Dropout(torch.autograd.Function):
         return grad_x, None, None, None
 
 
-def apply(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor:
-    """Differentiable ``unidrop::dropout`` by the route that supports the caller's context.
-
-    Eager autograd and torch.compile use the operator's own autograd formula (Dynamo traces
-    custom operators, but not autograd.Functions with a custom ``jvp``). Under torch.func
-    transforms (grad, jacrev, jvp, jacfwd, vmap) and for ``torch.autograd.forward_ad`` dual
-    tensors the :class:`Dropout` function is used, which they support. Both save only the key.
-    (Those checks are made only outside compilation: Dynamo cannot trace them.)
-    """
-    if not torch.compiler.is_compiling() and (
-        torch._C._are_functorch_transforms_active() or _has_forward_tangent(x)
-    ):
-        return Dropout.apply(x, key, p, broadcast_dims)
-    return dropout(x, key, p, broadcast_dims)
-
-
-def _has_forward_tangent(x: Tensor) -> bool:
-    """Whether ``x`` is a dual tensor of ``torch.autograd.forward_ad`` (its tangent must follow)."""
-    return torch.autograd.forward_ad.unpack_dual(x).tangent is not None
-
-
-def _only_the_cpu_kernel_would_run(x: Tensor) -> bool:
-    """Whether dispatching ``unidrop::dropout`` on ``x`` could do nothing but call its CPU kernel.
-
-    True for a plain CPU tensor that needs no gradient, outside torch.compile, ``torch.jit``
-    tracing, torch.func transforms, dispatch and function modes (FakeTensorMode and the like) and
-    the profiler. Then the kernel is called directly, saving the operator's dispatch (its cost is in
-    docs/benchmarks.md); in every other case the operator runs, so those mechanisms see it.
-    """
-    return (
-        type(x) is Tensor
-        and x.device.type == "cpu"
-        and not x.requires_grad
-        and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
-        and not torch._C._are_functorch_transforms_active()
-        and not _has_forward_tangent(x)
-        and torch._C._len_torch_dispatch_stack() == 0
-        and not torch._C._is_torch_function_mode_enabled()
-        and not torch.autograd._profiler_enabled()
-    )
-
-
 def run(
     x: Tensor,
     seed: int | Tensor,
@@ -208,11 +167,12 @@ def run(
 ) -> tuple[Tensor, Tensor | None]:
     """Dropout of ``x`` for a resolved (seed, stream), and the keep mask if ``mask_shape`` is given.
 
-    ``seed`` is an integer or the drawn seed words (see :mod:`unidrop_torch.keys`). Through the
-    operators, or straight to the CPU kernels when nothing but them would run; both routes give
-    the same bits.
+    ``seed`` is an integer or the drawn seed words (see :mod:`unidrop_torch.keys`). The route
+    (the CPU kernel directly, the operator, or the autograd Function) is
+    :func:`unidrop_torch.routes.route_for`'s; every route gives the same bits.
     """
-    if _only_the_cpu_kernel_would_run(x) and (not isinstance(seed, Tensor) or seed.device.type == "cpu"):
+    route = route_for(x, seed)
+    if route is Route.CPU_KERNEL:
         if isinstance(seed, Tensor):
             seed = keys.int_of_seed_words(seed)
         _check_plain(x, p, broadcast_dims)
@@ -220,6 +180,9 @@ def run(
         keep = None if mask_shape is None else cpu.keep_mask(seed, stream, tuple(mask_shape), p)
         return y, keep
     key = keys.make_key(seed, stream)
-    y = apply(x, key, p, broadcast_dims)
+    if route is Route.AUTOGRAD_FUNCTION:
+        y = Dropout.apply(x, key, p, broadcast_dims)
+    else:
+        y = dropout(x, key, p, broadcast_dims)
     keep = None if mask_shape is None else keep_mask(key, mask_shape, p, x.device)
     return y, keep

@@ -1,0 +1,77 @@
+"""Which of three routes a torch dropout call takes: :func:`route_for`, the one place that decides.
+
+Every route gives the same bits (the same kernels run in the end); they differ in what can see,
+trace or differentiate the call:
+
+* :attr:`Route.CPU_KERNEL`: the CPU kernel is called directly, skipping the custom operator's
+  dispatch, whose fixed cost dominates a call on a small tensor. Only when nothing but that
+  kernel could run anyway: no gradient, no tracer, no transform, no mode, no profiler.
+* :attr:`Route.OPERATOR`: the custom operator ``unidrop::dropout`` with its own autograd formula,
+  fake implementation and vmap rule. The default: eager autograd, ``torch.compile`` (Dynamo
+  traces custom operators), ``torch.export``, ``torch.jit.trace``, dispatch and function modes
+  (FakeTensorMode and the like) and the profiler all see the operator.
+* :attr:`Route.AUTOGRAD_FUNCTION`: :class:`unidrop_torch.ops.Dropout`, the operator wrapped in a
+  ``torch.autograd.Function`` with a ``jvp``. torch.func transforms (grad, jacrev, jvp, jacfwd,
+  vmap of grad) and ``torch.autograd.forward_ad`` dual tensors need it: ``torch.library``
+  autograd formulas support neither. Dynamo cannot trace it (a custom ``jvp``), so it is never
+  chosen while compiling.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import torch
+from torch import Tensor
+
+
+class Route(enum.Enum):
+    """The three ways a dropout call can reach the kernels (see the module docstring)."""
+
+    CPU_KERNEL = "cpu kernel"
+    OPERATOR = "operator"
+    AUTOGRAD_FUNCTION = "autograd function"
+
+
+def route_for(x: Tensor, seed: int | Tensor) -> Route:
+    """The route for dropout of ``x`` with ``seed`` (an integer or the drawn seed words) now.
+
+    Reads only ``x``, ``seed`` and torch's thread-local state (compilation, transforms, modes,
+    profiler), so the same call in the same context always takes the same route.
+
+    torch has no public API for three of the checks below, which use private ones (each says so);
+    the others are public.
+    """
+    # While Dynamo traces (torch.compile, torch.export), only the operator can be traced: the
+    # autograd Function's custom jvp cannot, and the private checks below are not traceable.
+    # So this check comes first, and decides alone.
+    if torch.compiler.is_compiling():
+        return Route.OPERATOR
+    # torch.func transforms differentiate and batch only autograd Functions, not torch.library
+    # autograd formulas. Private: torch has no public "is a functorch transform active" query.
+    if torch._C._are_functorch_transforms_active():
+        return Route.AUTOGRAD_FUNCTION
+    # A forward-mode dual tensor's tangent must go through the same mask: only the Function
+    # has a jvp.
+    if torch.autograd.forward_ad.unpack_dual(x).tangent is not None:
+        return Route.AUTOGRAD_FUNCTION
+    cpu_kernel_alone_would_run = (
+        # A subclass (or a Parameter) may override __torch_function__ or __torch_dispatch__.
+        type(x) is Tensor
+        # Only the CPU kernel can be called directly, and only with a key it can read.
+        and x.device.type == "cpu"
+        and (not isinstance(seed, Tensor) or seed.device.type == "cpu")
+        # A gradient needs the operator's autograd formula.
+        and not x.requires_grad
+        # torch.jit.trace records only operators.
+        and not torch.jit.is_tracing()
+        # A TorchFunctionMode sees only calls into torch (public: with a plain tensor, true
+        # exactly when such a mode is active).
+        and not torch.overrides.has_torch_function((x,))
+        # A TorchDispatchMode (FakeTensorMode, FunctionalTensorMode, a user's) sees only
+        # dispatched operators. Private: torch.utils._python_dispatch's query is private too.
+        and torch._C._len_torch_dispatch_stack() == 0
+        # The profiler records only dispatched operators. Private: torch has no public query.
+        and not torch.autograd._profiler_enabled()
+    )
+    return Route.CPU_KERNEL if cpu_kernel_alone_would_run else Route.OPERATOR
