@@ -4,7 +4,8 @@ Every route gives the same bits (the same kernels run in the end); they differ i
 trace or differentiate the call:
 
 * :attr:`Route.CPU_KERNEL`: the CPU kernel is called directly, skipping the custom operator's
-  dispatch, whose fixed cost dominates a call on a small tensor. Only when nothing but that
+  dispatch, whose fixed cost dominates a call on a small tensor (figures: docs/benchmarks.md).
+  Only when nothing but that
   kernel could run anyway: no gradient, no tracer, no transform, no mode, no profiler.
 * :attr:`Route.OPERATOR`: the custom operator ``unidrop::dropout`` with its own autograd formula,
   fake implementation and vmap rule. The default: eager autograd, ``torch.compile`` (Dynamo
