@@ -5,8 +5,8 @@ trace or differentiate the call:
 
 * :attr:`Route.CPU_KERNEL`: the CPU kernel is called directly, skipping the custom operator's
   dispatch, whose fixed cost dominates a call on a small tensor (figures: docs/benchmarks.md).
-  Only when nothing but that
-  kernel could run anyway: no gradient, no tracer, no transform, no mode, no profiler.
+  Only when nothing but that kernel could run anyway: no gradient, no tracer, no transform, no
+  mode, no profiler.
 * :attr:`Route.OPERATOR`: the custom operator ``unidrop::dropout`` with its own autograd formula,
   fake implementation and vmap rule. The default: eager autograd, ``torch.compile`` (Dynamo
   traces custom operators), ``torch.export``, ``torch.jit.trace``, dispatch and function modes
