@@ -22,10 +22,9 @@ import numpy as np
 
 from unidrop import DropoutPlan
 
-from .philox import _MASK_DTYPES as _MASK_VIEWS
-from .philox import PhiloxWorkspace
+from .philox import UINT_OF_ITEMSIZE, PhiloxWorkspace
 from .pool import Helpers
-from .threads import _check, get_num_threads
+from .threads import check_thread_count, get_num_threads
 
 #: Elements of the output handled per step; every temporary is at most this long. Chunks of
 #: 2^16 to 2^19 cost the same CPU time on one thread; with two threads, chunks under 2^18
@@ -102,7 +101,7 @@ def dropout_array(
     same for every value.
     """
     # read first: a bad setting (threads=0, UNIDROP_NUM_THREADS=abc) is reported before any work
-    count = get_num_threads() if threads is None else _check(threads, "threads")
+    count = get_num_threads() if threads is None else check_thread_count(threads, "threads")
     keep_all = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
     if x.size == 0 or plan.drops_all:
         if keep_all is not None:
@@ -111,7 +110,7 @@ def dropout_array(
     y = np.empty_like(x)  # every element is written below
     compute = np.dtype(plan.compute_dtype)
     s = compute.type(plan.scale)
-    mask_view = _MASK_VIEWS[x.dtype.itemsize]
+    mask_view = UINT_OF_ITEMSIZE[x.dtype.itemsize]
     xv, yv = (x.reshape(1), y.reshape(1)) if x.ndim == 0 else (x, y)
     mshape = plan.mask_shape or (1,)
     flat_keep = keep_all.reshape(-1) if keep_all is not None else None

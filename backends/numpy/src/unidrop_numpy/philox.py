@@ -33,7 +33,8 @@ _MULTIPLIERS = (
     np.array([[M0], [M1]], dtype=np.uint64),
     np.array([[M1], [M0]], dtype=np.uint64),
 )
-_MASK_DTYPES = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+#: The unsigned integer type of each float itemsize, to treat float bits as integers.
+UINT_OF_ITEMSIZE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def _round_keys(seed: int) -> tuple[list[tuple[int, int]], list[np.ndarray]]:
@@ -191,7 +192,7 @@ class PhiloxWorkspace:
             flat = masks.reshape(-1).view(np.uint64)
             if itemsize != 8:
                 if self._narrow is None or self._narrow.dtype.itemsize != itemsize:
-                    self._narrow = np.empty(4 * self.capacity, _MASK_DTYPES[itemsize])
+                    self._narrow = np.empty(4 * self.capacity, UINT_OF_ITEMSIZE[itemsize])
                 narrow = self._narrow[: 4 * n]
                 np.copyto(narrow, flat, casting="unsafe")
                 flat = narrow

@@ -23,18 +23,18 @@ _ENV = "UNIDROP_NUM_THREADS"
 _num_threads: int | None = None  # None: not decided yet (read the environment at first use)
 
 
-def _check(threads: object, what: str) -> int:
+def check_thread_count(threads: object, what: str) -> int:
     """``threads`` as an int if it is an integer (``__index__``, not bool) in [1, MAX_THREADS];
     else a TypeError (not an integer) or ValueError (out of range) naming ``what`` and the value."""
     message = f"{what} must be an integer from 1 to {MAX_THREADS}, got {threads!r}"
     # bools of any library are refused (NumPy < 2 still lets np.bool_ pass operator.index)
     is_bool = isinstance(threads, bool) or getattr(getattr(threads, "dtype", None), "kind", "") == "b"
     try:
-        if is_bool:
-            raise TypeError
-        value = operator.index(threads)  # type: ignore[call-overload]
+        value = None if is_bool else operator.index(threads)  # type: ignore[call-overload]
     except TypeError:
-        raise TypeError(f"{message} of type {type(threads).__name__}") from None
+        value = None
+    if value is None:
+        raise TypeError(f"{message} of type {type(threads).__name__}")
     if not 1 <= value <= MAX_THREADS:
         raise ValueError(message)
     return value
@@ -66,7 +66,7 @@ def set_num_threads(threads: int) -> None:
     TypeError, an integer out of range ValueError. Results never depend on it.
     """
     global _num_threads
-    _num_threads = _check(threads, "threads")
+    _num_threads = check_thread_count(threads, "threads")
 
 
 def get_num_threads() -> int:
