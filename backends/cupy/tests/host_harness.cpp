@@ -15,6 +15,19 @@
     ud_rng r;                       \
     r.k0 = k0; r.k1 = k1; r.s0 = s0; r.s1 = s1; r.t = t
 
+// One strided thread g with the index type the GPU kernel picks: 64-bit when `wide` (n > 2^32 - 1,
+// or forced by a test), else 32-bit.
+template <class T>
+static void host_strided_group(ud_u64 g, const void* x, void* y, ud_u8* mask, const ud_layout& L,
+                               ud_u64 n, ud_u64 mask_offset, const ud_rng& r,
+                               typename T::compute s, bool wide) {
+    typedef typename T::storage S;
+    if (wide)
+        ud_strided_thread<T, ud_u64, false>(g, (const S*)x, (S*)y, mask, L, n, mask_offset, r, s);
+    else
+        ud_strided_thread<T, ud_u32, false>(g, (const S*)x, (S*)y, mask, L, n, mask_offset, r, s);
+}
+
 #define HOST_ENTRY_POINTS(NAME, TYPE, U)                                                        \
     extern "C" void host_contig_##NAME(const void* x, void* y, ud_u8* mask, ud_u64 n,            \
                                        ud_u64 first_block, ud_u32 k0, ud_u32 k1, ud_u32 s0,      \
@@ -31,16 +44,9 @@
                                         int wide_index) {                                       \
         HOST_RNG();                                                                             \
         const ud_u64 groups = (n + 3) / 4;                                                      \
-        for (ud_u64 g = 0; g < groups; ++g) {                                                   \
-            if (n <= 0xFFFFFFFFull && !wide_index)                                              \
-                ud_strided_thread<TYPE, ud_u32, false>(g, (const TYPE::storage*)x,              \
-                                                       (TYPE::storage*)y, mask, *L, n,          \
-                                                       mask_offset, r, s);                      \
-            else                                                                                \
-                ud_strided_thread<TYPE, ud_u64, false>(g, (const TYPE::storage*)x,              \
-                                                       (TYPE::storage*)y, mask, *L, n,          \
-                                                       mask_offset, r, s);                      \
-        }                                                                                       \
+        for (ud_u64 g = 0; g < groups; ++g)                                                     \
+            host_strided_group<TYPE>(g, x, y, mask, *L, n, mask_offset, r, s,                   \
+                                     n > 0xFFFFFFFFull || wide_index);                          \
     }                                                                                           \
     extern "C" void host_apply_##NAME(const void* x, void* y, ud_u8* mask, const ud_layout* L,    \
                                       ud_u64 n, TYPE::compute s) {                              \
@@ -72,16 +78,8 @@
                                               ud_u32 t, TYPE::compute s, ud_u64 g_begin,         \
                                               ud_u64 g_end) {                                    \
         HOST_RNG();                                                                             \
-        for (ud_u64 g = g_begin; g < g_end; ++g) {                                              \
-            if (n <= 0xFFFFFFFFull)                                                             \
-                ud_strided_thread<TYPE, ud_u32, false>(g, (const TYPE::storage*)x,              \
-                                                       (TYPE::storage*)y, mask, *L, n,          \
-                                                       mask_offset, r, s);                      \
-            else                                                                                \
-                ud_strided_thread<TYPE, ud_u64, false>(g, (const TYPE::storage*)x,              \
-                                                       (TYPE::storage*)y, mask, *L, n,          \
-                                                       mask_offset, r, s);                      \
-        }                                                                                       \
+        for (ud_u64 g = g_begin; g < g_end; ++g)                                                \
+            host_strided_group<TYPE>(g, x, y, mask, *L, n, mask_offset, r, s, n > 0xFFFFFFFFull); \
     }
 
 HOST_RANGE_ENTRY_POINTS(float16, ud_float16, UD_U_HALF)
