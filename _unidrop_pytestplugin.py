@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # the plugin imports no unidrop module until a conformance test asks for one
-    from unidrop.backend import Backend
     from unidrop.conformance.adapter import SuiteAdapter
 
 #: A deterministic Hypothesis profile for CI: ``--hypothesis-profile=unidrop-ci``.
@@ -74,16 +73,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
         settings.load_profile(CI_PROFILE)
     if isinstance(_options["backend"], str):  # refuse a bad backend or device before collecting
-        devices_for(_get_backend(_options["backend"]))
+        devices_for(_adapter_of(_options["backend"]))
 
 
-def _get_backend(name: str) -> Backend:
-    """The installed backend ``name``; a pytest.UsageError naming the installed ones otherwise."""
+def _adapter_of(name: str) -> SuiteAdapter:
+    """The suite adapter of the installed backend ``name``; a pytest.UsageError saying what is wrong."""
     from unidrop import get_backend
 
     try:
-        return get_backend(name)
-    except (LookupError, ValueError, TypeError) as error:
+        return get_backend(name).suite_adapter()
+    except (LookupError, ValueError, TypeError, NotImplementedError) as error:
         raise pytest.UsageError(f"--unidrop-backend: {error}") from None
 
 
@@ -93,7 +92,7 @@ def selected_backend() -> str | None:
     return name if isinstance(name, str) else None
 
 
-def devices_for(backend: Backend | SuiteAdapter) -> list[str]:
+def devices_for(backend: SuiteAdapter) -> list[str]:
     """The devices to check: ``--unidrop-device`` values, or every device the backend reports.
 
     A ``--unidrop-device`` the backend does not report (a typo, ``cuda:0`` without a GPU)
@@ -147,7 +146,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             devices = []
         metafunc.parametrize("unidrop_device", devices)
     if "unidrop_dtype" in wanted:
-        from unidrop.contract import FLOAT_DTYPES
+        from unidrop.arguments import FLOAT_DTYPES
 
-        dtypes = adapter.dtypes
+        dtypes = adapter.dtypes()
         metafunc.parametrize("unidrop_dtype", [d for d in FLOAT_DTYPES if d in dtypes])

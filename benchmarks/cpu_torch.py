@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import unidrop_torch
 
-from unidrop import contract, reference
+from unidrop import arguments, reference
 from unidrop.philox import element_word
 
 P = 0.5
@@ -56,7 +56,7 @@ def exact_at_samples(x: torch.Tensor) -> bool:
     rng = random.Random(0)
     indices = sorted({*range(n - 8, n), *(rng.randrange(n) for _ in range(2000))})
     name = str(x.dtype).removeprefix("torch.")
-    t = contract.threshold(P)
+    t = arguments.threshold(P)
     got = y.reshape(-1)[indices].double()
     values = x.reshape(-1)[indices].double().tolist()
     want = [

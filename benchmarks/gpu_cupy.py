@@ -70,17 +70,17 @@ def measure(cupy: Any, dtype: str, n: int, repeats: int) -> tuple[dict[str, floa
     from unidrop_cupy import kernels, layout
 
     import unidrop
-    from unidrop import contract
+    from unidrop import arguments
 
     x = cupy.random.standard_normal(n, dtype=cupy.float32).astype(dtype)
     y = cupy.empty_like(x)
-    rng = layout.rng_words(1234, 0, contract.threshold(P))
+    rng = layout.rng_words(1234, 0, arguments.threshold(P))
     nbytes = 2 * x.nbytes  # read x, write y
 
     def kernel(blocks: int) -> Callable[[], None]:
         options = {dtype: blocks}
         return lambda: kernels.launch_contiguous(
-            x, y, None, dtype, rng, contract.scale(P), blocks_per_thread=options
+            x, y, None, dtype, rng, arguments.scale(P), blocks_per_thread=options
         )
 
     cases: dict[str, tuple[Callable[[], Any], int]] = {

@@ -39,7 +39,7 @@ import unidrop_torch
 from unidrop_torch import cuda as unidrop_cuda
 
 import unidrop
-from unidrop import contract, reference
+from unidrop import arguments, reference
 from unidrop.philox import element_word
 
 P = 0.1  # the usual dropout rate of a transformer
@@ -117,7 +117,7 @@ def check_exact(device: torch.device, big: dict[torch.dtype, torch.Tensor]) -> l
         indices = sorted({*range(n - 8, n), *(rng.randrange(n) for _ in range(2000))})
         got = y.reshape(-1)[torch.tensor(indices, device=device)].double().cpu()
         values = x.reshape(-1)[torch.tensor(indices, device=device)].double().cpu().tolist()
-        t = contract.threshold(P)
+        t = arguments.threshold(P)
         name = str(dtype).removeprefix("torch.")
         want = [
             reference.scaled(v, name, P) if element_word(SEED, STREAM, i) >= t else 0.0
@@ -148,7 +148,7 @@ def check_past_two_pow_32(device: torch.device) -> list[str]:
     indices = [*range((1 << 32) - 8, (1 << 32) + 8), *range(n - 8, n), *range((1 << 31) - 4, (1 << 31) + 4)]
     got = y[torch.tensor(indices, device=device)].double().cpu()
     del y
-    t = contract.threshold(P)
+    t = arguments.threshold(P)
     kept = reference.scaled(1.0, "bfloat16", P)
     want = torch.tensor([kept if element_word(SEED, STREAM, i) >= t else 0.0 for i in indices])
     return (

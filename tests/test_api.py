@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import unidrop
-from unidrop import contract, seeding
+from unidrop import arguments, seeding
 
 
 def test_eval_and_p_zero_still_refuse_out_of_range_integer_seeds():
@@ -248,7 +248,7 @@ def test_complex_input_is_refused_naming_its_dtype():
 def test_an_unsupported_floating_dtype_is_named_with_the_supported_ones(dtype):
     message = r"does not support dtype \w+; the supported floating dtypes: float16, float32, float64$"
     with pytest.raises(TypeError, match=message):
-        contract.check_dtype(dtype, {"float16", "float32", "float64"})
+        arguments.check_dtype(dtype, {"float16", "float32", "float64"})
 
 
 @pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 here")
@@ -264,7 +264,7 @@ def test_a_non_floating_dtype_still_needs_a_floating_point_array(dtype):
     with pytest.raises(
         TypeError, match=rf"needs a floating-point array; got dtype {dtype}, allowed: float16"
     ):
-        contract.check_dtype(dtype, {"float16", "float32", "float64"})
+        arguments.check_dtype(dtype, {"float16", "float32", "float64"})
 
 
 def test_bad_p_is_refused_before_anything_else_happens():

@@ -20,10 +20,10 @@ SOURCES = sorted([*(ROOT / "unidrop").rglob("*.py"), *ROOT.glob("backends/*/src/
 #: share by coincidence, by its name.
 HOMES = {
     "value 4294967295": "unidrop/philox.py",  # MASK32 = 0xFFFFFFFF, under any name
-    "name TWO_POW_32": "unidrop/contract.py",
-    "value frozenset({'float16', 'bfloat16'})": "unidrop/contract.py",  # HALF_DTYPES
+    "name TWO_POW_32": "unidrop/arguments.py",
+    "value frozenset({'float16', 'bfloat16'})": "unidrop/arguments.py",  # HALF_DTYPES
     # NumPy's unsigned type per itemsize: NumPy's backend alone uses it (the core imports no NumPy)
-    "value {2: np.uint16, 4: np.uint32, 8: np.uint64}": "backends/numpy/src/unidrop_numpy/philox.py",
+    "value {2: np.uint16, 4: np.uint32, 8: np.uint64}": "backends/numpy/src/unidrop_numpy/philox_arrays.py",
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unidrop import contract
+from unidrop import arguments
 from unidrop.conformance.data import known_philox_vectors, known_stream_cases
 from unidrop.philox import block_words, element_word, philox4x32, stream_words
 
@@ -24,7 +24,7 @@ def test_stream_v1_known_words_threshold_and_keep(case):
     n = math.prod(case["mask_shape"])
     words = list(stream_words(int(case["seed"]), int(case["stream"]), 0, n))
     assert words == case["words"]
-    t = contract.threshold(case["p"])
+    t = arguments.threshold(case["p"])
     assert t == int(case["threshold"])
     assert "".join("1" if u >= t else "0" for u in words) == case["keep"]
 

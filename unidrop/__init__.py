@@ -6,8 +6,8 @@ framework; a backend imports its framework only when an array of that framework 
 
 from . import registry
 from .api import dropout
-from .backend import Backend
-from .contract import STREAM_VERSION, DropoutPlan
+from .backend import Abilities, Backend, Implementation
+from .arguments import STREAM_VERSION, DropoutPlan
 from .registry import BackendInfo, get_backend, list_backends
 from .seeding import manual_seed
 
@@ -15,9 +15,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "STREAM_VERSION",
+    "Abilities",
     "Backend",
     "BackendInfo",
     "DropoutPlan",
+    "Implementation",
     "__version__",
     "dropout",
     "get_backend",

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from . import contract, registry
+from . import arguments, registry
 from .backend import Backend
 
 
@@ -53,20 +53,20 @@ def dropout(
         >>> unidrop.dropout(x, 0.5, seed=42)
         array([ 2.,  0.,  0.,  0., 10.,  0., 14.,  0.], dtype=float32)
     """
-    p = contract.check_p(p)
-    training = contract.check_training(training)
+    p = arguments.check_p(p)
+    training = arguments.check_training(training)
     if not isinstance(return_mask, bool):
         raise TypeError(f"return_mask must be True or False, got {return_mask!r}")
-    chosen, shape, dtype, supported = registry.dispatch(x, backend)
-    contract.check_dtype(dtype, supported)
+    implementation, shape, dtype, supported = registry.dispatch(x, backend)
+    arguments.check_dtype(dtype, supported)
     # the plan's randomness is filled in below; building it first validates broadcast_dims
-    plan = contract.DropoutPlan.build(shape, dtype, p, None, None, broadcast_dims, return_mask)
+    plan = arguments.DropoutPlan.build(shape, dtype, p, None, None, broadcast_dims, return_mask)
     if not training or p == 0.0:  # the input itself; no randomness is drawn
-        chosen.check_randomness(seed, stream, x)  # but a bad seed or stream is still refused
-        return (x, chosen.full_mask(x, plan.mask_shape)) if return_mask else x
-    seed, stream = chosen.resolve_randomness(seed, stream, x)
+        implementation.check_randomness(seed, stream, x)  # but a bad seed or stream is still refused
+        return (x, implementation.full_mask(x, plan.mask_shape)) if return_mask else x
+    seed, stream = implementation.resolve_randomness(seed, stream, x)
     plan = dataclasses.replace(plan, seed=seed, stream=stream)
-    y, keep = chosen.dropout(x, plan)
+    y, keep = implementation.dropout(x, plan)
     return (y, keep) if return_mask else y
 
 

@@ -1,77 +1,58 @@
-"""The backend contract: what a plugin implements to give unidrop an array library.
+"""The backend contract: what a plugin provides to give unidrop an array library.
 
-A backend is a small object registered under the entry-point group
-``unidrop.backends``. Loading it must not import its framework: the framework is
-imported only in the methods, which run once an array of that framework arrives.
+A plugin registers a :class:`Backend` under the entry-point group ``unidrop.backends``: a small
+descriptor (who it is, which arrays it takes) whose module imports no framework. The work is
+an :class:`Implementation`, built by :meth:`Backend.load` the first time an array of the
+framework arrives; its module imports the framework at the top. What only the conformance
+suite needs (making and reading arrays, random state, gradients, compilation) is a third
+object, the backend's :class:`unidrop.conformance.adapter.SuiteAdapter`.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import contract, seeding
-from .contract import DropoutPlan
+from . import arguments, seeding
+from .arguments import DropoutPlan
+
+if TYPE_CHECKING:  # the suite imports pytest and Hypothesis: only the suite loads it
+    from .conformance.adapter import SuiteAdapter
 
 
-class Backend(ABC):
-    """Base class of every unidrop backend.
+@dataclass(frozen=True)
+class Abilities:
+    """Optional abilities a backend declares; the conformance suite checks each one declared.
 
-    Class attributes a backend sets:
-
-    ``name``          the name users pick it by (``backend="numpy"``)
-    ``framework``     the top-level module whose arrays it takes (``"numpy"``); dispatch
-                      asks :meth:`accepts` only once that module is in ``sys.modules``
-    ``distribution``  the distribution that installs it, for error messages
-    ``dtypes``        the floating dtypes it supports, by canonical name
-    ``features``      optional abilities the conformance suite then checks:
-                      ``"autograd"`` (implement :meth:`vjp`), ``"jit"`` (:meth:`jit`),
-                      ``"explicit-seed"`` (``seed=None`` is refused, as JAX does)
+    An unknown ability is a TypeError when the declaration is made, not a string nobody reads.
     """
 
-    name: ClassVar[str]
-    framework: ClassVar[str]
-    distribution: ClassVar[str]
-    dtypes: ClassVar[frozenset[str]] = frozenset({"float16", "float32", "float64"})
-    features: ClassVar[frozenset[str]] = frozenset()
+    autograd: bool = False  #: gradients through the framework's autograd (the adapter's ``vjp``)
+    jit: bool = False  #: ``unidrop.dropout`` works under the framework's compiler (``jit``)
+    explicit_seed: bool = False  #: ``seed=None`` is refused: randomness is explicit, as in JAX
 
-    # -- dispatch and description ------------------------------------------------
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, bool):
+                raise TypeError(f"Abilities({name}=...) must be True or False, got {value!r}")
+
+
+class Implementation(ABC):
+    """The work of a backend: built once, on the first array of its framework."""
+
     @abstractmethod
-    def accepts(self, x: Any) -> bool:
-        """True if ``x`` is an array this backend handles (its framework is already imported)."""
+    def dtypes(self) -> frozenset[str]:
+        """The float dtypes supported here and now, by canonical name (``"bfloat16"``, ...)."""
 
     @abstractmethod
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        """The shape of ``x`` and its dtype's canonical name (``"float32"``, ``"int64"``, ...)."""
+        """The shape of ``x`` and its dtype's canonical name; TypeError for an array it cannot take."""
 
-    def check_randomness(self, seed: Any, stream: Any, x: Any) -> None:
-        """Validate ``seed`` and ``stream`` without drawing anything or touching any random state.
-
-        Called on the identity path (``training=False`` or ``p == 0``), where no mask is drawn,
-        so that a bad seed or stream is refused there too; raises TypeError or ValueError naming
-        the bad value. The default accepts what :meth:`resolve_randomness` does: ``seed`` None
-        or an integer in [0, 2**64), ``stream`` an integer in [0, 2**64).
-        """
-        contract.check_uint64(stream, "stream")
-        if seed is not None:
-            contract.check_uint64(seed, "seed")
-
-    def resolve_randomness(self, seed: Any, stream: Any, x: Any) -> tuple[Any, Any]:
-        """Validate ``seed`` and ``stream``; with ``seed=None``, draw a seed by the backend's convention.
-
-        The default accepts integers in [0, 2**64) and draws a missing seed from
-        :func:`unidrop.seeding.draw_seed` (governed by :func:`unidrop.manual_seed`).
-        """
-        stream = contract.check_uint64(stream, "stream")
-        if seed is None:
-            return seeding.draw_seed(), stream
-        return contract.check_uint64(seed, "seed"), stream
-
-    # -- the operation -------------------------------------------------------------
     @abstractmethod
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        """Apply mask stream v1 to ``x``: return ``(y, keep)``, ``keep`` only if ``plan.return_mask``.
+        """Mask stream v1 on ``x``: ``(y, keep)``, ``keep`` only if ``plan.return_mask``.
 
         ``y`` has the type, device, shape and dtype of ``x``; ``x`` is not modified.
         ``keep`` is a boolean array of shape ``plan.mask_shape`` (True = kept).
@@ -81,52 +62,76 @@ class Backend(ABC):
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         """An all-True boolean array of ``shape`` beside ``x`` (the mask when nothing is dropped)."""
 
-    # -- description for users -----------------------------------------------------
-    def version(self) -> str:
-        """The version of the framework this backend drives."""
-        import importlib
+    def resolve_randomness(self, seed: Any, stream: Any, x: Any) -> tuple[Any, Any]:
+        """Validate ``seed`` and ``stream``; with ``seed=None``, draw a seed by the backend's convention.
 
-        return str(getattr(importlib.import_module(self.framework), "__version__", "unknown"))
+        The default takes integers in [0, 2**64) and draws a missing seed from unidrop's global
+        source (:func:`unidrop.manual_seed` governs it).
+        """
+        stream = arguments.check_uint64(stream, "stream")
+        if seed is None:
+            return seeding.draw_seed(), stream
+        return arguments.check_uint64(seed, "seed"), stream
+
+    def check_randomness(self, seed: Any, stream: Any, x: Any) -> None:
+        """Validate ``seed`` and ``stream`` as :meth:`resolve_randomness` does, drawing nothing.
+
+        Called where no mask is drawn (``training=False``, ``p == 0``), so that a bad seed or
+        stream is refused there too.
+        """
+        arguments.check_uint64(stream, "stream")
+        if seed is not None:
+            arguments.check_uint64(seed, "seed")
 
     def devices(self) -> list[str]:
-        """The devices this backend can run on here, as strings (``"cpu"``, ``"cuda:0"``)."""
+        """The devices this backend can run on here (``"cpu"``, ``"cuda:0"``)."""
         return ["cpu"]
 
-    # -- adapters for the conformance suite ---------------------------------------
+
+class Backend(ABC):
+    """What discovery loads: who a backend is and which arrays it takes. Imports no framework.
+
+    ``name``          the name users pick it by (``backend="numpy"``)
+    ``framework``     the top-level module whose arrays it takes; :meth:`accepts` is asked only
+                      once that module is in ``sys.modules``
+    ``distribution``  the distribution that installs it, for messages
+    ``abilities``     the optional :class:`Abilities` the conformance suite then checks
+    """
+
+    name: ClassVar[str]
+    framework: ClassVar[str]
+    distribution: ClassVar[str]
+    abilities: ClassVar[Abilities] = Abilities()
+
+    _implementation: Implementation | None = None
+
     @abstractmethod
-    def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
-        """A framework array holding ``array`` (a NumPy array) as ``dtype`` on ``device``.
-
-        ``dtype`` is one of the backend's float dtypes, or ``"int32"`` or ``"bool"`` (the
-        suite checks that those are refused). The values of ``array`` are exact in ``dtype``.
-        """
+    def accepts(self, x: Any) -> bool:
+        """True if ``x`` is an array of this backend (its framework is imported); the type decides."""
 
     @abstractmethod
-    def to_numpy(self, x: Any) -> Any:
-        """A NumPy copy of ``x``; 16-bit floats may come back as float32 holding the same values."""
+    def load(self) -> Implementation:
+        """Build the implementation (importing the framework); called once, on first use."""
 
-    def device_of(self, x: Any) -> str:
-        """The device ``x`` lives on, in the form :meth:`devices` uses."""
-        return "cpu"
+    def suite_adapter(self) -> SuiteAdapter:
+        """The conformance suite's adapter for this backend (``unidrop check`` uses it)."""
+        raise NotImplementedError(
+            f"unidrop backend {self.name!r} supplies no conformance adapter: implement suite_adapter()"
+        )
 
-    def global_rng_state(self) -> Any:
-        """A snapshot of the framework's global random state (None if it has none).
+    def implementation(self) -> Implementation:
+        """The implementation, built by :meth:`load` on the first call and kept."""
+        built = self._implementation
+        if built is None:
+            built = self.load()
+            if not isinstance(built, Implementation):
+                raise TypeError(f"load() must return a unidrop Implementation, got {built!r}")
+            self._implementation = built
+        return built
 
-        The suite checks that a call with an explicit seed leaves it unchanged.
-        """
-        return None
-
-    def manual_seed(self, seed: int) -> None:
-        """Make ``seed=None`` calls reproducible, by the backend's documented convention."""
-        seeding.manual_seed(seed)
-
-    def vjp(self, fn: Callable[[Any], Any], x: Any, cotangent: Any) -> tuple[Any, Any]:
-        """``(fn(x), cotangent @ d fn/dx)`` for backends declaring the ``"autograd"`` feature."""
-        raise NotImplementedError(f"backend {self.name!r} does not declare autograd")
-
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """A compiled form of ``fn`` for backends declaring the ``"jit"`` feature."""
-        raise NotImplementedError(f"backend {self.name!r} does not declare jit")
+    def version(self) -> str:
+        """The version of the framework this backend drives (imports it)."""
+        return str(getattr(importlib.import_module(self.framework), "__version__", "unknown"))
 
     def __repr__(self) -> str:
         return f"<unidrop backend {self.name!r} for {self.framework}>"

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import __version__, hints, registry
 from .backend import Backend
-from .contract import STREAM_VERSION, check_p, check_uint64
+from .arguments import STREAM_VERSION, check_p, check_uint64
 
 
 def _backends(_: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def _backends(_: argparse.Namespace) -> int:
         backend = registry.get_backend(info.name)
         try:
             framework = f"{info.framework} {backend.version()}"
-            devices = ", ".join(backend.devices())
+            devices = ", ".join(backend.implementation().devices())
             samples.append(_sample_array(backend))
         except Exception as error:  # a framework that fails to import is reported, not fatal
             framework, devices = f"{info.framework} (unavailable: {error})", "-"
@@ -51,12 +51,14 @@ def _backends(_: argparse.Namespace) -> int:
 
 
 def _sample_array(backend: Backend) -> Any:
-    """A small array of the backend's own type (None when NumPy, the suite's adapter, is missing)."""
+    """A small array of the backend's own type (None without NumPy or a suite adapter to make it)."""
     try:
         import numpy
-    except ImportError:
+
+        adapter = backend.suite_adapter()
+    except (ImportError, NotImplementedError):
         return None
-    return backend.from_numpy(numpy.zeros(2, numpy.float32), "float32")
+    return adapter.from_numpy(numpy.zeros(2, numpy.float32), "float32")
 
 
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:

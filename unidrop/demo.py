@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import contract, reference, registry
+from . import arguments, reference, registry
 from .api import dropout
 
 SHAPE = (4, 16)
@@ -21,22 +21,23 @@ def run_demo(seed: int = 42, p: float = 0.5) -> int:
 
     values = np.arange(1, SHAPE[0] * SHAPE[1] + 1, dtype=np.float32).reshape(SHAPE)
     expected, keep = reference.dropout(values.reshape(-1).tolist(), SHAPE, "float32", p, seed)
-    s = reference.round_to(contract.scale(p), "float32")
+    s = reference.round_to(arguments.scale(p), "float32")
     print(f"dropout(x, p={p}, seed={seed}) on x = 1..{values.size} of shape {SHAPE}, float32; kept x{s:g}")
     print(f"  {'reference (pure Python)':<28} {_as_bits(keep)}")
     all_agree = True
     for info in registry.list_backends():
         backend = registry.get_backend(info.name)
         try:
-            devices = backend.devices()
+            adapter = backend.suite_adapter()  # makes and reads the backend's arrays
+            devices = adapter.devices()
         except Exception as error:
             print(f"  {info.name:<28} unavailable: {error}")
             continue
         for device in devices:
             label = f"{info.name} ({device})"
             try:
-                x = backend.from_numpy(values, "float32", device)
-                y = np.asarray(backend.to_numpy(dropout(x, p, seed=seed, backend=backend)), np.float64)
+                x = adapter.from_numpy(values, "float32", device)
+                y = np.asarray(adapter.to_numpy(dropout(x, p, seed=seed, backend=backend)), np.float64)
             except Exception as error:
                 print(f"  {label:<28} failed: {type(error).__name__}: {error}")
                 all_agree = False

@@ -18,7 +18,7 @@ from importlib.metadata import EntryPoint
 from typing import Any
 
 from . import hints
-from .backend import Backend
+from .backend import Abilities, Backend
 
 ENTRY_POINT_GROUP = "unidrop.backends"
 
@@ -66,7 +66,10 @@ class PluginFault(Exception):
 
 
 def read_identity(backend: Any) -> tuple[str, str]:
-    """``(name, framework)`` of a backend object, each a non-empty str; PluginFault otherwise."""
+    """``(name, framework)`` of a backend object, each a non-empty str; PluginFault otherwise.
+
+    Its ``abilities`` must be a :class:`~unidrop.backend.Abilities` too.
+    """
     if not isinstance(backend, Backend):
         raise PluginFault(f"{backend!r} is not a unidrop.Backend subclass or instance")
     identity = []
@@ -78,6 +81,12 @@ def read_identity(backend: Any) -> tuple[str, str]:
         if not isinstance(value, str) or not value:
             raise PluginFault(f"its {attribute} must be a non-empty str, got {value!r}")
         identity.append(str(value))
+    try:
+        abilities = backend.abilities
+    except Exception as error:
+        raise PluginFault(f"reading its abilities raised {type(error).__name__}: {error}") from error
+    if not isinstance(abilities, Abilities):
+        raise PluginFault(f"its abilities must be a unidrop.Abilities, got {abilities!r}")
     return identity[0], identity[1]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from . import contract
+from . import arguments
 from .philox import stream_words
 
 #: dtype -> (significant bits, exponent of the smallest subnormal, largest finite value)
@@ -37,7 +37,7 @@ def round_to(value: float, dtype: str) -> float:
 
 def keep_bits(seed: int, stream: int, mask_shape: Sequence[int], p: float) -> list[bool]:
     """The keep decision for every element of the mask, in C order."""
-    t = contract.threshold(p)
+    t = arguments.threshold(p)
     return [u >= t for u in stream_words(seed, stream, 0, math.prod(mask_shape))]
 
 
@@ -48,8 +48,8 @@ def scaled(value: float, dtype: str, p: float) -> float:
     of two values of at most 24 significant bits is exact in float64, so rounding it once
     to the compute dtype is the compute dtype's own correctly rounded product.
     """
-    compute = contract.compute_dtype(dtype)
-    s = round_to(contract.scale(p), compute)
+    compute = arguments.compute_dtype(dtype)
+    s = round_to(arguments.scale(p), compute)
     product = round_to(round_to(value, dtype) * s, compute)
     return round_to(product, dtype)
 
@@ -64,11 +64,11 @@ def dropout(
     broadcast_dims: Sequence[int] = (),
 ) -> tuple[list[float], list[bool]]:
     """Reference output (C-order floats) and keep mask (C order, mask shape) for one request."""
-    p = contract.check_p(p)
-    seed, stream = contract.check_uint64(seed, "seed"), contract.check_uint64(stream, "stream")
+    p = arguments.check_p(p)
+    seed, stream = arguments.check_uint64(seed, "seed"), arguments.check_uint64(stream, "stream")
     shape = tuple(shape)
-    dims = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
-    mshape = contract.mask_shape(shape, dims)
+    dims = arguments.normalize_broadcast_dims(broadcast_dims, len(shape))
+    mshape = arguments.mask_shape(shape, dims)
     keep = keep_bits(seed, stream, mshape, p)
     out = []
     for i, value in enumerate(values):

@@ -31,7 +31,7 @@ from importlib.metadata import entry_points
 from typing import Any, NamedTuple
 
 from . import discovery, hints
-from .backend import Backend
+from .backend import Backend, Implementation
 from .discovery import ENTRY_POINT_GROUP, Failure, Plugin, PluginFault
 
 __all__ = [
@@ -62,12 +62,12 @@ class BackendInfo:
 
 
 class Dispatch(NamedTuple):
-    """The backend chosen for an array, with the array's shape and dtype as that backend reads them."""
+    """The implementation chosen for an array, with the array's shape and dtype as it reads them."""
 
-    backend: Backend
+    implementation: Implementation
     shape: tuple[int, ...]
     dtype: str
-    dtypes: Collection[str]  # the backend's supported dtypes
+    dtypes: Collection[str]  # the implementation's supported dtypes
 
 
 @dataclass(frozen=True)
@@ -312,11 +312,12 @@ def backend_for(x: Any) -> Backend:
 
 
 def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
-    """The backend for ``x`` (``backend`` if given) with ``x``'s shape and dtype as it reads them.
+    """The implementation for ``x`` (of ``backend`` if given) with ``x``'s shape and dtype as it reads them.
 
-    A TypeError or ValueError from a backend's ``shape_and_dtype`` is its verdict on ``x`` and
-    reaches the caller. Any other exception, an answer that is not a shape (a sequence) and a
-    dtype name, or ``dtypes`` that are not a collection, is a fault of that plugin:
+    A TypeError or ValueError from an implementation's ``shape_and_dtype`` is its verdict on ``x``
+    and reaches the caller. Any other exception (loading the implementation included), an answer
+    that is not a shape (a sequence) and a dtype name, or ``dtypes()`` that are not a collection,
+    is a fault of that plugin:
     it is named in a ``RuntimeWarning`` and the next backend accepting ``x`` is used; if none is
     left (or ``backend`` was given), a RuntimeError names the plugin.
     """
@@ -333,31 +334,36 @@ def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
     fault: Exception | None = None
     for index, plugin in enumerate(candidates):
         try:
-            answer = plugin.backend.shape_and_dtype(x)
-        except (TypeError, ValueError):
-            raise
+            implementation = plugin.backend.implementation()
         except Exception as error:
-            fault = _fault(plugin, x, f"shape_and_dtype() raised {type(error).__name__}: {error}", error)
+            fault = _fault(plugin, x, f"loading it raised {type(error).__name__}: {error}", error)
         else:
             try:
-                return _read_answer(plugin, answer)
-            except Exception as error:  # a malformed answer is the plugin's fault, not a verdict on x
-                fault = _fault(plugin, x, f"{type(error).__name__}: {error}", error)
+                answer = implementation.shape_and_dtype(x)
+            except (TypeError, ValueError):
+                raise
+            except Exception as error:
+                fault = _fault(plugin, x, f"shape_and_dtype() raised {type(error).__name__}: {error}", error)
+            else:
+                try:
+                    return _read_answer(implementation, answer)
+                except Exception as error:  # a malformed answer is the plugin's fault, not a verdict on x
+                    fault = _fault(plugin, x, f"{type(error).__name__}: {error}", error)
         if index + 1 < len(candidates):
             _warn_once(state, (plugin.name, "shape_and_dtype", type(x)), f"{fault}; trying the next backend")
     assert fault is not None
     raise fault
 
 
-def _read_answer(plugin: Plugin, answer: Any) -> Dispatch:
-    """The Dispatch of a backend's ``shape_and_dtype`` answer and its ``dtypes``, checked for form.
+def _read_answer(implementation: Implementation, answer: Any) -> Dispatch:
+    """The Dispatch of an implementation's ``shape_and_dtype`` answer and ``dtypes()``, checked for form.
 
     Shape entries are not converted: under a compiler they may be symbolic sizes.
     """
     shape, dtype = answer
     if isinstance(shape, (str, bytes)) or not isinstance(dtype, str):
         raise TypeError(f"shape_and_dtype() answered {answer!r}, not a shape and a dtype name")
-    return Dispatch(plugin.backend, tuple(shape), dtype, frozenset(plugin.backend.dtypes))
+    return Dispatch(implementation, tuple(shape), dtype, frozenset(implementation.dtypes()))
 
 
 def _fault(plugin: Plugin, x: Any, what: str, cause: Exception) -> RuntimeError:

@@ -12,7 +12,7 @@ import os
 import random
 import threading
 
-from .contract import check_uint64
+from .arguments import check_uint64
 
 _lock = threading.Lock()
 _source = random.Random()  # seeded from the OS at import: fresh randomness by default

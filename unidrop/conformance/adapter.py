@@ -1,126 +1,95 @@
-"""The one object through which the conformance suite makes, reads and inspects a backend's arrays.
+"""What the conformance suite needs of a backend besides ``unidrop.dropout``: a SuiteAdapter.
 
 The suite checks a backend through :func:`unidrop.dropout` (``backend=adapter.name``) and
 reaches the framework itself only through a :class:`SuiteAdapter`: making arrays from NumPy,
-reading them back, devices, the framework's global random state and seeding, and the
-declared abilities (gradients, compilation). A suite class takes it as its overridable
-``adapter`` property, as fsspec's abstract tests take their ``fs`` fixture.
+reading them back, devices, the framework's global random state and seeding, and the declared
+abilities (gradients, compilation). A backend supplies one from
+:meth:`unidrop.Backend.suite_adapter`; a suite class takes it as its overridable ``adapter``
+property, as fsspec's abstract tests take their ``fs`` fixture.
 
-:class:`BackendAdapter`, the default, delegates every member to the backend's own methods of
-the same name, so a backend that implements them needs no adapter of its own.
+This module imports neither pytest nor Hypothesis nor any framework: ``unidrop demo`` and
+``unidrop backends`` use adapters too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from typing import Any, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
-from unidrop.backend import Backend
-
-
-@runtime_checkable
-class SuiteAdapter(Protocol):
-    """What the conformance suite needs of a backend besides ``unidrop.dropout``."""
-
-    @property
-    def name(self) -> str:
-        """The backend's registered name, passed to ``unidrop.dropout(backend=...)``."""
-        ...
-
-    @property
-    def dtypes(self) -> Collection[str]:
-        """The float dtypes the backend supports, by canonical name."""
-        ...
-
-    @property
-    def features(self) -> Collection[str]:
-        """The declared abilities: ``"autograd"``, ``"jit"``, ``"explicit-seed"``."""
-        ...
-
-    def devices(self) -> list[str]:
-        """The devices the backend can run on here (``"cpu"``, ``"cuda:0"``)."""
-        ...
-
-    def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
-        """A framework array holding ``array`` (NumPy, exact in ``dtype``) as ``dtype`` on ``device``.
-
-        ``dtype`` is a float dtype of :attr:`dtypes`, or ``"int32"`` or ``"bool"``.
-        """
-        ...
-
-    def to_numpy(self, x: Any) -> Any:
-        """A NumPy copy of ``x`` (16-bit floats may come back as float32 holding the same values)."""
-        ...
-
-    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        """The shape of ``x`` and its dtype's canonical name."""
-        ...
-
-    def device_of(self, x: Any) -> str:
-        """The device ``x`` lives on, in the form :meth:`devices` uses."""
-        ...
-
-    def global_rng_state(self) -> Any:
-        """A snapshot of the framework's global random state, or None if it has none."""
-        ...
-
-    def manual_seed(self, seed: int) -> None:
-        """Make ``seed=None`` calls reproducible, by the backend's documented convention."""
-        ...
-
-    def vjp(self, fn: Callable[[Any], Any], x: Any, cotangent: Any) -> tuple[Any, Any]:
-        """``(fn(x), cotangent @ d fn/dx)``; asked only when :attr:`features` has ``"autograd"``."""
-        ...
-
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """A compiled form of ``fn``; asked only when :attr:`features` has ``"jit"``."""
-        ...
+from unidrop import seeding
+from unidrop.backend import Abilities, Backend
 
 
-class BackendAdapter:
-    """The default :class:`SuiteAdapter`: every member delegates to ``backend``'s own method."""
+class SuiteAdapter(ABC):
+    """How the suite makes, reads and inspects one backend's arrays.
+
+    Subclass it beside the backend (its module may import the framework at the top) and
+    implement :meth:`from_numpy` and :meth:`to_numpy`; override the rest where the defaults
+    (one CPU device, no global random state, unidrop's own seed source) do not hold. A backend
+    that declares ``autograd`` or ``jit`` in its :class:`~unidrop.Abilities` implements
+    :meth:`vjp` or :meth:`jit`; the suite fails a declaration with no implementation.
+    """
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
     @property
     def name(self) -> str:
+        """The backend's registered name, passed to ``unidrop.dropout(backend=...)``."""
         return self.backend.name
 
     @property
-    def dtypes(self) -> Collection[str]:
-        return self.backend.dtypes
+    def abilities(self) -> Abilities:
+        """The optional abilities the backend declares."""
+        return self.backend.abilities
 
-    @property
-    def features(self) -> Collection[str]:
-        return self.backend.features
+    def dtypes(self) -> frozenset[str]:
+        """The float dtypes the backend supports here, by canonical name."""
+        return frozenset(self.backend.implementation().dtypes())
 
     def devices(self) -> list[str]:
-        return self.backend.devices()
-
-    def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
-        return self.backend.from_numpy(array, dtype, device)
-
-    def to_numpy(self, x: Any) -> Any:
-        return self.backend.to_numpy(x)
+        """The devices the backend can run on here (``"cpu"``, ``"cuda:0"``)."""
+        return self.backend.implementation().devices()
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        return self.backend.shape_and_dtype(x)
+        """The shape of ``x`` and its dtype's canonical name, as the backend reads them."""
+        return self.backend.implementation().shape_and_dtype(x)
+
+    @abstractmethod
+    def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
+        """A framework array holding ``array`` (NumPy, exact in ``dtype``) as ``dtype`` on ``device``.
+
+        ``dtype`` is a float dtype of :meth:`dtypes`, or ``"int32"`` or ``"bool"`` (the suite
+        checks that those are refused).
+        """
+
+    @abstractmethod
+    def to_numpy(self, x: Any) -> Any:
+        """A NumPy copy of ``x`` (16-bit floats may come back as float32 holding the same values)."""
 
     def device_of(self, x: Any) -> str:
-        return self.backend.device_of(x)
+        """The device ``x`` lives on, in the form :meth:`devices` uses."""
+        return "cpu"
 
     def global_rng_state(self) -> Any:
-        return self.backend.global_rng_state()
+        """A snapshot of the framework's global random state, or None if it has none.
+
+        The suite checks that a call with an explicit seed leaves it unchanged.
+        """
+        return None
 
     def manual_seed(self, seed: int) -> None:
-        self.backend.manual_seed(seed)
+        """Make ``seed=None`` calls reproducible, by the backend's documented convention."""
+        seeding.manual_seed(seed)
 
     def vjp(self, fn: Callable[[Any], Any], x: Any, cotangent: Any) -> tuple[Any, Any]:
-        return self.backend.vjp(fn, x, cotangent)
+        """``(fn(x), cotangent @ d fn/dx)`` through the framework's autograd (``autograd`` ability)."""
+        raise NotImplementedError(f"the suite adapter of {self.name!r} does not implement vjp")
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return self.backend.jit(fn)
+        """``fn`` compiled by the framework's compiler (``jit`` ability)."""
+        raise NotImplementedError(f"the suite adapter of {self.name!r} does not implement jit")
 
     def __repr__(self) -> str:
-        return f"BackendAdapter({self.backend!r})"
+        return f"{type(self).__name__}({self.backend!r})"

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from unidrop import reference
-from unidrop.contract import TWO_POW_32
+from unidrop.arguments import TWO_POW_32
 from unidrop.philox import element_word
 
 from .data import known_stream_cases

@@ -1,24 +1,25 @@
 """What every part of the conformance suite shares: test inputs, comparisons, and the base class.
 
 :class:`SuitePart` is the base of every part (:mod:`.exactness`, :mod:`.statistics`,
-:mod:`.rules`, :mod:`.features`): it names the backend under test and makes, reads and drops
+:mod:`.rules`, :mod:`.abilities`): it names the backend under test and makes, reads and drops
 out arrays through the suite's :class:`~unidrop.conformance.adapter.SuiteAdapter`. The plugin
 parametrizes the ``unidrop_device`` and ``unidrop_dtype`` fixtures of any subclass of it.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
 import unidrop
-from unidrop import contract, reference
+from unidrop import arguments, reference
 from unidrop.backend import Backend
 
 from . import plugin
-from .adapter import BackendAdapter, SuiteAdapter
+from .adapter import SuiteAdapter
 
 
 def exact_values(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -64,7 +65,7 @@ class SuitePart:
     """Base of every part of the conformance suite: the backend under test and how to reach it.
 
     Set ``backend_name`` in a backend's own tests (otherwise ``--unidrop-backend`` decides);
-    override :attr:`adapter` to reach the framework some other way than the backend's methods.
+    override :attr:`adapter` to reach the framework some other way than the backend's own adapter.
     """
 
     #: Set by a subclass in a backend's own tests; otherwise ``--unidrop-backend`` decides.
@@ -78,10 +79,10 @@ class SuitePart:
             raise pytest.UsageError("the unidrop conformance suite needs --unidrop-backend NAME")
         return unidrop.get_backend(name)
 
-    @property
+    @functools.cached_property
     def adapter(self) -> SuiteAdapter:
-        """How the suite makes, reads and inspects arrays; the default delegates to the backend."""
-        return BackendAdapter(self.backend)
+        """How the suite makes, reads and inspects arrays: the backend's own ``suite_adapter()``."""
+        return self.backend.suite_adapter()
 
     @property
     def device(self) -> str:
@@ -91,8 +92,8 @@ class SuitePart:
     @property
     def float_dtypes(self) -> list[str]:
         """The float dtypes the backend supports, in the contract's order."""
-        dtypes = self.adapter.dtypes
-        return [d for d in contract.FLOAT_DTYPES if d in dtypes]
+        dtypes = self.adapter.dtypes()
+        return [d for d in arguments.FLOAT_DTYPES if d in dtypes]
 
     def make(self, values: np.ndarray, dtype: str, device: str | None = None) -> Any:
         """A backend array of ``values`` (exact in ``dtype``) as ``dtype`` on ``device``."""
@@ -129,7 +130,7 @@ class SuitePart:
         )
         context = f"shape={shape} dtype={dtype} p={p} seed={seed} stream={stream} dims={broadcast_dims}"
         assert self.adapter.shape_and_dtype(y) == (shape, dtype), context
-        mask_shape = contract.DropoutPlan.build(shape, dtype, p, seed, stream, broadcast_dims).mask_shape
+        mask_shape = arguments.DropoutPlan.build(shape, dtype, p, seed, stream, broadcast_dims).mask_shape
         assert tuple(self.read(keep).shape) == mask_shape, context
         assert keep_string(self.read(keep)) == keep_string(np.array(expected_keep, dtype=bool)), context
         assert_same_floats(self.read(y), np.array(expected, dtype=np.float64), context)

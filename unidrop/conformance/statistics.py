@@ -13,8 +13,8 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from unidrop import contract, reference
-from unidrop.contract import TWO_POW_32
+from unidrop import arguments, reference
+from unidrop.arguments import TWO_POW_32
 
 from .helpers import SuitePart
 
@@ -44,7 +44,7 @@ class StatisticsChecks(SuitePart):
         x = self.make(np.ones(STAT_SIZE), "float32")
         _, keep = self.dropout(x, p, seed=2024, stream=1, return_mask=True)
         kept = int(self.read(keep).sum())
-        q = 1.0 - contract.threshold(p) / TWO_POW_32
+        q = 1.0 - arguments.threshold(p) / TWO_POW_32
         sigma = math.sqrt(STAT_SIZE * q * (1.0 - q))
         assert abs(kept - STAT_SIZE * q) <= 5 * sigma, (
             f"kept {kept} of {STAT_SIZE}, expected {STAT_SIZE * q:.0f}"
@@ -56,7 +56,7 @@ class StatisticsChecks(SuitePart):
         self.skip_unless_heavy_statistics()
         x = self.make(np.ones(STAT_SIZE), "float32")
         y = self.read(self.dropout(x, p, seed=99, stream=0)).astype(np.float64)
-        q = 1.0 - contract.threshold(p) / TWO_POW_32
+        q = 1.0 - arguments.threshold(p) / TWO_POW_32
         s = 1.0 / (1.0 - p)
         sigma = s * math.sqrt(q * (1.0 - q) / STAT_SIZE)
         assert abs(y.mean() - s * q) <= 5 * sigma, f"mean {y.mean()} expected {s * q}"

@@ -16,19 +16,18 @@ backend's devices and dtypes, for any subclass of :class:`~.helpers.SuitePart`.
 
 from __future__ import annotations
 
-from .adapter import BackendAdapter, SuiteAdapter
+from .abilities import AbilitiesChecks
+from .adapter import SuiteAdapter
 from .exactness import ExactnessChecks
-from .features import FeaturesChecks
 from .helpers import SuitePart, assert_same_floats, exact_values, keep_string, sample_values
 from .rules import RulesChecks
 from .statistics import STAT_SIZE, StatisticsChecks
 
 __all__ = [
     "STAT_SIZE",
-    "BackendAdapter",
+    "AbilitiesChecks",
     "ConformanceSuite",
     "ExactnessChecks",
-    "FeaturesChecks",
     "RulesChecks",
     "StatisticsChecks",
     "SuiteAdapter",
@@ -40,5 +39,5 @@ __all__ = [
 ]
 
 
-class ConformanceSuite(ExactnessChecks, StatisticsChecks, RulesChecks, FeaturesChecks):
+class ConformanceSuite(ExactnessChecks, StatisticsChecks, RulesChecks, AbilitiesChecks):
     """Checks mask stream v1 and every rule of the contract on one backend: all the parts."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from unidrop_cupy import layout, source
 
-from unidrop import contract, reference
+from unidrop import arguments, reference
 from unidrop.philox import stream_words
 
 HERE = Path(__file__).parent
@@ -137,10 +137,10 @@ def host_dropout(
     ``keep`` starts as 2 everywhere, so an entry the kernel never wrote stays 2.
     """
     shape = tuple(x.shape)
-    dims_b = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
-    mshape = contract.mask_shape(shape, dims_b)
-    rng = layout.rng_words(seed, stream, contract.threshold(p))
-    scale = contract.scale(p)
+    dims_b = arguments.normalize_broadcast_dims(broadcast_dims, len(shape))
+    mshape = arguments.mask_shape(shape, dims_b)
+    rng = layout.rng_words(seed, stream, arguments.threshold(p))
+    scale = arguments.scale(p)
     y = np.empty_like(x)
     y[...] = y.dtype.type(int.from_bytes(b"\xa5" * y.itemsize, "little"))  # unwritten outputs show
     keep = np.full(mshape, 2, np.uint8)
@@ -174,7 +174,7 @@ def host_apply(lib: ctypes.CDLL, g: np.ndarray, keep: np.ndarray, dtype: str, p:
     dims = layout.collapse(tuple(g.shape), gs, ys, layout.mask_strides(tuple(keep.shape)))
     fn = getattr(lib, f"host_apply_{dtype}")
     fn(_pointer(g), _pointer(y), keep.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)),
-       ctypes.byref(_layout(dims)), g.size, contract.scale(p))  # fmt: skip
+       ctypes.byref(_layout(dims)), g.size, arguments.scale(p))  # fmt: skip
     return y
 
 
@@ -197,9 +197,9 @@ def expected(
     """
     if mask_offset == 0:
         return reference.dropout(values, shape, dtype, p, seed, stream, broadcast_dims)
-    dims_b = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
-    mshape = contract.mask_shape(shape, dims_b)
-    t = contract.threshold(p)
+    dims_b = arguments.normalize_broadcast_dims(broadcast_dims, len(shape))
+    mshape = arguments.mask_shape(shape, dims_b)
+    t = arguments.threshold(p)
     keep = [u >= t for u in stream_words(seed, stream, mask_offset, math.prod(mshape))]
     out = [
         reference.scaled(v, dtype, p) if keep[reference.flat_mask_index(i, shape, mshape)] else 0.0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from _gpu import gpu_unavailable_reason
 
-from unidrop import contract, reference
+from unidrop import arguments, reference
 from unidrop.conformance.suite import ConformanceSuite, assert_same_floats, sample_values
 from unidrop.philox import stream_words
 
@@ -111,9 +111,9 @@ def test_counter_split_on_the_gpu(dtype: str) -> None:
     x = make(values, dtype)
     y = cupy.empty_like(x)
     keep = cupy.empty(n, dtype=bool)
-    rng = layout.rng_words(seed, stream, contract.threshold(p))
-    kernels.launch_contiguous(x, y, keep, dtype, rng, contract.scale(p), first_block=first_block)
-    t = contract.threshold(p)
+    rng = layout.rng_words(seed, stream, arguments.threshold(p))
+    kernels.launch_contiguous(x, y, keep, dtype, rng, arguments.scale(p), first_block=first_block)
+    t = arguments.threshold(p)
     want_keep = [u >= t for u in stream_words(seed, stream, 4 * first_block, n)]
     pairs = zip(values.tolist(), want_keep, strict=True)
     want = [reference.scaled(v, dtype, p) if k else 0.0 for v, k in pairs]
@@ -154,7 +154,7 @@ def test_backward_helpers_match_the_reference(dtype: str, bd: tuple[int, ...]) -
     want, want_keep = reference.dropout(gvalues.reshape(-1).tolist(), shape, dtype, p, seed, stream, bd)
     regenerated = functional.dropout_backward(g, p, seed, stream, bd)
     assert_same_floats(read(regenerated), np.array(want), f"dropout_backward {dtype} {bd}")
-    mshape = contract.mask_shape(shape, bd)
+    mshape = arguments.mask_shape(shape, bd)
     keep = cupy.asarray(np.array(want_keep, dtype=bool).reshape(mshape))
     applied = functional.apply_mask(cupy.asfortranarray(g), keep, p)
     assert_same_floats(read(applied), np.array(want), f"apply_mask {dtype} {bd}")

@@ -29,7 +29,7 @@ from _host import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unidrop import contract, reference
+from unidrop import arguments, reference
 from unidrop.philox import block_words
 
 SEEDS = [0, 1, 42, (1 << 32) - 1, 1 << 32, 0x0123456789ABCDEF, (1 << 64) - 1]
@@ -337,7 +337,7 @@ def test_apply_saved_mask_matches_reference(
     g = storage_array(values, shape, dtype)
     p, seed = 0.3, 555
     want, keep = reference.dropout(values, shape, dtype, p, seed, 0, broadcast_dims)
-    mshape = contract.mask_shape(shape, broadcast_dims)
+    mshape = arguments.mask_shape(shape, broadcast_dims)
     keep_arr = np.array(keep, np.uint8).reshape(mshape)
     for view_g, want_order in [(g, want), (np.asfortranarray(g), want)]:
         y = host_apply(host_lib, view_g, keep_arr, dtype, p)

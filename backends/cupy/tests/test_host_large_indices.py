@@ -16,11 +16,11 @@ import pytest
 from _host import DTYPES, Layout, _layout, _pointer, assert_bits_equal, from_storage, to_storage
 from unidrop_cupy import layout
 
-from unidrop import contract, reference
+from unidrop import arguments, reference
 from unidrop.philox import element_word
 
 SEED, STREAM, P = 0x0123456789ABCDEF, (1 << 33) + 5, 0.4
-T = contract.threshold(P)
+T = arguments.threshold(P)
 
 
 def _entry(lib: ctypes.CDLL, kind: str, dtype: str):  # type: ignore[no-untyped-def]
@@ -82,7 +82,7 @@ def test_fast_kernel_last_elements_of_a_huge_array(host_lib: ctypes.CDLL, dtype:
         n,
         0,
         *rng,
-        contract.scale(P),
+        arguments.scale(P),
         vec,
         first // per_thread,
         groups,
@@ -113,7 +113,7 @@ def test_general_kernel_reversed_huge_array(host_lib: ctypes.CDLL, dtype: str, n
         n,
         0,
         *layout.rng_words(SEED, STREAM, T),
-        contract.scale(P),
+        arguments.scale(P),
         first // 4,
         layout.strided_groups(n),
     )
@@ -144,7 +144,7 @@ def test_general_kernel_broadcast_mask_index_past_2_32(host_lib: ctypes.CDLL, dt
         n,
         0,
         *layout.rng_words(SEED, STREAM, T),
-        contract.scale(P),
+        arguments.scale(P),
         first // 4,
         layout.strided_groups(n),
     )

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from _host import DTYPES, _layout, _pointer, assert_bits_equal, from_storage, to_storage
 
-from unidrop import contract, reference
+from unidrop import arguments, reference
 
 pytest.importorskip("cupy", reason="unidrop_cupy.run imports CuPy; install cupy-cuda12x or cupy-cuda13x")
 
@@ -62,8 +62,8 @@ def host_run(host_lib: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> HostKern
     return fake
 
 
-def plan_for(x: np.ndarray, dtype: str, p: float, seed: int, stream: int, bd=()) -> contract.DropoutPlan:
-    return contract.DropoutPlan.build(tuple(x.shape), dtype, p, seed, stream, bd, return_mask=True)
+def plan_for(x: np.ndarray, dtype: str, p: float, seed: int, stream: int, bd=()) -> arguments.DropoutPlan:
+    return arguments.DropoutPlan.build(tuple(x.shape), dtype, p, seed, stream, bd, return_mask=True)
 
 
 def run_and_check(x: np.ndarray, dtype: str, p: float, seed: int, stream: int, bd=()) -> None:

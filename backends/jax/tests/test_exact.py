@@ -15,7 +15,7 @@ from unidrop_jax import philox as jax_philox
 from unidrop_jax.mask import keep_bits, split_rows
 
 import unidrop
-from unidrop import contract
+from unidrop import arguments
 from unidrop import philox as ref_philox
 
 KNOWN = json.loads(resources.files("unidrop.conformance").joinpath("known_answers.json").read_text())
@@ -42,8 +42,8 @@ def test_philox_matches_reference_on_many_counters(mulhi):
 def test_stream_v1_known_answers(case):
     seed, stream, p = int(case["seed"]), int(case["stream"]), case["p"]
     shape = tuple(case["mask_shape"])
-    assert contract.threshold(p) == int(case["threshold"])
-    keep = keep_bits(shape, keys.from_int(seed), keys.from_int(stream), contract.threshold(p))
+    assert arguments.threshold(p) == int(case["threshold"])
+    keep = keep_bits(shape, keys.from_int(seed), keys.from_int(stream), arguments.threshold(p))
     assert "".join("1" if k else "0" for k in np.asarray(keep).reshape(-1)) == case["keep"]
     _, mask = unidrop.dropout(jnp.ones(shape), p, seed=seed, stream=stream, return_mask=True)
     assert "".join("1" if k else "0" for k in np.asarray(mask).reshape(-1)) == case["keep"]
@@ -68,7 +68,7 @@ def check_keep_bits(shape, wide):
     from unidrop import reference
 
     for seed, stream in [(0, 0), (2**40 + 5, 2**33 + 7), (2**64 - 1, 2**64 - 1)]:
-        t = contract.threshold(0.37)
+        t = arguments.threshold(0.37)
         keep = jax.jit(lambda s, st, t=t, shape=shape, wide=wide: keep_bits(shape, s, st, t, wide=wide))(
             keys.from_int(seed), keys.from_int(stream)
         )

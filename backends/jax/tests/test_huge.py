@@ -20,7 +20,7 @@ import pytest
 from unidrop_jax import keys, mask
 
 import unidrop
-from unidrop import contract, philox, reference
+from unidrop import arguments, philox, reference
 
 SEED, STREAM, P = 20240917, 2**40 + 5, 0.5
 
@@ -34,7 +34,7 @@ def reference_output(shape, region, dtype):
         index = 0
         for axis, (k, n) in enumerate(zip(position, shape, strict=True)):
             index = index * n + axes[axis][k]
-        kept = philox.element_word(SEED, STREAM, index) >= contract.threshold(P)
+        kept = philox.element_word(SEED, STREAM, index) >= arguments.threshold(P)
         out[position] = kept_value if kept else 0.0
     return out
 
@@ -79,7 +79,7 @@ def test_split_axis_counting_matches_the_reference_on_small_shapes(shape, monkey
     monkeypatch.setattr(mask, "IOTA32_LIMIT", 5)
     monkeypatch.setattr(mask, "SPLIT_BITS", 2)  # axes padded to a multiple of 4, then sliced
     for seed, stream in [(0, 0), (2**40 + 5, 2**33 + 7)]:
-        t = contract.threshold(0.37)
+        t = arguments.threshold(0.37)
         keep = jax.jit(lambda s, st, t=t: mask.keep_bits(shape, s, st, t, wide=True))(
             keys.from_int(seed), keys.from_int(stream)
         )

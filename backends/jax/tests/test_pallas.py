@@ -10,7 +10,7 @@ from conftest import DTYPES, as_float64, expected, same_bits, values_for
 from unidrop_jax import keys, pallas_gpu
 
 import unidrop
-from unidrop import contract
+from unidrop import arguments
 
 pytest.importorskip("jax.experimental.pallas")
 
@@ -29,13 +29,13 @@ def interpreted(monkeypatch):
 def test_kernel_matches_reference_including_a_partial_last_program(dtype, shape):
     values = values_for(shape, dtype)
     p, seed, stream = 0.3, 2**40 + 7, 2**33 + 1
-    scale = np.asarray(contract.scale(p), np.float32 if dtype != "float64" else np.float64)
+    scale = np.asarray(arguments.scale(p), np.float32 if dtype != "float64" else np.float64)
     run = jax.jit(
         lambda x: pallas_gpu.dropout_pallas(
             x,
             keys.from_int(seed),
             keys.from_int(stream),
-            contract.threshold(p),
+            arguments.threshold(p),
             scale,
             block_rows=256,
             interpret=True,

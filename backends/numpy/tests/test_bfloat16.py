@@ -18,7 +18,7 @@ from unidrop_numpy.backend import NumpyBackend
 from unidrop_numpy.chunked import dropout_array
 
 import unidrop
-from unidrop import contract, reference
+from unidrop import arguments, reference
 
 #: Every bfloat16 bit pattern, in order.
 ALL_BITS = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
@@ -76,7 +76,7 @@ def test_every_bit_pattern_is_kept_in_some_case_above(ml_dtypes) -> None:
     for p, seed in CASES:
         kept |= NumpyBackend().dropout(
             ALL_BITS.view(ml_dtypes.bfloat16),
-            contract.DropoutPlan.build((1 << 16,), "bfloat16", p, seed, 3, (), return_mask=True),
+            arguments.DropoutPlan.build((1 << 16,), "bfloat16", p, seed, 3, (), return_mask=True),
         )[1]
     assert kept.all()
 
@@ -120,7 +120,7 @@ def test_chunked_threaded_and_strided(ml_dtypes, threads: int) -> None:
     base = rng.integers(0, 1 << 16, (9, 13), dtype=np.uint32).astype(np.uint16).view(ml_dtypes.bfloat16)
     for x in (np.asfortranarray(base), base[::-1, ::2]):
         c = np.ascontiguousarray(x)
-        plan = contract.DropoutPlan.build(x.shape, "bfloat16", 0.4, 9, 1, (0,), return_mask=True)
+        plan = arguments.DropoutPlan.build(x.shape, "bfloat16", 0.4, 9, 1, (0,), return_mask=True)
         y, keep = dropout_array(x, plan, threads=threads)
         with np.errstate(invalid="ignore"):  # signalling NaN patterns
             values = ((c.view(np.uint16).astype(np.uint32) << 16).view(np.float32)).astype(np.float64)

@@ -13,9 +13,9 @@ import math
 import pytest
 from unidrop_numpy import chunked
 from unidrop_numpy.chunked import block_count, blocks, mask_index_of_row
-from unidrop_numpy.philox import PhiloxWorkspace
+from unidrop_numpy.philox_arrays import PhiloxWorkspace
 
-from unidrop import contract, philox, reference
+from unidrop import arguments, philox, reference
 
 #: First mask indices of runs: each side of 2^32 (block 2^30), of 2^34 (block 2^32: the counter's
 #: second word becomes 1), of 2^40, and up to the largest flat index a NumPy array can have.
@@ -46,7 +46,7 @@ def test_words_at_large_indices(start: int) -> None:
 @pytest.mark.parametrize("itemsize", [2, 4, 8])
 def test_keep_masks_at_large_indices(start: int, itemsize: int) -> None:
     workspace = PhiloxWorkspace(20)
-    t = contract.threshold(0.5)
+    t = arguments.threshold(0.5)
     ones = (1 << (8 * itemsize)) - 1
     expected = [ones if u >= t else 0 for u in philox.stream_words(77, 5, start, 64)]
     assert workspace.keep_masks(77, 5, start, 64, t, itemsize).tolist() == expected
@@ -59,7 +59,7 @@ def test_last_block_of_a_mask_of_2_to_the_34_plus_16_elements() -> None:
     *_, (index, mstart, mcount, mblock) = blocks((n,), (n,))
     assert index == (slice(mstart, n),) and mstart + mcount == n and mblock == (mcount,)
     workspace = PhiloxWorkspace(mcount // 4 + 2)
-    t = contract.threshold(0.5)
+    t = arguments.threshold(0.5)
     masks = workspace.keep_masks(3, 0, mstart, mcount, t, 2)[-16:]
     assert masks.tolist() == [0xFFFF if u >= t else 0 for u in philox.stream_words(3, 0, n - 16, 16)]
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from unidrop_numpy.chunked import blocks, dropout_array
-from unidrop_numpy.philox import PhiloxWorkspace
+from unidrop_numpy.philox_arrays import PhiloxWorkspace
 
-from unidrop import contract, philox, reference
+from unidrop import arguments, philox, reference
 
 U64 = st.integers(0, 2**64 - 1)
 #: Mask indices whose block index (i >> 2) lies on either side of 2^32, or is just large.
@@ -125,7 +125,7 @@ def check_blocks(shape: tuple[int, ...], mshape: tuple[int, ...], chunk: int) ->
 def shapes_and_masks(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
     shape = tuple(draw(st.lists(st.integers(0, 7), min_size=0, max_size=4)))
     dims = draw(st.sets(st.integers(0, max(len(shape) - 1, 0)), max_size=len(shape)))
-    return shape, contract.mask_shape(shape, tuple(sorted(dims)) if shape else ())
+    return shape, arguments.mask_shape(shape, tuple(sorted(dims)) if shape else ())
 
 
 @settings(max_examples=150, deadline=None)
@@ -174,7 +174,7 @@ def test_blocks_of_a_huge_trailing_axis() -> None:
 
 
 def plan_for(shape: tuple[int, ...], dtype: str, p: float, seed: int, stream: int, dims: tuple[int, ...]):
-    return contract.DropoutPlan.build(shape, dtype, p, seed, stream, dims, return_mask=True)
+    return arguments.DropoutPlan.build(shape, dtype, p, seed, stream, dims, return_mask=True)
 
 
 @pytest.mark.usefixtures("small_chunks")
@@ -211,7 +211,7 @@ def test_dropout_array_matches_reference(
     assert y.dtype == x.dtype and y.shape == shape
     want = np.array(expected, dtype=DTYPES[dtype]).reshape(shape)
     assert y.reshape(-1).view(f"u{y.itemsize}").tolist() == want.reshape(-1).view(f"u{y.itemsize}").tolist()
-    assert keep.shape == contract.mask_shape(shape, dims)
+    assert keep.shape == arguments.mask_shape(shape, dims)
     assert keep.reshape(-1).tolist() == expected_keep
     np.testing.assert_array_equal(x, before)
 
@@ -262,7 +262,7 @@ def test_empty_inputs_and_p_one(shape: tuple[int, ...], dims: tuple[int, ...], p
     assert y.shape == shape and y.dtype == np.float32
     assert y.view(np.uint32).tolist() == np.zeros(shape, np.uint32).tolist()
     _, expected_keep = reference.dropout([], shape, "float32", p, 99, 5, dims)
-    assert keep.shape == contract.mask_shape(shape, dims)
+    assert keep.shape == arguments.mask_shape(shape, dims)
     assert keep.reshape(-1).tolist() == expected_keep
 
 

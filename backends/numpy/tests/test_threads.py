@@ -16,11 +16,11 @@ from unidrop_numpy import chunked, pool
 from unidrop_numpy import threads as thread_settings
 from unidrop_numpy.chunked import dropout_array
 
-from unidrop import contract, reference
+from unidrop import arguments, reference
 
 
-def plan_for(x: np.ndarray, p: float = 0.5, seed: int = 7, stream: int = 0) -> contract.DropoutPlan:
-    return contract.DropoutPlan.build(x.shape, x.dtype.name, p, seed, stream, (), return_mask=True)
+def plan_for(x: np.ndarray, p: float = 0.5, seed: int = 7, stream: int = 0) -> arguments.DropoutPlan:
+    return arguments.DropoutPlan.build(x.shape, x.dtype.name, p, seed, stream, (), return_mask=True)
 
 
 def error_for(value: object) -> type[Exception]:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from unidrop import contract, reference
+from unidrop import arguments, reference
 from unidrop.philox import element_word
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
@@ -36,9 +36,9 @@ def expected_at(
 ) -> list[float]:
     """Reference outputs of the elements at ``flat_indices`` (C order) only: cheap for big tensors."""
     shape = tuple(x.shape)
-    dims = contract.normalize_broadcast_dims(broadcast_dims, len(shape))
-    mshape = contract.mask_shape(shape, dims)
-    t = contract.threshold(p)
+    dims = arguments.normalize_broadcast_dims(broadcast_dims, len(shape))
+    mshape = arguments.mask_shape(shape, dims)
+    t = arguments.threshold(p)
     flat = x.detach().reshape(-1)
     out = []
     for i in flat_indices:

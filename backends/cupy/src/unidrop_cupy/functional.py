@@ -19,7 +19,7 @@ from typing import Any
 import cupy
 
 import unidrop
-from unidrop import contract
+from unidrop import arguments
 
 from . import kernels, layout
 from .backend import CupyBackend
@@ -44,14 +44,14 @@ def apply_mask(grad: Any, keep: Any, p: float) -> Any:
     ``keep`` is a boolean CuPy array of the mask shape: ``grad``'s shape with size 1 on the
     broadcast axes (as ``return_mask=True`` gives it). ``grad`` is not modified.
     """
-    p = contract.check_p(p)
+    p = arguments.check_p(p)
     backend = CupyBackend()
     if not isinstance(grad, cupy.ndarray) or not isinstance(keep, cupy.ndarray):
         raise TypeError(
             f"apply_mask takes CuPy arrays, got {type(grad).__qualname__} and {type(keep).__qualname__}"
         )
     shape, dtype = backend.shape_and_dtype(grad)
-    contract.check_dtype(dtype, backend.dtypes)
+    arguments.check_dtype(dtype, backend.dtypes)
     if keep.dtype != bool:
         raise TypeError(f"keep must be a boolean mask, got dtype {keep.dtype.name}")
     mshape = tuple(keep.shape)
@@ -77,5 +77,5 @@ def apply_mask(grad: Any, keep: Any, p: float) -> Any:
             raise NotImplementedError(
                 f"apply_mask takes at most {layout.MAX_DIMS} axes after merging neighbours; got {shape}"
             )
-        kernels.launch_apply(grad, y, keep, dims, dtype, contract.scale(p))
+        kernels.launch_apply(grad, y, keep, dims, dtype, arguments.scale(p))
         return y

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unidrop.contract import HALF_DTYPES as HALF
+from unidrop.arguments import HALF_DTYPES as HALF
 
 from . import pallas_gpu
 from .keys import Words64

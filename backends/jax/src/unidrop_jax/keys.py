@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unidrop import contract
+from unidrop import arguments
 from unidrop.philox import MASK32
 
 NO_SEED_MESSAGE = (
@@ -70,7 +70,7 @@ def _from_integer_array(value: Any, what: str) -> Words64:
     dtype = np.dtype(value.dtype)
     if _is_concrete(value):
         number = int(np.asarray(value))
-        return from_int(contract.check_uint64(number, what))
+        return from_int(arguments.check_uint64(number, what))
     if dtype.itemsize == 8:
         as_u64 = value.astype(jnp.uint64)
         low = (as_u64 & np.uint64(MASK32)).astype(jnp.uint32)
@@ -86,7 +86,7 @@ def words(value: Any, what: str) -> Words64:
     if isinstance(value, Words64):
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return from_int(contract.check_uint64(value, what))
+        return from_int(arguments.check_uint64(value, what))
     if _is_key(value):
         if what != "seed":
             raise TypeError(f"{what} must be an integer in [0, 2**64), got a JAX key; keys go in seed=")
@@ -134,4 +134,4 @@ def index_of(value: Any, what: str) -> int:
         number = operator.index(value)
     except Exception:
         raise TypeError(f"{allowed}, got {value!r} of type {type(value).__name__}") from None
-    return contract.check_uint64(number, what)
+    return arguments.check_uint64(number, what)

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 import unidrop
-from unidrop import contract
+from unidrop import arguments
 
 # The first sentence of each is flax.nnx.Dropout's own, so code and tests matching it keep working.
 _NO_DETERMINISTIC = (
@@ -51,7 +51,7 @@ def _first(*values: Any, error: str) -> Any:
 def _check_rate(rate: Any) -> float:
     """``rate`` as a float if it is a real number in [0, 1]; else TypeError or ValueError naming ``rate``."""
     try:
-        return contract.check_p(rate)
+        return arguments.check_p(rate)
     except (TypeError, ValueError) as error:
         message = str(error).replace("p must be", "rate (the drop probability) must be", 1)
         raise type(error)(message) from None
@@ -85,7 +85,7 @@ class Dropout(_nnx.Module):
         self.broadcast_dims = tuple(broadcast_dims)
         self.deterministic = deterministic
         self.rng_collection = rng_collection
-        self.stream = contract.check_uint64(stream, "stream")
+        self.stream = arguments.check_uint64(stream, "stream")
         if isinstance(rngs, _rnglib.Rngs):
             self.rngs = rngs[rng_collection].fork()
         elif isinstance(rngs, _rnglib.RngStream):

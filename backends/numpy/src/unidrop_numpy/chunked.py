@@ -22,7 +22,7 @@ import numpy as np
 
 from unidrop import DropoutPlan
 
-from .philox import UINT_OF_ITEMSIZE, PhiloxWorkspace
+from .philox_arrays import UINT_OF_ITEMSIZE, PhiloxWorkspace
 from .pool import Helpers
 from .threads import check_thread_count, get_num_threads
 

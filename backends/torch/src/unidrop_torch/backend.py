@@ -7,7 +7,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from unidrop import Backend, DropoutPlan, contract
+from unidrop import Backend, DropoutPlan, arguments
 
 
 def _ops() -> ModuleType:
@@ -47,12 +47,12 @@ class TorchBackend(Backend):
         return tuple(x.shape), str(x.dtype).removeprefix("torch.")
 
     def resolve_randomness(self, seed: Any, stream: Any, x: Any) -> tuple[Any, Any]:
-        stream = contract.check_uint64(stream, "stream")
+        stream = arguments.check_uint64(stream, "stream")
         if seed is None:
             from .keys import draw_seed_words
 
             return draw_seed_words(x.device), stream
-        return contract.check_uint64(seed, "seed"), stream
+        return arguments.check_uint64(seed, "seed"), stream
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
         mask_shape = list(plan.mask_shape) if plan.return_mask else None
@@ -93,7 +93,7 @@ class TorchBackend(Backend):
         """``torch.manual_seed``: ``seed=None`` draws from torch's default generators."""
         import torch
 
-        torch.manual_seed(contract.check_uint64(seed, "seed"))
+        torch.manual_seed(arguments.check_uint64(seed, "seed"))
 
     def global_rng_state(self) -> Any:
         """The bytes of torch's default CPU generator, then each initialised CUDA generator's."""

@@ -13,9 +13,9 @@ import functools
 
 import numpy as np
 import torch
-from unidrop_numpy.philox import PhiloxWorkspace
+from unidrop_numpy.philox_arrays import PhiloxWorkspace
 
-from unidrop import Backend, DropoutPlan, contract
+from unidrop import Backend, DropoutPlan, arguments
 
 
 @functools.cache
@@ -37,8 +37,8 @@ def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> 
     """
     keep = torch.empty(mask_shape, dtype=torch.bool)
     flat = keep.view(-1).numpy()
-    t = contract.threshold(p)
-    if t >= contract.TWO_POW_32:  # p == 1: nothing is kept
+    t = arguments.threshold(p)
+    if t >= arguments.TWO_POW_32:  # p == 1: nothing is kept
         flat[...] = False
         return keep
     workspace = PhiloxWorkspace(min(KEEP_CHUNK, flat.size) // 4 + 2)

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import torch
 
-from unidrop import contract
+from unidrop import arguments
 
 from .keys import as_int32, check_key
 
@@ -78,7 +78,7 @@ def _words(value: int) -> tuple[int, int]:
 
 
 def _scale_bits(p: float, compute: torch.dtype) -> int:
-    s = contract.scale(p)
+    s = arguments.scale(p)
     if compute == torch.float64:
         return struct.unpack("<q", struct.pack("<d", s))[0]
     return struct.unpack("<i", struct.pack("<f", s))[0]  # pack rounds to float32 (nearest even)
@@ -100,13 +100,13 @@ def launch_dropout(
     n = x.numel()
     if n == 0:
         return
-    if contract.threshold(p) >= contract.TWO_POW_32:  # p == 1: t = 2**32 does not fit a word
+    if arguments.threshold(p) >= arguments.TWO_POW_32:  # p == 1: t = 2**32 does not fit a word
         y.zero_()
         return
     ptr, (k0, k1, s0, s1), on_device = _key_args(key, x, key_in_kernel)
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
     block, warps, calls = CONFIG[x.element_size()]
-    scalars = (k0, k1, s0, s1, as_int32(contract.threshold(p)), _scale_bits(p, compute))
+    scalars = (k0, k1, s0, s1, as_int32(arguments.threshold(p)), _scale_bits(p, compute))
     flags = {
         "KEY_ON_DEVICE": on_device,
         "COMPUTE_F64": compute == torch.float64,
@@ -147,12 +147,12 @@ def launch_keep(
     n = keep.numel()
     if n == 0:
         return
-    if contract.threshold(p) >= contract.TWO_POW_32:
+    if arguments.threshold(p) >= arguments.TWO_POW_32:
         keep.zero_()
         return
     ptr, (k0, k1, s0, s1), on_device = _key_args(key, keep, key_in_kernel)
     block = 2048
-    threshold = as_int32(contract.threshold(p))
+    threshold = as_int32(arguments.threshold(p))
     with _on(keep.device):
         for first, count, masked, programs in _pieces(n, block):
             piece = keep.view(-1)[first : first + count]
@@ -175,7 +175,7 @@ def launch_keep(
 
 def keep_mask(key: torch.Tensor, mask_shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
     """The boolean keep mask of ``mask_shape`` on ``device``."""
-    if contract.threshold(p) >= contract.TWO_POW_32:
+    if arguments.threshold(p) >= arguments.TWO_POW_32:
         return torch.zeros(mask_shape, dtype=torch.bool, device=device)
     keep = torch.empty(mask_shape, dtype=torch.uint8, device=device)
     launch_keep(keep, key, p)
@@ -184,13 +184,13 @@ def keep_mask(key: torch.Tensor, mask_shape: tuple[int, ...], p: float, device: 
 
 def dropout(x: torch.Tensor, key: torch.Tensor, p: float, broadcast_dims: list[int]) -> torch.Tensor:
     """Mask stream v1 dropout of a CUDA tensor; the result keeps ``x``'s memory format."""
-    if contract.threshold(p) >= contract.TWO_POW_32:
+    if arguments.threshold(p) >= arguments.TWO_POW_32:
         return torch.zeros_like(x)
-    mshape = contract.mask_shape(tuple(x.shape), tuple(broadcast_dims))
+    mshape = arguments.mask_shape(tuple(x.shape), tuple(broadcast_dims))
     if math.prod(mshape) != x.numel():  # broadcast mask: draw it once, apply it by broadcasting
         compute = torch.float64 if x.dtype == torch.float64 else torch.float32
         keep = keep_mask(key, mshape, p, x.device)
-        scaled = (x.to(compute) * contract.scale(p)).to(x.dtype)
+        scaled = (x.to(compute) * arguments.scale(p)).to(x.dtype)
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
         return torch.where(keep, scaled, zero, out=torch.empty_like(x))  # x's memory format
     source = x.contiguous()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from unidrop import contract
+from unidrop import arguments
 
 from .functional import dropout
 from .support import refuse_scripting
@@ -62,13 +62,13 @@ class _MaskStreamDropout(nn.Module):
         stream: int = 0,
         mask_stream: str = "unidrop",
     ) -> None:
-        p = contract.check_p(p)
+        p = arguments.check_p(p)
         if not isinstance(inplace, bool):
             raise TypeError(f"inplace must be True or False, got {inplace!r}")
         super().__init__(p, inplace)  # type: ignore[call-arg]  # the torch class: sets p, inplace
         self.broadcast_dims = (broadcast_dims,) if isinstance(broadcast_dims, int) else tuple(broadcast_dims)
-        self.seed = None if seed is None else contract.check_uint64(seed, "seed")
-        self.stream = contract.check_uint64(stream, "stream")
+        self.seed = None if seed is None else arguments.check_uint64(seed, "seed")
+        self.stream = arguments.check_uint64(stream, "stream")
         if mask_stream not in MASK_STREAMS:
             raise ValueError(f"mask_stream must be one of {MASK_STREAMS}, got {mask_stream!r}")
         if mask_stream == "torch" and any(0 <= axis < 2 for axis in self.broadcast_dims):
@@ -97,7 +97,7 @@ class _MaskStreamDropout(nn.Module):
         return self.broadcast_dims
 
     def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
-        dims = contract.normalize_broadcast_dims(self.broadcast_dims, x.dim())
+        dims = arguments.normalize_broadcast_dims(self.broadcast_dims, x.dim())
         if not dims:
             return nn.functional.dropout(x, self.p, self.training, self.inplace)
         if x.dim() >= 3 and dims == tuple(range(2, x.dim())):

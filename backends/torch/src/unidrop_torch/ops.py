@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from unidrop import contract
+from unidrop import arguments
 
 from . import cpu, cuda, keys
 from .routes import Route, route_for
@@ -37,7 +37,7 @@ def _check(x: Tensor, key: Tensor, p: float, broadcast_dims: Sequence[int]) -> N
 
 def _check_plain(x: Tensor, p: float, broadcast_dims: Sequence[int]) -> None:
     check_tensor(x)
-    contract.check_p(p)
+    arguments.check_p(p)
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise TypeError(
             f"unidrop::dropout needs a floating-point tensor; got dtype {x.dtype}, allowed: "

@@ -21,7 +21,7 @@ def _np() -> Any:
 
 
 def _workspace(blocks: int) -> Any:
-    from unidrop_numpy.philox import PhiloxWorkspace
+    from unidrop_numpy.philox_arrays import PhiloxWorkspace
 
     return PhiloxWorkspace(blocks)
 

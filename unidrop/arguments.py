@@ -1,4 +1,4 @@
-"""The dropout contract: what a valid request is, and the numbers derived from it.
+"""The rules of a dropout call's arguments, and the DropoutPlan a backend receives.
 
 Every backend receives a :class:`DropoutPlan` built here, so validation and the
 threshold/scale arithmetic exist once, in this file.

@@ -1,7 +1,8 @@
-"""Framework features: checked only when the backend declares them (``features``).
+"""Optional abilities: each checked only when the backend declares it in its ``abilities``.
 
-``"autograd"``: the gradient is the cotangent times keep times scale, through the adapter's
-``vjp``. ``"jit"``: a compiled call gives the eager (reference) result, through its ``jit``.
+``autograd``: the gradient is the cotangent times keep times scale, through the adapter's
+``vjp``. ``jit``: a compiled call gives the eager (reference) result, through its ``jit``.
+(``explicit_seed`` changes a rule, and :mod:`.rules` checks it.)
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from unidrop import reference
 from .helpers import SuitePart, assert_same_floats, sample_values
 
 
-class FeaturesChecks(SuitePart):
+class AbilitiesChecks(SuitePart):
     """The optional abilities a backend declares; each check skips, saying so, when undeclared."""
 
     def test_autograd_gradient_is_cotangent_times_keep_times_scale(self) -> None:
         """Forward and gradient under the framework's autograd equal the reference's dropout."""
-        if "autograd" not in self.adapter.features:
+        if not self.adapter.abilities.autograd:
             pytest.skip(f"backend {self.adapter.name!r} does not declare autograd")
         values = sample_values((6, 50), "float32", 6)
         values[np.isnan(values) | np.isinf(values)] = 1.0
@@ -34,7 +35,7 @@ class FeaturesChecks(SuitePart):
 
     def test_jit_gives_the_eager_result(self) -> None:
         """A compiled dropout gives the reference's result."""
-        if "jit" not in self.adapter.features:
+        if not self.adapter.abilities.jit:
             pytest.skip(f"backend {self.adapter.name!r} does not declare jit")
         values = sample_values((7, 9), "float32", 8)
         compiled = self.adapter.jit(lambda a: self.dropout(a, 0.4, seed=1 << 33, stream=2))

@@ -1,0 +1,59 @@
+"""The NumPy backend's work: mask stream v1 on NumPy arrays, through :mod:`.chunked`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from unidrop import DropoutPlan, Implementation
+
+from . import bfloat16
+from .chunked import dropout_array
+
+_BASE_DTYPES = frozenset({"float16", "float32", "float64"})
+
+
+class NumpyImplementation(Implementation):
+    """Dropout of ``numpy.ndarray``, NumPy scalars and memmaps; other subclasses are refused."""
+
+    def dtypes(self) -> frozenset[str]:
+        """float16, float32 and float64, and bfloat16 where ml_dtypes is installed."""
+        return (_BASE_DTYPES | {bfloat16.NAME}) if bfloat16.available() else _BASE_DTYPES
+
+    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        return tuple(x.shape), bfloat16.dtype_name(x.dtype)
+
+    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        _check_subclass(x)
+        array = np.asarray(x)  # a memmap's data as a plain ndarray view (no copy)
+        y, keep = dropout_array(array, plan)
+        return (y[()] if isinstance(x, np.generic) else y), keep
+
+    def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return np.ones(shape, dtype=bool)
+
+
+def _check_subclass(x: Any) -> None:
+    """Refuse ``ndarray`` subclasses whose meaning a plain result would lose; memmaps are plain data.
+
+    ``numpy.memmap`` (and its subclasses) only say where the data lives: they are taken, and the
+    result is a plain ``ndarray`` in memory. Masked arrays, matrices and any other subclass are
+    refused with a TypeError naming the type and saying how to pass the plain data.
+    """
+    if not isinstance(x, np.ndarray) or type(x) is np.ndarray or isinstance(x, np.memmap):
+        return
+    kind = f"{type(x).__module__}.{type(x).__qualname__}"
+    if isinstance(x, np.ma.MaskedArray):
+        why, fix = (
+            "its mask",
+            "x.filled(value) for the data with masked elements replaced, or numpy.ma.getdata(x)",
+        )
+    elif isinstance(x, np.matrix):
+        why, fix = "the matrix rules", "numpy.asarray(x), and numpy.asmatrix(y) on the result if needed"
+    else:
+        why, fix = "what the subclass adds", "numpy.asarray(x) if its plain data is what should be dropped"
+    raise TypeError(
+        f"unidrop's NumPy backend takes numpy.ndarray (and numpy.memmap), got the subclass {kind}, "
+        f"whose meaning ({why}) a plain result would lose; pass {fix}"
+    )

@@ -1,0 +1,26 @@
+"""How the conformance suite makes and reads NumPy arrays for the NumPy backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from unidrop.conformance.adapter import SuiteAdapter
+
+from . import bfloat16
+
+
+class NumpySuiteAdapter(SuiteAdapter):
+    """NumPy arrays on the CPU; NumPy's global random state is the legacy ``np.random`` one."""
+
+    def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
+        return array.astype(bfloat16.numpy_dtype() if dtype == bfloat16.NAME else dtype)
+
+    def to_numpy(self, x: Any) -> Any:
+        if bfloat16.dtype_name(x.dtype) == bfloat16.NAME:
+            return np.asarray(x).astype(np.float32)  # exact: every bfloat16 is a float32
+        return np.array(x, copy=True)
+
+    def global_rng_state(self) -> Any:
+        return np.random.get_state()[1]
