@@ -6,8 +6,8 @@ framework; a backend imports its framework only when an array of that framework 
 
 from . import registry
 from .api import dropout
-from .backend import Abilities, Backend, Implementation
 from .arguments import STREAM_VERSION, DropoutPlan
+from .backend import Abilities, Backend, Implementation
 from .registry import BackendInfo, get_backend, list_backends
 from .seeding import manual_seed
 

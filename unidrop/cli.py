@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, hints, registry
-from .backend import Backend
 from .arguments import STREAM_VERSION, check_p, check_uint64
+from .backend import Backend
 
 
 def _backends(_: argparse.Namespace) -> int:
