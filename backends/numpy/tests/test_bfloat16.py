@@ -74,7 +74,7 @@ def test_every_bit_pattern_is_kept_in_some_case_above(ml_dtypes) -> None:
     """The cases above scale every pattern at least once (not only drop it)."""
     kept = np.zeros(1 << 16, bool)
     for p, seed in CASES:
-        kept |= NumpyBackend().dropout(
+        kept |= NumpyBackend().implementation().dropout(
             ALL_BITS.view(ml_dtypes.bfloat16),
             arguments.DropoutPlan.build((1 << 16,), "bfloat16", p, seed, 3, (), return_mask=True),
         )[1]
@@ -138,11 +138,11 @@ def test_scalar_gives_a_scalar(ml_dtypes) -> None:
 
 
 def test_declared_and_round_trips_for_the_suite(ml_dtypes) -> None:
-    backend = NumpyBackend()
-    assert backend.dtypes == {"float16", "bfloat16", "float32", "float64"}
-    x = backend.from_numpy(np.array([1.5, -2.0, np.inf], np.float32), "bfloat16")
-    assert x.dtype == np.dtype(ml_dtypes.bfloat16) and backend.shape_and_dtype(x) == ((3,), "bfloat16")
-    back = backend.to_numpy(x)
+    adapter = NumpyBackend().suite_adapter()
+    assert adapter.dtypes() == {"float16", "bfloat16", "float32", "float64"}
+    x = adapter.from_numpy(np.array([1.5, -2.0, np.inf], np.float32), "bfloat16")
+    assert x.dtype == np.dtype(ml_dtypes.bfloat16) and adapter.shape_and_dtype(x) == ((3,), "bfloat16")
+    back = adapter.to_numpy(x)
     assert back.dtype == np.float32 and back.tolist() == [1.5, -2.0, np.inf]
 
 
@@ -167,10 +167,10 @@ def without_ml_dtypes(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.usefixtures("without_ml_dtypes")
 def test_without_ml_dtypes_bfloat16_is_not_declared() -> None:
-    backend = NumpyBackend()
-    assert backend.dtypes == {"float16", "float32", "float64"}
+    adapter = NumpyBackend().suite_adapter()
+    assert adapter.dtypes() == {"float16", "float32", "float64"}
     with pytest.raises(TypeError, match=r"bfloat16 NumPy arrays need the ml_dtypes package"):
-        backend.from_numpy(np.ones(3, np.float32), "bfloat16")
+        adapter.from_numpy(np.ones(3, np.float32), "bfloat16")
     y = unidrop.dropout(np.ones(8, np.float32), 0.5, seed=1)  # everything else works
     assert y.dtype == np.float32
 

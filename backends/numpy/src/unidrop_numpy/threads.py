@@ -8,6 +8,7 @@ instead of making the backend fail to load.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 
@@ -49,8 +50,9 @@ def _default_threads() -> int:
     setting = os.environ.get(_ENV)
     if setting is not None:
         text = setting.strip()
-        if text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_THREADS:
-            return int(text)
+        if text.isascii() and text.isdigit():
+            with contextlib.suppress(ValueError):  # out of range: the error below shows the text
+                return check_thread_count(int(text), _ENV)
         raise ValueError(f"{_ENV} must be an integer from 1 to {MAX_THREADS}, got {setting!r}")
     try:
         cpus = len(os.sched_getaffinity(0))
