@@ -14,7 +14,7 @@ import numpy
 try:
     import ml_dtypes
 except ImportError:  # the optional extra is not installed: no bfloat16
-    ml_dtypes = None
+    ml_dtypes = None  # type: ignore[assignment]
 
 #: The canonical name of the dtype.
 NAME = "bfloat16"
