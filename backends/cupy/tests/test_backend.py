@@ -1,15 +1,22 @@
-"""The CuPy backend's packaging, registration and launch arithmetic: no GPU needed."""
+"""The CuPy backend's packaging, registration, plugin contract and launch arithmetic: no GPU needed."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from _gpu import gpu_unavailable_reason
 from unidrop_cupy import layout, source
+from unidrop_cupy.backend import CupyBackend
 
 import unidrop
 from unidrop import registry
+
+SOURCES = Path(sys.modules["unidrop_cupy"].__file__).parent
+FRAMEWORKS = {"cupy", "cupyx", "cupy_backends", "numpy", "ml_dtypes"}
 
 
 def test_importing_the_backend_does_not_import_cupy() -> None:
@@ -22,7 +29,46 @@ def test_registered_under_the_entry_point_group() -> None:
     registry.reset()
     backend = unidrop.get_backend("cupy")
     assert (backend.name, backend.framework, backend.distribution) == ("cupy", "cupy", "unidrop-cupy")
-    assert {"float16", "float32", "float64"} <= backend.dtypes
+    assert isinstance(backend, CupyBackend)
+
+
+def test_abilities_declare_no_autograd_no_jit_and_an_optional_seed() -> None:
+    """CuPy has no autograd and no compiler of Python functions; ``seed=None`` draws from unidrop."""
+    abilities = unidrop.get_backend("cupy").abilities
+    assert isinstance(abilities, unidrop.Abilities)
+    assert (abilities.autograd, abilities.jit, abilities.explicit_seed) == (False, False, False)
+
+
+def _imports(node: ast.AST) -> list[str]:
+    """The top-level module names that the import statements under ``node`` name."""
+    names = []
+    for child in ast.walk(node):
+        if isinstance(child, ast.Import):
+            names += [alias.name.split(".")[0] for alias in child.names]
+        elif isinstance(child, ast.ImportFrom):
+            names.append("." if child.level else (child.module or "").split(".")[0])
+    return names
+
+
+def _functions_with_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        f"{path.name}:{fn.lineno} {fn.name}"
+        for fn in ast.walk(tree)
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and _imports(fn)
+    ]
+
+
+def test_the_descriptor_module_imports_no_framework() -> None:
+    tree = ast.parse((SOURCES / "backend.py").read_text(encoding="utf-8"))
+    assert not FRAMEWORKS & set(_imports(tree))
+
+
+def test_only_load_and_suite_adapter_import_inside_a_function() -> None:
+    """Every other module imports what it needs at the top (the framework too, where it is needed)."""
+    found = [f for path in sorted(SOURCES.glob("*.py")) for f in _functions_with_imports(path)]
+    assert sorted(f.split(" ")[1] for f in found) == ["load", "suite_adapter"], found
+    assert all(f.startswith("backend.py:") for f in found), found
 
 
 def test_cuda_sources_ship_with_the_package() -> None:
@@ -32,14 +78,12 @@ def test_cuda_sources_ship_with_the_package() -> None:
 
 
 def test_devices_is_empty_without_a_gpu() -> None:
-    from _gpu import gpu_unavailable_reason
-
     reason = gpu_unavailable_reason()
     if reason is None:
         pytest.skip("this machine has a GPU")
     if reason.startswith("CuPy is not importable"):
         pytest.skip(reason)
-    assert unidrop.get_backend("cupy").devices() == []
+    assert unidrop.get_backend("cupy").implementation().devices() == []
 
 
 def test_collapse_merges_contiguous_axes_and_keeps_broadcast_ones() -> None:

@@ -6,26 +6,26 @@ Every test here skips, with the reason, where CuPy is missing or finds no CUDA d
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pytest
 from _gpu import gpu_unavailable_reason
 
+import unidrop
 from unidrop import arguments, reference
+from unidrop.conformance.adapter import SuiteAdapter
 from unidrop.conformance.suite import ConformanceSuite, assert_same_floats, sample_values
 from unidrop.philox import stream_words
 
 REASON = gpu_unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no GPU for the CuPy backend: {REASON}")
 
-if REASON is None:
+if REASON is None:  # CuPy imports without a GPU, but only a GPU makes the tests below mean anything
     import cupy
     import cupyx
     from unidrop_cupy import functional, kernels, layout
-    from unidrop_cupy.backend import CupyBackend
-
-    import unidrop
 
 
 class TestCupyConformance(ConformanceSuite):
@@ -37,16 +37,22 @@ class TestCupyConformance(ConformanceSuite):
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
+@functools.cache
+def adapter() -> SuiteAdapter:
+    """The CuPy backend's suite adapter: how these tests make and read CuPy arrays."""
+    return unidrop.get_backend("cupy").suite_adapter()
+
+
 def dtypes_here() -> list[str]:
-    return [d for d in DTYPES if d in CupyBackend().dtypes]
+    return [d for d in DTYPES if d in adapter().dtypes()]
 
 
 def make(values: np.ndarray, dtype: str):
-    return CupyBackend().from_numpy(values, dtype)
+    return adapter().from_numpy(values, dtype)
 
 
 def read(x) -> np.ndarray:
-    return np.asarray(CupyBackend().to_numpy(x), dtype=np.float64)
+    return np.asarray(adapter().to_numpy(x), dtype=np.float64)
 
 
 def check_view(view, values_c: np.ndarray, dtype: str, p: float, seed: int, stream: int, bd=()) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
-from unidrop_cupy import source
+from unidrop_cupy import layout, source
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 #: Options CuPy adds to every NVRTC compile (cupy/cuda/compiler.py), so the check sees what runs.
@@ -134,8 +135,6 @@ def declared(ptx: str, name: str) -> list[tuple[str, int]]:
 
 def passed(args: tuple) -> list[tuple[str, int]]:
     """(kind, bytes) of each argument as CuPy would pack it."""
-    import numpy as np
-
     out = []
     for a in args:
         if isinstance(a, DeviceArray):
@@ -161,8 +160,7 @@ def compatible(want: tuple[str, int], got: tuple[str, int]) -> bool:
 def test_launch_arguments_match_the_kernel_signatures(
     ptx90: str, dtype: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("cupy", reason="unidrop_cupy.kernels imports CuPy")
-    from unidrop_cupy import kernels, layout
+    kernels = pytest.importorskip("unidrop_cupy.kernels", reason="unidrop_cupy.kernels imports CuPy")
 
     calls: list[tuple[str, tuple]] = []
 

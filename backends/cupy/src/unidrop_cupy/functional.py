@@ -22,7 +22,10 @@ import unidrop
 from unidrop import arguments
 
 from . import kernels, layout
-from .backend import CupyBackend
+from .implementation import CupyImplementation
+
+#: Where the dtypes and shapes of gradients are read, as for ``unidrop.dropout``'s inputs.
+_IMPLEMENTATION = CupyImplementation()
 
 
 def dropout_backward(
@@ -45,13 +48,12 @@ def apply_mask(grad: Any, keep: Any, p: float) -> Any:
     broadcast axes (as ``return_mask=True`` gives it). ``grad`` is not modified.
     """
     p = arguments.check_p(p)
-    backend = CupyBackend()
     if not isinstance(grad, cupy.ndarray) or not isinstance(keep, cupy.ndarray):
         raise TypeError(
             f"apply_mask takes CuPy arrays, got {type(grad).__qualname__} and {type(keep).__qualname__}"
         )
-    shape, dtype = backend.shape_and_dtype(grad)
-    arguments.check_dtype(dtype, backend.dtypes)
+    shape, dtype = _IMPLEMENTATION.shape_and_dtype(grad)
+    arguments.check_dtype(dtype, _IMPLEMENTATION.dtypes())
     if keep.dtype != bool:
         raise TypeError(f"keep must be a boolean mask, got dtype {keep.dtype.name}")
     mshape = tuple(keep.shape)

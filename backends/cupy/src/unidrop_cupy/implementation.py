@@ -1,0 +1,44 @@
+"""The CuPy backend's work: mask stream v1 on ``cupy.ndarray`` through the fused kernels (:mod:`.run`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cupy
+
+from unidrop import DropoutPlan, Implementation
+
+from . import bfloat16
+from .run import dropout_array
+
+_BASE_DTYPES = frozenset({"float16", "float32", "float64"})
+
+
+class CupyImplementation(Implementation):
+    """Dropout of ``cupy.ndarray`` on the array's own device and the current CuPy stream.
+
+    ``seed=None`` draws from unidrop's global source (the default randomness); CuPy's own
+    random state is never touched.
+    """
+
+    def dtypes(self) -> frozenset[str]:
+        """float16, float32 and float64, and bfloat16 where CuPy >= 14 and ml_dtypes provide it."""
+        return (_BASE_DTYPES | {bfloat16.NAME}) if bfloat16.numpy_dtype() is not None else _BASE_DTYPES
+
+    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        return tuple(x.shape), x.dtype.name
+
+    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        return dropout_array(x, plan)
+
+    def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
+        with x.device:
+            return cupy.ones(shape, dtype=bool)
+
+    def devices(self) -> list[str]:
+        """``cuda:N`` for every visible GPU; empty where CuPy finds none (no driver, no device)."""
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception:  # CUDARuntimeError without a driver, or a driver too old for the wheel
+            return []
+        return [f"cuda:{i}" for i in range(count)]
