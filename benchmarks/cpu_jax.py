@@ -41,7 +41,7 @@ import numpy as np
 from jax import lax
 from unidrop_jax import mask as unidrop_mask
 from unidrop_jax import pallas_gpu as unidrop_pallas
-from unidrop_jax import philox as unidrop_philox
+from unidrop_jax import philox_lax as unidrop_philox
 
 import unidrop
 

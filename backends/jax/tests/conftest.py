@@ -7,8 +7,11 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import settings
+from unidrop_jax import philox_lax
 
 from unidrop import reference
+from unidrop.conformance.plugin import CI_PROFILE
 
 DTYPES = ["float16", "bfloat16", "float32"]
 
@@ -17,10 +20,6 @@ def pytest_configure(config: pytest.Config) -> None:
     """Use the suite's CI Hypothesis profile (derandomized, no deadline: jit compiles take time)
     unless ``--hypothesis-profile`` picks another."""
     if config.getoption("hypothesis_profile", None) is None:
-        from hypothesis import settings
-
-        from unidrop.conformance.plugin import CI_PROFILE
-
         settings.load_profile(CI_PROFILE)
 
 
@@ -52,8 +51,6 @@ def same_bits(got: np.ndarray, want: np.ndarray) -> bool:
 
 @pytest.fixture(params=["wide", "split", "native"])
 def mulhi(request, monkeypatch):
-    """Run a test under each mulhi formulation of unidrop_jax.philox."""
-    from unidrop_jax import philox
-
-    monkeypatch.setattr(philox, "MULHI", request.param)
+    """Run a test under each mulhi formulation of unidrop_jax.philox_lax."""
+    monkeypatch.setattr(philox_lax, "MULHI", request.param)
     return request.param

@@ -1,5 +1,9 @@
 """The shared conformance suite on the JAX backend (default device; x64 off)."""
 
+import os
+import subprocess
+import sys
+
 from unidrop.conformance.suite import ConformanceSuite
 
 
@@ -9,10 +13,6 @@ class TestJaxConformance(ConformanceSuite):
 
 def test_the_suite_with_x64_on_covers_float64():
     """float64 JAX arrays exist only with jax_enable_x64: run the whole suite again in such a process."""
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "JAX_ENABLE_X64": "1"}
     command = [
         sys.executable,

@@ -1,7 +1,7 @@
 """The identity path (p == 0, training=False) checks seed and stream too: seed=None is refused as always.
 
-``JaxBackend.check_randomness`` is the hook the core calls on that path (``Backend.check_randomness``,
-added on the core's side); the end-to-end test runs once the core has the hook.
+``JaxImplementation.check_randomness`` is the hook the core calls on that path
+(``Implementation.check_randomness``); the end-to-end tests check that the core calls it.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from unidrop_jax import JaxBackend
+from unidrop_jax.implementation import JaxImplementation
 from unidrop_jax.keys import NO_SEED_MESSAGE
 
 import unidrop
-from unidrop import Backend
 
 X = jnp.ones((4, 8), jnp.float32)
 
@@ -36,14 +35,14 @@ IDS = ["none", "float", "str", "bool", "negative", "three-words", "float-stream"
 def test_check_randomness_refuses_what_dropout_refuses(kwargs, error, match):
     args = {"seed": 1, "stream": 0, **kwargs}
     with pytest.raises(error, match=match):
-        JaxBackend().check_randomness(args["seed"], args["stream"], X)
+        JaxImplementation().check_randomness(args["seed"], args["stream"], X)
     with pytest.raises(error, match=match):  # the same error as the drawing path gives
         unidrop.dropout(X, 0.5, **args)
 
 
 def test_check_randomness_gives_the_no_seed_message_of_the_drawing_path():
     with pytest.raises(ValueError) as identity:
-        JaxBackend().check_randomness(None, 0, X)
+        JaxImplementation().check_randomness(None, 0, X)
     with pytest.raises(ValueError) as drawing:
         unidrop.dropout(X, 0.5, seed=None)
     assert str(identity.value) == str(drawing.value) == NO_SEED_MESSAGE
@@ -55,24 +54,18 @@ def test_check_randomness_gives_the_no_seed_message_of_the_drawing_path():
     ids=["zero", "max", "numpy", "typed-key", "raw-key", "array"],
 )
 def test_check_randomness_accepts_every_seed_kind_and_returns_nothing(seed):
-    assert JaxBackend().check_randomness(seed, np.array([1, 2], np.uint32), X) is None
-    assert JaxBackend().check_randomness(seed, 2**64 - 1, X) is None
+    assert JaxImplementation().check_randomness(seed, np.array([1, 2], np.uint32), X) is None
+    assert JaxImplementation().check_randomness(seed, 2**64 - 1, X) is None
 
 
 def test_check_randomness_accepts_traced_seeds_and_streams():
     def f(x, key, stream):
-        JaxBackend().check_randomness(key, stream, x)
+        JaxImplementation().check_randomness(key, stream, x)
         return x
 
     assert jax.jit(f)(X, jax.random.key(1), jnp.uint32(2)) is not None
 
 
-HOOK = hasattr(Backend, "check_randomness")
-
-
-@pytest.mark.xfail(
-    not HOOK, reason="the core calls Backend.check_randomness (branch core-rules)", strict=True
-)
 @pytest.mark.parametrize("identity", [{"p": 0.0}, {"p": 0.5, "training": False}], ids=["p0", "eval"])
 def test_dropout_refuses_seed_none_on_the_identity_path(identity):
     p = identity.pop("p")

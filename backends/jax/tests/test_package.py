@@ -1,4 +1,4 @@
-"""Packaging: the entry point, lazy imports, and the backend's adapters."""
+"""Packaging: the entry point, lazy imports, the descriptor, implementation and suite adapter."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ import tomllib
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from unidrop_jax import JaxBackend
+from unidrop_jax.implementation import JaxImplementation
+from unidrop_jax.suite_adapter import JaxSuiteAdapter
 
 import unidrop
 
@@ -25,35 +28,73 @@ def run(code: str) -> str:
     return done.stdout.strip()
 
 
-def test_importing_the_backend_and_listing_backends_imports_neither_jax_nor_flax():
+def test_the_descriptor_imports_neither_jax_nor_flax_and_load_imports_jax():
     out = run(
         "import sys, unidrop, unidrop_jax, unidrop_jax.backend\n"
         "names = [b.name for b in unidrop.list_backends()]\n"
-        "unidrop.get_backend('jax').dtypes\n"
-        "print('jax' in names, 'jax' in sys.modules, 'flax' in sys.modules)"
+        "backend = unidrop.get_backend('jax')\n"
+        "backend.abilities, backend.framework, backend.distribution\n"
+        "print('jax' in names, 'jax' in sys.modules, 'flax' in sys.modules)\n"
+        "backend.implementation()\n"
+        "print('jax' in sys.modules, 'flax' in sys.modules)"
     )
-    assert out == "True False False"
+    assert out.splitlines() == ["True False False", "True False"]
 
 
 def test_registered_under_the_entry_point_and_chosen_for_jax_arrays():
     backend = unidrop.get_backend("jax")
-    assert backend.distribution == "unidrop-jax"
-    assert unidrop.registry.backend_for(jnp.ones(3)) is backend
+    assert isinstance(backend, JaxBackend) and backend.distribution == "unidrop-jax"
+    assert backend.abilities == unidrop.Abilities(autograd=True, jit=True, explicit_seed=True)
+    implementation = backend.implementation()
+    assert isinstance(implementation, JaxImplementation) and backend.implementation() is implementation
+    assert unidrop.registry.dispatch(jnp.ones(3)).implementation is implementation
     assert backend.version() == jax.__version__
-    assert {"float16", "bfloat16", "float32"} <= backend.dtypes
-    assert "float64" not in backend.dtypes  # x64 is off here
+    assert implementation.dtypes() == {"float16", "bfloat16", "float32"}  # x64 is off here
 
 
-def test_adapters_round_trip_and_devices():
+def test_float64_is_taken_once_x64_is_switched_on_after_a_first_call():
+    """dtypes() reads jax_enable_x64 at each call: switched on after a float32 dropout, float64 works."""
+    out = run(
+        "import jax, jax.numpy as jnp, numpy as np, unidrop\n"
+        "from unidrop import reference\n"
+        "unidrop.dropout(jnp.ones(8, jnp.float32), 0.5, seed=1)\n"
+        "implementation = unidrop.get_backend('jax').implementation()\n"
+        "print('float64' in implementation.dtypes())\n"
+        "jax.config.update('jax_enable_x64', True)\n"
+        "print('float64' in implementation.dtypes())\n"
+        "v = np.random.default_rng(2).standard_normal(29) * 3\n"
+        "y = unidrop.dropout(jnp.asarray(v, jnp.float64), 0.3, seed=2**40 + 3, stream=5)\n"
+        "want, _ = reference.dropout(list(v), (29,), 'float64', 0.3, 2**40 + 3, 5)\n"
+        "print(y.dtype, np.asarray(y).tolist() == want)"
+    )
+    assert out.splitlines() == ["False", "True", "float64 True"]
+
+
+def test_suite_adapter_round_trips_on_every_device():
     backend = unidrop.get_backend("jax")
-    devices = backend.devices()
+    adapter = backend.suite_adapter()
+    assert isinstance(adapter, JaxSuiteAdapter) and adapter.backend is backend
+    devices = adapter.devices()
     assert devices and all(":" in d for d in devices)
     values = np.array([1.0, -2.5, 3.25], np.float32)
-    for dtype in ("float16", "bfloat16", "float32"):
-        x = backend.from_numpy(values, dtype, devices[0])
-        assert x.dtype.name == dtype and backend.device_of(x) == devices[0]
-        assert np.array_equal(backend.to_numpy(x).astype(np.float32), values)
-    mask = backend.full_mask(jnp.ones(3), (2, 3))
+    for device in devices:
+        for dtype in ("float16", "bfloat16", "float32"):
+            x = adapter.from_numpy(values, dtype, device)
+            assert x.dtype.name == dtype and adapter.device_of(x) == device
+            assert np.array_equal(adapter.to_numpy(x).astype(np.float32), values)
+    assert adapter.global_rng_state() is None  # JAX has no global random state
+
+
+def test_suite_adapter_refuses_float64_without_x64_and_unknown_devices():
+    adapter = unidrop.get_backend("jax").suite_adapter()
+    with pytest.raises(TypeError, match="jax_enable_x64"):
+        adapter.from_numpy(np.ones(2), "float64")
+    with pytest.raises(ValueError, match=r"no JAX device 'tpu:7'; available: \['cpu:0"):
+        adapter.from_numpy(np.ones(2), "float32", "tpu:7")
+
+
+def test_full_mask_is_all_true_of_the_shape():
+    mask = unidrop.get_backend("jax").implementation().full_mask(jnp.ones(3), (2, 3))
     assert mask.dtype == bool and mask.shape == (2, 3) and bool(mask.all())
 
 

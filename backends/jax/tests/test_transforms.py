@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import DTYPES, as_float64, expected, same_bits, values_for
+from jax.ad_checkpoint import print_saved_residuals
+from unidrop_jax.dropout import forward
 
 import unidrop
 from unidrop import reference
@@ -90,12 +92,12 @@ def test_grad_is_cotangent_times_keep_times_scale(dtype):
     assert not keep.all() and keep.any()
 
 
-def test_vjp_and_the_backend_vjp_adapter():
+def test_vjp_and_the_suite_adapters_vjp():
     values = values_for(SHAPE, "float32", seed=3)
     cot = values_for(SHAPE, "float32", seed=4)
     x = jnp.asarray(values, jnp.float32)
     fn = lambda x: unidrop.dropout(x, 0.5, seed=2**50 + 1, stream=2)  # noqa: E731
-    y, grad = unidrop.get_backend("jax").vjp(fn, x, jnp.asarray(cot, jnp.float32))
+    y, grad = unidrop.get_backend("jax").suite_adapter().vjp(fn, x, jnp.asarray(cot, jnp.float32))
     assert same_bits(as_float64(y), expected(values, "float32", 0.5, 2**50 + 1, 2)[0])
     assert same_bits(as_float64(grad), expected(cot, "float32", 0.5, 2**50 + 1, 2)[0])
 
@@ -111,8 +113,6 @@ def test_the_mask_is_not_saved_for_the_backward_pass():
 
 def saved_shapes(fn, *args) -> list[tuple[int, ...]]:
     """The shapes of what reverse mode saves for ``fn``, from jax.ad_checkpoint.print_saved_residuals."""
-    from jax.ad_checkpoint import print_saved_residuals
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         print_saved_residuals(fn, *args)
@@ -204,8 +204,6 @@ def test_p_one_gradient_is_zero():
 
 def test_a_new_p_in_eager_mode_does_not_recompile_and_stays_exact():
     """p reaches the compiled program as exact run-time words (uint32 threshold, rounded scale)."""
-    from unidrop_jax.dropout import forward
-
     values = values_for(SHAPE, "bfloat16", seed=9)
     x = jnp.asarray(values, jnp.bfloat16)
     ps = [0.1, 0.1 + 2.0**-30, 0.37, 0.5, 1 - 2.0**-32, 2.0**-40]  # thresholds 429496729 .. 2**32 - 1, 0

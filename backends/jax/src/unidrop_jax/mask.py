@@ -32,8 +32,8 @@ from jax import lax
 
 from unidrop.philox import MASK32
 
-from . import philox
-from .philox import MULHI_FORMULATIONS, philox4x32
+from . import philox_lax
+from .philox_lax import MULHI_FORMULATIONS, philox4x32
 
 #: Trailing axes are merged into the row while the row length is not a multiple of 4 and
 #: shorter than this, to keep the words computed per row close to the words used.
@@ -113,7 +113,7 @@ def mul_const64(a: tuple[Any, Any], const: int) -> tuple[Any, Any]:
     """``a * const`` modulo 2**64, for a (low, high) uint32 pair ``a`` and a Python int ``const``."""
     c_lo, c_hi = np.uint32(const & MASK32), np.uint32((const >> 32) & MASK32)
     low = a[0] * c_lo
-    high = MULHI_FORMULATIONS[philox.MULHI](a[0], const & MASK32) + a[0] * c_hi + a[1] * c_lo
+    high = MULHI_FORMULATIONS[philox_lax.MULHI](a[0], const & MASK32) + a[0] * c_hi + a[1] * c_lo
     return low, high
 
 

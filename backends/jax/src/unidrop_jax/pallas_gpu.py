@@ -23,9 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental import pallas as pl
 
 from .keys import Words64
-from .philox import philox4x32
+from .philox_lax import philox4x32
 
 #: Opt-in switch (read at trace time).
 ENABLED = os.environ.get("UNIDROP_JAX_KERNEL", "jnp") == "pallas"
@@ -62,8 +63,6 @@ def dropout_pallas(
 
     ``scale`` is a NumPy scalar of the compute dtype; ``threshold`` a Python int < 2**32.
     """
-    from jax.experimental import pallas as pl
-
     rows = x.size // 4
     block_rows = min(block_rows, 1 << max(0, (rows - 1).bit_length()))  # a power of two, <= needed
     words = jnp.stack([jnp.asarray(w, jnp.uint32) for w in (seed.lo, seed.hi, stream.lo, stream.hi)])
