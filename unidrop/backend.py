@@ -11,6 +11,7 @@ object, the backend's :class:`unidrop.conformance.adapter.SuiteAdapter`.
 from __future__ import annotations
 
 import importlib
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -88,6 +89,10 @@ class Implementation(ABC):
         return ["cpu"]
 
 
+#: Held while a backend's load() runs (re-entrant: a load() may dispatch to another backend).
+_loading = threading.RLock()
+
+
 class Backend(ABC):
     """What discovery loads: who a backend is and which arrays it takes. Imports no framework.
 
@@ -120,13 +125,21 @@ class Backend(ABC):
         )
 
     def implementation(self) -> Implementation:
-        """The implementation, built by :meth:`load` on the first call and kept."""
+        """The implementation, built by :meth:`load` on the first call and kept.
+
+        Threads whose first arrays arrive together wait for one ``load()``; once built, it is
+        read without a lock.
+        """
         built = self._implementation
-        if built is None:
-            built = self.load()
-            if not isinstance(built, Implementation):
-                raise TypeError(f"load() must return a unidrop Implementation, got {built!r}")
-            self._implementation = built
+        if built is not None:
+            return built
+        with _loading:
+            built = self._implementation
+            if built is None:
+                built = self.load()
+                if not isinstance(built, Implementation):
+                    raise TypeError(f"load() must return a unidrop Implementation, got {built!r}")
+                self._implementation = built
         return built
 
     def version(self) -> str:
