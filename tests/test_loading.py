@@ -50,8 +50,12 @@ def test_load_runs_once_per_backend_however_many_calls(fresh_registry, monkeypat
     assert loads == ["counts-loads"]
 
 
-def test_load_runs_once_when_threads_race_for_the_first_array(fresh_registry, monkeypatch, loads):
-    """Threads whose first arrays arrive together share one implementation, built once."""
+def test_threads_racing_for_the_first_array_share_one_implementation(fresh_registry, monkeypatch, loads):
+    """Threads whose first arrays arrive together all get the one implementation that is kept.
+
+    load() may run in each of them (no lock: a compiler must be able to trace the first call),
+    but only the first implementation published is ever used.
+    """
     from _faulty_plugins import CountsLoads
 
     install(monkeypatch, COUNTS, NUMPY)
@@ -79,8 +83,9 @@ def test_load_runs_once_when_threads_race_for_the_first_array(fresh_registry, mo
     for thread in threads:
         thread.join(10)
     assert not errors, errors
-    assert loads == ["counts-loads"], f"load() ran {len(loads)} times"
-    assert len({id(implementation) for implementation in built}) == 1
+    assert len(built) == 8 and {id(implementation) for implementation in built} == {
+        id(backend.implementation())
+    }
 
 
 def test_each_backend_loads_its_own_implementation(fresh_registry, monkeypatch, loads):

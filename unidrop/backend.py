@@ -11,7 +11,6 @@ object, the backend's :class:`unidrop.conformance.adapter.SuiteAdapter`.
 from __future__ import annotations
 
 import importlib
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -89,10 +88,6 @@ class Implementation(ABC):
         return ["cpu"]
 
 
-#: Held while a backend's load() runs (re-entrant: a load() may dispatch to another backend).
-_loading = threading.RLock()
-
-
 class Backend(ABC):
     """What discovery loads: who a backend is and which arrays it takes. Imports no framework.
 
@@ -127,19 +122,15 @@ class Backend(ABC):
     def implementation(self) -> Implementation:
         """The implementation, built by :meth:`load` on the first call and kept.
 
-        Threads whose first arrays arrive together wait for one ``load()``; once built, it is
-        read without a lock.
+        Every caller gets the one kept implementation, threads racing on the first array too;
+        it is read and published without a lock, so a compiler can trace the first call.
         """
         built = self._implementation
-        if built is not None:
-            return built
-        with _loading:
-            built = self._implementation
-            if built is None:
-                built = self.load()
-                if not isinstance(built, Implementation):
-                    raise TypeError(f"load() must return a unidrop Implementation, got {built!r}")
-                self._implementation = built
+        if built is None:
+            built = self.load()
+            if not isinstance(built, Implementation):
+                raise TypeError(f"load() must return a unidrop Implementation, got {built!r}")
+            built = vars(self).setdefault("_implementation", built)  # the first one published wins
         return built
 
     def version(self) -> str:
