@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-FRAMEWORKS = ("numpy", "torch", "jax", "jaxlib", "cupy", "triton", "hypothesis", "pytest")
+FRAMEWORKS = ("numpy", "torch", "jax", "jaxlib", "cupy", "triton", "xarray", "pandas", "hypothesis", "pytest")
 
 
 def modules_after(code: str) -> set[str]:
