@@ -201,6 +201,16 @@ typedef struct ud_words {
     ud_u32 w[4];
 } ud_words;
 
+/* One Philox4x32 round, given the two products' halves: hi0:lo0 = M0 * c0, hi1:lo1 = M1 * c2.
+ * The one definition of the round for both lane widths below. */
+#define UD_PHILOX_MIX(c0, c1, c2, c3, k0, k1, hi0, lo0, hi1, lo1) \
+    do {                                                          \
+        c0 = (hi1) ^ (c1) ^ (k0);                                 \
+        c1 = (lo1);                                               \
+        c2 = (hi0) ^ (c3) ^ (k1);                                 \
+        c3 = (lo0);                                               \
+    } while (0)
+
 /* The four words of Philox block b (mask elements 4b .. 4b+3). */
 UD_FN ud_words ud_philox_block(ud_u64 b, ud_rng r) {
     ud_u32 c0 = (ud_u32)b, c1 = (ud_u32)(b >> 32), c2 = r.s0, c3 = r.s1;
@@ -211,10 +221,7 @@ UD_FN ud_words ud_philox_block(ud_u64 b, ud_rng r) {
     for (round = 0; round < UD_PHILOX_ROUNDS; ++round) {
         ud_u32 hi0 = ud_mulhi(UD_PHILOX_M0, c0), lo0 = UD_PHILOX_M0 * c0;
         ud_u32 hi1 = ud_mulhi(UD_PHILOX_M1, c2), lo1 = UD_PHILOX_M1 * c2;
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
+        UD_PHILOX_MIX(c0, c1, c2, c3, k0, k1, hi0, lo0, hi1, lo1);
         k0 += UD_PHILOX_W0;
         k1 += UD_PHILOX_W1;
     }
@@ -224,6 +231,29 @@ UD_FN ud_words ud_philox_block(ud_u64 b, ud_rng r) {
     out.w[3] = c3;
     return out;
 }
+
+#if !UD_CUDA
+/* The same block with each word held in a 64-bit lane (high half zero): on the host a loop over
+ * blocks then vectorizes into 32x32->64-bit SIMD multiplies (pmuludq) with no repacking. */
+UD_FN ud_words ud_philox_block_wide(ud_u64 b, ud_rng r) {
+    ud_u64 c0 = (ud_u32)b, c1 = b >> 32, c2 = r.s0, c3 = r.s1;
+    ud_u32 k0 = r.k0, k1 = r.k1;
+    ud_words out;
+    int round;
+    for (round = 0; round < UD_PHILOX_ROUNDS; ++round) {
+        ud_u64 p0 = c0 * (ud_u64)UD_PHILOX_M0, p1 = c2 * (ud_u64)UD_PHILOX_M1;
+        UD_PHILOX_MIX(c0, c1, c2, c3, (ud_u64)k0, (ud_u64)k1, p0 >> 32, p0 & 0xFFFFFFFFu, p1 >> 32,
+                      p1 & 0xFFFFFFFFu);
+        k0 += UD_PHILOX_W0;
+        k1 += UD_PHILOX_W1;
+    }
+    out.w[0] = (ud_u32)c0;
+    out.w[1] = (ud_u32)c1;
+    out.w[2] = (ud_u32)c2;
+    out.w[3] = (ud_u32)c3;
+    return out;
+}
+#endif
 
 /* Word `lane` (0..3) of a block, by selects: a dynamically indexed array would live in local
  * memory on the GPU. */

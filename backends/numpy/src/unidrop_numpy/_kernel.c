@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "unidrop/mask_stream_v1.h"
@@ -44,7 +45,7 @@ enum { KIND_FLOAT16 = 0, KIND_BFLOAT16 = 1, KIND_FLOAT32 = 2, KIND_FLOAT64 = 3 }
 /* The words of blocks first .. first+count-1, interleaved: words[4j + lane] (count <= TILE_BLOCKS). */
 UD_CLONES static void make_words(ud_u32 *restrict words, ud_u64 first, ud_u64 count, ud_rng r) {
     for (ud_u64 j = 0; j < count; ++j) {
-        ud_words w = ud_philox_block(first + j, r);
+        ud_words w = ud_philox_block_wide(first + j, r);
         words[4 * j + 0] = w.w[0];
         words[4 * j + 1] = w.w[1];
         words[4 * j + 2] = w.w[2];
@@ -57,7 +58,7 @@ UD_CLONES static void make_words(ud_u32 *restrict words, ud_u64 first, ud_u64 co
 UD_CLONES static void gather_words(ud_u32 *restrict u, ud_u64 m0, ud_u64 ms, ud_u64 n, ud_rng r) {
     for (ud_u64 j = 0; j < n; ++j) {
         ud_u64 mi = m0 + j * ms;
-        u[j] = ud_word(ud_philox_block(mi >> 2, r), (ud_u32)(mi & 3u));
+        u[j] = ud_word(ud_philox_block_wide(mi >> 2, r), (ud_u32)(mi & 3u));
     }
 }
 
@@ -94,6 +95,46 @@ UD_CLONES static void gather_words(ud_u32 *restrict u, ud_u64 m0, ud_u64 ms, ud_
     }
 
 DEFINE_RUN(f16, ud_u16, ud_scale_f16, float)
+
+#if defined(__x86_64__) && defined(__FLT16_MAX__) && (defined(__GNUC__) || defined(__clang__))
+/* float16 with F16C's conversions (vcvtph2ps, and vcvtps2ph rounding to nearest even: the same
+ * bits as the header's integer routines, NaN payloads aside), picked at load where the CPU has
+ * them. The scale and select are the header's. */
+#define UD_HAVE_F16C 1
+__attribute__((target("avx2,f16c"))) static ud_u16 scale_f16c(ud_u16 x, float s) {
+    _Float16 h, r;
+    ud_u16 out;
+    memcpy(&h, &x, sizeof h);
+    r = (_Float16)ud_scale_f32((float)h, s);
+    memcpy(&out, &r, sizeof out);
+    return out;
+}
+
+__attribute__((target("avx2,f16c"))) static void run_f16c(const char *restrict x, ud_i64 xs,
+                                                           ud_u16 *restrict y, ud_u8 *restrict mask,
+                                                           const ud_u32 *restrict u, ud_u64 n,
+                                                           ud_u32 t, float s) {
+    if (xs == 2) {
+        const ud_u16 *restrict xc = (const ud_u16 *)x;
+        for (ud_u64 j = 0; j < n; ++j) {
+            ud_u16 v = scale_f16c(xc[j], s);
+            y[j] = ud_keep(u[j], t) ? v : (ud_u16)0;
+        }
+    } else {
+        for (ud_u64 j = 0; j < n; ++j) {
+            ud_u16 xv;
+            memcpy(&xv, x + (ud_i64)j * xs, sizeof xv);
+            ud_u16 v = scale_f16c(xv, s);
+            y[j] = ud_keep(u[j], t) ? v : (ud_u16)0;
+        }
+    }
+    if (mask)
+        for (ud_u64 j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
+}
+static int have_f16c;
+#else
+#define UD_HAVE_F16C 0
+#endif
 DEFINE_RUN(bf16, ud_u16, ud_scale_bf16, float)
 DEFINE_RUN(f32, float, ud_scale_f32, float)
 DEFINE_RUN(f64, double, ud_scale_f64, double)
@@ -161,6 +202,12 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
     (void)m;
     switch (J->kind) {
     case KIND_FLOAT16:
+#if UD_HAVE_F16C
+        if (have_f16c) {
+            run_f16c(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            break;
+        }
+#endif
         run_f16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
         break;
     case KIND_BFLOAT16:
@@ -421,10 +468,19 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__kernel(void) {
+#if UD_HAVE_F16C
+    __builtin_cpu_init();
+    have_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+                getenv("UNIDROP_NUMPY_NO_F16C") == NULL;
+#endif
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddStringConstant(m, "BUILD", UD_CLONES_NAME) < 0 ||
-        PyModule_AddIntConstant(m, "TILE_ELEMENTS", 4 * TILE_BLOCKS) < 0) {
+        PyModule_AddIntConstant(m, "TILE_ELEMENTS", 4 * TILE_BLOCKS) < 0
+#if UD_HAVE_F16C
+        || PyModule_AddIntConstant(m, "F16C", have_f16c) < 0
+#endif
+    ) {
         Py_DECREF(m);
         return NULL;
     }
