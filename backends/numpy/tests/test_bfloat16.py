@@ -74,10 +74,14 @@ def test_every_bit_pattern_is_kept_in_some_case_above(ml_dtypes) -> None:
     """The cases above scale every pattern at least once (not only drop it)."""
     kept = np.zeros(1 << 16, bool)
     for p, seed in CASES:
-        kept |= NumpyBackend().implementation().dropout(
-            ALL_BITS.view(ml_dtypes.bfloat16),
-            arguments.DropoutPlan.build((1 << 16,), "bfloat16", p, seed, 3, (), return_mask=True),
-        )[1]
+        kept |= (
+            NumpyBackend()
+            .implementation()
+            .dropout(
+                ALL_BITS.view(ml_dtypes.bfloat16),
+                arguments.DropoutPlan.build((1 << 16,), "bfloat16", p, seed, 3, (), return_mask=True),
+            )[1]
+        )
     assert kept.all()
 
 

@@ -18,7 +18,7 @@ from unidrop.philox import stream_words
 if not compiled.available():
     pytest.skip(f"unidrop_numpy._kernel is not built: {compiled.describe(False)}", allow_module_level=True)
 
-from unidrop_numpy import _kernel  # noqa: E402
+from unidrop_numpy import _kernel
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 DTYPES = {
@@ -126,8 +126,29 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
     for start in [0, compiled.ALIGN - 2, n // 2 - 3, n // 3 - 1, n - 8]:
         words = list(stream_words(99, 4, start, 8))
         assert keep[start : start + 8].tolist() == [u >= t for u in words]
-        want = [np.float32(v) * np.float32(2.0) if u >= t else 0.0 for v, u in zip(x[start : start + 8], words)]
+        want = [
+            np.float32(v) * np.float32(2.0) if u >= t else 0.0
+            for v, u in zip(x[start : start + 8], words, strict=True)
+        ]
         np.testing.assert_array_equal(y[start : start + 8], np.array(want, np.float32))
+
+
+@pytest.mark.parametrize("dims", [(), (0,), (1,)])
+def test_threaded_transposed_walks_match_one_thread_and_the_reference(dims) -> None:
+    """A Fortran-ordered input is walked in its memory order, split over threads."""
+    x = np.asfortranarray(values((520, 530), "float32", seed=4))
+    plan = plan_for(x, "float32", 0.5, 5, 6, dims)
+    (y1, k1), (y3, k3) = compiled.dropout(x, plan, 1), compiled.dropout(x, plan, 3)
+    assert y1.flags.f_contiguous
+    np.testing.assert_array_equal(y1.view(np.uint32), y3.view(np.uint32))
+    np.testing.assert_array_equal(k1, k3)
+    mshape = plan.mask_shape  # spot checks against the stream's words, across the thread slices
+    for i, j in [(0, 0), (1, 7), (519, 529), (300, 2), (4, 265), (517, 3)]:
+        m = (0 if mshape[0] == 1 else i) * mshape[1] + (0 if mshape[1] == 1 else j)
+        u = next(iter(stream_words(5, 6, m, 1)))
+        kept = u >= arguments.threshold(0.5)
+        assert k1.reshape(-1)[m] == kept
+        assert y1[i, j] == (np.float32(x[i, j]) * np.float32(2.0) if kept else 0.0)
 
 
 @pytest.mark.parametrize("offset", [2**32 - 7, 2**34 - 37, 2**34 - 2, 2**34, 2**40 + 1, 2**63 - 64])
@@ -144,7 +165,10 @@ def test_mask_indices_past_2_to_the_32(offset: int, dtype: str) -> None:
     _kernel.dropout(xk, yk, keep, *args)
     words = list(stream_words(2**64 - 3, 2**32 + 9, offset, 64))
     assert keep.tolist() == [u >= t for u in words]
-    want = [reference.scaled(float(v), dtype, 0.5) if u >= t else 0.0 for v, u in zip(x.astype(float), words)]
+    want = [
+        reference.scaled(float(v), dtype, 0.5) if u >= t else 0.0
+        for v, u in zip(x.astype(float), words, strict=True)
+    ]
     assert_exact(y, np.array(want), f"offset {offset}")
     mask_only = np.empty(64, np.uint8)
     _kernel.keep_mask(mask_only, 2**64 - 3, 2**32 + 9, t, 0, 64, offset)
@@ -182,7 +206,9 @@ def test_the_environment_variable_chooses_the_kernel(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(compiled.ENV, "compiled")
     assert NumpyImplementation()._compiled and "compiled" in NumpyImplementation().kernel()
     monkeypatch.setenv(compiled.ENV, "fast")
-    with pytest.raises(ValueError, match=r"UNIDROP_NUMPY_KERNEL must be one of auto, compiled, numpy, got 'fast'"):
+    with pytest.raises(
+        ValueError, match=r"UNIDROP_NUMPY_KERNEL must be one of auto, compiled, numpy, got 'fast'"
+    ):
         NumpyImplementation()
     monkeypatch.setenv(compiled.ENV, "compiled")
     monkeypatch.setattr(compiled, "_kernel", None)
