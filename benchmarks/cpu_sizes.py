@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "unidrop": unidrop.__version__,
         "kernel": unidrop.get_backend("numpy").implementation().kernel(),
         "threads": get_num_threads(),
+        "load average at start (other users of the machine)": os.getloadavg()[0],
         "sizes": [2**k for k in args.sizes],
         "reps": args.reps,
     }
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 medians = time_calls(candidates(x, p, torch_mod), args.reps)
                 rows.append({"dtype": dtype, "p": p, "log2_size": k, "seconds": medians})
                 print(f"{dtype} p={p} 2^{k}: " + ", ".join(f"{n} {fmt(s)}" for n, s in medians.items()))
+    meta["load average at end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     (RESULTS / f"{args.out}.md").write_text(markdown(meta, rows))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import unidrop
 from unidrop_cupy import source
+
+import unidrop
 
 #: Text that only the Philox rounds and the float16 / bfloat16 rounding rules contain.
 ONE_COPY_MARKERS = ("0xD2511F53", "0xCD9E8D57", "0x9E3779B9", "0x477FF000", "0x7FFFu +")
