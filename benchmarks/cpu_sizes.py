@@ -204,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(meta: dict, rows: list[dict]) -> str:
     lines = ["# CPU size sweep (benchmarks/cpu_sizes.py)", ""]
+    load = max(meta["load average at start (other users of the machine)"], meta["load average at end"])
+    if load > 0.5 * (os.cpu_count() or 1):
+        lines += [
+            f"**The machine was busy (load average up to {load:.1f} on {os.cpu_count()} CPUs): the "
+            "medians are inflated and noisy, and threaded runs wait for preempted helpers. Do not "
+            "judge the targets on this run; rerun on a quiet machine.**",
+            "",
+        ]
     lines += [f"- {key}: {value}" for key, value in meta.items()]
     groups: dict[tuple[str, float], list[dict]] = {}
     for row in rows:
