@@ -1,4 +1,5 @@
-"""Sessions: lint, typecheck, the core's tests, and one conformance session per backend.
+"""Sessions: lint, typecheck, the core's tests, one conformance session per backend, the NumPy
+backend on its fallback kernel, and the lowest supported versions.
 
 ``nox`` runs them all (the README's test command); ``nox -s "conformance(backend='torch')"``
 runs one. Test tools and frameworks are pinned here, for CI, not for users.
@@ -74,6 +75,8 @@ def conformance(session: nox.Session, backend: str) -> None:
     session.install(*TEST_TOOLS, *BACKEND_PINS.get(backend, []))
     # backends/numpy too: other backends may build on it (torch's CPU path does), and it is not on PyPI
     session.install("-e", ".", "-e", "backends/numpy", "-e", f"backends/{backend}")
+    if backend == "numpy":  # the compiled kernel, and a failed build fails here instead of falling back
+        session.env["UNIDROP_NUMPY_KERNEL"] = "compiled"
     if backend in GPU_ONLY and shutil.which("nvidia-smi") is None:
         session.warn(f"conformance suite skipped: the {backend} backend needs an NVIDIA GPU (no nvidia-smi)")
     else:
@@ -85,6 +88,16 @@ def conformance(session: nox.Session, backend: str) -> None:
     own_tests = ROOT / "backends" / backend / "tests"
     if own_tests.is_dir():
         session.run("pytest", str(own_tests), "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def numpy_fallback(session: nox.Session) -> None:
+    """The conformance suite and the NumPy backend's tests on its pure-NumPy kernel (no compiler)."""
+    session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"])
+    session.install("-e", ".", "-e", "backends/numpy")
+    session.env["UNIDROP_NUMPY_KERNEL"] = "numpy"
+    session.run("pytest", *SUITE, "--unidrop-backend=numpy", *session.posargs)
+    session.run("pytest", "backends/numpy/tests", "-p", "no:cacheprovider", *session.posargs)
 
 
 #: Backends whose declared lower bounds the ``lowest`` sessions install and test. torch and CuPy

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "torch": getattr(torch_mod, "__version__", None),
         "unidrop": unidrop.__version__,
-        "kernel": unidrop.get_backend("numpy").implementation().kernel(),
+        "kernel": unidrop.get_backend("numpy").implementation().describe(),
         "threads": get_num_threads(),
         "load average at start (other users of the machine)": os.getloadavg()[0],
         "sizes": [2**k for k in args.sizes],

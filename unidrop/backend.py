@@ -87,6 +87,11 @@ class Implementation(ABC):
         """The devices this backend can run on here (``"cpu"``, ``"cuda:0"``)."""
         return ["cpu"]
 
+    def describe(self) -> str:
+        """One line on how it computes here (which kernel, and why), or ``""``; ``unidrop backends``
+        prints it."""
+        return ""
+
 
 class Backend(ABC):
     """What discovery loads: who a backend is and which arrays it takes. Imports no framework.

@@ -202,9 +202,9 @@ def test_bad_kernel_arguments_are_refused(call, message: str) -> None:
 def test_the_environment_variable_chooses_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(compiled.ENV, "numpy")
     assert not NumpyImplementation()._compiled
-    assert "pure NumPy" in NumpyImplementation().kernel()
+    assert "pure NumPy" in NumpyImplementation().describe()
     monkeypatch.setenv(compiled.ENV, "compiled")
-    assert NumpyImplementation()._compiled and "compiled" in NumpyImplementation().kernel()
+    assert NumpyImplementation()._compiled and "compiled" in NumpyImplementation().describe()
     monkeypatch.setenv(compiled.ENV, "fast")
     with pytest.raises(
         ValueError, match=r"UNIDROP_NUMPY_KERNEL must be one of auto, compiled, numpy, got 'fast'"

@@ -22,8 +22,8 @@ class NumpyImplementation(Implementation):
     def __init__(self) -> None:
         self._compiled = compiled.use_compiled()  # UNIDROP_NUMPY_KERNEL is read once, here
 
-    def kernel(self) -> str:
-        """Which kernel computes dropout (compiled, or pure NumPy) and why; for ``unidrop backends``."""
+    def describe(self) -> str:
+        """Which kernel computes dropout (compiled, or pure NumPy) and why."""
         return compiled.describe(self._compiled)
 
     def dtypes(self) -> frozenset[str]:
