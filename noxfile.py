@@ -58,13 +58,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The core's tests, with the NumPy backend, the deliberately wrong backends and the example one."""
+    """The core's tests, with the NumPy backend, the wrong backends, the mutants and the example one."""
     session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"])
     # pandas has hundreds of modules: compiled as imported rather than all at install (15 s less)
     session.install("--no-compile", *EXAMPLE_PINS)
-    session.install(
-        "-e", ".", "-e", "backends/numpy", "-e", "tests/wrong_backend", "-e", "tests/example_backend"
-    )
+    editable = [".", "backends/numpy", "tests/wrong_backend", "tests/mutants", "tests/example_backend"]
+    session.install(*(arg for path in editable for arg in ("-e", path)))
     session.run("pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
 
 
