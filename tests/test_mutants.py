@@ -45,7 +45,6 @@ SURVIVORS = {
     "negative-strides-in-memory-order": "negative-stride views (x[::-1], x[:, ::-2])",
     "zero-strides-share-mask": "zero-stride views (np.broadcast_to)",
     "identity-mask-uint8": "the identity mask's dtype is bool (p = 0 and eval)",
-    "draws-from-numpy-global-rng": "the whole global RNG state (NumPy's position, not only its key)",
     "draws-from-numpy-global-rng-when-large": "the whole global RNG state after a call on a large array",
     "seed-none-low-entropy": "the entropy of seed=None (many draws, all distinct masks)",
     "jit-drops-stream-high-word": "jit with a stream >= 2**32",
@@ -215,7 +214,6 @@ WITNESSES = {
     "identity-mask-uint8": lambda b: (
         unidrop.dropout(np.ones(4), 0.0, return_mask=True, backend=b)[1].dtype != bool
     ),
-    "draws-from-numpy-global-rng": lambda b: _global_rng_witness(b, 64),
     "draws-from-numpy-global-rng-when-large": lambda b: _global_rng_witness(b, 1 << 16),
     "seed-none-low-entropy": _seed_none_witness,
     "jit-drops-stream-high-word": lambda b: _path_witness(
