@@ -31,6 +31,8 @@ BACKEND_PINS: dict[str, list[str]] = {
     # nvrtc lets the kernel compile checks run without a GPU (and CuPy compile without a CUDA toolkit)
     "cupy": ["numpy==2.4.6", "cupy-cuda12x==14.2.0", "nvidia-cuda-nvrtc-cu12==12.9.86"],
 }
+#: The example backend's framework (tests/example_backend, the guide's model): pure Python but pandas.
+EXAMPLE_PINS = ["xarray==2026.9.0", "pandas==3.1.1"]
 #: Backends whose arrays exist only on a GPU: without one, the suite is skipped (saying why) and
 #: only the backend's own tests run (host-compiled kernel checks; their GPU tests skip).
 GPU_ONLY = {"cupy"}
@@ -55,9 +57,13 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The core's own tests, with the NumPy backend and the deliberately wrong backends installed."""
+    """The core's tests, with the NumPy backend, the deliberately wrong backends and the example one."""
     session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"])
-    session.install("-e", ".", "-e", "backends/numpy", "-e", "tests/wrong_backend")
+    # pandas has hundreds of modules: compiled as imported rather than all at install (15 s less)
+    session.install("--no-compile", *EXAMPLE_PINS)
+    session.install(
+        "-e", ".", "-e", "backends/numpy", "-e", "tests/wrong_backend", "-e", "tests/example_backend"
+    )
     session.run("pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
 
 
