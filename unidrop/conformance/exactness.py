@@ -149,7 +149,7 @@ class ExactnessChecks(SuitePart):
         """Outputs and masks equal the reference's for p < 2**-32 (t = 0, nothing dropped, s > 1 in
         float64), p = 2**-32, fractional thresholds at the smallest and largest word, and p near 1."""
         shape = (32, 32)
-        words = sorted(expected._words(SEED, STREAM, 1024))
+        words = sorted(expected.words(SEED, STREAM, 1024))
         low, high = words[0], words[-1]
         ps = [2.0**-40, 2.0**-33, 2.0**-32, 3 * 2.0**-33, 0.1, 1 / 3, 1 - 2.0**-53]
         ps += [(w + f) / TWO_POW_32 for w in (low, high) for f in (0.5, 1.5)]

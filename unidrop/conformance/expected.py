@@ -82,7 +82,8 @@ def sixteen_bit_patterns(dtype: str) -> np.ndarray:
 
 
 @functools.cache
-def _words(seed: int, stream: int, count: int) -> tuple[int, ...]:
+def words(seed: int, stream: int, count: int) -> tuple[int, ...]:
+    """The words u_0 .. u_{count-1} of the mask stream (cached)."""
     return tuple(stream_words(seed, stream, 0, count))
 
 
@@ -91,7 +92,7 @@ def reference_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(outputs, keep)`` of the reference for a 1-D input of ``values`` (float64, exact in ``dtype``)."""
     t = arguments.threshold(p)
-    keep = np.array(_words(seed, stream, len(values))) >= t
+    keep = np.array(words(seed, stream, len(values))) >= t
     pairs = zip(values.tolist(), keep.tolist(), strict=True)
     out = [reference.scaled(v, dtype, p) if k else 0.0 for v, k in pairs]
     return np.array(out, dtype=np.float64), keep

@@ -152,7 +152,7 @@ class RulesChecks(SuitePart):
             before = random_states(self.adapter.global_rng_state())
             calls()
             after = random_states(self.adapter.global_rng_state())
-            assert seeding.draw_seed() == untouched, f"{what} drew from unidrop's seed source"
+            assert seeding.draw_seed() == untouched, f"{what} drew from unidrop's source"
         finally:  # leave unidrop's source fresh again, not at a seed every process shares
             unidrop.manual_seed(random.SystemRandom().getrandbits(64))
         assert before[0] == after[0], f"{what} changed Python's random state"
