@@ -155,7 +155,15 @@ def check_training(training: Any) -> bool:
 
 
 def check_uint64(value: Any, what: str) -> int:
-    """Return ``value`` as an int if it is an integer in [0, 2**64); raise naming it otherwise."""
+    """Return ``value`` as an int if it is an integer in [0, 2**64); raise naming it otherwise.
+
+    A plain int is checked by its range alone: under ``torch.compile`` it may be a symbolic
+    integer, which has no attributes to inspect.
+    """
+    if type(value) is int:
+        if not 0 <= value < TWO_POW_64:
+            raise ValueError(f"{what} must be an integer in [0, 2**64), got {show(value)}")
+        return value
     if isinstance(value, bool) or dtype_kind(value) == "b":
         raise TypeError(f"{what} must be an integer in [0, 2**64), got {show(value)}")
     try:
