@@ -210,9 +210,12 @@ def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
                 f"(allowed: {-ndim} .. {ndim - 1})"
             )
         normalized.append(axis % ndim)
-    if len(set(normalized)) != len(normalized):
+    # the axes in order by membership, not sorted(): under torch.compile an axis may be a
+    # symbolic integer, which compares (a guard) but cannot be a sort key
+    ordered = tuple(axis for axis in range(ndim) if any(axis == given for given in normalized))
+    if len(ordered) != len(normalized):
         raise ValueError(f"broadcast_dims repeats an axis: {show(tuple(axes))}")
-    return tuple(sorted(normalized))
+    return ordered
 
 
 def mask_shape(shape: tuple[int, ...], broadcast_dims: tuple[int, ...]) -> tuple[int, ...]:

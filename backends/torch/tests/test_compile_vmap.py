@@ -211,6 +211,7 @@ def test_a_new_seed_or_stream_each_call_neither_breaks_nor_recompiles() -> None:
     the key's words must then work on it (they once inspected it as a Python object and failed).
     """
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     frames = torch._dynamo.utils.counters["stats"]
     fn = torch.compile(
         lambda a, seed, stream: unidrop.dropout(a, 0.5, seed=seed, stream=stream, broadcast_dims=(1,)),

@@ -42,7 +42,8 @@ def key_from_ints(seed: int, stream: int) -> torch.Tensor:
 
     Under ``torch.compile`` a seed or stream that changes between calls becomes a symbolic
     integer: its words are then computed by tensor operations in the graph, so a new seed does not
-    recompile (torch passes such integers to the compiled code as int64: below 2**63).
+    recompile. (torch hands symbolic integers to compiled code as int64: such a seed or stream
+    must be below 2**63, or torch raises "expected int arg".)
     """
     if torch.compiler.is_compiling():
         halves = [seed % TWO_POW_32, seed // TWO_POW_32, stream % TWO_POW_32, stream // TWO_POW_32]
