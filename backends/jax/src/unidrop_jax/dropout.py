@@ -26,6 +26,7 @@ from unidrop.arguments import HALF_DTYPES as HALF
 from . import pallas_gpu
 from .keys import Words64
 from .mask import keep_bits
+from .scaling import scaled
 
 
 class Rate(NamedTuple):
@@ -60,7 +61,8 @@ class Config:
 
 
 def apply_mask(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, kernel: bool = True) -> Any:
-    """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``.
+    """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``
+    (exactly, subnormals included: :func:`.scaling.scaled`).
 
     ``kernel=False`` never uses the (opt-in, non-differentiable) Pallas kernel; the result is the same.
     """
@@ -71,7 +73,7 @@ def apply_mask(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, 
         compute = jnp.float32 if x.dtype.name in HALF else x.dtype
         return pallas_gpu.dropout_pallas(x, seed, stream, threshold, np.asarray(scale, dtype=compute))
     keep = jnp.broadcast_to(keep_bits(cfg.mask_shape, seed, stream, rate.threshold), x.shape)
-    kept = (x.astype(rate.scale.dtype) * rate.scale).astype(x.dtype)
+    kept = scaled(x, rate.scale)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
 
