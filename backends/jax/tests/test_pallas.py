@@ -91,5 +91,5 @@ def test_kernel_is_exact_on_subnormals(dtype):
         scale = np.asarray(arguments.scale(p), np.float32)
         seed, stream, threshold = keys.from_int(5), keys.from_int(0), arguments.threshold(p)
         y = pallas_gpu.dropout_pallas(jnp.asarray(values), seed, stream, threshold, scale, interpret=True)
-        want, _ = reference.dropout(list(values.astype(np.float64)), values.shape, dtype, p, 5)
+        want, _ = reference.dropout(values.astype(np.float64).tolist(), values.shape, dtype, p, 5)
         assert same_bits(np.asarray(y).astype(np.float64), np.array(want)), p

@@ -98,7 +98,7 @@ def run_scaled(x: jax.Array, p: float, mode: str) -> np.ndarray:
 @functools.cache
 def reference_dropout(dtype: str, p: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     values = widened(float32_subnormal_classes(p) if dtype == "float32" else all_patterns(dtype))
-    out, keep = reference.dropout(list(values), values.shape, dtype, p, seed)
+    out, keep = reference.dropout(values.tolist(), values.shape, dtype, p, seed)
     return np.array(out, np.float64), np.array(keep, bool)
 
 
@@ -159,7 +159,7 @@ def test_signed_zeros_kept_keep_their_sign_and_dropped_become_plus_zero(dtype):
     y, keep = run_dropout(x, 0.5, 3, "jit")
     assert keep.any() and not keep.all()
     values = widened(x)
-    want, _ = reference.dropout(list(values), (32,), dtype, 0.5, 3)
+    want, _ = reference.dropout(values.tolist(), (32,), dtype, 0.5, 3)
     assert same(y, np.array(want))
     assert not np.signbit(y[~keep]).any() and np.array_equal(np.signbit(y[keep]), np.signbit(values[keep]))
 
@@ -215,3 +215,20 @@ def test_subnormal_scale_words_are_the_float64_scale_rounded():
     scales = [reference.round_to(arguments.scale(p), "float32") for p in PS]
     assert scales[:6] == [1.0, float(np.float32(10 / 9)), 1.25, 1.5, 2.0, 4.0]
     assert math.isclose(scales[-1], 2.0**24)
+
+
+def test_gradients_match_the_reference_but_subnormal_cotangents_may_be_flushed():
+    """The declared deviation of derivatives: the tangent map must be linear for JAX to transpose
+    it, so it is one float multiply, and XLA:CPU flushes a subnormal cotangent to a signed zero.
+    Every other element is ``g * keep * s`` bit for bit."""
+    values = np.linspace(-3, 3, 64).astype(np.float32)
+    cotangent = np.concatenate([np.linspace(-2, 2, 48), np.full(16, 3e-39)]).astype(np.float32)
+    _, pullback = jax.vjp(lambda x: unidrop.dropout(x, 0.5, seed=21), jnp.asarray(values))
+    grad = widened(pullback(on_device(cotangent))[0])
+    want, _ = reference.dropout(widened(cotangent).tolist(), (64,), "float32", 0.5, 21)
+    want = np.array(want)
+    normal = np.abs(widened(cotangent)) >= 2.0**-126
+    assert same(grad[normal], want[normal])
+    flushed = grad[~normal] == 0
+    assert same(grad[~normal][~flushed], want[~normal][~flushed])
+    assert not np.signbit(grad[~normal]).any()

@@ -3,10 +3,13 @@
 XLA:CPU runs its programs with denormals-are-zero and flush-to-zero (for float32 and float64
 alike; bfloat16 is computed in float32), so the plain product ``x * s`` is 0 for every subnormal
 ``x``. The spec's ``s = 1/(1-p)`` is at least 1, so a normal ``x`` never gives a subnormal
-product and only subnormal inputs need care: their product is formed here in integer arithmetic
-on the bit patterns, with one rounding to nearest even, and selected by a ``jnp.where`` on the
-exponent field (0 for subnormals and zeros). Every operation is elementwise, so XLA fuses it
-into the dropout kernel.
+product and only subnormal inputs need care: :func:`tiny_times` multiplies their integer
+significand (a normal number) by ``s``, rounds the result to the subnormal grid itself, with
+the exact sign of the first rounding's error taken from integer arithmetic on the
+significands, and rebuilds the bit pattern. A ``jnp.where`` on the exponent field (0 for
+subnormals and zeros) selects it; every operation is elementwise, so XLA fuses it into the
+dropout kernel. No subnormal ever reaches the floating-point unit, so the result is the same
+whether or not a device flushes them (XLA:GPU's ``--xla_gpu_ftz``, Triton's kernels).
 
 float16 needs none of this: its subnormals are normal float32 values, its products are normal
 float32 values, and XLA's float32 -> float16 conversion produces float16 subnormals
@@ -21,11 +24,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+EVEN = lax.RoundingMethod.TO_NEAREST_EVEN
+
 
 class Format(NamedTuple):
-    """An IEEE binary format: its unsigned integer type, bit width and fraction bits."""
+    """An IEEE binary format: its float and unsigned integer types, bit width and fraction bits."""
 
+    float: Any
     uint: Any
+    sint: Any
     width: int
     fraction: int
 
@@ -34,83 +41,69 @@ class Format(NamedTuple):
         return (1 << (self.width - self.fraction - 2)) - 1
 
 
-FORMATS = {"float32": Format(jnp.uint32, 32, 23), "float64": Format(jnp.uint64, 64, 52)}
+FORMATS = {
+    "float32": Format(jnp.float32, jnp.uint32, jnp.int32, 32, 23),
+    "float64": Format(jnp.float64, jnp.uint64, jnp.int64, 64, 52),
+}
 
 
-def mul_wide(a: Any, b: Any, fmt: Format) -> tuple[Any, Any]:
-    """``(high, low)`` words of the exact product of two unsigned words, from half-word pieces."""
-    half = fmt.width // 2
-    mask, h = fmt.uint((1 << half) - 1), fmt.uint(half)
-    a_lo, a_hi, b_lo, b_hi = a & mask, a >> h, b & mask, b >> h
-    ll, lh, hl = a_lo * b_lo, a_lo * b_hi, a_hi * b_lo
-    middle = (ll >> h) + (lh & mask) + (hl & mask)  # < 3 * 2**half: no overflow
-    high = a_hi * b_hi + (lh >> h) + (hl >> h) + (middle >> h)
-    return high, (middle << h) | (ll & mask)
+def tiny_times(bits: Any, scale: Any, fmt: Format) -> Any:
+    """The bits of ``x * scale`` rounded once to nearest even, for subnormal or zero ``x``.
 
-
-def subnormal_times(bits: Any, scale_bits: Any, fmt: Format) -> Any:
-    """The bits of ``x * s`` rounded once to nearest even, for subnormal ``x`` and normal ``s >= 1``.
-
-    ``bits`` are ``x``'s bits (exponent field 0, fraction ``m``: ``|x| = m * 2**(1-bias-F)``;
-    ``m == 0``, a signed zero, gives that zero),
-    ``scale_bits`` those of ``s = S * 2**e`` (``S`` its integer significand with the implicit
-    bit, ``F + 1`` bits). The exact product ``m * S`` (two words) is shifted right by ``shift``
-    bits with rounding, where ``shift`` keeps ``F + 1`` significant bits for a normal result
-    and rounds to the subnormal quantum otherwise; then the bit pattern is
-    ``(shift + e) << F`` plus the rounded significand: IEEE bit patterns of positive numbers
-    are ordered like their values, so a significand rounded up to ``2**(F+1)`` carries into the
-    exponent, and a subnormal result (exponent field 0) needs no case of its own. The result
-    is at most ``2**(bias+1-F) * 2**-bias``: it cannot overflow.
+    ``bits`` are ``x``'s bits (exponent field 0, fraction ``m``: ``|x| = m * 2**(1-bias-F)``),
+    ``scale`` is normal and at least 1. Only normal numbers meet the floating-point unit:
+    ``q = m * scale``, rounded to F + 1 significant bits. A normal result is ``q`` scaled by
+    ``2**(1-bias-F)``, i.e. its exponent field less ``bias + F - 1``. A subnormal result
+    (``q < 2**F``) is ``m * scale`` rounded to an integer, which is its bit pattern; ``q``'s
+    first rounding matters only when ``q`` lies exactly halfway between two integers, and
+    then the sign of the exact error ``m * scale - q`` decides. That error is an integer in
+    units of ``scale``'s last place, small (below ``2**(F-1)``), so it is exact in wrapping
+    integer arithmetic on the significands.
     """
-    w, f, uint = fmt.width, fmt.fraction, fmt.uint
+    uint, f = fmt.uint, fmt.fraction
     fraction_mask = uint((1 << f) - 1)
-    sign = bits & uint(1 << (w - 1))
+    implicit = uint(1 << f)
     m = bits & fraction_mask
-    significand = (scale_bits & fraction_mask) | uint(1 << f)
-    e = (scale_bits >> uint(f)).astype(jnp.int32) - np.int32(fmt.bias + f)  # s = S * 2**e, e >= -F
-    high, low = mul_wide(m, significand, fmt)
-    length = jnp.where(  # bit length of m * S
-        high != 0, 2 * w - lax.clz(high).astype(jnp.int32), w - lax.clz(low).astype(jnp.int32)
-    )
-    shift = jnp.maximum(length - np.int32(f + 1), -e)  # in [-e, F]; negative only if e > 0
-    right = jnp.clip(shift, 0, f).astype(uint)
-    left = jnp.clip(-shift, 0, w - 1).astype(uint)
-    # m * S >> right; high is 0 when right is 0, so its clipped shift is harmless then
-    truncated = (low >> right) | (high << jnp.minimum(uint(w) - right, uint(w - 1)))
-    rest = low & ((uint(1) << right) - uint(1))
-    halfway = (uint(1) << right) >> uint(1)
-    up = (right > 0) & ((rest > halfway) | ((rest == halfway) & ((truncated & uint(1)) == 1)))
-    rounded = jnp.where(shift < 0, low << left, truncated + up.astype(uint))
-    magnitude = ((shift + e).astype(uint) << uint(f)) + rounded
-    return sign | jnp.where((high | low) != 0, magnitude, uint(0))  # m == 0: a signed zero
+    scale = jnp.asarray(scale, fmt.float)
+    q = m.astype(fmt.float) * scale  # exact conversion (m < 2**F); q normal or 0
+    q_bits = lax.bitcast_convert_type(q, uint)
+    large = q_bits - uint((fmt.bias + f - 1) << f)
+    scale_bits = lax.bitcast_convert_type(scale, uint)
+    shift = ((q_bits >> uint(f)) - (scale_bits >> uint(f))) & uint(fmt.width - 1)  # q >= scale
+    error = (
+        m * ((scale_bits & fraction_mask) | implicit) - (((q_bits & fraction_mask) | implicit) << shift)
+    ).astype(fmt.sint)
+    below = lax.floor(q)
+    halfway = (q - below) == 0.5
+    rounded = jnp.where(halfway & (error != 0), below + (error > 0).astype(fmt.float), lax.round(q, EVEN))
+    magnitude = jnp.where(q < 2.0**f, rounded.astype(uint), large)
+    return (bits & uint(1 << (fmt.width - 1))) | magnitude
 
 
 def times(xc: Any, scale: Any) -> Any:
     """``xc * scale`` in ``xc``'s dtype (float32 or float64), rounded once, exact for subnormal ``xc``."""
     fmt = FORMATS[xc.dtype.name]
     bits = lax.bitcast_convert_type(xc, fmt.uint)
-    scale_bits = lax.bitcast_convert_type(jnp.asarray(scale, xc.dtype), fmt.uint)
     exponent_mask = fmt.uint(((1 << (fmt.width - 1)) - 1) ^ ((1 << fmt.fraction) - 1))
-    # Zeros take the integer path too: the test is the exponent field alone. A test "and not
+    # Zeros take the exact path too: the test is the exponent field alone. A test "and not
     # zero" on the bits (``bits << 1 != 0``) is rewritten by LLVM into ``x != 0.0``, which is
-    # false for subnormals under denormals-are-zero: the integer path would never be taken.
+    # false for subnormals under denormals-are-zero: the exact path would never be taken.
     tiny = (bits & exponent_mask) == 0
-    exact = lax.bitcast_convert_type(subnormal_times(bits, scale_bits, fmt), xc.dtype)
+    exact = lax.bitcast_convert_type(tiny_times(bits, scale, fmt), xc.dtype)
     return jnp.where(tiny, exact, xc * scale)
 
 
 def bfloat16_times(x: Any, scale: Any) -> Any:
     """bfloat16 ``x * scale`` computed in float32 and rounded to bfloat16 (nearest even), exactly.
 
-    Subnormal bfloat16 values are subnormal float32 values, so they take the integer path; the
+    Subnormal bfloat16 values are subnormal float32 values, so they take the exact path; the
     float32 bits are widened from, and rounded back to, bfloat16 bits by integer operations
     (no conversion instruction, which may flush subnormals, sees them).
     """
     bits16 = lax.bitcast_convert_type(x, jnp.uint16)
     bits = bits16.astype(jnp.uint32) << np.uint32(16)
     tiny = (bits16 & np.uint16(0x7F80)) == 0  # subnormals and zeros, as in :func:`times`
-    scale_bits = lax.bitcast_convert_type(jnp.asarray(scale, jnp.float32), jnp.uint32)
-    product = subnormal_times(bits, scale_bits, FORMATS["float32"])  # tiny: no carry into the sign
+    product = tiny_times(bits, scale, FORMATS["float32"])  # tiny: no carry into the sign
     lsb = (product >> np.uint32(16)) & np.uint32(1)
     exact16 = ((product + np.uint32(0x7FFF) + lsb) >> np.uint32(16)).astype(jnp.uint16)
     plain = (x.astype(jnp.float32) * scale).astype(jnp.bfloat16)
@@ -129,3 +122,14 @@ def scaled(x: Any, scale: Any) -> Any:
     if name == "float16":
         return (x.astype(jnp.float32) * scale).astype(x.dtype)
     return times(x, scale)
+
+
+def linear_scaled(x: Any, scale: Any) -> Any:
+    """:func:`scaled` by one floating-point multiply: linear in ``x``, so JAX can transpose it.
+
+    The same bits as :func:`scaled` for every ``x`` whose scaled value is computed without
+    subnormals; where the device flushes them (XLA:CPU), a subnormal float32, bfloat16 or
+    float64 ``x`` gives a signed zero. Tangents and cotangents use it: the exact form reads
+    ``x``'s bits, which is not a linear operation.
+    """
+    return (x.astype(scale.dtype) * scale).astype(x.dtype)
