@@ -93,3 +93,26 @@ def test_kernel_is_exact_on_subnormals(dtype):
         y = pallas_gpu.dropout_pallas(jnp.asarray(values), seed, stream, threshold, scale, interpret=True)
         want, _ = reference.dropout(values.astype(np.float64).tolist(), values.shape, dtype, p, 5)
         assert same_bits(np.asarray(y).astype(np.float64), np.array(want)), p
+
+
+@pytest.fixture
+def triton_lowering():
+    """Pallas's Triton backend (JAX may default to Mosaic GPU, which this kernel is not written for)."""
+    before = jax.config.jax_pallas_use_mosaic_gpu
+    jax.config.update("jax_pallas_use_mosaic_gpu", False)
+    yield
+    jax.config.update("jax_pallas_use_mosaic_gpu", before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernel_lowers_to_triton_for_cuda_on_any_machine(dtype, triton_lowering):
+    """Every operation of the kernel, the exact subnormal product included, has a Triton lowering
+    (``lax.round`` has none, for example). Lowering needs no GPU; compiling and running do."""
+    scale = np.asarray(arguments.scale(0.1), np.float32)
+    run = jax.jit(
+        lambda x: pallas_gpu.dropout_pallas(
+            x, keys.from_int(3), keys.from_int(0), arguments.threshold(0.1), scale, interpret=False
+        )
+    )
+    lowered = run.trace(jax.ShapeDtypeStruct((4096,), dtype)).lower(lowering_platforms=("cuda",))
+    assert "triton" in lowered.as_text()

@@ -24,8 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-EVEN = lax.RoundingMethod.TO_NEAREST_EVEN
-
 
 class Format(NamedTuple):
     """An IEEE binary format: its float and unsigned integer types, bit width and fraction bits."""
@@ -47,6 +45,16 @@ FORMATS = {
 }
 
 
+def scalar_and_bits(scale: Any, fmt: Format) -> tuple[Any, Any]:
+    """``scale`` as a scalar of ``fmt`` and its bits: NumPy values for a concrete scale (Pallas's
+    Triton lowering cannot bitcast a constant), traced ones otherwise."""
+    if isinstance(scale, (np.ndarray, np.generic, float)):
+        value = np.asarray(scale, fmt.float)
+        return value[()], value.view(fmt.uint)[()]
+    value = jnp.asarray(scale, fmt.float)
+    return value, lax.bitcast_convert_type(value, fmt.uint)
+
+
 def tiny_times(bits: Any, scale: Any, fmt: Format) -> Any:
     """The bits of ``x * scale`` rounded once to nearest even, for subnormal or zero ``x``.
 
@@ -64,19 +72,20 @@ def tiny_times(bits: Any, scale: Any, fmt: Format) -> Any:
     fraction_mask = uint((1 << f) - 1)
     implicit = uint(1 << f)
     m = bits & fraction_mask
-    scale = jnp.asarray(scale, fmt.float)
+    scale, scale_bits = scalar_and_bits(scale, fmt)
     q = m.astype(fmt.float) * scale  # exact conversion (m < 2**F); q normal or 0
     q_bits = lax.bitcast_convert_type(q, uint)
     large = q_bits - uint((fmt.bias + f - 1) << f)
-    scale_bits = lax.bitcast_convert_type(scale, uint)
     shift = ((q_bits >> uint(f)) - (scale_bits >> uint(f))) & uint(fmt.width - 1)  # q >= scale
     error = (
         m * ((scale_bits & fraction_mask) | implicit) - (((q_bits & fraction_mask) | implicit) << shift)
     ).astype(fmt.sint)
-    below = lax.floor(q)
-    halfway = (q - below) == 0.5
-    rounded = jnp.where(halfway & (error != 0), below + (error > 0).astype(fmt.float), lax.round(q, EVEN))
-    magnitude = jnp.where(q < 2.0**f, rounded.astype(uint), large)
+    below = lax.floor(q)  # lax.round is not lowered by Pallas's Triton backend: floor, then round
+    fraction = q - below  # exact
+    whole = below.astype(uint)  # any value where q >= 2**F (unused there)
+    tie_up = (error > 0) | ((error == 0) & ((whole & uint(1)) == 1))  # halfway: the exact error decides
+    up = jnp.where(fraction == 0.5, tie_up, fraction > 0.5)
+    magnitude = jnp.where(q < 2.0**f, whole + up.astype(uint), large)
     return (bits & uint(1 << (fmt.width - 1))) | magnitude
 
 
