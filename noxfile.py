@@ -1,4 +1,5 @@
-"""Sessions: lint, typecheck, the core's tests, and one conformance session per backend.
+"""Sessions: lint, typecheck, the core's tests, one conformance session per backend, the NumPy
+backend on its fallback kernel, and the lowest supported versions.
 
 ``nox`` runs them all (the README's test command); ``nox -s "conformance(backend='torch')"``
 runs one. Test tools and frameworks are pinned here, for CI, not for users.
@@ -31,6 +32,8 @@ BACKEND_PINS: dict[str, list[str]] = {
     # nvrtc lets the kernel compile checks run without a GPU (and CuPy compile without a CUDA toolkit)
     "cupy": ["numpy==2.4.6", "cupy-cuda12x==14.2.0", "nvidia-cuda-nvrtc-cu12==12.9.86"],
 }
+#: The example backend's framework (tests/example_backend, the guide's model): pure Python but pandas.
+EXAMPLE_PINS = ["xarray==2026.9.0", "pandas==3.1.1"]
 #: Backends whose arrays exist only on a GPU: without one, the suite is skipped (saying why) and
 #: only the backend's own tests run (host-compiled kernel checks; their GPU tests skip).
 GPU_ONLY = {"cupy"}
@@ -55,9 +58,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The core's own tests, with the NumPy backend and the deliberately wrong backends installed."""
+    """The core's tests, with the NumPy backend, the wrong backends, the mutants and the example one."""
     session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"])
-    session.install("-e", ".", "-e", "backends/numpy", "-e", "tests/wrong_backend")
+    # pandas has hundreds of modules: compiled as imported rather than all at install (15 s less)
+    session.install("--no-compile", *EXAMPLE_PINS)
+    editable = [".", "backends/numpy", "tests/wrong_backend", "tests/mutants", "tests/example_backend"]
+    session.install(*(arg for path in editable for arg in ("-e", path)))
     session.run("pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
 
 
@@ -68,6 +74,8 @@ def conformance(session: nox.Session, backend: str) -> None:
     session.install(*TEST_TOOLS, *BACKEND_PINS.get(backend, []))
     # backends/numpy too: other backends may build on it (torch's CPU path does), and it is not on PyPI
     session.install("-e", ".", "-e", "backends/numpy", "-e", f"backends/{backend}")
+    if backend == "numpy":  # the compiled kernel, and a failed build fails here instead of falling back
+        session.env["UNIDROP_NUMPY_KERNEL"] = "compiled"
     if backend in GPU_ONLY and shutil.which("nvidia-smi") is None:
         session.warn(f"conformance suite skipped: the {backend} backend needs an NVIDIA GPU (no nvidia-smi)")
     else:
@@ -79,6 +87,16 @@ def conformance(session: nox.Session, backend: str) -> None:
     own_tests = ROOT / "backends" / backend / "tests"
     if own_tests.is_dir():
         session.run("pytest", str(own_tests), "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def numpy_fallback(session: nox.Session) -> None:
+    """The conformance suite and the NumPy backend's tests on its pure-NumPy kernel (no compiler)."""
+    session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"])
+    session.install("-e", ".", "-e", "backends/numpy")
+    session.env["UNIDROP_NUMPY_KERNEL"] = "numpy"
+    session.run("pytest", *SUITE, "--unidrop-backend=numpy", *session.posargs)
+    session.run("pytest", "backends/numpy/tests", "-p", "no:cacheprovider", *session.posargs)
 
 
 #: Backends whose declared lower bounds the ``lowest`` sessions install and test. torch and CuPy

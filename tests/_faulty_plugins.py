@@ -1,16 +1,19 @@
 """Backends that break the plugin contract one way each, loaded through faked entry points.
 
-``tests/test_registry*.py`` point entry points at ``_faulty_plugins:<name>``; each object here
-has exactly one fault (or, for the impostors, one ambition) that must cost it alone.
+``tests/test_*.py`` point entry points at ``_faulty_plugins:<name>``; each object here has
+exactly one fault (or, for the impostors, one ambition) that must cost it alone. A fake is a
+descriptor (a :class:`unidrop.Backend`) whose ``load()`` builds its ``made_by`` Implementation.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 from unidrop_numpy import NumpyBackend
+from unidrop_numpy.implementation import NumpyImplementation
 
-from unidrop import Backend, DropoutPlan
+from unidrop import Backend, DropoutPlan, Implementation
 
 
 class _Minimal(Backend):
@@ -19,19 +22,7 @@ class _Minimal(Backend):
     def accepts(self, x: Any) -> bool:
         return False
 
-    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        raise NotImplementedError
-
-    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        raise NotImplementedError
-
-    def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
-        raise NotImplementedError
-
-    def from_numpy(self, array: Any, dtype: str, device: str | None = None) -> Any:
-        raise NotImplementedError
-
-    def to_numpy(self, x: Any) -> Any:
+    def load(self) -> Implementation:
         raise NotImplementedError
 
 
@@ -77,18 +68,55 @@ class ConstructorRaises(_Minimal):
         raise OSError("cannot start")
 
 
+class StringAbilities(_Minimal):
+    """Declares its abilities as the v1 contract's feature strings, not as ``unidrop.Abilities``."""
+
+    name = "string-abilities"
+    framework = "numpy"
+    abilities = frozenset({"autograd"})  # type: ignore[assignment]
+
+
+class DictAbilities(_Minimal):
+    """Declares its abilities as a mapping, not as ``unidrop.Abilities``."""
+
+    name = "dict-abilities"
+    framework = "numpy"
+    abilities: ClassVar = {"autograd": True}  # type: ignore[misc]
+
+
+class AbilitiesRaises(_Minimal):
+    name = "abilities-raises"
+    framework = "numpy"
+
+    @property  # type: ignore[misc]
+    def abilities(self) -> Any:  # type: ignore[override]
+        raise LookupError("no abilities today")
+
+
 not_a_backend = object()
 
 
-class _Zeros(NumpyBackend):
-    """Accepts what NumPy's backend accepts and answers all zeros: visibly not the reference."""
+class Builds(NumpyBackend):
+    """A NumPy-like descriptor whose ``load()`` builds ``made_by``: the base of the fakes below."""
 
     distribution = "third-party"
+    made_by: ClassVar[type[Implementation]] = NumpyImplementation
+
+    def load(self) -> Implementation:
+        return self.made_by()
+
+
+class ZerosImplementation(NumpyImplementation):
+    """Answers all zeros: visibly not the reference."""
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        import numpy as np
-
         return np.zeros_like(x), None
+
+
+class _Zeros(Builds):
+    """Accepts what NumPy's backend accepts and answers all zeros."""
+
+    made_by = ZerosImplementation
 
 
 class Impostor(_Zeros):
@@ -137,81 +165,142 @@ class ClumsyArray:
         self.values = values
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        import numpy as np
-
         return np.asarray(self.values, dtype=dtype)
 
 
-class Clumsy(NumpyBackend):
+class ClumsyImplementation(NumpyImplementation):
+    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        raise ZeroDivisionError("shape exploded")
+
+
+class Clumsy(Builds):
     """The framework of ClumsyArray (this module), whose shape_and_dtype is broken."""
 
     name = "clumsy"
     framework = __name__
     distribution = "clumsy-dist"
+    made_by = ClumsyImplementation
 
     def accepts(self, x: Any) -> bool:
         return isinstance(x, ClumsyArray)
 
-    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        raise ZeroDivisionError("shape exploded")
+
+class _AnswersNone(NumpyImplementation):
+    def shape_and_dtype(self, x: Any) -> Any:
+        return None
 
 
 class ClumsyAnswer(Clumsy):
     """Like Clumsy, but shape_and_dtype answers instead of raising: not a (shape, dtype) pair."""
 
     name = "clumsy-answer"
+    made_by = _AnswersNone
 
+
+class _AnswersAFloatShape(NumpyImplementation):
     def shape_and_dtype(self, x: Any) -> Any:
-        return None
+        return 2.5, "float32"
 
 
 class ClumsyShape(Clumsy):
     """Answers a shape that is not a sequence of integers."""
 
     name = "clumsy-shape"
+    made_by = _AnswersAFloatShape
 
+
+class _AnswersThree(NumpyImplementation):
     def shape_and_dtype(self, x: Any) -> Any:
-        return 2.5, "float32"
+        return (2,), "float32", "extra"
 
 
 class ClumsyTriple(Clumsy):
     """Answers three values where two are due."""
 
     name = "clumsy-triple"
-
-    def shape_and_dtype(self, x: Any) -> Any:
-        return (2,), "float32", "extra"
+    made_by = _AnswersThree
 
 
-class ClumsyDtypes(Clumsy):
-    """Answers well, but its dtypes are not a collection of names."""
-
-    name = "clumsy-dtypes"
-    dtypes = None  # type: ignore[assignment]
+class _DtypesNone(NumpyImplementation):
+    def dtypes(self) -> Any:
+        return None
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
         return (2,), "float32"
 
 
-class Rescuer(NumpyBackend):
+class ClumsyDtypes(Clumsy):
+    """Answers well, but its dtypes() are not a collection of names."""
+
+    name = "clumsy-dtypes"
+    made_by = _DtypesNone
+
+
+class LoadRaises(Clumsy):
+    """Takes ClumsyArray, but building its implementation fails (its framework's import, say)."""
+
+    name = "load-raises"
+
+    def load(self) -> Implementation:
+        raise OSError("libframework.so: cannot open shared object file")
+
+
+class _NotAnImplementation:
+    """Has the methods of an Implementation without being one (the v1 contract's Backend, say)."""
+
+    dtypes = NumpyImplementation.dtypes
+    shape_and_dtype = NumpyImplementation.shape_and_dtype
+    dropout = NumpyImplementation.dropout
+
+
+class LoadReturnsNone(Clumsy):
+    name = "load-returns-none"
+
+    def load(self) -> Any:
+        return None
+
+
+class LoadReturnsAClass(Clumsy):
+    name = "load-returns-a-class"
+
+    def load(self) -> Any:
+        return NumpyImplementation  # the class, not an instance
+
+
+class LoadReturnsALookalike(Clumsy):
+    name = "load-returns-a-lookalike"
+
+    def load(self) -> Any:
+        return _NotAnImplementation()
+
+
+class LoadReturnsItsBackend(Clumsy):
+    name = "load-returns-its-backend"
+
+    def load(self) -> Any:
+        return self
+
+
+class RescuerImplementation(NumpyImplementation):
+    """Reads ClumsyArray through numpy.asarray."""
+
+    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        return super().shape_and_dtype(np.asarray(x))
+
+    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        return super().dropout(np.asarray(x), plan)
+
+
+class Rescuer(Builds):
     """A generic backend that also takes ClumsyArray, through numpy.asarray."""
 
     name = "rescuer"
     framework = "builtins"
     distribution = "rescuer-dist"
+    made_by = RescuerImplementation
 
     def accepts(self, x: Any) -> bool:
         return isinstance(x, ClumsyArray)
-
-    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        import numpy as np
-
-        return super().shape_and_dtype(np.asarray(x))
-
-    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        import numpy as np
-
-        return super().dropout(np.asarray(x), plan)
 
 
 class Generic(Rescuer):
@@ -219,3 +308,16 @@ class Generic(Rescuer):
 
     name = "generic"
     distribution = "generic-dist"
+
+
+class CountsLoads(Builds):
+    """The NumPy backend under another name, counting the calls of its ``load()`` in ``loads``."""
+
+    name = "counts-loads"
+    framework = "numpy"
+    distribution = "counting-dist"
+    loads: ClassVar[list[str]] = []
+
+    def load(self) -> Implementation:
+        CountsLoads.loads.append(self.name)
+        return super().load()

@@ -158,12 +158,11 @@ def test_identity_path_returns_x_itself_for_valid_seed_and_stream(randomness):
 
 
 def test_identity_path_runs_the_backends_own_check_and_draws_nothing():
-    numpy_backend = unidrop.get_backend("numpy")
+    from unidrop_numpy.implementation import NumpyImplementation
+
     calls = []
 
-    class Checked(type(numpy_backend)):
-        name = "checked-numpy"
-
+    class CheckedImplementation(NumpyImplementation):
         def check_randomness(self, seed, stream, x):
             calls.append((seed, stream, x))
             if seed == "key":
@@ -173,6 +172,12 @@ def test_identity_path_runs_the_backends_own_check_and_draws_nothing():
         def resolve_randomness(self, seed, stream, x):
             raise AssertionError("the identity path must not resolve (draw) randomness")
 
+    class Checked(type(unidrop.get_backend("numpy"))):
+        name = "checked-numpy"
+
+        def load(self):
+            return CheckedImplementation()
+
     backend, x = Checked(), np.ones(4, np.float32)
     assert unidrop.dropout(x, 0.0, seed="key", stream=5, backend=backend) is x
     assert calls == [("key", 5, x)]
@@ -181,13 +186,13 @@ def test_identity_path_runs_the_backends_own_check_and_draws_nothing():
 
 
 def test_default_check_randomness_touches_no_random_state():
-    backend, x = unidrop.get_backend("numpy"), np.ones(4, np.float32)
+    implementation, x = unidrop.get_backend("numpy").implementation(), np.ones(4, np.float32)
     before = seeding._source.getstate()
-    backend.check_randomness(None, 0, x)
-    backend.check_randomness(2**64 - 1, 2**64 - 1, x)
+    implementation.check_randomness(None, 0, x)
+    implementation.check_randomness(2**64 - 1, 2**64 - 1, x)
     assert seeding._source.getstate() == before
     with pytest.raises(TypeError, match=r"stream must be an integer in .*got 1\.5"):
-        backend.check_randomness(None, 1.5, x)
+        implementation.check_randomness(None, 1.5, x)
 
 
 def _masks_in_forked_child(x: np.ndarray) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -165,3 +166,65 @@ def test_the_readme_pytest_command_passes_on_numpy():
     options = ["--unidrop-backend", "numpy", "-q", "-k", "test_matches_reference"]
     done = subprocess.run(command + options, capture_output=True, text=True, timeout=300)
     assert done.returncode == pytest.ExitCode.OK, done.stdout[-3000:] + done.stderr
+
+
+NO_ADAPTER = """
+import sys
+
+import unidrop
+
+
+class NoAdapter(unidrop.Backend):
+    name = "no-adapter"
+    framework = "numpy"
+    distribution = "no-adapter-dist"
+
+    def accepts(self, x):
+        return isinstance(x, sys.modules["numpy"].ndarray)
+
+    def load(self):
+        from unidrop_numpy.implementation import NumpyImplementation
+
+        return NumpyImplementation()
+"""
+
+
+@pytest.fixture
+def no_adapter_installed(tmp_path) -> dict[str, str]:
+    """The environment of a process where the backend 'no-adapter' (no suite_adapter()) is installed."""
+    (tmp_path / "no_adapter_plugin.py").write_text(NO_ADAPTER)
+    info = tmp_path / "no_adapter_dist-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: no-adapter-dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[unidrop.backends]\nno-adapter = no_adapter_plugin:NoAdapter\n")
+    return {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "unidrop", "check", "no-adapter"], ["-m", "pytest", "--pyargs", "unidrop.conformance"]],
+    ids=["unidrop-check", "pytest"],
+)
+def test_a_backend_without_a_suite_adapter_is_a_usage_error_naming_it(
+    no_adapter_installed, tmp_path, command
+):
+    if command[1] == "pytest":
+        command = [*command, "--unidrop-backend", "no-adapter", "-p", "no:cacheprovider"]
+    done = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=no_adapter_installed,
+        cwd=tmp_path,
+    )
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "'no-adapter'" in done.stderr and "suite_adapter()" in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert " passed" not in done.stdout and " failed" not in done.stdout
+    # the backend itself works: only the suite has no way to make and read its arrays
+    code = "import numpy, unidrop; print(unidrop.dropout(numpy.ones(2), 0.0, backend='no-adapter'))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=no_adapter_installed
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["[1.", "1.]"], done.stdout + done.stderr

@@ -16,7 +16,7 @@ from _fake_entry_points import NUMPY, install
 
 from unidrop import registry
 
-#: A Backend with every abstract method, named by the class attribute ``name``.
+#: A Backend descriptor with every abstract method, named by the class attribute ``name``.
 MINIMAL = """
 from typing import Any
 
@@ -29,19 +29,7 @@ class Minimal(Backend):
     def accepts(self, x: Any) -> bool:
         return False
 
-    def shape_and_dtype(self, x: Any) -> Any:
-        raise NotImplementedError
-
-    def dropout(self, x: Any, plan: Any) -> Any:
-        raise NotImplementedError
-
-    def full_mask(self, x: Any, shape: Any) -> Any:
-        raise NotImplementedError
-
-    def from_numpy(self, array: Any, dtype: str, device: Any = None) -> Any:
-        raise NotImplementedError
-
-    def to_numpy(self, x: Any) -> Any:
+    def load(self) -> Any:
         raise NotImplementedError
 
 

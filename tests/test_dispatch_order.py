@@ -116,7 +116,7 @@ def test_a_subclass_defined_elsewhere_is_served_by_its_base_framework(fresh_regi
 
 
 def test_a_backend_registered_later_takes_part_in_cached_dispatch(fresh_registry, monkeypatch):
-    from _faulty_plugins import Clumsy, ClumsyArray, Generic
+    from _faulty_plugins import Clumsy, ClumsyArray, Generic, RescuerImplementation
 
     install(monkeypatch, NUMPY)
     with pytest.raises(TypeError, match=r"no backend for _faulty_plugins\.ClumsyArray"):
@@ -126,9 +126,7 @@ def test_a_backend_registered_later_takes_part_in_cached_dispatch(fresh_registry
 
     class Owner(Clumsy):  # the type's own framework, registered after the cache was filled
         name = "owner"
-
-        def shape_and_dtype(self, x):
-            return (1,), "float32"
+        made_by = RescuerImplementation
 
     registry.register(Owner())
     with pytest.warns(RuntimeWarning, match="'owner' .* serves it"):
@@ -211,11 +209,16 @@ def test_real_distributions_earlier_on_sys_path_cannot_take_over(tmp_path):
         textwrap.dedent(
             """
             from unidrop_numpy import NumpyBackend
+            from unidrop_numpy.implementation import NumpyImplementation
+
+            class Zeros(NumpyImplementation):
+                def dropout(self, x, plan):
+                    return x * 0, None
 
             class Impostor(NumpyBackend):
                 distribution = "evil-numpy"
-                def dropout(self, x, plan):
-                    return x * 0, None
+                def load(self):
+                    return Zeros()
 
             class Hoarder(Impostor):
                 name = "hoarder"

@@ -92,7 +92,7 @@ def skip_reason(block: Block) -> str | None:
     import unidrop
 
     for info in unidrop.list_backends():
-        if info.framework in modules and not unidrop.get_backend(info.name).devices():
+        if info.framework in modules and not unidrop.get_backend(info.name).implementation().devices():
             return f"{block.name} needs a device of the {info.name} backend; it reports none here"
     return None
 

@@ -1,11 +1,16 @@
-"""Importing unidrop, and discovering backends, imports no array framework."""
+"""Importing unidrop, and discovering backends, imports no array framework and no backend's work.
+
+A backend's Implementation (its module imports the framework) is built by its ``load()`` when the
+first array of its framework arrives, not before.
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-FRAMEWORKS = ("numpy", "torch", "jax", "jaxlib", "cupy", "triton", "hypothesis", "pytest")
+FRAMEWORKS = ("numpy", "torch", "jax", "jaxlib", "cupy", "triton", "xarray", "pandas", "hypothesis", "pytest")
 
 
 def modules_after(code: str) -> set[str]:
@@ -32,6 +37,58 @@ def test_dispatching_a_plain_object_imports_no_framework():
     code = "import unidrop\ntry:\n    unidrop.dropout(object(), 0.5, seed=1)\nexcept TypeError:\n    pass"
     loaded = modules_after(code)
     assert not loaded & set(FRAMEWORKS), loaded & set(FRAMEWORKS)
+
+
+def test_import_unidrop_leaves_the_numpy_implementation_unimported_until_an_array_arrives():
+    code = (
+        "import unidrop\nimport sys\nassert unidrop.list_backends()\n"
+        "print('before', 'unidrop_numpy.implementation' in sys.modules, 'numpy' in sys.modules)\n"
+        "import numpy\nunidrop.dropout(numpy.ones(4, numpy.float32), 0.5, seed=1)\n"
+        "print('after', 'unidrop_numpy.implementation' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["before", "False", "False", "after", "True"], out
+
+
+#: For each installed backend, whether its framework and its implementation's module were imported
+#: after ``import unidrop``, listing the backends and refusing a plain object; then it is loaded.
+LOADS_LATE = """
+import json, sys
+import unidrop
+assert unidrop.list_backends()
+try:
+    unidrop.dropout(object(), 0.5, seed=1)
+except TypeError:
+    pass
+before = set(sys.modules)
+report = {}
+for name, backend in unidrop.registry.backends().items():
+    try:
+        module = type(backend.implementation()).__module__
+    except Exception as error:  # not this test's subject (a GPU-only backend here, say)
+        report[name] = {"load failed": repr(error)}
+        continue
+    report[name] = {
+        "implementation": module,
+        "implementation imported early": module in before,
+        "framework imported early": backend.framework in before,
+    }
+print(json.dumps(report))
+"""
+
+
+def test_no_installed_backend_imports_its_implementation_before_an_array_arrives():
+    out = subprocess.run([sys.executable, "-c", LOADS_LATE], check=True, capture_output=True, text=True)
+    report = json.loads(out.stdout)
+    loaded = {name: facts for name, facts in report.items() if "implementation" in facts}
+    assert "numpy" in loaded, report
+    assert loaded["numpy"]["implementation"] == "unidrop_numpy.implementation", report
+    early = {
+        name: facts
+        for name, facts in loaded.items()
+        if facts["implementation imported early"] or facts["framework imported early"]
+    }
+    assert not early, early
 
 
 def test_the_pytest_plugin_imports_neither_unidrop_nor_hypothesis():

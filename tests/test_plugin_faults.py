@@ -34,6 +34,21 @@ LOAD_FAULTS = [
     ("no-framework", "_faulty_plugins:NoFramework", "framework"),
     ("constructor-raises", "_faulty_plugins:ConstructorRaises", "OSError: cannot start"),
     ("not-a-backend", "_faulty_plugins:not_a_backend", "not a unidrop.Backend"),
+    (
+        "string-abilities",
+        "_faulty_plugins:StringAbilities",
+        r"abilities must be a unidrop.Abilities, got frozenset\(\{'autograd'\}\)",
+    ),
+    (
+        "dict-abilities",
+        "_faulty_plugins:DictAbilities",
+        r"abilities must be a unidrop.Abilities, got \{'autograd': True\}",
+    ),
+    (
+        "abilities-raises",
+        "_faulty_plugins:AbilitiesRaises",
+        "abilities raised LookupError: no abilities today",
+    ),
     ("missing-attribute", "_faulty_plugins:NoSuchThing", "AttributeError"),
     ("missing-module", "unidrop_no_such_module:Backend", "ModuleNotFoundError"),
     ("import-raises", "_plugin_that_raises:Backend", "RuntimeError: boom at import"),
@@ -178,3 +193,73 @@ def test_a_plugin_that_failed_to_load_is_named_for_arrays_of_its_framework(fresh
     assert "pip install" not in message
     with pytest.raises(ValueError, match=r"'torch' \(unidrop-torch 1.0\) is installed but failed to load"):
         unidrop.dropout(np.ones(2), 0.5, seed=0, backend="torch")
+
+
+#: Plugins taking ClumsyArray whose ``load()`` fails: name -> (entry point value, what the error says)
+LOAD_CALL_FAULTS = {
+    "load-raises": ("LoadRaises", "OSError: libframework.so: cannot open shared object file"),
+    "load-returns-none": ("LoadReturnsNone", "must return a unidrop Implementation, got None"),
+    "load-returns-a-class": ("LoadReturnsAClass", "must return a unidrop Implementation, got <class"),
+    "load-returns-a-lookalike": ("LoadReturnsALookalike", "must return a unidrop Implementation"),
+    "load-returns-its-backend": ("LoadReturnsItsBackend", "must return a unidrop Implementation"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOAD_CALL_FAULTS))
+def test_a_load_that_fails_is_a_fault_of_that_plugin_naming_it(fresh_registry, monkeypatch, name):
+    """load() raising, or answering something that is not an Implementation: a RuntimeError naming
+    the plugin (with the cause), on every call, and the NumPy backend is untouched."""
+    from _faulty_plugins import ClumsyArray
+
+    value, error = LOAD_CALL_FAULTS[name]
+    install(monkeypatch, (name, f"_faulty_plugins:{value}", "clumsy-dist"), NUMPY)
+    for backend in (None, name):  # chosen by the array's type, and by name
+        with pytest.raises(
+            RuntimeError, match=rf"{name!r} \(clumsy-dist 1.0\) failed on _faulty_plugins"
+        ) as info:
+            unidrop.dropout(ClumsyArray([1.0, 2.0]), 0.5, seed=3, backend=backend)
+        assert error in str(info.value), str(info.value)
+        assert info.value.__cause__ is not None
+    _numpy_still_works()
+
+
+@pytest.mark.parametrize("name", sorted(LOAD_CALL_FAULTS))
+def test_a_load_that_fails_falls_back_to_the_next_accepting_backend(fresh_registry, monkeypatch, name):
+    from _faulty_plugins import ClumsyArray
+
+    value, error = LOAD_CALL_FAULTS[name]
+    install(
+        monkeypatch,
+        ("rescuer", "_faulty_plugins:Rescuer", "rescuer-dist"),
+        (name, f"_faulty_plugins:{value}", "clumsy-dist"),
+        NUMPY,
+    )
+    values = np.linspace(-1.0, 1.0, 12, dtype=np.float32)
+    with pytest.warns(RuntimeWarning) as caught:
+        y = unidrop.dropout(ClumsyArray(values), 0.5, seed=3)
+    assert_reference_dropout(y, values, 0.5, 3)
+    faults = [str(w.message) for w in caught if f"{name!r} (clumsy-dist 1.0) failed" in str(w.message)]
+    assert faults and error in faults[0] and "trying the next backend" in faults[0], faults
+    assert registry.backend_for(ClumsyArray(values)).name == name  # still asked first: its type's owner
+    _numpy_still_works()
+
+
+def test_a_load_that_fails_does_not_break_the_same_frameworks_other_backend(fresh_registry, monkeypatch):
+    """A backend of NumPy's own framework whose load() fails costs NumPy's backend nothing."""
+    from _faulty_plugins import LoadRaises
+
+    install(monkeypatch, NUMPY)
+
+    class BrokenNumpyTaker(LoadRaises):
+        name = "broken-numpy-taker"
+        framework = "numpy"
+
+        def accepts(self, x: object) -> bool:
+            return isinstance(x, np.ndarray)
+
+    registry.register(BrokenNumpyTaker(), version="1.0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 'several backends accept numpy.ndarray'
+        _numpy_still_works()
+    with pytest.raises(RuntimeError, match=r"'broken-numpy-taker' \(clumsy-dist 1.0\) failed.*OSError"):
+        unidrop.dropout(np.ones(4, np.float32), 0.5, seed=0, backend="broken-numpy-taker")

@@ -14,16 +14,18 @@ from pathlib import Path
 
 import pytest
 from unidrop_numpy.backend import NumpyBackend
+from unidrop_numpy.implementation import NumpyImplementation
+from unidrop_numpy.suite_adapter import NumpySuiteAdapter
 
 import unidrop
 from unidrop import seeding
-from unidrop.conformance import exactness, features, rules, statistics
-from unidrop.conformance.adapter import BackendAdapter, SuiteAdapter
+from unidrop.conformance import abilities, exactness, rules, statistics
+from unidrop.conformance.adapter import SuiteAdapter
 from unidrop.conformance.suite import ConformanceSuite
 
 CONFORMANCE = Path(unidrop.__file__).parent / "conformance"
 #: The modules of the suite's parts: they reach the backend through the adapter alone.
-PARTS = [exactness, statistics, rules, features]
+PARTS = [exactness, statistics, rules, abilities]
 
 
 def run_pytest(tmp_path: Path, source: str, *options: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -52,16 +54,16 @@ def run_pytest(tmp_path: Path, source: str, *options: str) -> tuple[subprocess.C
 
 def test_a_class_of_some_parts_collects_only_their_tests_and_they_pass_on_numpy(tmp_path):
     source = (
-        "from unidrop.conformance.features import FeaturesChecks\n"
+        "from unidrop.conformance.abilities import AbilitiesChecks\n"
         "from unidrop.conformance.rules import RulesChecks\n\n\n"
-        "class TestMine(RulesChecks, FeaturesChecks):\n"
+        "class TestMine(RulesChecks, AbilitiesChecks):\n"
         "    backend_name = 'numpy'\n"
     )
     done, outcomes = run_pytest(tmp_path, source)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     functions = {name.split("::")[1].split("[")[0] for name in outcomes}
     wanted = {
-        n for part in (rules.RulesChecks, features.FeaturesChecks) for n in dir(part) if n[:5] == "test_"
+        n for part in (rules.RulesChecks, abilities.AbilitiesChecks) for n in dir(part) if n[:5] == "test_"
     }
     assert functions == wanted
     # none of the other parts' tests, which the whole suite has
@@ -102,12 +104,12 @@ def test_heavy_statistics_skip_with_a_reason_when_switched_off_and_run_by_defaul
 def test_the_whole_suite_is_all_the_parts():
     for part in (exactness.ExactnessChecks, statistics.StatisticsChecks, rules.RulesChecks):
         assert issubclass(ConformanceSuite, part)
-    assert issubclass(ConformanceSuite, features.FeaturesChecks)
+    assert issubclass(ConformanceSuite, abilities.AbilitiesChecks)
     assert ConformanceSuite.run_heavy_statistics is True
 
 
-class RecordingAdapter(BackendAdapter):
-    """The default adapter, recording which of its members the suite used."""
+class RecordingAdapter(NumpySuiteAdapter):
+    """NumPy's suite adapter, recording which of its members the suite used."""
 
     def __init__(self, backend: unidrop.Backend, used: list[str]) -> None:
         super().__init__(backend)
@@ -182,14 +184,19 @@ def test_the_parts_reach_the_backend_only_through_the_adapter():
     assert not direct
 
 
-class DrawsAnyway(NumpyBackend):
-    """A NumPy backend that wrongly draws from unidrop's seed source even when given a seed."""
-
-    name = "draws-anyway"
+class DrawsAnywayImplementation(NumpyImplementation):
+    """NumPy's implementation, wrongly drawing from unidrop's seed source even when given a seed."""
 
     def resolve_randomness(self, seed, stream, x):
         seeding.draw_seed()
         return super().resolve_randomness(seed, stream, x)
+
+
+class DrawsAnyway(NumpyBackend):
+    name = "draws-anyway"
+
+    def load(self):
+        return DrawsAnywayImplementation()
 
 
 def test_the_global_state_check_catches_a_draw_from_unidrops_source(fresh_registry):
@@ -217,3 +224,59 @@ def test_the_global_state_check_leaves_unidrops_source_unseeded():
         Right().test_explicit_seed_leaves_global_random_state_untouched()
         draws.append(seeding.draw_seed())
     assert draws[0] != draws[1]
+
+
+CLAIMS_ABILITIES = """
+import unidrop
+from unidrop_numpy.backend import NumpyBackend
+
+from unidrop.conformance.abilities import AbilitiesChecks
+
+
+class ClaimsAutograd(NumpyBackend):
+    name = "claims-autograd"
+    abilities = unidrop.Abilities(autograd=True)
+
+
+class ClaimsJit(NumpyBackend):
+    name = "claims-jit"
+    abilities = unidrop.Abilities(jit=True)
+
+
+unidrop.registry.register(ClaimsAutograd())
+unidrop.registry.register(ClaimsJit())
+
+
+class TestClaimsAutograd(AbilitiesChecks):
+    backend_name = "claims-autograd"
+
+
+class TestClaimsJit(AbilitiesChecks):
+    backend_name = "claims-jit"
+
+
+class TestNumpy(AbilitiesChecks):
+    backend_name = "numpy"
+"""
+
+
+def test_a_declared_ability_whose_adapter_lacks_it_fails_and_an_undeclared_one_skips(tmp_path):
+    """Abilities(autograd=True) with NumPy's adapter (no vjp), or jit=True with no jit: failures,
+    not skips; NumPy, declaring neither, skips both saying why."""
+    done, outcomes = run_pytest(tmp_path, CLAIMS_ABILITIES)
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout[-3000:] + done.stderr[-2000:]
+    autograd = "test_autograd_gradient_is_cotangent_times_keep_times_scale"
+    jit = "test_jit_gives_the_reference_result_and_mask"
+    by_function: dict[str, set[str]] = {}  # each function's cases (parametrized: seeds, streams, dims)
+    for test, outcome in outcomes.items():
+        by_function.setdefault(test.split("[")[0], set()).add(outcome)
+    assert by_function == {
+        f"TestClaimsAutograd::{autograd}": {"failed"},
+        f"TestClaimsAutograd::{jit}": {"skipped: backend 'claims-autograd' does not declare jit"},
+        f"TestClaimsJit::{autograd}": {"skipped: backend 'claims-jit' does not declare autograd"},
+        f"TestClaimsJit::{jit}": {"failed"},
+        f"TestNumpy::{autograd}": {"skipped: backend 'numpy' does not declare autograd"},
+        f"TestNumpy::{jit}": {"skipped: backend 'numpy' does not declare jit"},
+    }
+    assert "the suite adapter of 'claims-autograd' does not implement vjp" in done.stdout
+    assert "the suite adapter of 'claims-jit' does not implement jit" in done.stdout

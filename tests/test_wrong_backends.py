@@ -27,6 +27,57 @@ EXPECTED_FAILURES = {
     "wrong-inplace": ["test_input_is_not_modified[float32]"],
 }
 
+#: backend -> exactly the test functions (any parameters) that fail for it: no more, no fewer.
+#: Checks comparing whole outputs with the reference's: any wrong mask bit or value fails them.
+AGAINST_REFERENCE = {
+    "test_every_16bit_pattern",
+    "test_large_array_at_chunk_edges",
+    "test_large_arrays_of_several_axes_at_chunk_edges",
+    "test_matches_reference",
+    "test_matches_reference_on_every_device",
+    "test_overflow_signed_zeros_and_specials",
+    "test_subnormals_are_scaled_exactly",
+    "test_tiny_p_and_p_near_one",
+}
+FAILING_FUNCTIONS = {
+    "wrong-threshold": {
+        "test_threshold_boundary",
+        "test_threshold_of_a_fractional_product_is_its_floor",
+        "test_tiny_p_and_p_near_one",
+    },
+    "wrong-scale": AGAINST_REFERENCE | {"test_known_answers", "test_mean_within_5_sigma"},
+    "wrong-counter": AGAINST_REFERENCE
+    | {
+        "test_known_answers",
+        "test_layouts_give_the_logical_result",
+        "test_results_and_masks_survive_later_calls",
+        "test_threshold_boundary",
+        "test_threshold_of_a_fractional_product_is_its_floor",
+    },
+    "wrong-select": AGAINST_REFERENCE
+    | {
+        "test_layouts_give_the_logical_result",
+        "test_nan_and_inf_are_zeroed_when_dropped",
+        "test_p_one_drops_everything_to_positive_zero",
+        "test_results_and_masks_survive_later_calls",
+    },
+    "wrong-stream": AGAINST_REFERENCE
+    | {
+        "test_different_seeds_and_streams_give_different_masks",
+        "test_known_answers",
+        "test_layouts_give_the_logical_result",
+        "test_results_and_masks_survive_later_calls",
+        "test_threshold_of_a_fractional_product_is_its_floor",
+    },
+    "wrong-inplace": {  # a modified input also spoils the checks that reuse it
+        "test_input_is_not_modified",
+        "test_layout_does_not_change_the_result",
+        "test_layouts_give_the_logical_result",
+        "test_p_zero_consumes_no_randomness",
+        "test_seed_none_follows_the_backend_convention",
+    },
+}
+
 
 def run_suite(backend: str, tmp_path) -> tuple[int, set[str], set[str]]:
     report = tmp_path / f"{backend}.xml"
@@ -64,12 +115,37 @@ def wrong_backends_installed():
         pytest.fail(f"install tests/wrong_backend first (missing: {sorted(missing)}); nox -s tests does")
 
 
+def test_every_installed_wrong_backend_has_its_expected_failures():
+    """A wrong backend added to tests/wrong_backend is checked here too, once its tests are named."""
+    installed = {i.name for i in unidrop.list_backends() if i.distribution == "unidrop-wrong-backends"}
+    assert installed == set(EXPECTED_FAILURES) == set(FAILING_FUNCTIONS)
+
+
 @pytest.mark.parametrize("backend", sorted(EXPECTED_FAILURES))
-def test_wrong_backend_fails_its_named_tests(backend, tmp_path):
+def test_a_wrong_backend_is_a_descriptor_loading_its_own_defect_with_numpys_adapter(backend):
+    from unidrop_numpy.suite_adapter import NumpySuiteAdapter
+    from unidrop_wrong.implementation import WrongImplementation
+
+    descriptor = unidrop.get_backend(backend)
+    implementation = descriptor.implementation()
+    assert isinstance(implementation, WrongImplementation)
+    assert type(implementation) is not WrongImplementation, "no defect: the base is correct"
+    assert type(implementation).__name__ == descriptor.defect
+    assert type(descriptor.suite_adapter()) is NumpySuiteAdapter
+
+
+def test_the_wrong_backends_have_distinct_defects():
+    defects = [type(unidrop.get_backend(name).implementation()) for name in sorted(EXPECTED_FAILURES)]
+    assert len(set(defects)) == len(defects)
+
+
+@pytest.mark.parametrize("backend", sorted(EXPECTED_FAILURES))
+def test_wrong_backend_fails_exactly_its_named_tests(backend, tmp_path):
     code, failed, passed = run_suite(backend, tmp_path)
     assert code == 1, f"the suite passed {backend}"
     for name in EXPECTED_FAILURES[backend]:
         assert name in failed, f"{name} did not catch {backend}; failed: {sorted(failed)}"
+    assert {name.split("[")[0] for name in failed} == FAILING_FUNCTIONS[backend], sorted(failed)
     assert passed, "the wrong backend passed nothing at all: the suite did not really run"
 
 

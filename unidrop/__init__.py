@@ -8,6 +8,7 @@ from . import registry
 from .api import dropout
 from .arguments import STREAM_VERSION, DropoutPlan
 from .backend import Abilities, Backend, Implementation
+from .include_dir import get_include
 from .registry import BackendInfo, get_backend, list_backends
 from .seeding import manual_seed
 
@@ -23,6 +24,7 @@ __all__ = [
     "__version__",
     "dropout",
     "get_backend",
+    "get_include",
     "list_backends",
     "manual_seed",
 ]

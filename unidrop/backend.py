@@ -87,6 +87,11 @@ class Implementation(ABC):
         """The devices this backend can run on here (``"cpu"``, ``"cuda:0"``)."""
         return ["cpu"]
 
+    def describe(self) -> str:
+        """One line on how it computes here (which kernel, and why), or ``""``; ``unidrop backends``
+        prints it."""
+        return ""
+
 
 class Backend(ABC):
     """What discovery loads: who a backend is and which arrays it takes. Imports no framework.
@@ -120,13 +125,17 @@ class Backend(ABC):
         )
 
     def implementation(self) -> Implementation:
-        """The implementation, built by :meth:`load` on the first call and kept."""
+        """The implementation, built by :meth:`load` on the first call and kept.
+
+        Every caller gets the one kept implementation, threads racing on the first array too;
+        it is read and published without a lock, so a compiler can trace the first call.
+        """
         built = self._implementation
         if built is None:
             built = self.load()
             if not isinstance(built, Implementation):
                 raise TypeError(f"load() must return a unidrop Implementation, got {built!r}")
-            self._implementation = built
+            built = vars(self).setdefault("_implementation", built)  # the first one published wins
         return built
 
     def version(self) -> str:

@@ -26,6 +26,7 @@ def _backends(_: argparse.Namespace) -> int:
     print(f"unidrop {__version__}, mask stream v{STREAM_VERSION}")
     rows = [("backend", "distribution", "framework", "devices")]
     samples = []
+    notes: list[str] = []
     for info in infos:
         backend = registry.get_backend(info.name)
         try:
@@ -35,7 +36,11 @@ def _backends(_: argparse.Namespace) -> int:
         except Exception as error:  # a framework that fails to import is reported, not fatal
             framework, devices = f"{info.framework} (unavailable: {error})", "-"
         rows.append((info.name, f"{info.distribution} {info.version}", framework, devices))
+        notes.append(_describe(backend))
     _print_table(rows)
+    for info, note in zip(infos, notes, strict=True):
+        if note:
+            print(f"  {info.name}: {note}")
     print("which backend serves which array type (docs/backend-guide.md):")
     served = [("array type", "served by", "also accepted by")]
     for sample in samples:
@@ -48,6 +53,14 @@ def _backends(_: argparse.Namespace) -> int:
             served.append((kind, names[0] if names else "none", ", ".join(names[1:]) or "-"))
     _print_table(served)
     return 0
+
+
+def _describe(backend: Backend) -> str:
+    """The implementation's own line on how it computes here ("" if it has none or fails)."""
+    try:
+        return str(backend.implementation().describe())
+    except Exception as error:  # a plugin's fault is reported, not fatal
+        return f"describe() failed: {type(error).__name__}: {error}"
 
 
 def _sample_array(backend: Backend) -> Any:

@@ -83,6 +83,51 @@ class SuiteAdapter(ABC):
         """Make ``seed=None`` calls reproducible, by the backend's documented convention."""
         seeding.manual_seed(seed)
 
+    def flushes_subnormals(self, dtype: str, device: str) -> bool:
+        """True where the backend declares a known deviation: it flushes ``dtype`` subnormals on ``device``.
+
+        The spec scales subnormal inputs and results exactly; a backend that cannot yet (XLA on
+        the CPU flushes float32 and bfloat16 subnormals) declares it here and documents it. The
+        suite then runs its subnormal checks for that dtype as expected failures, and fails if
+        they pass (so a fixed backend drops the declaration). The default declares nothing.
+        """
+        return False
+
+    def permuted(self, x: Any, axes: tuple[int, ...]) -> Any | None:
+        """``x`` with its axes permuted (NumPy's ``x.transpose(axes)``), a view where arrays have views.
+
+        The default uses the Array API's ``permute_dims``, else a ``permute`` method (PyTorch's);
+        None where the array has neither, and the suite's layout checks needing it skip, saying so.
+        """
+        namespace = getattr(x, "__array_namespace__", None)
+        if namespace is not None:
+            return namespace().permute_dims(x, axes)
+        permute = getattr(x, "permute", None)
+        return None if permute is None else permute(*axes)
+
+    def strided(self, x: Any, index: tuple[slice, ...]) -> Any | None:
+        """``x[index]`` for slices with any step (negative ones too), or None where it is refused.
+
+        The default indexes ``x``; a framework that refuses negative steps (PyTorch raises
+        ValueError) gets None, and the suite's checks of that layout skip, saying so.
+        """
+        try:
+            return x[index]
+        except ValueError:
+            return None
+
+    def broadcast_view(self, x: Any, shape: tuple[int, ...]) -> Any | None:
+        """``x`` broadcast to ``shape``: a zero-stride view where the framework has one, else None.
+
+        The default uses the Array API's ``broadcast_to`` (NumPy and CuPy return views, JAX an
+        array), else an ``expand`` method (PyTorch's view); None where the array has neither.
+        """
+        namespace = getattr(x, "__array_namespace__", None)
+        if namespace is not None:
+            return namespace().broadcast_to(x, shape)
+        expand = getattr(x, "expand", None)
+        return None if expand is None else expand(*shape)
+
     def vjp(self, fn: Callable[[Any], Any], x: Any, cotangent: Any) -> tuple[Any, Any]:
         """``(fn(x), cotangent @ d fn/dx)`` through the framework's autograd (``autograd`` ability)."""
         raise NotImplementedError(f"the suite adapter of {self.name!r} does not implement vjp")

@@ -97,7 +97,8 @@ class SuitePart:
 
     def make(self, values: np.ndarray, dtype: str, device: str | None = None) -> Any:
         """A backend array of ``values`` (exact in ``dtype``) as ``dtype`` on ``device``."""
-        host = values.astype(np.float64 if dtype == "float64" else np.float32)
+        with np.errstate(invalid="ignore"):  # a signalling NaN converts to a NaN, as wanted
+            host = values.astype(np.float64 if dtype == "float64" else np.float32)
         return self.adapter.from_numpy(host, dtype, device or self.device)
 
     def read(self, x: Any) -> np.ndarray:

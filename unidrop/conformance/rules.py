@@ -1,9 +1,11 @@
 """Rules: every promise around the stream, and every bad input refused with a clear error.
 
-The identity paths (``p == 0``, ``training=False``), ``p == 1``, NaN and Inf, the input left
-unmodified, type, shape, dtype and device preserved, global random state untouched by an
-explicit seed, the ``seed=None`` convention, and the errors for bad ``p``, dtype, seed,
-stream and ``broadcast_dims``.
+The identity paths (``p == 0``, ``training=False``) and their mask's shape and dtype, ``p == 1``,
+NaN and Inf, the input left unmodified, results and masks that survive later calls, type, shape,
+dtype and device preserved, every global random state (Python's, NumPy's legacy one, the
+framework's, unidrop's source) untouched by an explicit seed and by the identity paths, the
+``seed=None`` convention and its entropy, and the errors for bad ``p``, dtype, seed, stream and
+``broadcast_dims``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,30 @@ import numpy as np
 import pytest
 
 import unidrop
-from unidrop import seeding
+from unidrop import reference, seeding
 
-from .helpers import SuitePart, assert_same_floats, sample_values
+from .helpers import SuitePart, assert_same_floats, keep_string, sample_values
+
+#: Masks drawn with ``seed=None`` by the entropy check: a seed source of 16 bits repeats among
+#: them with probability above 99.9%; 64-bit seeds repeat with probability under 10**-13.
+SEED_NONE_DRAWS = 1000
+
+
+def random_states(adapter_state: Any) -> tuple[Any, ...]:
+    """Python's ``random`` state, NumPy's whole legacy global state, and the framework's (as given)."""
+    legacy = np.random.get_state(legacy=False)
+    numpy_state = (
+        legacy["state"]["key"].tobytes(),
+        legacy["state"]["pos"],
+        legacy["has_gauss"],
+        legacy["gauss"],
+    )
+    framework = None if adapter_state is None else np.asarray(adapter_state).tobytes()
+    return random.getstate(), numpy_state, framework
+
+
+#: The seed of the first call of :meth:`RulesChecks.test_results_and_masks_survive_later_calls`.
+SEED_OF_LATER = (1 << 40) + 11
 
 
 class RulesChecks(SuitePart):
@@ -86,19 +109,55 @@ class RulesChecks(SuitePart):
         the next :func:`unidrop.seeding.draw_seed` is the same with or without the call between.
         """
         x = self.make(np.ones(256), "float32")
+        self.check_no_random_state_touched(
+            "a call with an explicit seed", lambda: self.dropout(x, 0.5, seed=17, stream=3)
+        )
+
+    def test_identity_paths_touch_no_random_state(self) -> None:
+        """``p == 0`` and ``training=False``, with and without a mask or a seed, draw from no source."""
+        x = self.make(np.ones(64), "float32")
+
+        def identity_calls() -> None:
+            self.dropout(x, 0.0, seed=3)
+            self.dropout(x, 0.0, seed=3, return_mask=True, broadcast_dims=(0,))
+            self.dropout(x, 0.5, seed=3, training=False, return_mask=True)
+            if not self.adapter.abilities.explicit_seed:
+                self.dropout(x, 0.0, return_mask=True)
+                self.dropout(x, 0.5, training=False, return_mask=True)
+
+        self.check_no_random_state_touched("p == 0 or training=False", identity_calls)
+
+    def test_seed_none_draws_from_its_own_source_only(self) -> None:
+        """A ``seed=None`` call changes neither Python's ``random`` nor NumPy's legacy global state."""
+        if self.adapter.abilities.explicit_seed:
+            pytest.skip(f"backend {self.adapter.name!r} refuses seed=None")
+        x = self.make(np.ones(64), "float32")
+        python_before, numpy_before, _ = random_states(None)
+        self.dropout(x, 0.5)
+        python_after, numpy_after, _ = random_states(None)
+        assert python_before == python_after, "a seed=None call changed Python's random state"
+        assert numpy_before == numpy_after, "a seed=None call changed NumPy's legacy global random state"
+
+    def check_no_random_state_touched(self, what: str, calls: Any) -> None:
+        """After ``calls()``: Python's, NumPy's legacy and the framework's global random states are
+        as before, and unidrop's source gives the next seed it would have given without them.
+
+        unidrop's source is observed through its public functions: after ``manual_seed(s)``,
+        the next :func:`unidrop.seeding.draw_seed` is the same with or without the calls between.
+        """
         try:
             unidrop.manual_seed(31)
             untouched = seeding.draw_seed()
             unidrop.manual_seed(31)
-            before = (random.getstate(), self.adapter.global_rng_state())
-            self.dropout(x, 0.5, seed=17, stream=3)
-            after = (random.getstate(), self.adapter.global_rng_state())
-            assert seeding.draw_seed() == untouched, "a call with an explicit seed drew from unidrop's source"
+            before = random_states(self.adapter.global_rng_state())
+            calls()
+            after = random_states(self.adapter.global_rng_state())
+            assert seeding.draw_seed() == untouched, f"{what} drew from unidrop's source"
         finally:  # leave unidrop's source fresh again, not at a seed every process shares
             unidrop.manual_seed(random.SystemRandom().getrandbits(64))
-        assert before[0] == after[0], "a call with an explicit seed changed Python's random state"
-        if before[1] is not None:
-            np.testing.assert_array_equal(np.asarray(before[1]), np.asarray(after[1]))
+        assert before[0] == after[0], f"{what} changed Python's random state"
+        assert before[1] == after[1], f"{what} changed NumPy's legacy global random state"
+        assert before[2] == after[2], f"{what} changed {self.adapter.name}'s global random state"
 
     def test_seed_none_follows_the_backend_convention(self) -> None:
         """``seed=None`` is refused (explicit-seed backends) or reproducible after ``manual_seed``."""
@@ -112,6 +171,50 @@ class RulesChecks(SuitePart):
         self.adapter.manual_seed(1234)
         assert_same_floats(self.read(self.dropout(x, 0.5)), first, "same manual seed")
         assert not np.array_equal(first, second), "two seed=None calls gave the same mask"
+
+    def test_seed_none_masks_have_entropy(self) -> None:
+        """Masks of 64 elements drawn with ``seed=None`` are all distinct: seeds not from a small set."""
+        if self.adapter.abilities.explicit_seed:
+            pytest.skip(f"backend {self.adapter.name!r} refuses seed=None")
+        x = self.make(np.ones(64), "float32")
+        self.adapter.manual_seed(2024)
+        masks = {
+            keep_string(self.read(self.dropout(x, 0.5, return_mask=True)[1])) for _ in range(SEED_NONE_DRAWS)
+        }
+        assert len(masks) == SEED_NONE_DRAWS, (
+            f"{SEED_NONE_DRAWS} seed=None masks of 64 elements hold only {len(masks)} distinct ones"
+        )
+
+    @pytest.mark.parametrize("dims", [(), (0,), (-1,), (0, 2)])
+    @pytest.mark.parametrize("how", ["p=0", "eval"])
+    def test_identity_mask_has_the_mask_shape_and_bool_dtype(
+        self, how: str, dims: tuple[int, ...], unidrop_dtype: str
+    ) -> None:
+        """The mask of ``p == 0`` or ``training=False`` is all True, bool, of the mask shape, beside x."""
+        x = self.make(sample_values((2, 3, 4), unidrop_dtype, 6), unidrop_dtype)
+        p, training = (0.0, True) if how == "p=0" else (0.5, False)
+        y, keep = self.dropout(x, p, seed=1, training=training, return_mask=True, broadcast_dims=dims)
+        mask_shape = tuple(1 if axis in {d % 3 for d in dims} else n for axis, n in enumerate((2, 3, 4)))
+        assert y is x
+        assert self.adapter.shape_and_dtype(keep) == (mask_shape, "bool"), f"{how} broadcast_dims={dims}"
+        assert self.adapter.device_of(keep) == self.adapter.device_of(x)
+        assert self.read(keep).all(), f"{how}: the identity mask must be all True"
+
+    def test_results_and_masks_survive_later_calls(self, unidrop_dtype: str) -> None:
+        """An output and a mask keep their values after later calls with other shapes, p and seeds."""
+        values = sample_values((16, 16), unidrop_dtype, 7)
+        x = self.make(values, unidrop_dtype)
+        y1, keep1 = self.dropout(x, 0.5, seed=SEED_OF_LATER, stream=1, return_mask=True)
+        want, want_keep = reference.dropout(
+            values.reshape(-1).tolist(), (16, 16), unidrop_dtype, 0.5, SEED_OF_LATER, 1
+        )
+        others = self.make(sample_values((16, 16), unidrop_dtype, 8), unidrop_dtype)
+        for p, seed in [(0.5, 1), (0.25, 2), (0.9, SEED_OF_LATER)]:
+            self.dropout(others, p, seed=seed, stream=2, return_mask=True)
+            self.dropout(x, p, seed=seed, stream=3, return_mask=True)
+        self.dropout(self.make(np.ones(256), unidrop_dtype), 0.5, seed=4, return_mask=True)
+        assert_same_floats(self.read(y1), np.array(want), "an output after later calls")
+        assert keep_string(self.read(keep1)) == keep_string(np.array(want_keep)), "a mask after later calls"
 
     @pytest.mark.parametrize("p", [-0.1, 1.5, math.nan, math.inf, -math.inf])
     def test_p_out_of_range_raises_value_error(self, p: float) -> None:

@@ -56,7 +56,7 @@ def build(out_dir: Path, blocks_per_thread: dict[str, int] | None = None) -> cty
     library = out_dir / f"unidrop_host_kernels_{tag}.so"
     command = [
         cxx, "-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off", "-Wall", "-Werror",
-        "-Wno-unknown-pragmas", f"-I{source.cuda_dir()}",
+        "-Wno-unknown-pragmas", *(f"-I{folder}" for folder in source.include_dirs()),
         f"-DUD_U_HALF={blocks['float16']}", f"-DUD_U_F32={blocks['float32']}",
         f"-DUD_U_F64={blocks['float64']}",
         str(HERE / "host_harness.cpp"), "-o", str(library),

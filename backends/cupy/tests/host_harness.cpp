@@ -3,7 +3,8 @@
 // Each entry point runs the per-thread function of unidrop_dropout.cuh for every thread
 // index the corresponding __global__ kernel in unidrop_kernels.cu would cover, with the same
 // blocks-per-thread constants (passed as -D flags from unidrop_cupy.source). Built by the
-// tests with: g++ -O2 -std=c++14 -shared -fPIC -ffp-contract=off -I<package cuda dir>.
+// tests with: g++ -O2 -std=c++14 -shared -fPIC -ffp-contract=off -I<package cuda dir>
+// -I<unidrop.get_include()> (the core header of mask stream v1).
 
 #include "unidrop_dropout.cuh"
 

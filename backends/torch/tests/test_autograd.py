@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.autograd.forward_ad as fwad
 import unidrop_torch
 from torch_helpers import DTYPES, assert_same, expected_output, sample
 from unidrop_torch import keys, ops
@@ -32,7 +33,7 @@ def test_only_the_key_is_saved_for_backward(n: int) -> None:
     assert saved_bytes(lambda a: unidrop_torch.dropout(a, 0.5), x) == 16  # seed=None too
     assert saved_bytes(lambda a: unidrop.dropout(a, 0.5, seed=1, broadcast_dims=(0,)), x) == 16
     # the autograd.Function used under torch.func transforms and torch.compile saves the same
-    assert saved_bytes(lambda a: ops.Dropout.apply(a, keys.key_from_ints(1, 0), 0.5, []), x) == 16
+    assert saved_bytes(lambda a: ops.DropoutFunction.apply(a, keys.key_from_ints(1, 0), 0.5, []), x) == 16
     # torch's own dropout saves a mask of one byte per element, for contrast
     assert saved_bytes(lambda a: torch.nn.functional.dropout(a, 0.5), x) >= n
 
@@ -86,8 +87,6 @@ def test_backward_of_a_non_contiguous_gradient() -> None:
 
 @pytest.mark.parametrize("requires_grad", [False, True])
 def test_forward_ad_dual_tensor_carries_its_tangent_through_the_same_mask(requires_grad: bool) -> None:
-    import torch.autograd.forward_ad as fwad
-
     x = sample((6, 9), torch.float32, seed=11, specials=False).requires_grad_(requires_grad)
     tangent = sample((6, 9), torch.float32, seed=12, specials=False)
     with fwad.dual_level():

@@ -156,7 +156,7 @@ def test_importing_unidrop_torch_before_unidrop_registers_the_backend(first: str
 def test_backend_is_registered_under_its_entry_point() -> None:
     names = {info.name: info for info in unidrop.list_backends()}
     assert names["torch"].distribution == "unidrop-torch"
-    assert unidrop.get_backend("torch").features >= {"autograd", "jit"}
+    assert unidrop.get_backend("torch").abilities == unidrop.Abilities(autograd=True, jit=True)
 
 
 @pytest.mark.parametrize(

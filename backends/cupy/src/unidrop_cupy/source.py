@@ -9,7 +9,11 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-#: The per-thread core (Philox, mask, scale, select; compiles for the host too).
+import unidrop
+from unidrop.include_dir import HEADER as MASK_STREAM_HEADER
+
+#: The per-thread functions of the kernels (compile for the host too); they include the core's
+#: one C source of mask stream v1, ``unidrop.get_include() / MASK_STREAM_HEADER``.
 CORE_HEADER = "unidrop_dropout.cuh"
 #: The ``__global__`` kernels: grid-stride loops over the core's per-thread functions.
 KERNELS_SOURCE = "unidrop_kernels.cu"
@@ -28,14 +32,23 @@ def cuda_dir() -> Path:
     return Path(str(resources.files("unidrop_cupy") / "cuda"))
 
 
+def include_dirs() -> tuple[Path, Path]:
+    """The folders a host or nvcc build puts on its include path: this package's CUDA files and
+    the core's mask stream header (:func:`unidrop.get_include`)."""
+    return cuda_dir(), Path(unidrop.get_include())
+
+
 def read(name: str) -> str:
     """The text of one CUDA source file of the package."""
     return (resources.files("unidrop_cupy") / "cuda" / name).read_text(encoding="utf-8")
 
 
 def kernel_source() -> str:
-    """The whole translation unit CuPy compiles: the core header, then the kernels."""
-    return read(CORE_HEADER) + "\n" + read(KERNELS_SOURCE)
+    """The whole translation unit CuPy compiles: the core's mask stream header, the per-thread
+    header, then the kernels. Each ``#include`` of them is guarded, so NVRTC needs no include
+    path, and CuPy's kernel cache (keyed on this text) sees a change in any of them."""
+    core = (Path(unidrop.get_include()) / MASK_STREAM_HEADER).read_text(encoding="utf-8")
+    return core + "\n" + read(CORE_HEADER) + "\n" + read(KERNELS_SOURCE)
 
 
 def effective_blocks(blocks_per_thread: dict[str, int] | None = None) -> dict[str, int]:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class NumpyBackend(Backend):
-    """Mask stream v1 for ``numpy.ndarray`` (and NumPy scalars), computed in fixed-size chunks.
+    """Mask stream v1 for ``numpy.ndarray`` (and NumPy scalars), by the compiled kernel if built.
 
     ``seed=None`` draws the seed from unidrop's global source, which
     :func:`unidrop.manual_seed` makes reproducible; NumPy's own random state is never touched.

@@ -1,4 +1,5 @@
-"""The NumPy backend's work: mask stream v1 on NumPy arrays, through :mod:`.chunked`."""
+"""The NumPy backend's work: mask stream v1 on NumPy arrays, through the compiled kernel
+(:mod:`.compiled`) where it was built, else the pure-NumPy kernel of :mod:`.chunked`."""
 
 from __future__ import annotations
 
@@ -8,14 +9,22 @@ import numpy as np
 
 from unidrop import DropoutPlan, Implementation
 
-from . import bfloat16
+from . import bfloat16, compiled
 from .chunked import dropout_array
+from .threads import get_num_threads
 
 _BASE_DTYPES = frozenset({"float16", "float32", "float64"})
 
 
 class NumpyImplementation(Implementation):
     """Dropout of ``numpy.ndarray``, NumPy scalars and memmaps; other subclasses are refused."""
+
+    def __init__(self) -> None:
+        self._compiled = compiled.use_compiled()  # UNIDROP_NUMPY_KERNEL is read once, here
+
+    def describe(self) -> str:
+        """Which kernel computes dropout (compiled, or pure NumPy) and why."""
+        return compiled.describe(self._compiled)
 
     def dtypes(self) -> frozenset[str]:
         """float16, float32 and float64, and bfloat16 where ml_dtypes is installed."""
@@ -27,7 +36,10 @@ class NumpyImplementation(Implementation):
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
         _check_subclass(x)
         array = np.asarray(x)  # a memmap's data as a plain ndarray view (no copy)
-        y, keep = dropout_array(array, plan)
+        if self._compiled and array.size and not plan.drops_all:
+            y, keep = compiled.dropout(array, plan, get_num_threads())
+        else:
+            y, keep = dropout_array(array, plan)
         return (y[()] if isinstance(x, np.generic) else y), keep
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:

@@ -23,4 +23,10 @@ class NumpySuiteAdapter(SuiteAdapter):
         return np.array(x, copy=True)
 
     def global_rng_state(self) -> Any:
-        return np.random.get_state()[1]
+        """The whole legacy ``np.random`` state as integers: key, position, and the cached Gaussian.
+
+        A draw may move only the position (or only the cached Gaussian), so all of it is compared.
+        """
+        _, key, position, has_gauss, cached_gauss = np.random.get_state()
+        tail = [position, has_gauss, np.float64(cached_gauss).view(np.int64)]
+        return np.concatenate([key.astype(np.int64), np.array(tail, dtype=np.int64)])

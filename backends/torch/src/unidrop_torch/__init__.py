@@ -7,6 +7,7 @@ forms, :func:`dropout`) are imported on first access.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from .backend import TorchBackend
@@ -27,8 +28,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'unidrop_torch' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

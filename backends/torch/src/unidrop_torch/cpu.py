@@ -1,29 +1,20 @@
 """The CPU path: the NumPy backend's mask stream v1, applied to zero-copy NumPy views.
 
-The tensor is viewed as a NumPy array (no copy, any strides) and handed to unidrop-numpy
-through its :class:`~unidrop.Backend` interface, so the CPU Philox (chunked, threaded) lives in
-one place; the NumPy result becomes the output tensor without a copy. bfloat16, which NumPy
+The tensor is viewed as a NumPy array (no copy, any strides) and handed to unidrop-numpy's
+kernel, :func:`unidrop_numpy.chunked.dropout_array`, so the CPU Philox (chunked, threaded) lives
+in one place; the NumPy result becomes the output tensor without a copy. bfloat16, which NumPy
 lacks, goes through float32, its compute dtype, and is rounded back to bfloat16 by torch
 (round to nearest even), as the mask stream prescribes.
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
+from unidrop_numpy.chunked import dropout_array
 from unidrop_numpy.philox_arrays import PhiloxWorkspace
 
-from unidrop import Backend, DropoutPlan, arguments
-
-
-@functools.cache
-def _numpy_backend() -> Backend:
-    from unidrop_numpy import NumpyBackend
-
-    return NumpyBackend()
-
+from unidrop import DropoutPlan, arguments
 
 #: Mask elements decided per step by :func:`keep_mask` (its workspace is 64 bytes per 4 of them).
 KEEP_CHUNK = 1 << 18
@@ -70,7 +61,7 @@ def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: l
     """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
     array = _float32_of_bfloat16(x) if x.dtype == torch.bfloat16 else x.detach().numpy()
     plan = DropoutPlan.build(tuple(x.shape), _DTYPE_NAMES[x.dtype], p, seed, stream, broadcast_dims)
-    y, _ = _numpy_backend().dropout(array, plan)
+    y, _ = dropout_array(array, plan)
     result = torch.from_numpy(np.asarray(y))
     out = torch.empty_like(x)
     if result.dtype == out.dtype and result.stride() == out.stride():

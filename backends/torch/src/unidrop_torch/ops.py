@@ -126,7 +126,7 @@ def _keep_mask_fake(key: Tensor, mask_shape: list[int], p: float, device: torch.
     return torch.empty(mask_shape, dtype=torch.bool, device=device)
 
 
-class Dropout(torch.autograd.Function):
+class DropoutFunction(torch.autograd.Function):
     """``unidrop::dropout`` as an autograd.Function, so that torch.func transforms (grad, jacrev,
     jvp, jacfwd, vmap of grad) can differentiate it too; ``torch.library`` autograd formulas do
     not support them. Same saved state (the key alone) and the same backward as the operator's;
@@ -148,13 +148,14 @@ class Dropout(torch.autograd.Function):
     def jvp(ctx: Any, x_tangent: Tensor, *_: Any) -> Tensor:
         """Forward mode (torch.func.jvp): the tangent goes through the same mask and scale."""
         (key,) = ctx.saved_tensors
-        return Dropout.apply(x_tangent, key, ctx.p, ctx.broadcast_dims)
+        return DropoutFunction.apply(x_tangent, key, ctx.p, ctx.broadcast_dims)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
         (key,) = ctx.saved_tensors
-        grad_x = Dropout.apply(grad, key, ctx.p, ctx.broadcast_dims) if ctx.needs_input_grad[0] else None
-        return grad_x, None, None, None
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        return DropoutFunction.apply(grad, key, ctx.p, ctx.broadcast_dims), None, None, None
 
 
 def run(
@@ -181,7 +182,7 @@ def run(
         return y, keep
     key = keys.make_key(seed, stream)
     if route is Route.AUTOGRAD_FUNCTION:
-        y = Dropout.apply(x, key, p, broadcast_dims)
+        y = DropoutFunction.apply(x, key, p, broadcast_dims)
     else:
         y = dropout(x, key, p, broadcast_dims)
     keep = None if mask_shape is None else keep_mask(key, mask_shape, p, x.device)

@@ -11,7 +11,7 @@ trace or differentiate the call:
   fake implementation and vmap rule. The default: eager autograd, ``torch.compile`` (Dynamo
   traces custom operators), ``torch.export``, ``torch.jit.trace``, dispatch and function modes
   (FakeTensorMode and the like) and the profiler all see the operator.
-* :attr:`Route.AUTOGRAD_FUNCTION`: :class:`unidrop_torch.ops.Dropout`, the operator wrapped in a
+* :attr:`Route.AUTOGRAD_FUNCTION`: :class:`unidrop_torch.ops.DropoutFunction`, the operator wrapped in a
   ``torch.autograd.Function`` with a ``jvp``. torch.func transforms (grad, jacrev, jvp, jacfwd,
   vmap of grad) and ``torch.autograd.forward_ad`` dual tensors need it: ``torch.library``
   autograd formulas support neither. Dynamo cannot trace it (a custom ``jvp``), so it is never

@@ -1,99 +1,33 @@
-// unidrop mask stream v1: Philox4x32-10, mask, scale and select, for one CUDA thread.
+// unidrop mask stream v1 for one CUDA thread: the kernels' per-thread functions.
 //
-// This header compiles both for the GPU (NVRTC through CuPy, or nvcc) and for the host
-// (g++), so the exact code each GPU thread runs can be checked on a machine without a GPU:
-// the tests build a small host library that calls the same per-thread functions for every
-// thread index and compare the result with the pure-Python reference.
+// The mask stream itself (Philox4x32-10, the keep decision, scale, select and the 16-bit
+// rounding) is the core's one C source, unidrop/include/unidrop/mask_stream_v1.h
+// (unidrop.get_include()); this header adds what is particular to CUDA threads: 16-byte vector
+// loads and stores, and which elements each thread owns on the contiguous and strided paths.
 //
-// What differs between the two builds is confined to the primitives at the top: 32x32->64
-// multiply-high, bit casts, 16-byte loads/stores, the IEEE multiply, and float<->float16
-// conversion (hardware cvt.rn on sm_53+ GPUs, an integer round-to-nearest-even routine on
-// the host and as the fallback). Everything that decides *which* mask word an element uses
-// and *what* it outputs is shared.
-//
-// Promises (mask stream v1): element i of the mask shape M uses word (i & 3) of
-// Philox4x32-10 with counter (b mod 2^32, b >> 32, stream mod 2^32, stream >> 32),
-// b = i >> 2, and key (seed mod 2^32, seed >> 32); it is dropped iff that word < t;
-// dropped -> +0 exactly (a select), kept -> x * s in the compute dtype, rounded to nearest
-// even back to a 16-bit storage dtype.
+// It compiles both for the GPU (NVRTC through CuPy, which gets the core header's text in front
+// of this one, or nvcc) and for the host (g++ with -I at both folders), so the exact code each
+// GPU thread runs can be checked on a machine without a GPU: the tests build a small host
+// library that calls the same per-thread functions for every thread index and compare the
+// result with the pure-Python reference.
 
 #ifndef UNIDROP_DROPOUT_CUH
 #define UNIDROP_DROPOUT_CUH
 
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-#define UD_CUDA 1
-#define UD_HD __device__ __forceinline__
-#define UD_UNROLL _Pragma("unroll")
+#ifndef UNIDROP_MASK_STREAM_V1_H
+#include "unidrop/mask_stream_v1.h"
+#endif
+
+#if UD_CUDA
 #define UD_ALIGN(n) __align__(n)
 #else
-#define UD_CUDA 0
-#define UD_HD inline
-#define UD_UNROLL
 #define UD_ALIGN(n) alignas(n)
 #include <cstring>
 #endif
 
-#define UD_FN static UD_HD
-
-typedef unsigned char ud_u8;
-typedef unsigned short ud_u16;
-typedef unsigned int ud_u32;
-typedef unsigned long long ud_u64;
-typedef long long ud_i64;
-
 // ---------------------------------------------------------------------------------------
-// Primitives (the only code that differs between the GPU and host builds)
+// Vector loads and stores (the GPU build moves 16 and 8 bytes with one instruction)
 // ---------------------------------------------------------------------------------------
-
-UD_FN ud_u32 ud_mulhi(ud_u32 a, ud_u32 b) {
-#if UD_CUDA
-    return __umulhi(a, b);
-#else
-    return (ud_u32)(((ud_u64)a * (ud_u64)b) >> 32);
-#endif
-}
-
-UD_FN ud_u32 ud_f32_bits(float v) {
-#if UD_CUDA
-    return __float_as_uint(v);
-#else
-    ud_u32 u;
-    std::memcpy(&u, &v, sizeof u);
-    return u;
-#endif
-}
-
-UD_FN float ud_bits_f32(ud_u32 u) {
-#if UD_CUDA
-    return __uint_as_float(u);
-#else
-    float v;
-    std::memcpy(&v, &u, sizeof v);
-    return v;
-#endif
-}
-
-// IEEE products, never contracted into a fused multiply-add. On the GPU the float product is
-// inline PTX without .ftz: CuPy compiles every kernel with -ftz=true, which would turn
-// __fmul_rn into mul.rn.ftz.f32 and flush subnormal inputs and results (float32 and bfloat16
-// have subnormals the spec keeps) to zero.
-UD_FN float ud_mul_f32(float a, float b) {
-#if UD_CUDA
-    float r;
-    asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
-    return r;
-#else
-    return a * b;  // the host build uses -ffp-contract=off
-#endif
-}
-
-UD_FN double ud_mul_f64(double a, double b) {
-#if UD_CUDA
-    return __dmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
 
 // Sixteen and eight bytes moved by one instruction on the GPU (LDG.128 / LDG.64).
 union UD_ALIGN(16) ud_vec16 {
@@ -155,146 +89,37 @@ UD_FN void ud_store_mask4(ud_u8* p, ud_u32 packed) {
 }
 
 // ---------------------------------------------------------------------------------------
-// 16-bit conversions. Widening is exact; narrowing rounds to nearest, ties to even.
-// ---------------------------------------------------------------------------------------
-
-// float16 bits -> float (exact), integer version.
-UD_FN float ud_f16_to_f32_soft(ud_u16 h) {
-    ud_u32 sign = (ud_u32)(h & 0x8000u) << 16;
-    ud_u32 exponent = (h >> 10) & 0x1Fu;
-    ud_u32 mantissa = h & 0x3FFu;
-    if (exponent == 0x1Fu) return ud_bits_f32(sign | 0x7F800000u | (mantissa << 13));  // inf, NaN
-    if (exponent != 0) return ud_bits_f32(sign | ((exponent + 112u) << 23) | (mantissa << 13));
-    // zero or subnormal: mantissa * 2^-24, exact in float
-    float magnitude = (float)mantissa * 5.9604644775390625e-8f;
-    return ud_bits_f32(sign | ud_f32_bits(magnitude));
-}
-
-// float -> float16 bits, round to nearest even; overflow -> inf; NaN stays NaN (quiet).
-UD_FN ud_u16 ud_f32_to_f16_soft(float v) {
-    ud_u32 f = ud_f32_bits(v);
-    ud_u32 sign = (f >> 16) & 0x8000u;
-    ud_u32 a = f & 0x7FFFFFFFu;
-    if (a >= 0x7F800000u) return (ud_u16)(sign | (a > 0x7F800000u ? 0x7E00u : 0x7C00u));
-    if (a >= 0x477FF000u) return (ud_u16)(sign | 0x7C00u);  // >= 65520 rounds to inf
-    if (a >= 0x38800000u) {                                   // normal float16 (>= 2^-14)
-        ud_u32 odd = (a >> 13) & 1u;
-        return (ud_u16)(sign | ((a - 0x38000000u + 0xFFFu + odd) >> 13));
-    }
-    if (a <= 0x33000000u) return (ud_u16)sign;  // <= 2^-25: rounds to zero (2^-25 is a tie to 0)
-    // subnormal float16: round (1.m * 2^(e-127)) / 2^-24 to an integer
-    ud_u32 e = a >> 23;
-    ud_u32 m = (a & 0x7FFFFFu) | 0x800000u;
-    ud_u32 shift = 126u - e;  // 14 .. 24
-    ud_u32 q = m >> shift;
-    ud_u32 rest = m & ((1u << shift) - 1u);
-    ud_u32 half = 1u << (shift - 1u);
-    q += (rest > half || (rest == half && (q & 1u))) ? 1u : 0u;
-    return (ud_u16)(sign | q);  // q may reach 0x400: the smallest normal, correctly encoded
-}
-
-// float -> bfloat16 bits, round to nearest even; NaN stays NaN (quiet).
-UD_FN ud_u16 ud_f32_to_bf16(float v) {
-    ud_u32 f = ud_f32_bits(v);
-    if ((f & 0x7FFFFFFFu) > 0x7F800000u) return (ud_u16)((f >> 16) | 0x40u);
-    f += 0x7FFFu + ((f >> 16) & 1u);  // finite overflow carries into the exponent: inf
-    return (ud_u16)(f >> 16);
-}
-
-UD_FN float ud_bf16_to_f32(ud_u16 h) { return ud_bits_f32((ud_u32)h << 16); }
-
-UD_FN float ud_f16_to_f32(ud_u16 h) {
-#if UD_CUDA && !defined(UD_SOFT_HALF) && __CUDA_ARCH__ >= 530  // cvt to and from f16: sm_53+
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#else
-    return ud_f16_to_f32_soft(h);
-#endif
-}
-
-UD_FN ud_u16 ud_f32_to_f16(float v) {
-#if UD_CUDA && !defined(UD_SOFT_HALF) && __CUDA_ARCH__ >= 530  // cvt to and from f16: sm_53+
-    ud_u16 h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-    return h;
-#else
-    return ud_f32_to_f16_soft(v);
-#endif
-}
-
-// ---------------------------------------------------------------------------------------
-// Dtypes: storage type, compute type, and the kept element's value.
+// Dtypes: storage type, compute type, and the kept element's value (the core's scale rules).
 // ---------------------------------------------------------------------------------------
 
 struct ud_float16 {
     typedef ud_u16 storage;
     typedef float compute;
-    static UD_HD storage apply(storage x, compute s) { return ud_f32_to_f16(ud_mul_f32(ud_f16_to_f32(x), s)); }
+    static UD_HD storage apply(storage x, compute s) { return ud_scale_f16(x, s); }
     static UD_HD storage zero() { return 0; }
 };
 
 struct ud_bfloat16 {
     typedef ud_u16 storage;
     typedef float compute;
-    static UD_HD storage apply(storage x, compute s) { return ud_f32_to_bf16(ud_mul_f32(ud_bf16_to_f32(x), s)); }
+    static UD_HD storage apply(storage x, compute s) { return ud_scale_bf16(x, s); }
     static UD_HD storage zero() { return 0; }
 };
 
 struct ud_float32 {
     typedef float storage;
     typedef float compute;
-    static UD_HD storage apply(storage x, compute s) { return ud_mul_f32(x, s); }
+    static UD_HD storage apply(storage x, compute s) { return ud_scale_f32(x, s); }
     static UD_HD storage zero() { return 0.0f; }
 };
 
 struct ud_float64 {
     typedef double storage;
     typedef double compute;
-    static UD_HD storage apply(storage x, compute s) { return ud_mul_f64(x, s); }
+    static UD_HD storage apply(storage x, compute s) { return ud_scale_f64(x, s); }
     static UD_HD storage zero() { return 0.0; }
 };
 
-// ---------------------------------------------------------------------------------------
-// Philox4x32-10 and the mask stream
-// ---------------------------------------------------------------------------------------
-
-struct ud_rng {
-    ud_u32 k0, k1;  // seed mod 2^32, seed >> 32
-    ud_u32 s0, s1;  // stream mod 2^32, stream >> 32
-    ud_u32 t;       // threshold floor(p * 2^32); p == 1 never reaches a kernel
-};
-
-struct ud_words {
-    ud_u32 w[4];
-};
-
-// The four words of Philox block b (mask elements 4b .. 4b+3).
-UD_FN ud_words ud_philox_block(ud_u64 b, const ud_rng& r) {
-    ud_u32 c0 = (ud_u32)b, c1 = (ud_u32)(b >> 32), c2 = r.s0, c3 = r.s1;
-    ud_u32 k0 = r.k0, k1 = r.k1;
-    UD_UNROLL
-    for (int round = 0; round < 10; ++round) {
-        ud_u32 hi0 = ud_mulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-        ud_u32 hi1 = ud_mulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    ud_words out;
-    out.w[0] = c0; out.w[1] = c1; out.w[2] = c2; out.w[3] = c3;
-    return out;
-}
-
-// Word `lane` (0..3) of a block, by selects: a dynamically indexed array would live in local memory.
-UD_FN ud_u32 ud_word(const ud_words& words, ud_u32 lane) {
-    const ud_u32 low = (lane & 1u) ? words.w[1] : words.w[0];
-    const ud_u32 high = (lane & 1u) ? words.w[3] : words.w[2];
-    return (lane & 2u) ? high : low;
-}
 
 // ---------------------------------------------------------------------------------------
 // Fast path: x and y C-contiguous with the same flat index as the mask (no broadcast).
@@ -366,7 +191,7 @@ UD_FN void ud_contig_thread(ud_u64 g, const typename T::storage* __restrict__ x,
         packed[u] = 0;
         UD_UNROLL
         for (int lane = 0; lane < 4; ++lane) {
-            bool keep = words.w[lane] >= r.t;
+            bool keep = ud_keep(words.w[lane], r.t);
             out.v[4 * u + lane] = keep ? T::apply(in.v[4 * u + lane], s) : T::zero();
             packed[u] |= (keep ? 1u : 0u) << (8 * lane);
         }
@@ -476,7 +301,7 @@ UD_FN void ud_strided_thread(ud_u64 g, const typename T::storage* __restrict__ x
                 cached = mi >> 2;
                 words = ud_philox_block(cached, r);
             }
-            keep = ud_word(words, (ud_u32)(mi & 3u)) >= r.t;
+            keep = ud_keep(ud_word(words, (ud_u32)(mi & 3u)), r.t);
             const bool writer = outer_writer && (!inner_broadcast || inner == 0);
             if (mask && writer) mask[m] = keep ? 1 : 0;
         }

@@ -1,0 +1,488 @@
+/* unidrop_numpy._kernel: mask stream v1 dropout of a strided array, compiled for the CPU.
+ *
+ * Every rule of the mask stream (Philox4x32-10, the keep decision, scale, select, 16-bit
+ * rounding) comes from the core's header, unidrop/mask_stream_v1.h (unidrop.get_include());
+ * this file only walks the array. Philox blocks are made TILE_BLOCKS at a time in a loop the
+ * compiler vectorizes (the 32x32->64 products of many blocks in SIMD lanes), then the elements of
+ * the tile are scaled and selected in a second vectorizable loop.
+ *
+ * Entry points take any objects with the buffer protocol (NumPy arrays; bfloat16 arrays are
+ * passed as uint16 views) and release the GIL while they compute. A call computes the logical
+ * C-order elements start .. stop-1 of the output, so several threads may each take a slice:
+ * every element depends on its own index alone, so results never depend on the split.
+ *
+ * Builds: the portable baseline of the target (SSE2 on x86-64, NEON on arm64). On x86-64 with
+ * GCC or clang on Linux the hot loops are also compiled for AVX2 and picked at load time
+ * (target_clones, glibc ifunc), so one wheel runs on every x86-64 CPU.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unidrop/mask_stream_v1.h"
+
+#if defined(__x86_64__) && defined(__linux__) && \
+    (defined(__clang__) ? (__clang_major__ >= 14) : (defined(__GNUC__) && __GNUC__ >= 6))
+#define UD_CLONES __attribute__((target_clones("avx2", "default")))
+#define UD_CLONES_NAME "x86-64 baseline + AVX2 clones"
+#elif defined(__aarch64__) || defined(_M_ARM64)
+#define UD_CLONES
+#define UD_CLONES_NAME "arm64 NEON"
+#else
+#define UD_CLONES
+#define UD_CLONES_NAME "portable baseline"
+#endif
+
+/* Philox blocks made at a time: 4 elements each, 16 KiB of words per thread on the stack. */
+#define TILE_BLOCKS 1024
+#define MAX_DIMS 64
+
+enum { KIND_FLOAT16 = 0, KIND_BFLOAT16 = 1, KIND_FLOAT32 = 2, KIND_FLOAT64 = 3 };
+
+/* The words of blocks first .. first+count-1, interleaved: words[4j + lane] (count <= TILE_BLOCKS). */
+UD_CLONES static void make_words(ud_u32 *restrict words, ud_u64 first, ud_u64 count, ud_rng r) {
+    for (ud_u64 j = 0; j < count; ++j) {
+        ud_words w = ud_philox_block_wide(first + j, r);
+        words[4 * j + 0] = w.w[0];
+        words[4 * j + 1] = w.w[1];
+        words[4 * j + 2] = w.w[2];
+        words[4 * j + 3] = w.w[3];
+    }
+}
+
+/* The words of mask indices m0, m0 + ms, m0 + 2 ms, ... (n of them, n <= 4 * TILE_BLOCKS): one
+ * block per element, for an innermost axis that is not the mask's (a transposed walk). */
+UD_CLONES static void gather_words(ud_u32 *restrict u, ud_u64 m0, ud_u64 ms, ud_u64 n, ud_rng r) {
+    for (ud_u64 j = 0; j < n; ++j) {
+        ud_u64 mi = m0 + j * ms;
+        u[j] = ud_word(ud_philox_block_wide(mi >> 2, r), (ud_u32)(mi & 3u));
+    }
+}
+
+/* One run along the innermost axis: n elements at byte stride xs from x, to y (contiguous), with
+ * mask words u[0..n-1]; keep bytes to mask (or NULL). Scaled values come from the core header. */
+#define DEFINE_RUN(NAME, STORAGE, SCALE, COMPUTE)                                                  \
+    UD_CLONES static void run_##NAME(const char *restrict x, ud_i64 xs, STORAGE *restrict y,      \
+                                     ud_u8 *restrict mask, const ud_u32 *restrict u, ud_u64 n,    \
+                                     ud_u32 t, COMPUTE s) {                                        \
+        if (xs == (ud_i64)sizeof(STORAGE)) {                                                       \
+            const STORAGE *restrict xc = (const STORAGE *)x;                                       \
+            for (ud_u64 j = 0; j < n; ++j) {                                                       \
+                STORAGE v = SCALE(xc[j], s);                                                       \
+                y[j] = ud_keep(u[j], t) ? v : (STORAGE)0;                                          \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (ud_u64 j = 0; j < n; ++j) {                                                       \
+                STORAGE xv;                                                                        \
+                memcpy(&xv, x + (ud_i64)j * xs, sizeof xv);                                        \
+                STORAGE v = SCALE(xv, s);                                                          \
+                y[j] = ud_keep(u[j], t) ? v : (STORAGE)0;                                          \
+            }                                                                                      \
+        }                                                                                          \
+        if (mask)                                                                                  \
+            for (ud_u64 j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);                      \
+    }                                                                                              \
+    /* A run whose elements all share one mask word (the innermost axis is broadcast). */          \
+    static void fill_##NAME(const char *x, ud_i64 xs, STORAGE *y, ud_u64 n, int keep, COMPUTE s) { \
+        for (ud_u64 j = 0; j < n; ++j) {                                                           \
+            STORAGE xv;                                                                            \
+            memcpy(&xv, x + (ud_i64)j * xs, sizeof xv);                                            \
+            y[j] = keep ? SCALE(xv, s) : (STORAGE)0;                                               \
+        }                                                                                          \
+    }
+
+DEFINE_RUN(f16, ud_u16, ud_scale_f16, float)
+
+#if defined(__x86_64__) && defined(__FLT16_MAX__) && (defined(__GNUC__) || defined(__clang__))
+/* float16 with F16C's conversions (vcvtph2ps, and vcvtps2ph rounding to nearest even: the same
+ * bits as the header's integer routines, NaN payloads aside), picked at load where the CPU has
+ * them. The scale and select are the header's. */
+#define UD_HAVE_F16C 1
+__attribute__((target("avx2,f16c"))) static ud_u16 scale_f16c(ud_u16 x, float s) {
+    _Float16 h, r;
+    ud_u16 out;
+    memcpy(&h, &x, sizeof h);
+    r = (_Float16)ud_scale_f32((float)h, s);
+    memcpy(&out, &r, sizeof out);
+    return out;
+}
+
+__attribute__((target("avx2,f16c"))) static void run_f16c(const char *restrict x, ud_i64 xs,
+                                                           ud_u16 *restrict y, ud_u8 *restrict mask,
+                                                           const ud_u32 *restrict u, ud_u64 n,
+                                                           ud_u32 t, float s) {
+    if (xs == 2) {
+        const ud_u16 *restrict xc = (const ud_u16 *)x;
+        for (ud_u64 j = 0; j < n; ++j) {
+            ud_u16 v = scale_f16c(xc[j], s);
+            y[j] = ud_keep(u[j], t) ? v : (ud_u16)0;
+        }
+    } else {
+        for (ud_u64 j = 0; j < n; ++j) {
+            ud_u16 xv;
+            memcpy(&xv, x + (ud_i64)j * xs, sizeof xv);
+            ud_u16 v = scale_f16c(xv, s);
+            y[j] = ud_keep(u[j], t) ? v : (ud_u16)0;
+        }
+    }
+    if (mask)
+        for (ud_u64 j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
+}
+static int have_f16c;
+#else
+#define UD_HAVE_F16C 0
+#endif
+DEFINE_RUN(bf16, ud_u16, ud_scale_bf16, float)
+DEFINE_RUN(f32, float, ud_scale_f32, float)
+DEFINE_RUN(f64, double, ud_scale_f64, double)
+
+/* A collapsed layout: axes of length > 1, merged where x and the mask both allow it. */
+typedef struct {
+    int ndim;
+    ud_i64 shape[MAX_DIMS];
+    ud_i64 xstride[MAX_DIMS]; /* bytes, any sign */
+    ud_u64 mstride[MAX_DIMS]; /* mask elements; 0 on a broadcast axis */
+} layout;
+
+/* Collapse shape/strides; `broadcast` has bit d set for a broadcast axis d (d < 64) of the
+ * array's own axes. Axis d of the buffers is the array's axis order[d] (order may be NULL: the
+ * identity): the mask strides are those of the array's C order, whatever order the buffers walk. */
+static void collapse(layout *L, int ndim, const Py_ssize_t *shape, const Py_ssize_t *strides,
+                     ud_u64 broadcast, const int *order) {
+    ud_u64 own[MAX_DIMS], mstride[MAX_DIMS];
+    Py_ssize_t own_shape[MAX_DIMS];
+    ud_u64 extent = 1;
+    for (int d = 0; d < ndim; ++d) own_shape[order ? order[d] : d] = shape[d];
+    for (int d = ndim - 1; d >= 0; --d) {
+        int b = (broadcast >> d) & 1u;
+        own[d] = b ? 0 : extent;
+        if (!b) extent *= (ud_u64)own_shape[d];
+    }
+    for (int d = 0; d < ndim; ++d) mstride[d] = own[order ? order[d] : d];
+    L->ndim = 0;
+    for (int d = 0; d < ndim; ++d) {
+        if (shape[d] == 1) continue;
+        int k = L->ndim;
+        if (k > 0 && L->xstride[k - 1] == strides[d] * shape[d] &&
+            L->mstride[k - 1] == mstride[d] * (ud_u64)shape[d]) {
+            L->shape[k - 1] *= shape[d];
+            L->xstride[k - 1] = strides[d];
+            L->mstride[k - 1] = mstride[d];
+        } else {
+            L->shape[k] = shape[d];
+            L->xstride[k] = strides[d];
+            L->mstride[k] = mstride[d];
+            L->ndim = k + 1;
+        }
+    }
+    if (L->ndim == 0) { /* one element */
+        L->ndim = 1;
+        L->shape[0] = 1;
+        L->xstride[0] = 0;
+        L->mstride[0] = 1;
+    }
+}
+
+typedef struct {
+    int kind;
+    const char *x;
+    char *y;
+    ud_u8 *mask; /* fused keep bytes (no broadcast axis), or NULL */
+    ud_rng r;
+    double scale;
+    ud_u64 mask_offset;
+} job;
+
+static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m, const ud_u32 *u,
+                     ud_u64 n) {
+    ud_u8 *mask = J->mask ? J->mask + o : NULL;
+    (void)m;
+    switch (J->kind) {
+    case KIND_FLOAT16:
+#if UD_HAVE_F16C
+        if (have_f16c) {
+            run_f16c(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            break;
+        }
+#endif
+        run_f16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+        break;
+    case KIND_BFLOAT16:
+        run_bf16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+        break;
+    case KIND_FLOAT32:
+        run_f32(x, xs, (float *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+        break;
+    default:
+        run_f64(x, xs, (double *)J->y + o, mask, u, n, J->r.t, J->scale);
+        break;
+    }
+}
+
+static void fill(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 n, int keep) {
+    switch (J->kind) {
+    case KIND_FLOAT16:
+        fill_f16(x, xs, (ud_u16 *)J->y + o, n, keep, (float)J->scale);
+        break;
+    case KIND_BFLOAT16:
+        fill_bf16(x, xs, (ud_u16 *)J->y + o, n, keep, (float)J->scale);
+        break;
+    case KIND_FLOAT32:
+        fill_f32(x, xs, (float *)J->y + o, n, keep, (float)J->scale);
+        break;
+    default:
+        fill_f64(x, xs, (double *)J->y + o, n, keep, J->scale);
+        break;
+    }
+}
+
+/* Logical C-order elements start .. stop-1 of the output. */
+static void compute(const job *J, const layout *L, ud_u64 start, ud_u64 stop) {
+    ud_u32 words[4 * TILE_BLOCKS + 8];
+    ud_i64 c[MAX_DIMS];
+    const int last = L->ndim - 1;
+    const ud_i64 inner = L->shape[last], xs = L->xstride[last];
+    const ud_u64 ms = L->mstride[last];
+    ud_u64 rest = start;
+    ud_i64 xo = 0;
+    ud_u64 mo = 0;
+    for (int d = last; d >= 0; --d) {
+        c[d] = (ud_i64)(rest % (ud_u64)L->shape[d]);
+        rest /= (ud_u64)L->shape[d];
+        xo += c[d] * L->xstride[d];
+        mo += (ud_u64)c[d] * L->mstride[d];
+    }
+    ud_u64 o = start;
+    ud_u64 cached = ~0ull;
+    ud_words w = {{0, 0, 0, 0}};
+    while (o < stop) {
+        ud_u64 n = (ud_u64)(inner - c[last]);
+        if (n > stop - o) n = stop - o;
+        const char *x = J->x + xo;
+        if (ms == 0) { /* every element of this run shares one mask word */
+            ud_u64 mi = mo + J->mask_offset;
+            if ((mi >> 2) != cached) {
+                cached = mi >> 2;
+                w = ud_philox_block(cached, J->r);
+            }
+            fill(J, x, xs, o, n, ud_keep(ud_word(w, (ud_u32)(mi & 3u)), J->r.t));
+        } else if (ms != 1) { /* the buffers walk another axis than the mask's last */
+            ud_u64 done = 0;
+            while (done < n) {
+                ud_u64 take = n - done;
+                if (take > 4 * TILE_BLOCKS) take = 4 * TILE_BLOCKS;
+                gather_words(words, mo + done * ms + J->mask_offset, ms, take, J->r);
+                run_tile(J, x + (ud_i64)done * xs, xs, o + done, 0, words, take);
+                done += take;
+            }
+        } else { /* ms == 1: consecutive mask indices */
+            ud_u64 done = 0;
+            while (done < n) {
+                ud_u64 mi = mo + done + J->mask_offset;
+                ud_u64 lane = mi & 3u;
+                ud_u64 take = n - done;
+                if (take > 4 * TILE_BLOCKS - lane) take = 4 * TILE_BLOCKS - lane;
+                make_words(words, mi >> 2, (lane + take + 3) >> 2, J->r);
+                run_tile(J, x + (ud_i64)done * xs, xs, o + done, mo + done, words + lane, take);
+                done += take;
+            }
+        }
+        o += n;
+        /* step to the start of the next run */
+        xo += (ud_i64)n * xs;
+        mo += n * ms;
+        c[last] += (ud_i64)n;
+        for (int d = last; d > 0 && c[d] == L->shape[d]; --d) {
+            xo += L->xstride[d - 1] - L->shape[d] * L->xstride[d];
+            mo += L->mstride[d - 1] - (ud_u64)L->shape[d] * L->mstride[d];
+            c[d] = 0;
+            c[d - 1] += 1;
+        }
+    }
+}
+
+/* Keep bytes of mask indices start .. stop-1 (plus mask_offset) into mask[start..stop-1]. */
+UD_CLONES static void keep_bytes(ud_u8 *restrict mask, ud_u64 start, ud_u64 stop, ud_u64 offset,
+                                 ud_rng r) {
+    ud_u32 words[4 * TILE_BLOCKS + 8];
+    ud_u64 m = start;
+    while (m < stop) {
+        ud_u64 mi = m + offset, lane = mi & 3u, take = stop - m;
+        if (take > 4 * TILE_BLOCKS - lane) take = 4 * TILE_BLOCKS - lane;
+        make_words(words, mi >> 2, (lane + take + 3) >> 2, r);
+        for (ud_u64 j = 0; j < take; ++j) mask[m + j] = (ud_u8)ud_keep(words[lane + j], r.t);
+        m += take;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Python entry points
+ * --------------------------------------------------------------------------------------------- */
+
+static int rng_of(ud_rng *r, unsigned long long seed, unsigned long long stream,
+                  unsigned long long threshold) {
+    if (threshold > 0xFFFFFFFFull) {
+        PyErr_Format(PyExc_ValueError, "threshold must be below 2^32 (p < 1), got %llu", threshold);
+        return -1;
+    }
+    r->k0 = (ud_u32)seed;
+    r->k1 = (ud_u32)(seed >> 32);
+    r->s0 = (ud_u32)stream;
+    r->s1 = (ud_u32)(stream >> 32);
+    r->t = (ud_u32)threshold;
+    return 0;
+}
+
+/* order (a tuple of ndim ints) into out; -1 unless it is a permutation of 0..ndim-1. */
+static int read_order(PyObject *tuple, int ndim, int *out) {
+    int seen[MAX_DIMS] = {0};
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != ndim) return -1;
+    for (int d = 0; d < ndim; ++d) {
+        long v = PyLong_AsLong(PyTuple_GET_ITEM(tuple, d));
+        if (v < 0 || v >= ndim || seen[v]) {
+            PyErr_Clear();
+            return -1;
+        }
+        seen[v] = 1;
+        out[d] = (int)v;
+    }
+    return 0;
+}
+
+static const char dropout_doc[] =
+    "dropout(x, y, mask, kind, broadcast, seed, stream, threshold, scale, start, stop, mask_offset=0)\n"
+    "\n"
+    "Write mask stream v1 dropout of x into y for the logical C-order elements start..stop-1.\n"
+    "x: any buffer (any strides); y: a C-contiguous writable buffer of x's shape and itemsize;\n"
+    "mask: None or a C-contiguous writable buffer of x.size bytes (only when no axis is broadcast);\n"
+    "kind: 0 float16, 1 bfloat16 (uint16 bits), 2 float32, 3 float64; broadcast: bit d set for a\n"
+    "broadcast axis d; threshold: floor(p * 2^32) < 2^32; scale: 1/(1-p) in float64 (rounded to\n"
+    "float32 for 16-bit and float32 kinds); mask_offset is added to every mask index (tests);\n"
+    "order: None, or the array's axis of each axis of x and y when they are its transposed views\n"
+    "(start/stop then count in the buffers' C order, and no fused mask).\n"
+    "The GIL is released while computing.";
+
+static PyObject *py_dropout(PyObject *self, PyObject *args) {
+    PyObject *xo, *yo, *mo, *ordero = Py_None;
+    int kind, order[MAX_DIMS];
+    unsigned long long broadcast, seed, stream, threshold, start, stop, offset = 0;
+    double scale;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOiKKKKdKK|KO:dropout", &xo, &yo, &mo, &kind, &broadcast, &seed,
+                          &stream, &threshold, &scale, &start, &stop, &offset, &ordero))
+        return NULL;
+    if (kind < KIND_FLOAT16 || kind > KIND_FLOAT64) {
+        PyErr_Format(PyExc_ValueError, "kind must be 0..3, got %d", kind);
+        return NULL;
+    }
+    job J;
+    if (rng_of(&J.r, seed, stream, threshold) < 0) return NULL;
+    Py_buffer xb, yb, mb;
+    if (PyObject_GetBuffer(xo, &xb, PyBUF_STRIDES) < 0) return NULL;
+    if (PyObject_GetBuffer(yo, &yb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xb);
+        return NULL;
+    }
+    int has_mask = mo != Py_None;
+    if (has_mask && PyObject_GetBuffer(mo, &mb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xb);
+        PyBuffer_Release(&yb);
+        return NULL;
+    }
+    static const Py_ssize_t sizes[4] = {2, 2, 4, 8};
+    Py_ssize_t count = xb.itemsize ? xb.len / xb.itemsize : 0;
+    const char *bad = NULL;
+    if (xb.itemsize != sizes[kind] || yb.itemsize != sizes[kind]) bad = "x and y must have the kind's itemsize";
+    else if (yb.len != xb.len) bad = "y must have as many elements as x";
+    else if (xb.ndim > MAX_DIMS) bad = "x has more than 64 dimensions";
+    else if (start > stop || stop > (unsigned long long)count) bad = "need start <= stop <= x.size";
+    else if (has_mask && (mb.len != count || broadcast || ordero != Py_None))
+        bad = "a fused mask needs x.size bytes, no broadcast and no order";
+    else if (ordero != Py_None && read_order(ordero, xb.ndim, order) < 0) bad = "order must be a permutation of x's axes";
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, bad);
+    } else if (start < stop) {
+        layout L;
+        Py_ssize_t one = 1, zero = 0;
+        collapse(&L, xb.ndim, xb.ndim ? xb.shape : &one, xb.ndim ? xb.strides : &zero, broadcast,
+                 ordero == Py_None ? NULL : order);
+        J.kind = kind;
+        J.x = (const char *)xb.buf;
+        J.y = (char *)yb.buf;
+        J.mask = has_mask ? (ud_u8 *)mb.buf : NULL;
+        J.scale = scale;
+        J.mask_offset = offset;
+        Py_BEGIN_ALLOW_THREADS
+        compute(&J, &L, start, stop);
+        Py_END_ALLOW_THREADS
+    }
+    if (has_mask) PyBuffer_Release(&mb);
+    PyBuffer_Release(&yb);
+    PyBuffer_Release(&xb);
+    if (bad) return NULL;
+    Py_RETURN_NONE;
+}
+
+static const char keep_mask_doc[] =
+    "keep_mask(mask, seed, stream, threshold, start, stop, mask_offset=0)\n"
+    "\n"
+    "Write the keep bytes of mask indices start..stop-1 (plus mask_offset) into the C-contiguous\n"
+    "writable buffer mask at the same positions. The GIL is released while computing.";
+
+static PyObject *py_keep_mask(PyObject *self, PyObject *args) {
+    PyObject *mo;
+    unsigned long long seed, stream, threshold, start, stop, offset = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OKKKKK|K:keep_mask", &mo, &seed, &stream, &threshold, &start, &stop,
+                          &offset))
+        return NULL;
+    ud_rng r;
+    if (rng_of(&r, seed, stream, threshold) < 0) return NULL;
+    Py_buffer mb;
+    if (PyObject_GetBuffer(mo, &mb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) return NULL;
+    if (mb.itemsize != 1 || start > stop || stop > (unsigned long long)mb.len) {
+        PyBuffer_Release(&mb);
+        PyErr_SetString(PyExc_ValueError, "keep_mask needs a 1-byte buffer and start <= stop <= its size");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    keep_bytes((ud_u8 *)mb.buf, start, stop, offset, r);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&mb);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"dropout", py_dropout, METH_VARARGS, dropout_doc},
+    {"keep_mask", py_keep_mask, METH_VARARGS, keep_mask_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernel",
+    "Mask stream v1 dropout on the CPU, compiled from the core's unidrop/mask_stream_v1.h.", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__kernel(void) {
+#if UD_HAVE_F16C
+    __builtin_cpu_init();
+    have_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+                getenv("UNIDROP_NUMPY_NO_F16C") == NULL;
+#endif
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddStringConstant(m, "BUILD", UD_CLONES_NAME) < 0 ||
+        PyModule_AddIntConstant(m, "TILE_ELEMENTS", 4 * TILE_BLOCKS) < 0
+#if UD_HAVE_F16C
+        || PyModule_AddIntConstant(m, "F16C", have_f16c) < 0
+#endif
+    ) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,123 @@
+"""Dropout through the compiled kernel ``unidrop_numpy._kernel``, and which kernel is active.
+
+The kernel (``_kernel.c``, built from the core's ``unidrop/mask_stream_v1.h``) computes a slice
+of the output's elements per call with the GIL released; large arrays are split into one slice
+per thread of :mod:`.pool`. Every element depends on its own index alone, so the result never
+depends on the number of threads.
+
+``UNIDROP_NUMPY_KERNEL`` chooses: ``auto`` (the default: compiled if it was built), ``compiled``
+(an error if it was not built) or ``numpy`` (the pure-NumPy kernel of :mod:`.chunked`).
+``UNIDROP_NUMPY_NO_F16C`` (read when the kernel is imported) makes float16 use the header's integer
+conversions even where the CPU has F16C (to test that path).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from unidrop import DropoutPlan
+
+from .pool import Helpers
+
+try:
+    from . import _kernel
+except ImportError as error:  # no compiler at install time: the pure-NumPy kernel runs
+    _kernel = None
+    _MISSING = f"{type(error).__name__}: {error}"
+else:
+    _MISSING = ""
+
+ENV = "UNIDROP_NUMPY_KERNEL"
+CHOICES = ("auto", "compiled", "numpy")
+#: The kernel's type code of each dtype name (bfloat16 is passed as its uint16 bits).
+KINDS = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}
+#: Elements per thread below which one call on the calling thread is faster than a split.
+MIN_ELEMENTS_PER_THREAD = 1 << 16
+#: Slice boundaries are multiples of this (whole Philox tiles for every thread but the last).
+ALIGN = 1 << 12
+
+
+def available() -> bool:
+    """True if the compiled kernel was built and imports."""
+    return _kernel is not None
+
+
+def use_compiled() -> bool:
+    """Whether dropout should use the compiled kernel, per ``UNIDROP_NUMPY_KERNEL``.
+
+    ``compiled`` without a built kernel raises ImportError saying why it is missing; a value
+    other than ``auto``, ``compiled`` or ``numpy`` raises ValueError naming it.
+    """
+    setting = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if setting not in CHOICES:
+        raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, got {os.environ.get(ENV)!r}")
+    if setting == "compiled" and _kernel is None:
+        raise ImportError(
+            f"{ENV}=compiled but unidrop_numpy._kernel is not built ({_MISSING}); reinstall "
+            "unidrop-numpy where a C compiler is available"
+        )
+    return setting != "numpy" and _kernel is not None
+
+
+def describe(active: bool) -> str:
+    """One line for ``unidrop backends``: which kernel runs (``active``: the compiled one) and why."""
+    if active:
+        return f"compiled ({_kernel.BUILD})"  # type: ignore[union-attr]
+    if _kernel is None:
+        return f"pure NumPy (compiled kernel not built: {_MISSING})"
+    return f"pure NumPy ({ENV}=numpy)"
+
+
+def dropout(x: np.ndarray, plan: DropoutPlan, threads: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(y, keep)`` for a non-empty ``x`` and a plan with ``0 < p < 1``; ``y`` keeps ``x``'s memory
+    order (as ``numpy.empty_like``), ``keep`` is None unless ``plan.return_mask``."""
+    assert _kernel is not None
+    y = np.empty_like(x)
+    keep = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
+    kind = KINDS[plan.dtype]
+    broadcast = 0
+    for axis in plan.broadcast_dims:
+        broadcast |= 1 << axis
+    xk, yk, order = x, y, None
+    if x.ndim > 1 and not y.flags.c_contiguous:  # walk both in y's memory order
+        axes = tuple(sorted(range(x.ndim), key=lambda axis: -y.strides[axis]))
+        xk, yk, order = x.transpose(axes), y.transpose(axes), axes
+    if kind == 1:
+        xk, yk = xk.view(np.uint16), yk.view(np.uint16)
+    fused = keep if (keep is not None and not broadcast and order is None) else None
+    args = (kind, broadcast, plan.seed, plan.stream, plan.threshold, plan.scale)
+    n = x.size
+    count = min(threads, n // MIN_ELEMENTS_PER_THREAD)
+    if count <= 1:
+        _kernel.dropout(xk, yk, fused, *args, 0, n, 0, order)
+    else:
+        step = -(-n // count // ALIGN) * ALIGN
+        slices = [(a, min(a + step, n)) for a in range(0, n, step)]
+        _run_slices(lambda a, b: _kernel.dropout(xk, yk, fused, *args, a, b, 0, order), slices)
+    if keep is not None and fused is None:
+        _kernel.keep_mask(keep.reshape(-1), plan.seed, plan.stream, plan.threshold, 0, keep.size)
+    return y, keep
+
+
+def _run_slices(call, slices: list[tuple[int, int]]) -> None:  # type: ignore[no-untyped-def]
+    """``call(a, b)`` for every slice, on the calling thread and pool helpers (one slice each)."""
+    lock = threading.Lock()
+    todo = list(reversed(slices))
+
+    def task() -> None:
+        while True:
+            with lock:
+                if not todo:
+                    return
+                a, b = todo.pop()
+            call(a, b)
+
+    helpers = Helpers(task)
+    try:
+        helpers.start(len(slices) - 1)
+        task()
+    finally:
+        helpers.wait()

@@ -1,0 +1,233 @@
+"""CPU size sweep: unidrop's NumPy backend (compiled and pure-NumPy kernels) beside NumPy and torch.
+
+For each dtype (float32, float16, bfloat16), p (0.1, 0.5) and size (2^4 .. 2^24 elements, a 1-D
+array) it times, with interleaved repetitions (the order rotates every repetition) and medians:
+
+* ``copy``: ``x.copy()``, the memory limit (read x, write y);
+* ``naive``: ``x * (rng.random(x.shape, float32) >= p).astype(x.dtype) / x.dtype.type(1 - p)``;
+* ``unidrop``: ``unidrop.dropout(x, p, seed=1)`` with the compiled kernel (default threads);
+* ``unidrop-numpy``: the same call through the pure-NumPy kernel (``UNIDROP_NUMPY_KERNEL=numpy``);
+* where torch is importable: ``torch`` (``F.dropout``), ``torch-fwdbwd`` (forward and backward),
+  and ``unidrop-torch`` / ``unidrop-torch-fwdbwd`` (``unidrop.dropout`` on the tensor).
+
+It prints the machine, versions and every median, and writes ``benchmarks/results/cpu_sizes.json``
+and ``cpu_sizes.md`` (a table per dtype and p, and the issue-11 ratios).
+
+    python benchmarks/cpu_sizes.py [--sizes 4 10 16 20 24] [--reps 7] [--dtypes float32 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import unidrop
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Each timed repetition runs the call this long at least (small sizes repeat it many times).
+MIN_REP_SECONDS = 2e-3
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def numpy_backends() -> tuple[unidrop.Backend, unidrop.Backend]:
+    """The registered NumPy backend (compiled kernel) and a second instance on the pure-NumPy kernel."""
+    from unidrop_numpy.backend import NumpyBackend
+
+    compiled = unidrop.get_backend("numpy")
+    saved = os.environ.get("UNIDROP_NUMPY_KERNEL")
+    os.environ["UNIDROP_NUMPY_KERNEL"] = "numpy"
+    try:
+        fallback = NumpyBackend()
+        fallback.implementation()  # reads the setting now
+    finally:
+        if saved is None:
+            del os.environ["UNIDROP_NUMPY_KERNEL"]
+        else:
+            os.environ["UNIDROP_NUMPY_KERNEL"] = saved
+    return compiled, fallback
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def candidates(x: np.ndarray, p: float, torch_mod) -> dict[str, Callable[[], object]]:
+    compiled, fallback = numpy_backends()
+    rng = np.random.default_rng(0)
+    scale = x.dtype.type(1 - p)
+    calls: dict[str, Callable[[], object]] = {
+        "copy": x.copy,
+        "naive": lambda: x * (rng.random(x.shape, np.float32) >= p).astype(x.dtype) / scale,
+        "unidrop": lambda: unidrop.dropout(x, p, seed=1, backend=compiled),
+        "unidrop-numpy": lambda: unidrop.dropout(x, p, seed=1, backend=fallback),
+    }
+    if torch_mod is not None:
+        torch = torch_mod
+        t = torch.from_numpy(x.view(np.uint16)).view(torch.bfloat16) if x.dtype.name == "bfloat16" else None
+        t = torch.from_numpy(x) if t is None else t
+        tg = t.clone().requires_grad_(True)
+        F = torch.nn.functional
+
+        def fwdbwd(fn: Callable[[object], object]) -> Callable[[], object]:
+            def run() -> object:
+                y = fn(tg)
+                y.sum().backward()
+                tg.grad = None
+                return y
+
+            return run
+
+        calls["torch"] = lambda: F.dropout(t, p, training=True)
+        calls["torch-fwdbwd"] = fwdbwd(lambda a: F.dropout(a, p, training=True))
+        try:
+            unidrop.dropout(t, p, seed=1)
+        except Exception as error:  # no torch backend installed: the torch columns are F.dropout alone
+            _say_once(f"unidrop on torch unavailable: {type(error).__name__}: {error}")
+        else:
+            calls["unidrop-torch"] = lambda: unidrop.dropout(t, p, seed=1)
+            calls["unidrop-torch-fwdbwd"] = fwdbwd(lambda a: unidrop.dropout(a, p, seed=1))
+    return calls
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        print(f"({message})")
+
+
+def time_calls(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """Median seconds per call of each, with interleaved repetitions (rotating order)."""
+    numbers = {}
+    for name, fn in calls.items():  # warm up, and pick calls per repetition
+        fn()
+        start = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - start, 1e-7)
+        numbers[name] = max(1, int(MIN_REP_SECONDS / once))
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for rep in range(reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            fn, number = calls[name], numbers[name]
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.perf_counter() - start) / number)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 10, 16, 20, 24], help="log2 sizes")
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float16", "bfloat16"])
+    parser.add_argument("--ps", type=float, nargs="+", default=[0.1, 0.5])
+    parser.add_argument("--no-torch", action="store_true", help="leave torch out even if importable")
+    parser.add_argument("--out", default="cpu_sizes", help="file stem under benchmarks/results/")
+    args = parser.parse_args(argv)
+    torch_mod = None
+    if not args.no_torch:
+        try:
+            import torch as torch_mod
+        except ImportError:
+            torch_mod = None
+    from unidrop_numpy import get_num_threads
+
+    meta = {
+        "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": getattr(torch_mod, "__version__", None),
+        "unidrop": unidrop.__version__,
+        "kernel": unidrop.get_backend("numpy").implementation().describe(),
+        "threads": get_num_threads(),
+        "load average at start (other users of the machine)": os.getloadavg()[0],
+        "sizes": [2**k for k in args.sizes],
+        "reps": args.reps,
+    }
+    for key, value in meta.items():
+        print(f"{key}: {value}")
+    rows = []
+    for dtype in args.dtypes:
+        for p in args.ps:
+            for k in args.sizes:
+                x = (
+                    np.random.default_rng(k)
+                    .standard_normal(2**k)
+                    .astype(np.float32)
+                    .astype(numpy_dtype(dtype))
+                )
+                medians = time_calls(candidates(x, p, torch_mod), args.reps)
+                rows.append({"dtype": dtype, "p": p, "log2_size": k, "seconds": medians})
+                print(f"{dtype} p={p} 2^{k}: " + ", ".join(f"{n} {fmt(s)}" for n, s in medians.items()))
+    meta["load average at end"] = os.getloadavg()[0]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(markdown(meta, rows))
+    print(f"wrote {RESULTS / args.out}.json and .md")
+    return 0
+
+
+def markdown(meta: dict, rows: list[dict]) -> str:
+    lines = ["# CPU size sweep (benchmarks/cpu_sizes.py)", ""]
+    load = max(meta["load average at start (other users of the machine)"], meta["load average at end"])
+    if load > 0.5 * (os.cpu_count() or 1):
+        lines += [
+            f"**The machine was busy (load average up to {load:.1f} on {os.cpu_count()} CPUs): the "
+            "medians are inflated and noisy, and threaded runs wait for preempted helpers. Do not "
+            "judge the targets on this run; rerun on a quiet machine.**",
+            "",
+        ]
+    lines += [f"- {key}: {value}" for key, value in meta.items()]
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["dtype"], row["p"]), []).append(row)
+    for (dtype, p), group in groups.items():
+        names = list(group[0]["seconds"])
+        lines += ["", f"## {dtype}, p = {p} (median per call)", ""]
+        lines += ["| elements | " + " | ".join(names) + " | unidrop / copy | unidrop / naive |"]
+        lines += ["|---" * (len(names) + 3) + "|"]
+        for row in group:
+            s = row["seconds"]
+            cells = [fmt(s[n]) for n in names]
+            ratios = [f"{s['unidrop'] / s['copy']:.1f}x", f"{s['unidrop'] / s['naive']:.2f}x"]
+            lines += [f"| 2^{row['log2_size']} | " + " | ".join(cells + ratios) + " |"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

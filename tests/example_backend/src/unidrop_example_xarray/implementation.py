@@ -1,0 +1,21 @@
+"""The work: a DataArray's data goes to its own backend; dims, coords, name and attrs are kept."""
+
+import xarray as xr
+
+import unidrop
+
+
+class XarrayImplementation(unidrop.Implementation):
+    def dtypes(self) -> frozenset[str]:
+        return frozenset({"float16", "float32", "float64"})
+
+    def shape_and_dtype(self, x: xr.DataArray) -> tuple[tuple[int, ...], str]:
+        return tuple(x.shape), str(x.dtype)
+
+    def dropout(self, x: xr.DataArray, plan: unidrop.DropoutPlan) -> tuple[xr.DataArray, xr.DataArray]:
+        options = {"seed": plan.seed, "stream": plan.stream, "broadcast_dims": plan.broadcast_dims}
+        y, keep = unidrop.dropout(x.data, plan.p, return_mask=True, **options)
+        return x.copy(deep=False, data=y), xr.DataArray(keep, dims=x.dims)
+
+    def full_mask(self, x: xr.DataArray, shape: tuple[int, ...]) -> xr.DataArray:
+        return xr.ones_like(x, dtype=bool)[tuple(slice(n) for n in shape)]  # on x's device, as x's data

@@ -1,0 +1,78 @@
+"""Mutants of memory layout: the mask must follow logical C order whatever the strides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from unidrop import DropoutPlan
+
+from ..stream import StreamV1
+
+
+class FortranOrder3DInMemoryOrder(StreamV1):
+    """A Fortran-ordered array of 3 or more dimensions gets its mask in memory order, not C order."""
+
+    caught_by = ("test_layout_does_not_change_the_result",)
+
+    def compute(self, x: np.ndarray, plan: DropoutPlan) -> tuple[np.ndarray, np.ndarray]:
+        if x.ndim < 3 or not x.flags.f_contiguous or x.flags.c_contiguous:
+            return super().compute(x, plan)
+        axes = tuple(reversed(range(x.ndim)))
+        dims = [x.ndim - 1 - d for d in plan.broadcast_dims]
+        memory = DropoutPlan.build(
+            x.T.shape, plan.dtype, plan.p, plan.seed, plan.stream, dims, plan.return_mask
+        )
+        y, keep = super().compute(x.transpose(axes), memory)
+        return y.transpose(axes), keep.transpose(axes)
+
+
+class NegativeStridesInMemoryOrder(StreamV1):
+    """Along an axis with a negative stride the mask follows memory order (it is reversed)."""
+
+    caught_by = ("test_layout_does_not_change_the_result",)
+
+    def compute(self, x: np.ndarray, plan: DropoutPlan) -> tuple[np.ndarray, np.ndarray]:
+        flip = tuple(
+            slice(None, None, -1) if stride < 0 and size > 1 else slice(None)
+            for stride, size in zip(x.strides, x.shape, strict=True)
+        )
+        if all(s == slice(None) for s in flip):
+            return super().compute(x, plan)
+        y, keep = super().compute(x[flip], plan)
+        return y[flip], keep[flip]
+
+
+class ZeroStridesShareMask(StreamV1):
+    """An axis with stride 0 (a broadcast view) shares one mask element, as if in broadcast_dims."""
+
+    caught_by = ("test_layout_does_not_change_the_result",)
+
+    def compute(self, x: np.ndarray, plan: DropoutPlan) -> tuple[np.ndarray, np.ndarray]:
+        repeated = {
+            axis
+            for axis, (stride, size) in enumerate(zip(x.strides, x.shape, strict=True))
+            if stride == 0 and size > 1 and x.size > 0  # an empty array has zero strides too
+        }
+        if not repeated - set(plan.broadcast_dims):
+            return super().compute(x, plan)
+        dims = sorted(repeated | set(plan.broadcast_dims))
+        shared = DropoutPlan.build(
+            plan.shape, plan.dtype, plan.p, plan.seed, plan.stream, dims, plan.return_mask
+        )
+        y, keep = super().compute(x, shared)
+        return y, np.broadcast_to(keep, plan.mask_shape).copy()
+
+
+class StridedInputOverwritten(StreamV1):
+    """An input that is neither C- nor Fortran-contiguous is overwritten with the result."""
+
+    caught_by = ("test_layout_does_not_change_the_result",)
+
+    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        y, keep = super().dropout(x, plan)
+        strided = isinstance(x, np.ndarray) and not (x.flags.c_contiguous or x.flags.f_contiguous)
+        if strided and x.flags.writeable:
+            x[...] = y
+        return y, keep

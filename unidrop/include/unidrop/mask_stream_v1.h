@@ -1,0 +1,269 @@
+/* unidrop mask stream v1: the one C source of Philox4x32-10, the keep decision, the scale and
+ * select, and the 16-bit rounding rules (docs/spec.md). Shipped with the core package;
+ * unidrop.get_include() returns the folder to put on the include path.
+ *
+ * The same text compiles as C99 or C++ for the host (the NumPy backend's compiled kernel, the
+ * CuPy backend's host tests) and as CUDA (the CuPy backend's NVRTC kernels). What differs between
+ * those builds is confined to the primitives at the top: 32x32->64 multiply-high, bit casts, the
+ * IEEE multiply, and float<->float16 conversion (hardware cvt.rn on sm_53+ GPUs, an integer
+ * round-to-nearest-even routine elsewhere). Everything that decides which mask word an element
+ * uses and what it outputs is shared.
+ *
+ * Promises (mask stream v1): element i of the mask shape M uses word (i & 3) of Philox4x32-10
+ * with counter (b mod 2^32, b >> 32, stream mod 2^32, stream >> 32), b = i >> 2, and key
+ * (seed mod 2^32, seed >> 32); it is dropped iff that word < t = floor(p * 2^32); dropped -> +0
+ * exactly (a select), kept -> x * s in the compute dtype (float32 for 16-bit storage), rounded
+ * to nearest even back to a 16-bit storage dtype.
+ *
+ * Host builds must not contract multiplies into fused multiply-adds (-ffp-contract=off).
+ */
+
+#ifndef UNIDROP_MASK_STREAM_V1_H
+#define UNIDROP_MASK_STREAM_V1_H
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define UD_CUDA 1
+#define UD_HD __device__ __forceinline__
+#define UD_UNROLL _Pragma("unroll")
+#else
+#define UD_CUDA 0
+#define UD_HD inline
+#define UD_UNROLL
+#include <string.h>
+#endif
+
+#define UD_FN static UD_HD
+
+typedef unsigned char ud_u8;
+typedef unsigned short ud_u16;
+typedef unsigned int ud_u32;
+typedef unsigned long long ud_u64;
+typedef long long ud_i64;
+
+/* Philox4x32-10 constants (Random123). */
+#define UD_PHILOX_M0 0xD2511F53u
+#define UD_PHILOX_M1 0xCD9E8D57u
+#define UD_PHILOX_W0 0x9E3779B9u
+#define UD_PHILOX_W1 0xBB67AE85u
+#define UD_PHILOX_ROUNDS 10
+
+/* ------------------------------------------------------------------------------------------
+ * Primitives (the only code that differs between the GPU and host builds)
+ * ------------------------------------------------------------------------------------------ */
+
+UD_FN ud_u32 ud_mulhi(ud_u32 a, ud_u32 b) {
+#if UD_CUDA
+    return __umulhi(a, b);
+#else
+    return (ud_u32)(((ud_u64)a * (ud_u64)b) >> 32);
+#endif
+}
+
+UD_FN ud_u32 ud_f32_bits(float v) {
+#if UD_CUDA
+    return __float_as_uint(v);
+#else
+    ud_u32 u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+#endif
+}
+
+UD_FN float ud_bits_f32(ud_u32 u) {
+#if UD_CUDA
+    return __uint_as_float(u);
+#else
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+#endif
+}
+
+/* IEEE products, never contracted into a fused multiply-add. On the GPU the float product is
+ * inline PTX without .ftz: CuPy compiles every kernel with -ftz=true, which would turn
+ * __fmul_rn into mul.rn.ftz.f32 and flush subnormal inputs and results (float32 and bfloat16
+ * have subnormals the spec keeps) to zero. */
+UD_FN float ud_mul_f32(float a, float b) {
+#if UD_CUDA
+    float r;
+    asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+#else
+    return a * b; /* host builds use -ffp-contract=off */
+#endif
+}
+
+UD_FN double ud_mul_f64(double a, double b) {
+#if UD_CUDA
+    return __dmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------
+ * 16-bit conversions. Widening is exact; narrowing rounds to nearest, ties to even.
+ * ------------------------------------------------------------------------------------------ */
+
+/* float16 bits -> float (exact), integer version. */
+UD_FN float ud_f16_to_f32_soft(ud_u16 h) {
+    ud_u32 sign = (ud_u32)(h & 0x8000u) << 16;
+    ud_u32 exponent = (h >> 10) & 0x1Fu;
+    ud_u32 mantissa = h & 0x3FFu;
+    if (exponent == 0x1Fu) return ud_bits_f32(sign | 0x7F800000u | (mantissa << 13)); /* inf, NaN */
+    if (exponent != 0) return ud_bits_f32(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+    /* zero or subnormal: mantissa * 2^-24, exact in float */
+    return ud_bits_f32(sign | ud_f32_bits((float)mantissa * 5.9604644775390625e-8f));
+}
+
+/* float -> float16 bits, round to nearest even; overflow -> inf; NaN stays NaN (quiet). */
+UD_FN ud_u16 ud_f32_to_f16_soft(float v) {
+    ud_u32 f = ud_f32_bits(v);
+    ud_u32 sign = (f >> 16) & 0x8000u;
+    ud_u32 a = f & 0x7FFFFFFFu;
+    if (a >= 0x7F800000u) return (ud_u16)(sign | (a > 0x7F800000u ? 0x7E00u : 0x7C00u));
+    if (a >= 0x477FF000u) return (ud_u16)(sign | 0x7C00u); /* >= 65520 rounds to inf */
+    if (a >= 0x38800000u) {                                  /* normal float16 (>= 2^-14) */
+        ud_u32 odd = (a >> 13) & 1u;
+        return (ud_u16)(sign | ((a - 0x38000000u + 0xFFFu + odd) >> 13));
+    }
+    if (a <= 0x33000000u) return (ud_u16)sign; /* <= 2^-25: rounds to zero (2^-25 is a tie to 0) */
+    {
+        /* subnormal float16: round (1.m * 2^(e-127)) / 2^-24 to an integer */
+        ud_u32 e = a >> 23;
+        ud_u32 m = (a & 0x7FFFFFu) | 0x800000u;
+        ud_u32 shift = 126u - e; /* 14 .. 24 */
+        ud_u32 q = m >> shift;
+        ud_u32 rest = m & ((1u << shift) - 1u);
+        ud_u32 half = 1u << (shift - 1u);
+        q += (rest > half || (rest == half && (q & 1u))) ? 1u : 0u;
+        return (ud_u16)(sign | q); /* q may reach 0x400: the smallest normal, correctly encoded */
+    }
+}
+
+/* float -> bfloat16 bits, round to nearest even; NaN stays NaN (quiet). */
+UD_FN ud_u16 ud_f32_to_bf16(float v) {
+    ud_u32 f = ud_f32_bits(v);
+    if ((f & 0x7FFFFFFFu) > 0x7F800000u) return (ud_u16)((f >> 16) | 0x40u);
+    f += 0x7FFFu + ((f >> 16) & 1u); /* finite overflow carries into the exponent: inf */
+    return (ud_u16)(f >> 16);
+}
+
+UD_FN float ud_bf16_to_f32(ud_u16 h) { return ud_bits_f32((ud_u32)h << 16); }
+
+/* Host builds may define UD_HOST_F16_TO_F32 / UD_HOST_F32_TO_F16 to a hardware conversion that
+ * gives the same bits (F16C's vcvtph2ps / vcvtps2ph with round-to-nearest-even). */
+UD_FN float ud_f16_to_f32(ud_u16 h) {
+#if UD_CUDA && !defined(UD_SOFT_HALF) && __CUDA_ARCH__ >= 530 /* cvt to and from f16: sm_53+ */
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#elif !UD_CUDA && defined(UD_HOST_F16_TO_F32)
+    return UD_HOST_F16_TO_F32(h);
+#else
+    return ud_f16_to_f32_soft(h);
+#endif
+}
+
+UD_FN ud_u16 ud_f32_to_f16(float v) {
+#if UD_CUDA && !defined(UD_SOFT_HALF) && __CUDA_ARCH__ >= 530 /* cvt to and from f16: sm_53+ */
+    ud_u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    return h;
+#elif !UD_CUDA && defined(UD_HOST_F32_TO_F16)
+    return UD_HOST_F32_TO_F16(v);
+#else
+    return ud_f32_to_f16_soft(v);
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Kept values: x * s in the compute dtype, rounded back to 16-bit storage. The select (a
+ * dropped element is +0, whatever x is) is the caller's: `keep ? ud_scale_...(x, s) : 0`.
+ * ------------------------------------------------------------------------------------------ */
+
+UD_FN ud_u16 ud_scale_f16(ud_u16 x, float s) { return ud_f32_to_f16(ud_mul_f32(ud_f16_to_f32(x), s)); }
+UD_FN ud_u16 ud_scale_bf16(ud_u16 x, float s) { return ud_f32_to_bf16(ud_mul_f32(ud_bf16_to_f32(x), s)); }
+UD_FN float ud_scale_f32(float x, float s) { return ud_mul_f32(x, s); }
+UD_FN double ud_scale_f64(double x, double s) { return ud_mul_f64(x, s); }
+
+/* ------------------------------------------------------------------------------------------
+ * Philox4x32-10 and the mask stream
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct ud_rng {
+    ud_u32 k0, k1; /* seed mod 2^32, seed >> 32 */
+    ud_u32 s0, s1; /* stream mod 2^32, stream >> 32 */
+    ud_u32 t;      /* threshold floor(p * 2^32); p == 1 (t = 2^32) never reaches a kernel */
+} ud_rng;
+
+typedef struct ud_words {
+    ud_u32 w[4];
+} ud_words;
+
+/* One Philox4x32 round, given the two products' halves: hi0:lo0 = M0 * c0, hi1:lo1 = M1 * c2.
+ * The one definition of the round for both lane widths below. */
+#define UD_PHILOX_MIX(c0, c1, c2, c3, k0, k1, hi0, lo0, hi1, lo1) \
+    do {                                                          \
+        c0 = (hi1) ^ (c1) ^ (k0);                                 \
+        c1 = (lo1);                                               \
+        c2 = (hi0) ^ (c3) ^ (k1);                                 \
+        c3 = (lo0);                                               \
+    } while (0)
+
+/* The four words of Philox block b (mask elements 4b .. 4b+3). */
+UD_FN ud_words ud_philox_block(ud_u64 b, ud_rng r) {
+    ud_u32 c0 = (ud_u32)b, c1 = (ud_u32)(b >> 32), c2 = r.s0, c3 = r.s1;
+    ud_u32 k0 = r.k0, k1 = r.k1;
+    ud_words out;
+    int round;
+    UD_UNROLL
+    for (round = 0; round < UD_PHILOX_ROUNDS; ++round) {
+        ud_u32 hi0 = ud_mulhi(UD_PHILOX_M0, c0), lo0 = UD_PHILOX_M0 * c0;
+        ud_u32 hi1 = ud_mulhi(UD_PHILOX_M1, c2), lo1 = UD_PHILOX_M1 * c2;
+        UD_PHILOX_MIX(c0, c1, c2, c3, k0, k1, hi0, lo0, hi1, lo1);
+        k0 += UD_PHILOX_W0;
+        k1 += UD_PHILOX_W1;
+    }
+    out.w[0] = c0;
+    out.w[1] = c1;
+    out.w[2] = c2;
+    out.w[3] = c3;
+    return out;
+}
+
+#if !UD_CUDA
+/* The same block with each word held in a 64-bit lane (high half zero): on the host a loop over
+ * blocks then vectorizes into 32x32->64-bit SIMD multiplies (pmuludq) with no repacking. */
+UD_FN ud_words ud_philox_block_wide(ud_u64 b, ud_rng r) {
+    ud_u64 c0 = (ud_u32)b, c1 = b >> 32, c2 = r.s0, c3 = r.s1;
+    ud_u32 k0 = r.k0, k1 = r.k1;
+    ud_words out;
+    int round;
+    for (round = 0; round < UD_PHILOX_ROUNDS; ++round) {
+        ud_u64 p0 = c0 * (ud_u64)UD_PHILOX_M0, p1 = c2 * (ud_u64)UD_PHILOX_M1;
+        UD_PHILOX_MIX(c0, c1, c2, c3, (ud_u64)k0, (ud_u64)k1, p0 >> 32, p0 & 0xFFFFFFFFu, p1 >> 32,
+                      p1 & 0xFFFFFFFFu);
+        k0 += UD_PHILOX_W0;
+        k1 += UD_PHILOX_W1;
+    }
+    out.w[0] = (ud_u32)c0;
+    out.w[1] = (ud_u32)c1;
+    out.w[2] = (ud_u32)c2;
+    out.w[3] = (ud_u32)c3;
+    return out;
+}
+#endif
+
+/* Word `lane` (0..3) of a block, by selects: a dynamically indexed array would live in local
+ * memory on the GPU. */
+UD_FN ud_u32 ud_word(ud_words words, ud_u32 lane) {
+    const ud_u32 low = (lane & 1u) ? words.w[1] : words.w[0];
+    const ud_u32 high = (lane & 1u) ? words.w[3] : words.w[2];
+    return (lane & 2u) ? high : low;
+}
+
+/* The keep decision of mask word u: kept iff u >= t (dropped with probability t / 2^32). */
+UD_FN int ud_keep(ud_u32 u, ud_u32 t) { return u >= t; }
+
+#endif /* UNIDROP_MASK_STREAM_V1_H */
