@@ -267,20 +267,16 @@ def text_lines(demo: Demo, how: Sequence[str]) -> list[Line]:
     lines: list[Line] = [
         [
             (
-                f"unidrop.dropout(x, p={demo.p}, seed={demo.seed}, return_mask=True), "
-                f"x = 1..{SHAPE[0] * SHAPE[1]} in float32, shape {SHAPE}",
+                f"unidrop.dropout(x, p={demo.p}, seed={demo.seed}, return_mask=True) on "
+                f"x = 1..{SHAPE[0] * SHAPE[1]}, float32, shape {SHAPE}",
                 "bold",
             )
         ],
-        [
-            (
-                f"{KEPT} kept (x{scale:g}), {DROPPED} dropped; mask, out: the first 12 hex digits of the "
-                "sha256 of its bytes",
-                "",
-            )
-        ],
         [],
-        [("One seed, one mask: mask stream v1 on every installed backend and device", "bold")],
+        [
+            ("One seed, one mask, on every backend and device: ", "bold"),
+            (f"{KEPT} kept (x{scale:g}), {DROPPED} dropped; mask, out: sha256[:12]", ""),
+        ],
         *_grid_lines(demo.backends, with_output=True),
     ]
     lines += [[(f"  {panel.label}: {panel.note}"[:100], "")] for panel in demo.backends if panel.note]
@@ -326,27 +322,30 @@ def save_png(demo: Demo, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [demo.backends, demo.own] if demo.own else [demo.backends]
-    width = max(len(row) for row in rows)
-    figure, axes = plt.subplots(len(rows), width, figsize=(2.6 * width, 1.9 * len(rows)), squeeze=False)
-    titles = ["unidrop: one seed, one mask", f"each framework's own dropout, seed {demo.seed}"]
-    for r, row in enumerate(rows):
-        for c in range(width):
-            axis = axes[r][c]
+    sections = [("unidrop: one seed, one mask, on every backend and device", demo.backends)]
+    if demo.own:
+        sections.append((f"each framework's own dropout, same seed {demo.seed}", demo.own))
+    width = max(len(panels) for _, panels in sections)
+    figure = plt.figure(figsize=(2.6 * width, 2.2 * len(sections) + 0.4), layout="constrained")
+    for subfigure, (title, panels) in zip(figure.subfigures(len(sections), 1), sections, strict=True):
+        subfigure.suptitle(title, fontsize=10)
+        axes = subfigure.subplots(1, width, squeeze=False)[0]
+        for axis, panel in zip(axes, [*panels, *[None] * (width - len(panels))], strict=True):
             axis.set_xticks([])
             axis.set_yticks([])
-            if c >= len(row):
+            if panel is None:
                 axis.axis("off")
                 continue
-            panel = row[c]
-            colour = {True: "tab:green", False: "tab:red", None: "tab:orange"}[panel.agrees]
             if panel.keep is not None:
                 axis.imshow(panel.keep, cmap="Greys", vmin=-0.4, vmax=1, interpolation="nearest")
+            colour = {True: "tab:green", False: "tab:red", None: "black"}[panel.agrees]
+            if panel.agrees is None and panel.verdict:
+                colour = "tab:orange"
             axis.set_title(panel.label, fontsize=9)
-            axis.set_xlabel(f"mask {panel.mask_digest}\n{panel.verdict}", fontsize=8, color=colour)
-        axes[r][0].set_ylabel(titles[r], fontsize=8)
+            axis.set_xlabel(
+                f"mask {panel.mask_digest}\n{panel.verdict or 'mask stream v1'}", fontsize=8, color=colour
+            )
     figure.suptitle(f"dropout(x, p={demo.p}, seed={demo.seed}): dark = kept", fontsize=10)
-    figure.tight_layout()
     figure.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(figure)
 
