@@ -304,7 +304,7 @@ def render_text(lines: Sequence[Line], styled: bool) -> None:
         from rich.console import Console
         from rich.text import Text
 
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)  # the grid is never re-wrapped
         for line in lines:
             console.print(Text.assemble(*[(text, style) for text, style in line]))
         return
