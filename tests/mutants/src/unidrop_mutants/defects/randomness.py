@@ -125,7 +125,7 @@ class KeyBumpsSwapped(StreamV1):
 class ThresholdRounded(StreamV1):
     """t = round(p * 2**32) instead of the floor: one word value more is dropped half the time."""
 
-    caught_by = ("test_threshold_boundary",)
+    caught_by = ("test_threshold_of_a_fractional_product_is_its_floor",)
 
     def threshold(self, plan: DropoutPlan) -> int:
         return round(plan.p * TWO_POW_32)
@@ -134,7 +134,7 @@ class ThresholdRounded(StreamV1):
 class ThresholdCeiling(StreamV1):
     """t = ceil(p * 2**32) instead of the floor, for products with a fraction."""
 
-    caught_by = ("test_threshold_boundary",)
+    caught_by = ("test_threshold_of_a_fractional_product_is_its_floor",)
 
     def threshold(self, plan: DropoutPlan) -> int:
         return math.ceil(plan.p * TWO_POW_32)
@@ -167,7 +167,7 @@ CHUNK = 1 << 20
 class ChunkStartsOneBlockEarly(StreamV1):
     """Past the first 2**20 elements, each chunk starts one Philox block too early."""
 
-    caught_by = ("test_matches_reference_at_chunk_edges",)
+    caught_by = ("test_large_array_at_chunk_edges",)
 
     def mask_words(self, plan: DropoutPlan) -> np.ndarray:
         n = int(np.prod(plan.mask_shape))
@@ -181,7 +181,7 @@ class ChunkStartsOneBlockEarly(StreamV1):
 class ChunkRestartsLanes(StreamV1):
     """Chunks of 999_999 elements (not a multiple of 4), each restarting at lane 0 of its block."""
 
-    caught_by = ("test_matches_reference_at_chunk_edges",)
+    caught_by = ("test_large_array_at_chunk_edges",)
     chunk = 999_999
 
     def mask_words(self, plan: DropoutPlan) -> np.ndarray:
