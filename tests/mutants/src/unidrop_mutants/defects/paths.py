@@ -53,7 +53,7 @@ class GradientIgnoresBroadcastDims(StreamV1):
 class GradientUsesStaleMask(StreamV1):
     """The gradient reuses the mask of the last forward call, wrong when a function drops out twice."""
 
-    caught_by = ("test_autograd_gradient_is_cotangent_times_keep_times_scale",)
+    caught_by = ("test_autograd_of_two_dropout_calls_uses_each_calls_mask",)
 
     _saved: np.ndarray | None = None
 

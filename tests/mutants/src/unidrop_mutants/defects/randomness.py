@@ -152,7 +152,7 @@ class ThresholdInFloat32(StreamV1):
 class ThresholdSaturatesAtUint32(StreamV1):
     """t is held in a uint32, so p = 1 gives t = 2**32 - 1 and keeps a word u = 2**32 - 1."""
 
-    caught_by = ("test_p_one_drops_everything_to_positive_zero",)
+    caught_by = ("test_p_one_drops_the_largest_word",)
 
     def threshold(self, plan: DropoutPlan) -> int:
         return min(plan.threshold, TWO_POW_32 - 1)
