@@ -17,13 +17,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from unidrop import arguments
+from unidrop import DropoutPlan, arguments
 
 from . import cpu, cuda, keys
 from .routes import Route, route_for
@@ -158,32 +159,24 @@ class DropoutFunction(torch.autograd.Function):
         return DropoutFunction.apply(grad, key, ctx.p, ctx.broadcast_dims), None, None, None
 
 
-def run(
-    x: Tensor,
-    seed: int | Tensor,
-    stream: int,
-    p: float,
-    broadcast_dims: list[int],
-    mask_shape: list[int] | None,
-) -> tuple[Tensor, Tensor | None]:
-    """Dropout of ``x`` for a resolved (seed, stream), and the keep mask if ``mask_shape`` is given.
+def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
+    """Dropout of ``x`` for a validated plan, and the keep mask if ``plan.return_mask``.
 
-    ``seed`` is an integer or the drawn seed words (see :mod:`unidrop_torch.keys`). The route
+    ``plan.seed`` is an integer or the drawn seed words (see :mod:`unidrop_torch.keys`). The route
     (the CPU kernel directly, the operator, or the autograd Function) is
     :func:`unidrop_torch.routes.route_for`'s; every route gives the same bits.
     """
+    seed = plan.seed
     route = route_for(x, seed)
-    if route is Route.CPU_KERNEL:
+    if route is Route.CPU_KERNEL:  # the plan was validated by unidrop.dropout: straight to the kernel
         if isinstance(seed, Tensor):
-            seed = keys.int_of_seed_words(seed)
-        _check_plain(x, p, broadcast_dims)
-        y = cpu.dropout(x, seed, stream, p, broadcast_dims)
-        keep = None if mask_shape is None else cpu.keep_mask(seed, stream, tuple(mask_shape), p)
-        return y, keep
-    key = keys.make_key(seed, stream)
+            plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
+        return cpu.run(x, plan)
+    key = keys.make_key(seed, plan.stream)
+    broadcast_dims = list(plan.broadcast_dims)
     if route is Route.AUTOGRAD_FUNCTION:
-        y = DropoutFunction.apply(x, key, p, broadcast_dims)
+        y = DropoutFunction.apply(x, key, plan.p, broadcast_dims)
     else:
-        y = dropout(x, key, p, broadcast_dims)
-    keep = None if mask_shape is None else keep_mask(key, mask_shape, p, x.device)
+        y = dropout(x, key, plan.p, broadcast_dims)
+    keep = keep_mask(key, list(plan.mask_shape), plan.p, x.device) if plan.return_mask else None
     return y, keep

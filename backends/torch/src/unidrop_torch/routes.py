@@ -60,8 +60,8 @@ def route_for(x: Tensor, seed: int | Tensor) -> Route:
         # A subclass (or a Parameter) may override __torch_function__ or __torch_dispatch__.
         type(x) is Tensor
         # Only the CPU kernel can be called directly, and only with a key it can read.
-        and x.device.type == "cpu"
-        and (not isinstance(seed, Tensor) or seed.device.type == "cpu")
+        and x.is_cpu
+        and (not isinstance(seed, Tensor) or seed.is_cpu)
         # A gradient needs the operator's autograd formula.
         and not x.requires_grad
         # torch.jit.trace records only operators.
