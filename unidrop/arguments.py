@@ -226,14 +226,14 @@ def broadcast_and_mask_shape(
     is never a key, so it is judged afresh every time).
     """
     key = None
-    if type(broadcast_dims) is int or (
+    plain_dims = type(broadcast_dims) is int or (
         type(broadcast_dims) is tuple and all(type(axis) is int for axis in broadcast_dims)
-    ):
-        if type(shape) is tuple and all(type(size) is int for size in shape):
-            key = (shape, broadcast_dims)
-            found = _DERIVED.get(key)
-            if found is not None:
-                return found
+    )
+    if plain_dims and type(shape) is tuple and all(type(size) is int for size in shape):
+        key = (shape, broadcast_dims)
+        found = _DERIVED.get(key)
+        if found is not None:
+            return found
     dims = normalize_broadcast_dims(broadcast_dims, len(shape))
     derived = (dims, mask_shape(tuple(shape), dims))
     if key is not None:
