@@ -156,8 +156,6 @@ def check_training(training: Any) -> bool:
 
 def check_uint64(value: Any, what: str) -> int:
     """Return ``value`` as an int if it is an integer in [0, 2**64); raise naming it otherwise."""
-    if type(value) is int and 0 <= value < TWO_POW_64:  # the common case, decided at once
-        return value
     if isinstance(value, bool) or dtype_kind(value) == "b":
         raise TypeError(f"{what} must be an integer in [0, 2**64), got {show(value)}")
     try:
@@ -222,14 +220,20 @@ def broadcast_and_mask_shape(
     """``(normalize_broadcast_dims(broadcast_dims, len(shape)), mask_shape(shape, those dims))``.
 
     Raises exactly as :func:`normalize_broadcast_dims` does. Answers are remembered for shapes
-    and ``broadcast_dims`` made of plain ints only (a bool, a NumPy integer or a symbolic size
-    is never a key, so it is judged afresh every time).
+    and ``broadcast_dims`` made of plain ints only, outside torch.compile's tracing (a bool, a
+    NumPy integer or a symbolic size is never a key, so it is judged afresh every time).
     """
     key = None
     plain_dims = type(broadcast_dims) is int or (
         type(broadcast_dims) is tuple and all(type(axis) is int for axis in broadcast_dims)
     )
-    if plain_dims and type(shape) is tuple and all(type(size) is int for size in shape):
+    # Under torch.compile a size may be symbolic though it passes for an int: never a key there
+    if (
+        plain_dims
+        and type(shape) is tuple
+        and all(type(size) is int for size in shape)
+        and not _torch_compiling()
+    ):
         key = (shape, broadcast_dims)
         found = _DERIVED.get(key)
         if found is not None:
