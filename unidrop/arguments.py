@@ -155,7 +155,15 @@ def check_training(training: Any) -> bool:
 
 
 def check_uint64(value: Any, what: str) -> int:
-    """Return ``value`` as an int if it is an integer in [0, 2**64); raise naming it otherwise."""
+    """Return ``value`` as an int if it is an integer in [0, 2**64); raise naming it otherwise.
+
+    A plain int is checked by its range alone: under ``torch.compile`` it may be a symbolic
+    integer, which has no attributes to inspect.
+    """
+    if type(value) is int:
+        if not 0 <= value < TWO_POW_64:
+            raise ValueError(f"{what} must be an integer in [0, 2**64), got {show(value)}")
+        return value
     if isinstance(value, bool) or dtype_kind(value) == "b":
         raise TypeError(f"{what} must be an integer in [0, 2**64), got {show(value)}")
     try:
@@ -203,9 +211,12 @@ def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
                 f"(allowed: {-ndim} .. {ndim - 1})"
             )
         normalized.append(axis % ndim)
-    if len(set(normalized)) != len(normalized):
+    # the axes in order by membership, not sorted(): under torch.compile an axis may be a
+    # symbolic integer, which compares (a guard) but cannot be a sort key
+    ordered = tuple(axis for axis in range(ndim) if any(axis == given for given in normalized))
+    if len(ordered) != len(normalized):
         raise ValueError(f"broadcast_dims repeats an axis: {show(tuple(axes))}")
-    return tuple(sorted(normalized))
+    return ordered
 
 
 #: (shape, broadcast_dims as given) -> (normalized broadcast_dims, mask shape), for plain-int keys.

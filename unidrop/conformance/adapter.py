@@ -86,8 +86,9 @@ class SuiteAdapter(ABC):
     def flushes_subnormals(self, dtype: str, device: str) -> bool:
         """True where the backend declares a known deviation: it flushes ``dtype`` subnormals on ``device``.
 
-        The spec scales subnormal inputs and results exactly; a backend that cannot yet (XLA on
-        the CPU flushes float32 and bfloat16 subnormals) declares it here and documents it. The
+        The spec scales subnormal inputs and results exactly; a backend that cannot yet (on a
+        device whose arithmetic flushes them, as XLA on the CPU does by default) declares it here
+        and documents it. No backend of this project declares it. The
         suite then runs its subnormal checks for that dtype as expected failures, and fails if
         they pass (so a fixed backend drops the declaration). The default declares nothing.
         """

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import ml_dtypes
 import numpy as np
 import pytest
 from conftest import DTYPES, as_float64, expected, same_bits, values_for
 from unidrop_jax import keys, pallas_gpu
 
 import unidrop
-from unidrop import arguments
+from unidrop import arguments, reference
 
 pytest.importorskip("jax.experimental.pallas")
 
@@ -76,3 +77,42 @@ def test_the_kernel_is_used_only_while_block_indices_fit_one_word(monkeypatch):
     assert pallas_gpu.applicable(below, below)
     assert not pallas_gpu.applicable(at, at)
     assert not pallas_gpu.applicable(past, past)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_kernel_is_exact_on_subnormals(dtype):
+    """Subnormal inputs and results (flushed to zero by a plain ``x * s`` under XLA:CPU)."""
+    fraction = 7 if dtype == "bfloat16" else 23
+    raw = np.arange(1, 1 << min(fraction, 12), dtype=np.uint32)  # the smallest subnormals
+    raw = np.concatenate([raw, (1 << fraction) - raw[:64], [0, (1 << fraction) + 1]])  # largest; zero; normal
+    raw = np.concatenate([raw, raw | (1 << (15 if dtype == "bfloat16" else 31))])[: 4 * (2 * raw.size // 4)]
+    values = raw.astype(np.uint16).view(ml_dtypes.bfloat16) if dtype == "bfloat16" else raw.view(np.float32)
+    for p in (0.5, 1 / 3, 0.9):
+        scale = np.asarray(arguments.scale(p), np.float32)
+        seed, stream, threshold = keys.from_int(5), keys.from_int(0), arguments.threshold(p)
+        y = pallas_gpu.dropout_pallas(jnp.asarray(values), seed, stream, threshold, scale, interpret=True)
+        want, _ = reference.dropout(values.astype(np.float64).tolist(), values.shape, dtype, p, 5)
+        assert same_bits(np.asarray(y).astype(np.float64), np.array(want)), p
+
+
+@pytest.fixture
+def triton_lowering():
+    """Pallas's Triton backend (JAX may default to Mosaic GPU, which this kernel is not written for)."""
+    before = jax.config.jax_pallas_use_mosaic_gpu
+    jax.config.update("jax_pallas_use_mosaic_gpu", False)
+    yield
+    jax.config.update("jax_pallas_use_mosaic_gpu", before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernel_lowers_to_triton_for_cuda_on_any_machine(dtype, triton_lowering):
+    """Every operation of the kernel, the exact subnormal product included, has a Triton lowering
+    (``lax.round`` has none, for example). Lowering needs no GPU; compiling and running do."""
+    scale = np.asarray(arguments.scale(0.1), np.float32)
+    run = jax.jit(
+        lambda x: pallas_gpu.dropout_pallas(
+            x, keys.from_int(3), keys.from_int(0), arguments.threshold(0.1), scale, interpret=False
+        )
+    )
+    lowered = run.trace(jax.ShapeDtypeStruct((4096,), dtype)).lower(lowering_platforms=("cuda",))
+    assert "triton" in lowered.as_text()

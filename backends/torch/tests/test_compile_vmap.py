@@ -202,3 +202,25 @@ def test_a_tensor_p_under_fullgraph_names_the_fix() -> None:
     expected = expected_output(x, 0.25, 1).to(torch.float32)
     assert_same(torch.compile(fn, backend="aot_eager")(x, torch.tensor(0.25)), expected, "graph break")
     assert_same(fn(x, torch.tensor(0.25)), expected, "eager")
+
+
+def test_a_new_seed_or_stream_each_call_neither_breaks_nor_recompiles() -> None:
+    """Seeds and streams passed as arguments become symbolic on the second call: still exact.
+
+    torch.compile turns an int argument that changes into a symbolic integer; the seed check and
+    the key's words must then work on it (they once inspected it as a Python object and failed).
+    """
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    frames = torch._dynamo.utils.counters["stats"]
+    fn = torch.compile(
+        lambda a, seed, stream: unidrop.dropout(a, 0.5, seed=seed, stream=stream, broadcast_dims=(1,)),
+        fullgraph=True,
+        backend="aot_eager",
+    )
+    x = sample((4, 6), torch.float32, seed=2)
+    cases = [(1, 0), (2, 5), (3 << 33, (1 << 40) + 7), ((1 << 63) - 1, (1 << 62) + 3), (9, 1 << 32)]
+    for seed, stream in cases:
+        want = expected_output(x, 0.5, seed, stream, (1,))
+        assert_same(fn(x, seed, stream), want, f"seed={seed} stream={stream}")
+    assert frames["unique_graphs"] <= 2, f"compiled {frames['unique_graphs']} graphs for {len(cases)} seeds"

@@ -26,6 +26,7 @@ from unidrop.arguments import HALF_DTYPES as HALF
 from . import pallas_gpu
 from .keys import Words64
 from .mask import keep_bits
+from .scaling import linear_scaled, scaled
 
 
 class Rate(NamedTuple):
@@ -59,10 +60,15 @@ class Config:
     kernel_rate: tuple[int, float] | None = None
 
 
-def apply_mask(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, kernel: bool = True) -> Any:
-    """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``.
+def apply_mask(
+    cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, kernel: bool = True, linear: bool = False
+) -> Any:
+    """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``
+    (exactly, subnormals included: :func:`.scaling.scaled`).
 
     ``kernel=False`` never uses the (opt-in, non-differentiable) Pallas kernel; the result is the same.
+    ``linear=True`` (tangents) uses :func:`.scaling.linear_scaled`, which JAX can transpose: the same
+    bits, except that a device flushing subnormals (XLA:CPU) flushes subnormal tangents.
     """
     if cfg.drops_all:
         return jnp.zeros_like(x)
@@ -71,7 +77,7 @@ def apply_mask(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, 
         compute = jnp.float32 if x.dtype.name in HALF else x.dtype
         return pallas_gpu.dropout_pallas(x, seed, stream, threshold, np.asarray(scale, dtype=compute))
     keep = jnp.broadcast_to(keep_bits(cfg.mask_shape, seed, stream, rate.threshold), x.shape)
-    kept = (x.astype(rate.scale.dtype) * rate.scale).astype(x.dtype)
+    kept = (linear_scaled if linear else scaled)(x, rate.scale)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
 
@@ -83,7 +89,7 @@ def masked(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate) -> A
 
 def _tangent(cfg: Config, t: Any, seed: Words64, stream: Words64, rate: Rate) -> Any:
     """The tangent map: linear in ``t``; XLA ops only, so that reverse mode can transpose it."""
-    return apply_mask(cfg, t, seed, stream, rate, kernel=False)
+    return apply_mask(cfg, t, seed, stream, rate, kernel=False, linear=True)
 
 
 @masked.defjvp

@@ -27,6 +27,7 @@ from jax.experimental import pallas as pl
 
 from .keys import Words64
 from .philox_lax import philox4x32
+from .scaling import scaled
 
 #: Opt-in switch (read at trace time).
 ENABLED = os.environ.get("UNIDROP_JAX_KERNEL", "jnp") == "pallas"
@@ -66,7 +67,6 @@ def dropout_pallas(
     rows = x.size // 4
     block_rows = min(block_rows, 1 << max(0, (rows - 1).bit_length()))  # a power of two, <= needed
     words = jnp.stack([jnp.asarray(w, jnp.uint32) for w in (seed.lo, seed.hi, stream.lo, stream.hi)])
-    compute = scale.dtype
     t = np.uint32(threshold)
 
     def kernel(words_ref: Any, x_ref: Any, y_ref: Any) -> None:
@@ -81,7 +81,7 @@ def dropout_pallas(
             jnp.where(lane == 2, w2[:, None], w3[:, None]),
         )
         values = x_ref[...]
-        kept = (values.astype(compute) * scale).astype(values.dtype)
+        kept = scaled(values, scale)
         y_ref[...] = jnp.where(u >= t, kept, jnp.zeros_like(kept))
 
     y = pl.pallas_call(

@@ -40,14 +40,6 @@ class JaxSuiteAdapter(SuiteAdapter):
         """The devices holding ``x``, by id, joined with commas (one name unless ``x`` is sharded)."""
         return ",".join(device_name(d) for d in sorted(x.devices(), key=lambda d: d.id))
 
-    def flushes_subnormals(self, dtype: str, device: str) -> bool:
-        """Declared deviation (issue 10): XLA on the CPU flushes float32, bfloat16 and float64 subnormals.
-
-        The suite runs its subnormal checks there as expected failures, and fails once they pass:
-        remove this declaration with the fix.
-        """
-        return device.startswith("cpu") and dtype in ("float32", "bfloat16", "float64")
-
     def vjp(self, fn: Callable[[Any], Any], x: Any, cotangent: Any) -> tuple[Any, Any]:
         y, pullback = jax.vjp(fn, x)
         return y, pullback(cotangent)[0]

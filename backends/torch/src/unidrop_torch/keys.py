@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from unidrop.arguments import TWO_POW_32
 from unidrop.philox import MASK32
 
 KEY_WORDS = 4
@@ -37,7 +38,17 @@ def words_of(seed: int, stream: int) -> list[int]:
 
 
 def key_from_ints(seed: int, stream: int) -> torch.Tensor:
-    """A CPU key tensor for integer ``seed`` and ``stream`` in [0, 2**64)."""
+    """A CPU key tensor for integer ``seed`` and ``stream`` in [0, 2**64).
+
+    Under ``torch.compile`` a seed or stream that changes between calls becomes a symbolic
+    integer: its words are then computed by tensor operations in the graph, so a new seed does not
+    recompile. (torch hands symbolic integers to compiled code as int64: such a seed or stream
+    must be below 2**63, or torch raises "expected int arg".)
+    """
+    if torch.compiler.is_compiling():
+        halves = [seed % TWO_POW_32, seed // TWO_POW_32, stream % TWO_POW_32, stream // TWO_POW_32]
+        words = torch.tensor(halves, dtype=torch.int64)
+        return torch.where(words >= 1 << 31, words - TWO_POW_32, words).to(torch.int32)
     return torch.tensor(words_of(seed, stream), dtype=torch.int32)
 
 

@@ -46,5 +46,11 @@ class TorchSuiteAdapter(SuiteAdapter):
         return y.detach(), grad
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``torch.compile(fn, fullgraph=True)``: unidrop.dropout compiles with no graph break."""
-        return torch.compile(fn, fullgraph=True)
+        """``torch.compile(fn, fullgraph=True, dynamic=False)``: no graph break, values as constants.
+
+        The suite compiles one function per case with its seed, stream and axes as constants, all
+        64 bits of them. (Without ``dynamic=False`` torch would make them symbolic from the second
+        case on, and it hands symbolic integers to compiled code as int64: a seed of 2**63 or more
+        would fail in torch. Changing seeds as arguments are tested by the backend's own tests.)
+        """
+        return torch.compile(fn, fullgraph=True, dynamic=False)
