@@ -50,28 +50,33 @@ def medians(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, floa
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def calls(x: np.ndarray, jitted: Callable, copy: Callable) -> dict[str, Callable[[], object]]:
+    """The four timed calls on ``x`` (and its JAX copy)."""
+    xj = jnp.asarray(x)
+    return {
+        "jax jit": lambda: jitted(xj).block_until_ready(),
+        "jax copy": lambda: copy(xj).block_until_ready(),
+        "compiled kernel": lambda: unidrop.dropout(x, P, seed=1),
+        "numpy copy": x.copy,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 24])
     parser.add_argument("--reps", type=int, default=9)
     args = parser.parse_args(argv)
-    print(f"jax {jax.__version__} on {jax.devices()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    print(f"numpy kernel: {unidrop.get_backend('numpy').implementation().describe()}, threads {get_num_threads()}")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
+    kernel = unidrop.get_backend("numpy").implementation().describe()
+    print(f"numpy kernel: {kernel}, threads {get_num_threads()}")
     jitted = jax.jit(lambda a: unidrop.dropout(a, P, seed=1))
     copy = jax.jit(lambda a: a + 0)
     for k in args.sizes:
         x = np.random.default_rng(k).standard_normal(2**k).astype(np.float32)
-        xj = jnp.asarray(x)
-        found = medians(
-            {
-                "jax jit": lambda: jitted(xj).block_until_ready(),
-                "jax copy": lambda: copy(xj).block_until_ready(),
-                "compiled kernel": lambda: unidrop.dropout(x, P, seed=1),
-                "numpy copy": x.copy,
-            },
-            args.reps,
-        )
-        assert np.array_equal(np.asarray(jitted(xj)), unidrop.dropout(x, P, seed=1))  # same bits
+        found = medians(calls(x, jitted, copy), args.reps)
+        assert np.array_equal(np.asarray(jitted(jnp.asarray(x))), unidrop.dropout(x, P, seed=1))  # same bits
         cells = ", ".join(f"{name} {seconds * 1e3:.2f} ms" for name, seconds in found.items())
         print(f"2^{k}: {cells}; kernel / jax jit = {found['compiled kernel'] / found['jax jit']:.2f}")
     return 0
