@@ -234,6 +234,8 @@ def broadcast_and_mask_shape(
     and ``broadcast_dims`` made of plain ints only, outside torch.compile's tracing (a bool, a
     NumPy integer or a symbolic size is never a key, so it is judged afresh every time).
     """
+    if type(broadcast_dims) is tuple and not broadcast_dims:  # the default: the mask is the input's shape
+        return (), tuple(shape)
     key = None
     plain_dims = type(broadcast_dims) is int or (
         type(broadcast_dims) is tuple and all(type(axis) is int for axis in broadcast_dims)
