@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_helpers import DTYPES, assert_same, expected_output, sample
 from unidrop_numpy import compiled
-from unidrop_torch import cpu
+from unidrop_torch import cpu, ops
 
 import unidrop
 from unidrop import reference
@@ -119,3 +119,21 @@ def test_large_tensors_split_over_threads_give_the_one_thread_result(monkeypatch
     single = unidrop.dropout(x, 0.2, seed=12, stream=4, broadcast_dims=(0,))
     assert torch.equal(threaded.view(torch.int16), single.view(torch.int16))
     assert_same(threaded[:, :64], expected_output(x[:, :64], 0.2, 12, 4, (0,)), "first columns")
+
+
+def test_eager_cpu_autograd_never_dispatches_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forward, backward and double backward of a plain CPU tensor call the kernel directly."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the unidrop::dropout operator was dispatched")
+
+    monkeypatch.setattr(ops, "dropout", refuse)
+    x = sample((9, 7), torch.float32, seed=11, specials=False).requires_grad_(True)
+    y, keep = unidrop.dropout(x, 0.35, seed=13, stream=2, broadcast_dims=(1,), return_mask=True)
+    v = sample((9, 7), torch.float32, seed=12, specials=False).requires_grad_(True)
+    (grad,) = torch.autograd.grad(y, x, v, create_graph=True)
+    (grad_of_v,) = torch.autograd.grad(grad.sum(), v)
+    assert_same(y, expected_output(x, 0.35, 13, 2, (1,)), "forward")
+    assert_same(grad, expected_output(v, 0.35, 13, 2, (1,)), "backward")
+    assert_same(grad_of_v, expected_output(torch.ones(9, 7), 0.35, 13, 2, (1,)), "double backward")
+    assert keep.reshape(-1).tolist() == reference.keep_bits(13, 2, (9, 1), 0.35)

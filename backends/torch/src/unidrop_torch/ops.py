@@ -159,6 +159,26 @@ class DropoutFunction(torch.autograd.Function):
         return DropoutFunction.apply(grad, key, ctx.p, ctx.broadcast_dims), None, None, None
 
 
+class CpuDropoutFunction(torch.autograd.Function):
+    """Eager autograd on a plain CPU tensor with the CPU kernel called directly (no operator
+    dispatch): :attr:`unidrop_torch.routes.Route.CPU_AUTOGRAD`. The saved state is the plan (Python
+    numbers, no tensor); the backward regenerates the mask and applies it to the incoming gradient,
+    through this Function again when a graph of the backward is recorded (double backward)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, plan: DropoutPlan) -> Tensor:
+        ctx.plan = plan
+        return cpu.run(x, plan)[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable too
+            return CpuDropoutFunction.apply(grad, ctx.plan), None
+        return cpu.run(grad, ctx.plan)[0], None
+
+
 def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
     """Dropout of ``x`` for a validated plan, and the keep mask if ``plan.return_mask``.
 
@@ -168,10 +188,14 @@ def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
     """
     seed = plan.seed
     route = route_for(x, seed)
-    if route is Route.CPU_KERNEL:  # the plan was validated by unidrop.dropout: straight to the kernel
+    if route is Route.CPU_KERNEL or route is Route.CPU_AUTOGRAD:  # validated by unidrop.dropout
         if isinstance(seed, Tensor):
             plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
-        return cpu.run(x, plan)
+        if route is Route.CPU_KERNEL:
+            return cpu.run(x, plan)
+        y = CpuDropoutFunction.apply(x, dataclasses.replace(plan, return_mask=False))
+        keep = cpu.keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p) if plan.return_mask else None
+        return y, keep
     key = keys.make_key(seed, plan.stream)
     broadcast_dims = list(plan.broadcast_dims)
     if route is Route.AUTOGRAD_FUNCTION:
