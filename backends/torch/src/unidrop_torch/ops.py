@@ -193,7 +193,10 @@ def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
             plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
         if route is Route.CPU_KERNEL:
             return cpu.run(x, plan)
-        y = CpuDropoutFunction.apply(x, dataclasses.replace(plan, return_mask=False))
+        forward = DropoutPlan(
+            plan.p, plan.seed, plan.stream, plan.shape, plan.dtype, plan.mask_shape, plan.broadcast_dims
+        )
+        y = CpuDropoutFunction.apply(x, forward)  # the mask, if asked for, is made once, below
         keep = cpu.keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p) if plan.return_mask else None
         return y, keep
     key = keys.make_key(seed, plan.stream)
