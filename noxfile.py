@@ -1,5 +1,5 @@
 """Sessions: lint, typecheck, the core's tests, one conformance session per backend, the NumPy
-backend on its fallback kernel, and the lowest supported versions.
+backend on its fallback kernel, the lowest supported versions, and the documentation site.
 
 ``nox`` runs them all (the README's test command); ``nox -s "conformance(backend='torch')"``
 runs one. Test tools and frameworks are pinned here, for CI, not for users.
@@ -34,6 +34,17 @@ BACKEND_PINS: dict[str, list[str]] = {
 }
 #: The example backend's framework (tests/example_backend, the guide's model): pure Python but pandas.
 EXAMPLE_PINS = ["xarray==2026.9.0", "pandas==3.1.1"]
+#: ``unidrop demo --png`` and the docs' mask picture draw with it.
+MATPLOTLIB = "matplotlib==3.11.2"
+#: The documentation site: MkDocs (the pages are Markdown already, and --strict checks their links),
+#: with mkdocstrings reading docstrings from the source statically (no framework is imported).
+DOCS_PINS = [
+    "mkdocs==1.6.1",
+    "mkdocs-material==9.8.1",
+    "mkdocstrings==1.0.8",
+    "mkdocstrings-python==2.0.11",
+    MATPLOTLIB,
+]
 #: Backends whose arrays exist only on a GPU: without one, the suite is skipped (saying why) and
 #: only the backend's own tests run (host-compiled kernel checks; their GPU tests skip).
 GPU_ONLY = {"cupy"}
@@ -60,11 +71,23 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The core's tests, with the NumPy backend, the wrong backends, the mutants and the example one."""
     session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"])
-    # pandas has hundreds of modules: compiled as imported rather than all at install (15 s less)
-    session.install("--no-compile", *EXAMPLE_PINS)
+    # pandas has hundreds of modules: compiled as imported rather than all at install (15 s less);
+    # matplotlib for `unidrop demo --png` (about 7 s to install)
+    session.install("--no-compile", *EXAMPLE_PINS, MATPLOTLIB)
     editable = [".", "backends/numpy", "tests/wrong_backend", "tests/mutants", "tests/example_backend"]
     session.install(*(arg for path in editable for arg in ("-e", path)))
     session.run("pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, into site/: the mask picture drawn by the real NumPy backend, then
+    ``mkdocs build --strict`` (any warning fails). Its Python blocks run in tests/test_docs_examples.py."""
+    session.install("--no-compile", *DOCS_PINS, *BACKEND_PINS["numpy"])
+    session.install("-e", ".", "-e", "backends/numpy")
+    session.run("python", "docs/scripts/render_masks.py", "docs/images/masks.png")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # Material's notice about its successor, on every build
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 
 
 @nox.session

@@ -19,15 +19,6 @@ def test_backends_lists_numpy_with_versions_and_devices(capsys):
     assert numpy_row[1] == "unidrop-numpy" and numpy_row[3] == "numpy" and numpy_row[-1] == "cpu"
 
 
-def test_demo_shows_the_reference_mask_and_every_backend(capsys):
-    main(["demo", "--seed", "42"])
-    out = capsys.readouterr().out
-    reference_line = next(line for line in out.splitlines() if "reference" in line)
-    numpy_line = next(line for line in out.splitlines() if line.strip().startswith("numpy (cpu)"))
-    assert reference_line.split()[-1] == numpy_line.split()[-2]
-    assert numpy_line.endswith("identical")
-
-
 def test_check_runs_the_suite_on_one_backend():
     assert main(["check", "numpy", "-q", "-k", "known_answers"]) == 0
 

@@ -25,7 +25,7 @@ from unidrop import Abilities, DropoutPlan, registry
 from unidrop.arguments import TWO_POW_32
 from unidrop.conformance.expected import is_subnormal, largest_finite
 from unidrop.conformance.suite import ConformanceSuite
-from unidrop.philox import MASK32
+from unidrop.philox import MASK32, element_word
 
 #: What the able adapter below is doing now: set around a backward pass or a compiled call.
 MODE = {"backward": False, "jit": False}
@@ -257,6 +257,28 @@ class DrawsFromNumpysLegacyState(Correct):
         return self.run(x, plan)
 
 
+class DrawsFromNumpyWhenLarge(Correct):
+    """Right results, but a call on 2**16 elements or more draws from NumPy's legacy global generator."""
+
+    def mutate(self, x, plan):
+        if x.size >= 1 << 16:
+            np.random.random()
+        return self.run(x, plan)
+
+
+class ThresholdSaturatesAtUint32(Correct):
+    """t is held in a uint32: at p = 1 it is 2**32 - 1, so a word u = 2**32 - 1 is kept."""
+
+    def mutate(self, x, plan):
+        y, keep = self.run(x, plan)
+        if plan.threshold == TWO_POW_32:
+            flat = keep.reshape(-1).copy()
+            flat |= np.array([element_word(plan.seed, plan.stream, i) == MASK32 for i in range(flat.size)])
+            keep = flat.reshape(keep.shape)
+            y = select(x, keep, spec_scaled(x, plan))
+        return y, keep
+
+
 class IdentityMaskDrawsFromPython(Correct):
     """The identity paths' mask draws one number from Python's ``random``."""
 
@@ -299,6 +321,20 @@ class JitReturnsAllTrueMask(Correct):
         return y, (np.ones_like(keep) if MODE["jit"] else keep)
 
 
+class BackwardReusesLastMask(Correct):
+    """The backward pass reuses the mask of the last forward call of the same shape."""
+
+    last: ClassVar[dict[tuple[int, ...], np.ndarray]] = {}
+
+    def mutate(self, x, plan):
+        y, keep = self.run(x, plan)
+        if MODE["backward"] and keep.shape in self.last:
+            keep = self.last[keep.shape]
+            return select(x, keep, spec_scaled(x, plan)), keep
+        self.last[keep.shape] = keep
+        return y, keep
+
+
 class AbleAdapter(NumpySuiteAdapter):
     """NumPy with honest autograd and jit: dropout is linear in x, so its vjp is the dropout of the
     cotangent with the same mask (computed under the ``backward`` mode), and "compiling" runs the
@@ -332,6 +368,7 @@ BACKENDS: dict[str, tuple[type[NumpyImplementation], type[NumpySuiteAdapter], Ab
     "growth-flushes-declared": (FlushesSubnormals, DeclaresFlushing, Abilities()),
     "growth-backward-stream-low-word": (BackwardDropsStreamHighWord, AbleAdapter, ABLE),
     "growth-jit-mask-all-true": (JitReturnsAllTrueMask, AbleAdapter, ABLE),
+    "growth-backward-last-mask": (BackwardReusesLastMask, AbleAdapter, ABLE),
 }
 #: Checks named in the tables below more than once.
 LAYOUTS = "test_layouts_give_the_logical_result"
@@ -428,6 +465,8 @@ KILLS: list[tuple[type[Correct], str, dict[str, Any], str]] = [
         {},
         "NumPy's legacy",
     ),
+    (DrawsFromNumpyWhenLarge, "test_a_large_call_leaves_global_random_state_untouched", {}, "NumPy's legacy"),
+    (ThresholdSaturatesAtUint32, "test_p_one_drops_the_largest_word", {"unidrop_dtype": "float32"}, "p=1.0"),
     (IdentityMaskDrawsFromPython, "test_identity_paths_touch_no_random_state", {}, "Python's random"),
     (SeedNoneStirsNumpy, "test_seed_none_draws_from_its_own_source_only", {}, "NumPy's legacy"),
     (SeedNoneOf16Bits, "test_seed_none_masks_have_entropy", {}, "distinct"),
@@ -446,6 +485,7 @@ ABLE_KILLS = [
         {"seed": (1 << 64) - 1, "stream": (1 << 63) + 5, "dims": (1,)},
         "mask under jit",
     ),
+    ("growth-backward-last-mask", "test_autograd_of_two_dropout_calls_uses_each_calls_mask", {}, "gradient"),
 ]
 
 

@@ -132,9 +132,14 @@ def _usage_error(command: str, message: str) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Show one seed giving one mask (and one output) on every installed backend and device."""
-    from .demo import run_demo
+    from .demo import PNG_INSTALL, run_demo
 
-    return run_demo(seed=check_uint64(args.seed, "seed"), p=check_p(args.p))
+    seed, p = check_uint64(args.seed, "seed"), check_p(args.p)
+    for name in args.backend or ():
+        registry.get_backend(name)  # a clear error for an unknown name before anything runs
+    if args.png is not None and importlib.util.find_spec("matplotlib") is None:
+        return _usage_error("demo", f"--png needs matplotlib: {PNG_INSTALL}")
+    return run_demo(seed=seed, p=p, names=args.backend, png=args.png)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="one seed, one mask, on every installed backend")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--p", type=float, default=0.5)
+    demo.add_argument("--backend", action="append", metavar="NAME", help="only this backend (repeatable)")
+    demo.add_argument("--png", metavar="FILE", help="also save the demo as a PNG picture (needs matplotlib)")
     demo.set_defaults(run=_demo)
     return parser
 

@@ -48,6 +48,31 @@ class AbilitiesChecks(SuitePart):
         assert_same_floats(self.read(y), np.array(want_y), f"forward under autograd, {context}")
         assert_same_floats(self.read(grad), np.array(want_grad), f"gradient, {context}")
 
+    def test_autograd_of_two_dropout_calls_uses_each_calls_mask(self) -> None:
+        """The gradient of ``dropout(a, seed=s1) + dropout(a, seed=s2)`` is the sum of the two calls'
+        gradients, each with its own mask (not the mask of the last forward call)."""
+        if not self.adapter.abilities.autograd:
+            pytest.skip(f"backend {self.adapter.name!r} does not declare autograd")
+        shape, seeds, stream = (6, 50), ((1 << 40) + 3, (1 << 40) + 4), (1 << 32) + 1
+        values = finite(sample_values(shape, "float32", 6), 1.0)
+        cotangent = finite(sample_values(shape, "float32", 7), 2.0)
+        x, g = self.make(values, "float32"), self.make(cotangent, "float32")
+        y, grad = self.adapter.vjp(
+            lambda a: (
+                self.dropout(a, 0.3, seed=seeds[0], stream=stream)
+                + self.dropout(a, 0.3, seed=seeds[1], stream=stream)
+            ),
+            x,
+            g,
+        )
+        for got, of, what in [(y, values, "forward"), (grad, cotangent, "gradient")]:
+            want = [
+                np.array(reference.dropout(of.reshape(-1).tolist(), shape, "float32", 0.3, s, stream)[0])
+                for s in seeds
+            ]
+            total = want[0].astype(np.float32) + want[1].astype(np.float32)  # one float32 rounding
+            assert_same_floats(self.read(got), total, f"{what} of two dropout calls (seeds {seeds})")
+
     @pytest.mark.parametrize(
         ("seed", "stream", "dims"),
         [(1 << 33, 2, ()), ((1 << 64) - 1, (1 << 63) + 5, (1,)), ((1 << 32) + 3, 1 << 32, (0,))],

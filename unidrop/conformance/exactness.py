@@ -31,6 +31,9 @@ UINT64 = st.integers(0, (1 << 64) - 1)
 LARGE_SIZE = (1 << 22) + 13
 #: Seed and stream of the checks below: both words of each set, so no high word can be dropped.
 SEED, STREAM = 0x9E3779B97F4A7C15, (1 << 32) + 7
+#: A stream whose mask, with seed SEED, holds the largest word 2**32 - 1 at this index (found by a
+#: search over streams; the check below asserts it with the reference).
+LARGEST_WORD_STREAM, LARGEST_WORD_INDEX = 4_319_841_116, 25
 #: p whose scale 1 / (1 - p) is not exact in float32 (and 0.5, whose scale is).
 SCALE_PS = [0.1, 1 / 3, 0.7]
 #: Layouts of :meth:`ExactnessChecks.test_layouts_give_the_logical_result`: a 3-D base of this shape.
@@ -155,6 +158,13 @@ class ExactnessChecks(SuitePart):
         ps += [(w + f) / TWO_POW_32 for w in (low, high) for f in (0.5, 1.5)]
         for p in ps:
             self.check_against_reference(shape, unidrop_dtype, p, SEED, STREAM, input_seed=9)
+
+    def test_p_one_drops_the_largest_word(self, unidrop_dtype: str) -> None:
+        """The word u = 2**32 - 1 is kept at p = 1 - 2**-32 (t = u) and dropped at p = 1, where
+        t = 2**32 (a threshold held in a uint32 would saturate at u and keep it)."""
+        assert element_word(SEED, LARGEST_WORD_STREAM, LARGEST_WORD_INDEX) == TWO_POW_32 - 1
+        for p in (1 - 2.0**-32, 1.0):
+            self.check_against_reference((4, 8), unidrop_dtype, p, SEED, LARGEST_WORD_STREAM, input_seed=10)
 
     def test_large_array_at_chunk_edges(self, unidrop_dtype: str) -> None:
         """2**22 + 13 elements: outputs and mask bits at each multiple of 2**16, 2**18 and 2**20

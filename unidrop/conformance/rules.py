@@ -40,6 +40,9 @@ def random_states(adapter_state: Any) -> tuple[Any, ...]:
     return random.getstate(), numpy_state, framework
 
 
+#: Elements of the large call of :meth:`RulesChecks.test_a_large_call_leaves_global_random_state_untouched`:
+#: past 2**22 (where a backend may take another path: chunks, threads, a device kernel).
+LARGE_CALL_SIZE = (1 << 22) + 13
 #: The seed of the first call of :meth:`RulesChecks.test_results_and_masks_survive_later_calls`.
 SEED_OF_LATER = (1 << 40) + 11
 
@@ -111,6 +114,14 @@ class RulesChecks(SuitePart):
         x = self.make(np.ones(256), "float32")
         self.check_no_random_state_touched(
             "a call with an explicit seed", lambda: self.dropout(x, 0.5, seed=17, stream=3)
+        )
+
+    def test_a_large_call_leaves_global_random_state_untouched(self) -> None:
+        """The same on an array of millions of elements (a large path may draw where a small one does not)."""
+        x = self.make(np.ones(LARGE_CALL_SIZE), "float32")
+        self.check_no_random_state_touched(
+            f"a call on {LARGE_CALL_SIZE} elements with an explicit seed",
+            lambda: self.dropout(x, 0.5, seed=17, stream=3, return_mask=True),
         )
 
     def test_identity_paths_touch_no_random_state(self) -> None:

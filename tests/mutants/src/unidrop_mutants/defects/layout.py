@@ -14,7 +14,7 @@ from ..stream import StreamV1
 class FortranOrder3DInMemoryOrder(StreamV1):
     """A Fortran-ordered array of 3 or more dimensions gets its mask in memory order, not C order."""
 
-    caught_by = ("test_layout_does_not_change_the_result",)
+    caught_by = ("test_layouts_give_the_logical_result[fortran-3d]",)
 
     def compute(self, x: np.ndarray, plan: DropoutPlan) -> tuple[np.ndarray, np.ndarray]:
         if x.ndim < 3 or not x.flags.f_contiguous or x.flags.c_contiguous:
@@ -31,7 +31,10 @@ class FortranOrder3DInMemoryOrder(StreamV1):
 class NegativeStridesInMemoryOrder(StreamV1):
     """Along an axis with a negative stride the mask follows memory order (it is reversed)."""
 
-    caught_by = ("test_layout_does_not_change_the_result",)
+    caught_by = (
+        "test_layouts_give_the_logical_result[reversed-rows]",
+        "test_layouts_give_the_logical_result[reversed-3d]",
+    )
 
     def compute(self, x: np.ndarray, plan: DropoutPlan) -> tuple[np.ndarray, np.ndarray]:
         flip = tuple(
@@ -47,7 +50,10 @@ class NegativeStridesInMemoryOrder(StreamV1):
 class ZeroStridesShareMask(StreamV1):
     """An axis with stride 0 (a broadcast view) shares one mask element, as if in broadcast_dims."""
 
-    caught_by = ("test_layout_does_not_change_the_result",)
+    caught_by = (
+        "test_layouts_give_the_logical_result[zero-stride-leading]",
+        "test_layouts_give_the_logical_result[zero-stride-middle]",
+    )
 
     def compute(self, x: np.ndarray, plan: DropoutPlan) -> tuple[np.ndarray, np.ndarray]:
         repeated = {
@@ -68,7 +74,10 @@ class ZeroStridesShareMask(StreamV1):
 class StridedInputOverwritten(StreamV1):
     """An input that is neither C- nor Fortran-contiguous is overwritten with the result."""
 
-    caught_by = ("test_layout_does_not_change_the_result",)
+    caught_by = (
+        "test_layout_does_not_change_the_result",
+        "test_layouts_give_the_logical_result[reversed-rows]",
+    )
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
         y, keep = super().dropout(x, plan)

@@ -15,7 +15,7 @@ from ..stream import StreamV1
 class JitDropsSeedHighWord(StreamV1):
     """Under jit the seed's high word is dropped (the seed is traced as a 32-bit value)."""
 
-    caught_by = ("test_jit_gives_the_eager_result",)
+    caught_by = ("test_jit_gives_the_reference_result_and_mask[seed-high-word]",)
 
     def plan_on_path(self, plan: DropoutPlan) -> DropoutPlan:
         return dataclasses.replace(plan, seed=plan.seed & MASK32) if self.path == "jit" else plan
@@ -24,7 +24,7 @@ class JitDropsSeedHighWord(StreamV1):
 class JitDropsStreamHighWord(StreamV1):
     """Under jit the stream's high word is dropped."""
 
-    caught_by = ("test_jit_gives_the_eager_result",)
+    caught_by = ("test_jit_gives_the_reference_result_and_mask[64-bit-broadcast-first]",)
 
     def plan_on_path(self, plan: DropoutPlan) -> DropoutPlan:
         return dataclasses.replace(plan, stream=plan.stream & MASK32) if self.path == "jit" else plan
@@ -33,7 +33,7 @@ class JitDropsStreamHighWord(StreamV1):
 class GradientDropsSeedHighWord(StreamV1):
     """The gradient's mask is drawn with the seed's high word dropped."""
 
-    caught_by = ("test_autograd_gradient_is_cotangent_times_keep_times_scale",)
+    caught_by = ("test_autograd_gradient_is_cotangent_times_keep_times_scale[64-bit-broadcast-first]",)
 
     def plan_on_path(self, plan: DropoutPlan) -> DropoutPlan:
         return dataclasses.replace(plan, seed=plan.seed & MASK32) if self.path == "grad" else plan
@@ -42,7 +42,7 @@ class GradientDropsSeedHighWord(StreamV1):
 class GradientIgnoresBroadcastDims(StreamV1):
     """The gradient's mask is drawn for the whole shape, ignoring broadcast_dims."""
 
-    caught_by = ("test_autograd_gradient_is_cotangent_times_keep_times_scale",)
+    caught_by = ("test_autograd_gradient_is_cotangent_times_keep_times_scale[64-bit-broadcast-last]",)
 
     def plan_on_path(self, plan: DropoutPlan) -> DropoutPlan:
         if self.path != "grad":
@@ -53,7 +53,7 @@ class GradientIgnoresBroadcastDims(StreamV1):
 class GradientUsesStaleMask(StreamV1):
     """The gradient reuses the mask of the last forward call, wrong when a function drops out twice."""
 
-    caught_by = ("test_autograd_gradient_is_cotangent_times_keep_times_scale",)
+    caught_by = ("test_autograd_of_two_dropout_calls_uses_each_calls_mask",)
 
     _saved: np.ndarray | None = None
 

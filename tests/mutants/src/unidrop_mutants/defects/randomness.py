@@ -125,7 +125,7 @@ class KeyBumpsSwapped(StreamV1):
 class ThresholdRounded(StreamV1):
     """t = round(p * 2**32) instead of the floor: one word value more is dropped half the time."""
 
-    caught_by = ("test_threshold_boundary",)
+    caught_by = ("test_threshold_of_a_fractional_product_is_its_floor",)
 
     def threshold(self, plan: DropoutPlan) -> int:
         return round(plan.p * TWO_POW_32)
@@ -134,7 +134,7 @@ class ThresholdRounded(StreamV1):
 class ThresholdCeiling(StreamV1):
     """t = ceil(p * 2**32) instead of the floor, for products with a fraction."""
 
-    caught_by = ("test_threshold_boundary",)
+    caught_by = ("test_threshold_of_a_fractional_product_is_its_floor",)
 
     def threshold(self, plan: DropoutPlan) -> int:
         return math.ceil(plan.p * TWO_POW_32)
@@ -152,7 +152,7 @@ class ThresholdInFloat32(StreamV1):
 class ThresholdSaturatesAtUint32(StreamV1):
     """t is held in a uint32, so p = 1 gives t = 2**32 - 1 and keeps a word u = 2**32 - 1."""
 
-    caught_by = ("test_p_one_drops_everything_to_positive_zero",)
+    caught_by = ("test_p_one_drops_the_largest_word",)
 
     def threshold(self, plan: DropoutPlan) -> int:
         return min(plan.threshold, TWO_POW_32 - 1)
@@ -167,7 +167,7 @@ CHUNK = 1 << 20
 class ChunkStartsOneBlockEarly(StreamV1):
     """Past the first 2**20 elements, each chunk starts one Philox block too early."""
 
-    caught_by = ("test_matches_reference_at_chunk_edges",)
+    caught_by = ("test_large_array_at_chunk_edges",)
 
     def mask_words(self, plan: DropoutPlan) -> np.ndarray:
         n = int(np.prod(plan.mask_shape))
@@ -181,7 +181,7 @@ class ChunkStartsOneBlockEarly(StreamV1):
 class ChunkRestartsLanes(StreamV1):
     """Chunks of 999_999 elements (not a multiple of 4), each restarting at lane 0 of its block."""
 
-    caught_by = ("test_matches_reference_at_chunk_edges",)
+    caught_by = ("test_large_array_at_chunk_edges",)
     chunk = 999_999
 
     def mask_words(self, plan: DropoutPlan) -> np.ndarray:

@@ -1,0 +1,180 @@
+"""``unidrop demo``: one screen, every backend against the reference, the contrast, what is missing.
+
+Expected digests come from the pure-Python reference (``unidrop.reference``) and from NumPy's own
+generator, hashed here, never from the demo's own computation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from unidrop import Backend, hints, reference, registry
+from unidrop.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README_MARKER = "<!-- the output of `unidrop demo` with the NumPy backend: tests/test_demo.py checks it -->"
+
+
+def sha12(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:12]
+
+
+def reference_digests(seed: int, p: float) -> tuple[str, str]:
+    """The mask and output digests of the reference on the demo's input x = 1..64, shape (4, 16)."""
+    values = np.arange(1, 65, dtype=np.float32)
+    expected, keep = reference.dropout(values.tolist(), (4, 16), "float32", p, seed)
+    return sha12(np.array(keep, dtype=np.uint8)), sha12(np.array(expected, dtype=np.float32))
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    status = main(["demo", *args])
+    return status, capsys.readouterr().out
+
+
+def column_of(out: str, label: str) -> list[str]:
+    """The cells under ``label`` in the demo's side-by-side layout (label row, 4 mask rows, mask,
+    out or verdict, ...), read by the label's column position."""
+    lines = out.splitlines()
+    row = next(i for i, line in enumerate(lines) if label in line)
+    start = lines[row].index(label)
+    return [line[start : start + 17].strip() for line in lines[row : row + 8]]
+
+
+@pytest.mark.parametrize(("seed", "p"), [(42, 0.5), (2**64 - 1, 0.25)])
+def test_numpy_agrees_with_the_reference_and_exits_0(capsys, seed, p):
+    status, out = run(capsys, "--backend", "numpy", "--seed", str(seed), "--p", str(p))
+    mask, output = reference_digests(seed, p)
+    assert status == 0
+    for label in ("reference", "numpy (cpu)"):
+        cells = column_of(out, label)
+        assert cells[5] == mask and cells[6] == output, (label, cells)
+    assert column_of(out, "numpy (cpu)")[7] == "identical"
+    assert "the same mask and output, bit for bit" in out
+
+
+def test_the_grid_is_the_reference_mask(capsys):
+    _, out = run(capsys, "--backend", "numpy")
+    _, keep = reference.dropout([1.0] * 64, (4, 16), "float32", 0.5, 42)
+    rows = ["".join("█" if kept else "·" for kept in keep[16 * r : 16 * (r + 1)]) for r in range(4)]
+    assert column_of(out, "numpy (cpu)")[1:5] == rows
+
+
+def test_the_contrast_shows_numpys_own_generator_giving_another_mask(capsys):
+    _, out = run(capsys, "--backend", "numpy", "--seed", "7")
+    own = np.random.default_rng(7).random((4, 16)) >= 0.5
+    cells = column_of(out, "numpy rng")
+    assert cells[5] == sha12(own.astype(np.uint8))
+    assert cells[5] != reference_digests(7, 0.5)[0]
+    assert cells[6] == "different"
+    assert "numpy: default_rng(seed).random(shape) >= p" in out
+
+
+def test_missing_project_backends_are_listed_with_their_install_command(capsys):
+    _, out = run(capsys, "--backend", "numpy")
+    installed = {info.name for info in registry.list_backends()}
+    missing = [name for name in hints.PROJECT_BACKENDS if name not in installed]
+    assert missing, "this session installs only the NumPy backend of the project's own"
+    flat = " ".join(out.split())
+    for name in missing:
+        assert f" {name} {' '.join(hints.install_command(name).split())}" in flat
+    for name in installed & set(hints.PROJECT_BACKENDS):
+        assert f"`pip install ./backends/{name}`" not in flat
+
+
+def test_numpy_alone_fits_one_screen(capsys):
+    _, out = run(capsys, "--backend", "numpy")
+    lines = out.splitlines()
+    assert len(lines) <= 30
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_a_wrong_backend_makes_it_exit_1_and_say_so(capsys):
+    status, out = run(capsys, "--backend", "numpy", "--backend", "wrong-counter")
+    assert status == 1
+    assert column_of(out, "wrong-counter")[7] == "DIFFERENT"
+    assert column_of(out, "numpy (cpu)")[7] == "identical"
+    assert "MISMATCH" in out and "bit for bit" not in out
+
+
+def test_every_installed_backend_is_shown_and_a_wrong_one_fails_the_run(capsys):
+    status, out = run(capsys)
+    assert status == 1  # this session installs the deliberately wrong backends
+    for info in registry.list_backends():
+        assert info.name[:17] in out
+
+
+class Broken(Backend):
+    """A backend whose framework fails to load: the demo reports it, the others still run."""
+
+    name: ClassVar[str] = "broken-demo"
+    framework: ClassVar[str] = "numpy"
+    distribution: ClassVar[str] = "unidrop-broken-demo"
+
+    def accepts(self, x: object) -> bool:
+        return False
+
+    def load(self):
+        raise RuntimeError("no such accelerator")
+
+    def suite_adapter(self):
+        from unidrop_numpy.suite_adapter import NumpySuiteAdapter
+
+        return NumpySuiteAdapter(self)
+
+
+def test_a_backend_that_fails_is_reported_and_fails_the_run(capsys, fresh_registry):
+    fresh_registry.register(Broken())
+    status, out = run(capsys, "--backend", "numpy", "--backend", "broken-demo")
+    assert status == 1
+    assert column_of(out, "broken-demo")[7] == "failed"
+    assert "broken-demo: RuntimeError: no such accelerator" in out
+    assert column_of(out, "numpy (cpu)")[7] == "identical"
+
+
+def test_an_unknown_backend_is_refused_before_running(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--backend", "nonesuch"])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "'nonesuch'" in captured.err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed")
+def test_png_writes_a_picture(capsys, tmp_path):
+    path = tmp_path / "demo.png"
+    status, out = run(capsys, "--backend", "numpy", "--png", str(path))
+    assert status == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"saved {path}" in out
+
+
+def test_png_without_matplotlib_names_what_to_install(capsys, monkeypatch, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+    assert main(["demo", "--png", str(tmp_path / "x.png")]) == 2
+    captured = capsys.readouterr()
+    assert "--png needs matplotlib" in captured.err and "[demo]" in captured.err
+    assert captured.out == "" and not (tmp_path / "x.png").exists()
+
+
+def readme_sample() -> str:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(README_MARKER) + 2  # the marker, then the opening fence
+    end = lines.index("```", start)
+    return "\n".join(lines[start:end]) + "\n"
+
+
+def test_the_readme_shows_what_the_demo_prints(capsys):
+    installed = {info.name for info in registry.list_backends()} & set(hints.PROJECT_BACKENDS)
+    if installed != {"numpy"}:
+        pytest.skip(f"the README shows a machine with only the NumPy backend; here: {sorted(installed)}")
+    _, out = run(capsys, "--backend", "numpy")
+    assert readme_sample() == out
