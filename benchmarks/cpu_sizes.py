@@ -11,9 +11,13 @@ array) it times, with interleaved repetitions (the order rotates every repetitio
   and ``unidrop-torch`` / ``unidrop-torch-fwdbwd`` (``unidrop.dropout`` on the tensor).
 
 It prints the machine, versions and every median, and writes ``benchmarks/results/cpu_sizes.json``
-and ``cpu_sizes.md`` (a table per dtype and p, and the issue-11 ratios).
+and ``cpu_sizes.md`` (a table per dtype and p, and issue 11's targets with the figures that judge
+them), and, where matplotlib is installed (it is optional: not a dependency of anything here), the
+plot ``docs/benchmarks-cpu-sizes.png``: time per element against size, one line per
+implementation, the copy drawn in, one panel per dtype and p.
 
     python benchmarks/cpu_sizes.py [--sizes 4 10 16 20 24] [--reps 7] [--dtypes float32 ...]
+    python benchmarks/cpu_sizes.py --replot     # the .md and the plot again, from the .json
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 import unidrop
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PLOT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-cpu-sizes.png"
 #: Each timed repetition runs the call this long at least (small sizes repeat it many times).
 MIN_REP_SECONDS = 2e-3
 
@@ -157,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ps", type=float, nargs="+", default=[0.1, 0.5])
     parser.add_argument("--no-torch", action="store_true", help="leave torch out even if importable")
     parser.add_argument("--out", default="cpu_sizes", help="file stem under benchmarks/results/")
+    parser.add_argument("--plot", type=Path, default=PLOT, help="where the PNG goes (needs matplotlib)")
+    parser.add_argument("--replot", action="store_true", help="measure nothing: redraw from the .json")
     args = parser.parse_args(argv)
+    if args.replot:
+        saved = json.loads((RESULTS / f"{args.out}.json").read_text())
+        (RESULTS / f"{args.out}.md").write_text(markdown(saved["meta"], saved["rows"]))
+        draw(saved["meta"], saved["rows"], args.plot)
+        return 0
     torch_mod = None
     if not args.no_torch:
         try:
@@ -199,7 +211,112 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     (RESULTS / f"{args.out}.md").write_text(markdown(meta, rows))
     print(f"wrote {RESULTS / args.out}.json and .md")
+    draw(meta, rows, args.plot)
     return 0
+
+
+#: How each implementation is drawn: (label, line style); the copy is the thick grey floor.
+STYLES = {
+    "copy": ("copy (read x, write y)", {"color": "0.55", "linewidth": 3, "linestyle": "-"}),
+    "naive": ("naive NumPy expression", {"color": "tab:orange", "linestyle": "--"}),
+    "unidrop": ("unidrop NumPy, compiled kernel", {"color": "tab:blue", "linewidth": 2}),
+    "unidrop-numpy": ("unidrop NumPy, pure-NumPy kernel", {"color": "tab:blue", "linestyle": ":"}),
+    "torch": ("torch F.dropout", {"color": "tab:red", "linestyle": "--"}),
+    "unidrop-torch": ("unidrop torch", {"color": "tab:green", "linewidth": 2}),
+    "torch-fwdbwd": ("torch F.dropout fwd+bwd", {"color": "tab:red", "linestyle": "-."}),
+    "unidrop-torch-fwdbwd": ("unidrop torch fwd+bwd", {"color": "tab:green", "linestyle": "-."}),
+}
+
+
+def draw(meta: dict, rows: list[dict], path: Path) -> None:
+    """Nanoseconds per element against elements (log-log), a panel per (dtype, p); needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no plot; pip install matplotlib, then --replot)")
+        return
+    groups = _groups(rows)
+    columns = len({p for _, p in groups})
+    count = -(-len(groups) // columns)
+    fig, axes = plt.subplots(count, columns, figsize=(6 * columns, 4.2 * count), squeeze=False, sharex=True)
+    for ax, ((dtype, p), group) in zip(axes.flat, groups.items(), strict=False):
+        sizes = [2 ** row["log2_size"] for row in group]
+        for name in group[0]["seconds"]:
+            label, style = STYLES.get(name, (name, {}))
+            ns = [row["seconds"][name] * 1e9 / n for row, n in zip(group, sizes, strict=True)]
+            ax.plot(sizes, ns, marker="o", markersize=3, label=label, **style)
+        ax.set(
+            xscale="log", yscale="log", title=f"{dtype}, p = {p}", xlabel="elements", ylabel="ns per element"
+        )
+        ax.set_xscale("log", base=2)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(groups) :]:
+        ax.remove()
+    axes.flat[0].legend(fontsize=7)
+    load = max(meta["load average at start (other users of the machine)"], meta["load average at end"])
+    fig.suptitle(
+        f"unidrop CPU size sweep: {meta['machine']}, {meta['threads']} threads, load up to {load:.1f}"
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def _groups(rows: list[dict]) -> dict[tuple[str, float], list[dict]]:
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["dtype"], row["p"]), []).append(row)
+    return groups
+
+
+def targets(rows: list[dict]) -> list[str]:
+    """Issue 11's targets, each with the figures of this run that judge it (float32 unless said)."""
+
+    def at(dtype: str, p: float, k: int) -> dict[str, float] | None:
+        for row in rows:
+            if (row["dtype"], row["p"], row["log2_size"]) == (dtype, p, k):
+                return row["seconds"]
+        return None
+
+    lines = ["", "## Issue 11's targets, judged on this run", ""]
+    lines += ["| target | figure | met |", "|---|---|---|"]
+
+    def add(target: str, value: float | None, limit: float) -> None:
+        if value is not None:
+            lines.append(f"| {target} | {value:.2f}x | {'yes' if value <= limit else 'no'} |")
+
+    for p in sorted({row["p"] for row in rows}):
+        s = at("float32", p, 24)
+        if s:
+            add(f"2^24 float32 p={p}: unidrop NumPy <= 2x a copy", s["unidrop"] / s["copy"], 2)
+        for k in sorted({row["log2_size"] for row in rows if row["log2_size"] >= 10}):
+            s = at("float32", p, k)
+            if not s:
+                continue
+            add(f"2^{k} p={p}: unidrop NumPy <= naive NumPy", s["unidrop"] / s["naive"], 1)
+            if "unidrop-torch" in s:
+                add(f"2^{k} p={p}: unidrop torch <= F.dropout", s["unidrop-torch"] / s["torch"], 1)
+                add(
+                    f"2^{k} p={p}: unidrop torch fwd+bwd <= torch's",
+                    s["unidrop-torch-fwdbwd"] / s["torch-fwdbwd"],
+                    1,
+                )
+        s = at("float32", p, 4)
+        if s:
+            add(f"16 elements p={p}: unidrop NumPy <= 6x naive NumPy", s["unidrop"] / s["naive"], 6)
+            if "unidrop-torch" in s:
+                add(f"16 elements p={p}: unidrop torch <= 3x F.dropout", s["unidrop-torch"] / s["torch"], 3)
+        for half in ("float16", "bfloat16"):
+            for k in sorted({row["log2_size"] for row in rows if row["log2_size"] >= 10}):
+                s, base = at(half, p, k), at("float32", p, k)
+                if s and base:
+                    add(f"2^{k} p={p}: {half} <= float32 (unidrop NumPy)", s["unidrop"] / base["unidrop"], 1)
+    return lines
 
 
 def markdown(meta: dict, rows: list[dict]) -> str:
@@ -213,10 +330,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             "",
         ]
     lines += [f"- {key}: {value}" for key, value in meta.items()]
-    groups: dict[tuple[str, float], list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["dtype"], row["p"]), []).append(row)
-    for (dtype, p), group in groups.items():
+    for (dtype, p), group in _groups(rows).items():
         names = list(group[0]["seconds"])
         lines += ["", f"## {dtype}, p = {p} (median per call)", ""]
         lines += ["| elements | " + " | ".join(names) + " | unidrop / copy | unidrop / naive |"]
@@ -226,6 +340,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             cells = [fmt(s[n]) for n in names]
             ratios = [f"{s['unidrop'] / s['copy']:.1f}x", f"{s['unidrop'] / s['naive']:.2f}x"]
             lines += [f"| 2^{row['log2_size']} | " + " | ".join(cells + ratios) + " |"]
+    lines += targets(rows)
     return "\n".join(lines) + "\n"
 
 

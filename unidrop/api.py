@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,17 +54,17 @@ def dropout(
     """
     p = arguments.check_p(p)
     training = arguments.check_training(training)
-    if not isinstance(return_mask, bool):
+    if return_mask is not True and return_mask is not False:
         raise TypeError(f"return_mask must be True or False, got {return_mask!r}")
     implementation, shape, dtype, supported = registry.dispatch(x, backend)
     arguments.check_dtype(dtype, supported)
-    # the plan's randomness is filled in below; building it first validates broadcast_dims
-    plan = arguments.DropoutPlan.build(shape, dtype, p, None, None, broadcast_dims, return_mask)
+    # broadcast_dims is judged before the randomness (remembered per shape: a repeated call is cheap)
+    dims, mask_shape = arguments.broadcast_and_mask_shape(shape, broadcast_dims)
     if not training or p == 0.0:  # the input itself; no randomness is drawn
         implementation.check_randomness(seed, stream, x)  # but a bad seed or stream is still refused
-        return (x, implementation.full_mask(x, plan.mask_shape)) if return_mask else x
+        return (x, implementation.full_mask(x, mask_shape)) if return_mask else x
     seed, stream = implementation.resolve_randomness(seed, stream, x)
-    plan = dataclasses.replace(plan, seed=seed, stream=stream)
+    plan = arguments.DropoutPlan(p, seed, stream, shape, dtype, mask_shape, dims, return_mask)
     y, keep = implementation.dropout(x, plan)
     return (y, keep) if return_mask else y
 

@@ -183,9 +183,10 @@ def check_dtype(dtype: str, supported: Iterable[str]) -> str:
     A floating (or complex) dtype the backend lacks, such as float128, is said to be
     unsupported; an integer, bool or other dtype is said to need a floating-point array.
     """
-    allowed = ", ".join(d for d in FLOAT_DTYPES if d in set(supported))
-    if dtype in FLOAT_DTYPES and dtype in set(supported):
+    supported = supported if isinstance(supported, (set, frozenset)) else set(supported)
+    if dtype in FLOAT_DTYPES and dtype in supported:
         return dtype
+    allowed = ", ".join(d for d in FLOAT_DTYPES if d in supported)
     if str(dtype).startswith(FLOATING_PREFIXES):
         raise TypeError(f"dropout does not support dtype {dtype}; the supported floating dtypes: {allowed}")
     raise TypeError(f"dropout needs a floating-point array; got dtype {dtype}, allowed: {allowed}")
@@ -216,6 +217,47 @@ def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
     if len(ordered) != len(normalized):
         raise ValueError(f"broadcast_dims repeats an axis: {show(tuple(axes))}")
     return ordered
+
+
+#: (shape, broadcast_dims as given) -> (normalized broadcast_dims, mask shape), for plain-int keys.
+_DERIVED: dict[tuple[tuple[int, ...], Any], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+#: How many entries :data:`_DERIVED` holds at most (it is emptied when full).
+DERIVED_CACHE_SIZE = 256
+
+
+def broadcast_and_mask_shape(
+    shape: tuple[int, ...], broadcast_dims: Any
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(normalize_broadcast_dims(broadcast_dims, len(shape)), mask_shape(shape, those dims))``.
+
+    Raises exactly as :func:`normalize_broadcast_dims` does. Answers are remembered for shapes
+    and ``broadcast_dims`` made of plain ints only, outside torch.compile's tracing (a bool, a
+    NumPy integer or a symbolic size is never a key, so it is judged afresh every time).
+    """
+    if type(broadcast_dims) is tuple and not broadcast_dims:  # the default: the mask is the input's shape
+        return (), tuple(shape)
+    key = None
+    plain_dims = type(broadcast_dims) is int or (
+        type(broadcast_dims) is tuple and all(type(axis) is int for axis in broadcast_dims)
+    )
+    # Under torch.compile a size may be symbolic though it passes for an int: never a key there
+    if (
+        plain_dims
+        and type(shape) is tuple
+        and all(type(size) is int for size in shape)
+        and not _torch_compiling()
+    ):
+        key = (shape, broadcast_dims)
+        found = _DERIVED.get(key)
+        if found is not None:
+            return found
+    dims = normalize_broadcast_dims(broadcast_dims, len(shape))
+    derived = (dims, mask_shape(tuple(shape), dims))
+    if key is not None:
+        if len(_DERIVED) >= DERIVED_CACHE_SIZE:
+            _DERIVED.clear()
+        _DERIVED[key] = derived
+    return derived
 
 
 def mask_shape(shape: tuple[int, ...], broadcast_dims: tuple[int, ...]) -> tuple[int, ...]:
@@ -269,8 +311,8 @@ class DropoutPlan:
         """The plan for an input of ``shape`` and ``dtype``, normalizing ``broadcast_dims``
         and deriving the mask shape (``p``, ``seed`` and ``stream`` are taken as given)."""
         shape = tuple(shape)
-        dims = normalize_broadcast_dims(broadcast_dims, len(shape))
-        return cls(p, seed, stream, shape, dtype, mask_shape(shape, dims), dims, return_mask)
+        dims, mask = broadcast_and_mask_shape(shape, broadcast_dims)
+        return cls(p, seed, stream, shape, dtype, mask, dims, return_mask)
 
     @property
     def threshold(self) -> int:

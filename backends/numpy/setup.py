@@ -12,19 +12,31 @@ succeeds and the backend runs its pure-NumPy kernel.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.sdist import sdist
 
 HERE = Path(__file__).resolve().parent
 HEADER = Path("unidrop") / "mask_stream_v1.h"
 
 
+#: Where an sdist carries its own copy of the header (see :class:`SdistWithHeader`).
+SDIST_INCLUDE = "include"
+
+
+def checkout_include() -> Path:
+    """The core's include folder in the checkout this backend sits in."""
+    return HERE.parent.parent / "unidrop" / "include"
+
+
 def core_include() -> str:
-    """The folder holding ``unidrop/mask_stream_v1.h``: ``UNIDROP_INCLUDE``, else the checkout this
-    backend sits in (``../../unidrop/include``), else an importable ``unidrop``'s ``get_include()``."""
-    candidates = [os.environ.get("UNIDROP_INCLUDE"), str(HERE.parent.parent / "unidrop" / "include")]
+    """The folder holding ``unidrop/mask_stream_v1.h``: ``UNIDROP_INCLUDE``, else the copy an sdist
+    carries (``include/``), else the checkout this backend sits in (``../../unidrop/include``), else
+    an importable ``unidrop``'s ``get_include()``."""
+    candidates = [os.environ.get("UNIDROP_INCLUDE"), str(HERE / SDIST_INCLUDE), str(checkout_include())]
     try:
         import unidrop
 
@@ -35,6 +47,17 @@ def core_include() -> str:
         if (Path(folder) / HEADER).is_file():
             return folder
     raise RuntimeError(f"{HEADER} not found in {candidates}: set UNIDROP_INCLUDE to unidrop.get_include()")
+
+
+class SdistWithHeader(sdist):
+    """An sdist that builds anywhere: it carries the core's header under ``include/unidrop/``, so a
+    build from it needs neither the checkout nor an installed ``unidrop``."""
+
+    def make_release_tree(self, base_dir: str, files: list[str]) -> None:
+        super().make_release_tree(base_dir, files)
+        target = Path(base_dir) / SDIST_INCLUDE / HEADER
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(core_include()) / HEADER, target)
 
 
 class BuildExt(build_ext):
@@ -59,5 +82,5 @@ setup(
             optional=True,
         )
     ],
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "sdist": SdistWithHeader},
 )

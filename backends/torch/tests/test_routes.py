@@ -16,6 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from unidrop_torch.routes import Route, route_for
 
 CPU_KERNEL, OPERATOR, AUTOGRAD_FUNCTION = Route.CPU_KERNEL, Route.OPERATOR, Route.AUTOGRAD_FUNCTION
+CPU_AUTOGRAD = Route.CPU_AUTOGRAD
 
 
 def _plain() -> torch.Tensor:
@@ -94,9 +95,9 @@ def _compiled(x: torch.Tensor) -> Route:
     return list(Route)[int(out.flatten()[0].item())]
 
 
-def _profiled() -> Route:
+def _profiled(x: torch.Tensor | None = None) -> Route:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]):
-        return route_for(_plain(), 1)
+        return route_for(_plain() if x is None else x, 1)
 
 
 CASES: dict[str, tuple[Callable[[], Route], Route]] = {
@@ -109,13 +110,16 @@ CASES: dict[str, tuple[Callable[[], Route], Route]] = {
     "plain CPU tensor under no_grad": (lambda: _inside(torch.no_grad), CPU_KERNEL),
     "requires grad, under no_grad": (
         lambda: _inside(torch.no_grad, _plain().requires_grad_()),
-        OPERATOR,
+        CPU_KERNEL,
     ),
     "float64 CPU tensor": (lambda: _direct(_plain().double()), CPU_KERNEL),
     "non-contiguous CPU tensor": (lambda: _direct(_plain().t()), CPU_KERNEL),
+    # eager autograd alone: the CPU kernel in an autograd Function, forward and backward
+    "requires grad": (lambda: _direct(_plain().requires_grad_()), CPU_AUTOGRAD),
+    "non-leaf that requires grad": (lambda: _direct(_plain().requires_grad_() * 2), CPU_AUTOGRAD),
     # something else could see or need the operator
-    "requires grad": (lambda: _direct(_plain().requires_grad_()), OPERATOR),
-    "non-leaf that requires grad": (lambda: _direct(_plain().requires_grad_() * 2), OPERATOR),
+    "Parameter that requires grad": (lambda: _direct(torch.nn.Parameter(_plain())), OPERATOR),
+    "requires grad, profiler": (lambda: _profiled(_plain().requires_grad_()), OPERATOR),
     "meta tensor": (lambda: _direct(_plain().to("meta")), OPERATOR),
     "seed words on another device": (
         lambda: _direct(_plain(), torch.zeros(2, dtype=torch.int32, device="meta")),

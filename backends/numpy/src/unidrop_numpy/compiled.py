@@ -74,9 +74,23 @@ def describe(active: bool) -> str:
 def dropout(x: np.ndarray, plan: DropoutPlan, threads: int) -> tuple[np.ndarray, np.ndarray | None]:
     """``(y, keep)`` for a non-empty ``x`` and a plan with ``0 < p < 1``; ``y`` keeps ``x``'s memory
     order (as ``numpy.empty_like``), ``keep`` is None unless ``plan.return_mask``."""
-    assert _kernel is not None
     y = np.empty_like(x)
     keep = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
+    dropout_into(x, y, keep, plan, threads)
+    return y, keep
+
+
+def dropout_into(
+    x: np.ndarray, y: np.ndarray, keep: np.ndarray | None, plan: DropoutPlan, threads: int
+) -> None:
+    """Write mask stream v1 dropout of a non-empty ``x`` into ``y`` (and the keep mask into ``keep``).
+
+    ``y`` has ``x``'s shape and item size and is C-contiguous or a transpose of a C-contiguous
+    array (what ``numpy.empty_like`` gives); a bfloat16 ``x`` and ``y`` may be passed as their
+    uint16 bits. ``keep`` is None or a C-contiguous bool array of ``plan.mask_shape``. The plan's
+    ``p`` is in (0, 1); its ``return_mask`` is not read.
+    """
+    assert _kernel is not None
     kind = KINDS[plan.dtype]
     broadcast = 0
     for axis in plan.broadcast_dims:
@@ -98,8 +112,14 @@ def dropout(x: np.ndarray, plan: DropoutPlan, threads: int) -> tuple[np.ndarray,
         slices = [(a, min(a + step, n)) for a in range(0, n, step)]
         _run_slices(lambda a, b: _kernel.dropout(xk, yk, fused, *args, a, b, 0, order), slices)
     if keep is not None and fused is None:
-        _kernel.keep_mask(keep.reshape(-1), plan.seed, plan.stream, plan.threshold, 0, keep.size)
-    return y, keep
+        keep_mask_into(keep, plan.seed, plan.stream, plan.threshold)
+
+
+def keep_mask_into(keep: np.ndarray, seed: int, stream: int, threshold: int) -> None:
+    """Write the keep mask (True = kept) for ``seed``, ``stream`` and ``threshold`` < 2**32 into the
+    C-contiguous bool array ``keep`` (its C-order index is the mask index)."""
+    assert _kernel is not None
+    _kernel.keep_mask(keep.reshape(-1), seed, stream, threshold, 0, keep.size)
 
 
 def _run_slices(call, slices: list[tuple[int, int]]) -> None:  # type: ignore[no-untyped-def]

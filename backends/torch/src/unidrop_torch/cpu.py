@@ -1,36 +1,106 @@
-"""The CPU path: the NumPy backend's mask stream v1, applied to zero-copy NumPy views.
+"""The CPU path: the NumPy backend's compiled mask stream v1 kernel, on zero-copy views of tensors.
 
-The tensor is viewed as a NumPy array (no copy, any strides) and handed to unidrop-numpy's
-kernel, :func:`unidrop_numpy.chunked.dropout_array`, so the CPU Philox (chunked, threaded) lives
-in one place; the NumPy result becomes the output tensor without a copy. bfloat16, which NumPy
-lacks, goes through float32, its compute dtype, and is rounded back to bfloat16 by torch
-(round to nearest even), as the mask stream prescribes.
+The input tensor and the output tensor (``torch.empty_like(x)``: same shape, dtype, device, and
+``x``'s strides where it is dense) are viewed as NumPy arrays with no copy (bfloat16 and float16
+as their 16 bits), and unidrop-numpy's compiled kernel (:func:`unidrop_numpy.compiled.dropout_into`:
+GIL released, any strides, threaded for large tensors) writes the result straight into the
+output tensor's memory; the keep mask, when asked for, is written into a bool tensor the same way.
+
+Where that kernel was not built (no C compiler at install time), or ``UNIDROP_NUMPY_KERNEL=numpy``
+asks for it, the pure-NumPy kernel (:func:`unidrop_numpy.chunked.dropout_array`) runs instead;
+bfloat16, which NumPy lacks, then goes through float32, its compute dtype, and is rounded back to
+bfloat16 by torch (round to nearest even), as the mask stream prescribes. The setting is read once,
+when this module is imported.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from unidrop_numpy import compiled
 from unidrop_numpy.chunked import dropout_array
 from unidrop_numpy.philox_arrays import PhiloxWorkspace
+from unidrop_numpy.threads import get_num_threads
 
 from unidrop import DropoutPlan, arguments
 
-#: Mask elements decided per step by :func:`keep_mask` (its workspace is 64 bytes per 4 of them).
+#: True when the compiled kernel computes CPU dropout (read once, here; see the module docstring).
+COMPILED = compiled.use_compiled()
+
+#: Mask elements decided per step by the pure-NumPy :func:`keep_mask` (64 bytes per 4 of them).
 KEEP_CHUNK = 1 << 18
+
+#: The dtype name the kernel computes each torch dtype as.
+_NAMES = {
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.float32: "float32",
+    torch.float64: "float64",
+}
+#: The 16-bit dtypes, viewed as their bits: NumPy has no bfloat16.
+_BITS = {torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+
+def describe() -> str:
+    """Which kernel runs dropout of CPU tensors, for ``unidrop backends``."""
+    return f"CPU: {compiled.describe(COMPILED)}"
+
+
+def _view(t: torch.Tensor) -> np.ndarray:
+    """``t``'s memory as a NumPy array, no copy, any strides (16-bit floats as uint16 bits)."""
+    bits = _BITS.get(t.dtype)
+    if bits is None:
+        return t.numpy()
+    return t.view(bits).numpy().view(np.uint16)
+
+
+def run(x: torch.Tensor, plan: DropoutPlan) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(y, keep)`` for a CPU tensor ``x`` (no gradient needed) and a plan with integer seed and stream.
+
+    ``y`` is a new tensor from ``torch.empty_like(x)``; ``keep`` (only if ``plan.return_mask``)
+    is a bool tensor of ``plan.mask_shape``.
+    """
+    if x.requires_grad:  # inside the operator it never does; numpy() refuses such a tensor
+        x = x.detach()
+    if not COMPILED:
+        y = _dropout_numpy(x, plan)
+        keep = keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p) if plan.return_mask else None
+        return y, keep
+    y = torch.empty_like(x)
+    keep = torch.empty(plan.mask_shape, dtype=torch.bool) if plan.return_mask else None
+    if plan.drops_all:
+        y.zero_()
+        if keep is not None:
+            keep.zero_()
+    elif x.numel():
+        compiled.dropout_into(
+            _view(x), _view(y), None if keep is None else keep.numpy(), plan, get_num_threads()
+        )
+    elif keep is not None and keep.numel():  # an empty input can have a mask that is not empty
+        compiled.keep_mask_into(keep.numpy(), plan.seed, plan.stream, plan.threshold)
+    return y, keep
+
+
+def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
+    """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
+    plan = DropoutPlan.build(tuple(x.shape), _NAMES[x.dtype], p, seed, stream, broadcast_dims)
+    return run(x, plan)[0]
 
 
 def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> torch.Tensor:
     """The boolean keep mask of ``mask_shape`` on the CPU, written straight into the result.
 
-    No temporary of the mask's size: the keep decisions are made ``KEEP_CHUNK`` elements at a
-    time by the NumPy backend's Philox workspace and stored into the bool tensor's memory.
+    No temporary of the mask's size: the compiled kernel writes the bool tensor's memory, and the
+    pure-NumPy one decides ``KEEP_CHUNK`` elements at a time into it.
     """
     keep = torch.empty(mask_shape, dtype=torch.bool)
     flat = keep.view(-1).numpy()
     t = arguments.threshold(p)
     if t >= arguments.TWO_POW_32:  # p == 1: nothing is kept
         flat[...] = False
+        return keep
+    if COMPILED:
+        compiled.keep_mask_into(flat, seed, stream, t)
         return keep
     workspace = PhiloxWorkspace(min(KEEP_CHUNK, flat.size) // 4 + 2)
     for start in range(0, flat.size, KEEP_CHUNK):
@@ -42,25 +112,25 @@ def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> 
 
 def _float32_of_bfloat16(x: torch.Tensor) -> np.ndarray:
     """A bfloat16 tensor as a float32 NumPy array, exactly: the 16 bits become the high half."""
-    bits = x.detach().view(torch.int16).numpy().view(np.uint16)
+    bits = x.view(torch.int16).numpy().view(np.uint16)
     out = np.empty(bits.shape, dtype=np.uint32)
     np.left_shift(bits, 16, out=out, dtype=np.uint32)
     return out.view(np.float32)
 
 
-#: The NumPy dtype each torch dtype is computed in (bfloat16 in float32, its compute dtype).
-_DTYPE_NAMES = {
-    torch.float16: "float16",
-    torch.bfloat16: "float32",
-    torch.float32: "float32",
-    torch.float64: "float64",
-}
-
-
-def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
-    """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
-    array = _float32_of_bfloat16(x) if x.dtype == torch.bfloat16 else x.detach().numpy()
-    plan = DropoutPlan.build(tuple(x.shape), _DTYPE_NAMES[x.dtype], p, seed, stream, broadcast_dims)
+def _dropout_numpy(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
+    """The pure-NumPy kernel's dropout of ``x`` (bfloat16 through float32, rounded back by torch)."""
+    x = x.detach()
+    if x.dtype == torch.bfloat16:
+        array = _float32_of_bfloat16(x)
+        plan = DropoutPlan(
+            plan.p, plan.seed, plan.stream, plan.shape, "float32", plan.mask_shape, plan.broadcast_dims
+        )
+    else:
+        array = x.numpy()
+        plan = DropoutPlan(
+            plan.p, plan.seed, plan.stream, plan.shape, plan.dtype, plan.mask_shape, plan.broadcast_dims
+        )
     y, _ = dropout_array(array, plan)
     result = torch.from_numpy(np.asarray(y))
     out = torch.empty_like(x)

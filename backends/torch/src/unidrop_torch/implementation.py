@@ -8,14 +8,20 @@ import torch
 
 from unidrop import DropoutPlan, Implementation, arguments
 
-from . import keys, ops
+from . import cpu, keys, ops
 from .support import check_tensor
 
 _DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+#: The names of the supported dtypes, looked up rather than formatted on every call.
+_NAMES = {getattr(torch, name): name for name in _DTYPES}
 
 
 class TorchImplementation(Implementation):
     """Dropout of dense ``torch.Tensor`` on the CPU and CUDA; ``seed=None`` follows torch's generators."""
+
+    def describe(self) -> str:
+        """Which kernel computes dropout of CPU tensors (compiled, or pure NumPy) and why."""
+        return cpu.describe()
 
     def dtypes(self) -> frozenset[str]:
         """float16, bfloat16, float32 and float64, on every device."""
@@ -24,7 +30,7 @@ class TorchImplementation(Implementation):
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
         """Shape and dtype name of ``x``; a TypeError for nested, sparse, mkldnn and quantized tensors."""
         check_tensor(x)
-        return tuple(x.shape), str(x.dtype).removeprefix("torch.")
+        return tuple(x.shape), _NAMES.get(x.dtype) or str(x.dtype).removeprefix("torch.")
 
     def resolve_randomness(self, seed: Any, stream: Any, x: Any) -> tuple[Any, Any]:
         """``seed=None`` draws two seed words from torch's default generator of ``x``'s device.
@@ -37,8 +43,7 @@ class TorchImplementation(Implementation):
         return arguments.check_uint64(seed, "seed"), stream
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        mask_shape = list(plan.mask_shape) if plan.return_mask else None
-        return ops.run(x, plan.seed, plan.stream, plan.p, list(plan.broadcast_dims), mask_shape)
+        return ops.run(x, plan)
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         return torch.ones(shape, dtype=torch.bool, device=x.device)

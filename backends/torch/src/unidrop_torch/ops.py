@@ -17,13 +17,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from unidrop import arguments
+from unidrop import DropoutPlan, arguments
 
 from . import cpu, cuda, keys
 from .routes import Route, route_for
@@ -158,32 +159,51 @@ class DropoutFunction(torch.autograd.Function):
         return DropoutFunction.apply(grad, key, ctx.p, ctx.broadcast_dims), None, None, None
 
 
-def run(
-    x: Tensor,
-    seed: int | Tensor,
-    stream: int,
-    p: float,
-    broadcast_dims: list[int],
-    mask_shape: list[int] | None,
-) -> tuple[Tensor, Tensor | None]:
-    """Dropout of ``x`` for a resolved (seed, stream), and the keep mask if ``mask_shape`` is given.
+class CpuDropoutFunction(torch.autograd.Function):
+    """Eager autograd on a plain CPU tensor with the CPU kernel called directly (no operator
+    dispatch): :attr:`unidrop_torch.routes.Route.CPU_AUTOGRAD`. The saved state is the plan (Python
+    numbers, no tensor); the backward regenerates the mask and applies it to the incoming gradient,
+    through this Function again when a graph of the backward is recorded (double backward)."""
 
-    ``seed`` is an integer or the drawn seed words (see :mod:`unidrop_torch.keys`). The route
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, plan: DropoutPlan) -> Tensor:
+        ctx.plan = plan
+        return cpu.run(x, plan)[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable too
+            return CpuDropoutFunction.apply(grad, ctx.plan), None
+        return cpu.run(grad, ctx.plan)[0], None
+
+
+def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
+    """Dropout of ``x`` for a validated plan, and the keep mask if ``plan.return_mask``.
+
+    ``plan.seed`` is an integer or the drawn seed words (see :mod:`unidrop_torch.keys`). The route
     (the CPU kernel directly, the operator, or the autograd Function) is
     :func:`unidrop_torch.routes.route_for`'s; every route gives the same bits.
     """
+    seed = plan.seed
     route = route_for(x, seed)
-    if route is Route.CPU_KERNEL:
+    if route is Route.CPU_KERNEL or route is Route.CPU_AUTOGRAD:  # validated by unidrop.dropout
         if isinstance(seed, Tensor):
-            seed = keys.int_of_seed_words(seed)
-        _check_plain(x, p, broadcast_dims)
-        y = cpu.dropout(x, seed, stream, p, broadcast_dims)
-        keep = None if mask_shape is None else cpu.keep_mask(seed, stream, tuple(mask_shape), p)
+            plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
+        if route is Route.CPU_KERNEL:
+            return cpu.run(x, plan)
+        forward = DropoutPlan(
+            plan.p, plan.seed, plan.stream, plan.shape, plan.dtype, plan.mask_shape, plan.broadcast_dims
+        )
+        y = CpuDropoutFunction.apply(x, forward)  # the mask, if asked for, is made once, below
+        keep = cpu.keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p) if plan.return_mask else None
         return y, keep
-    key = keys.make_key(seed, stream)
+    key = keys.make_key(seed, plan.stream)
+    broadcast_dims = list(plan.broadcast_dims)
     if route is Route.AUTOGRAD_FUNCTION:
-        y = DropoutFunction.apply(x, key, p, broadcast_dims)
+        y = DropoutFunction.apply(x, key, plan.p, broadcast_dims)
     else:
-        y = dropout(x, key, p, broadcast_dims)
-    keep = None if mask_shape is None else keep_mask(key, mask_shape, p, x.device)
+        y = dropout(x, key, plan.p, broadcast_dims)
+    keep = keep_mask(key, list(plan.mask_shape), plan.p, x.device) if plan.return_mask else None
     return y, keep

@@ -7,6 +7,10 @@ trace or differentiate the call:
   dispatch, whose fixed cost dominates a call on a small tensor (figures: docs/benchmarks.md).
   Only when nothing but that kernel could run anyway: no gradient, no tracer, no transform, no
   mode, no profiler.
+* :attr:`Route.CPU_AUTOGRAD`: the same, for a plain CPU tensor that needs a gradient (eager
+  autograd and nothing else watching): :class:`unidrop_torch.ops.CpuDropoutFunction`, an autograd
+  Function whose forward and backward call the CPU kernel directly, skipping the operator's
+  dispatch twice (forward and backward).
 * :attr:`Route.OPERATOR`: the custom operator ``unidrop::dropout`` with its own autograd formula,
   fake implementation and vmap rule. The default: eager autograd, ``torch.compile`` (Dynamo
   traces custom operators), ``torch.export``, ``torch.jit.trace``, dispatch and function modes
@@ -30,6 +34,7 @@ class Route(enum.Enum):
     """The three ways a dropout call can reach the kernels (see the module docstring)."""
 
     CPU_KERNEL = "cpu kernel"
+    CPU_AUTOGRAD = "cpu autograd"
     OPERATOR = "operator"
     AUTOGRAD_FUNCTION = "autograd function"
 
@@ -60,10 +65,8 @@ def route_for(x: Tensor, seed: int | Tensor) -> Route:
         # A subclass (or a Parameter) may override __torch_function__ or __torch_dispatch__.
         type(x) is Tensor
         # Only the CPU kernel can be called directly, and only with a key it can read.
-        and x.device.type == "cpu"
-        and (not isinstance(seed, Tensor) or seed.device.type == "cpu")
-        # A gradient needs the operator's autograd formula.
-        and not x.requires_grad
+        and x.is_cpu
+        and (not isinstance(seed, Tensor) or seed.is_cpu)
         # torch.jit.trace records only operators.
         and not torch.jit.is_tracing()
         # A TorchFunctionMode sees only calls into torch (public: with a plain tensor, true
@@ -75,4 +78,7 @@ def route_for(x: Tensor, seed: int | Tensor) -> Route:
         # The profiler records only dispatched operators. Private: torch has no public query.
         and not torch.autograd._profiler_enabled()
     )
-    return Route.CPU_KERNEL if cpu_kernel_alone_would_run else Route.OPERATOR
+    if not cpu_kernel_alone_would_run:
+        return Route.OPERATOR
+    # A gradient is recorded only if x needs one and grad mode is on (not under no_grad).
+    return Route.CPU_AUTOGRAD if x.requires_grad and torch.is_grad_enabled() else Route.CPU_KERNEL

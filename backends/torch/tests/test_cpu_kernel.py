@@ -1,0 +1,139 @@
+"""The CPU path runs unidrop-numpy's compiled kernel on zero-copy views, and falls back to pure NumPy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_helpers import DTYPES, assert_same, expected_output, sample
+from unidrop_numpy import compiled
+from unidrop_torch import cpu, ops
+
+import unidrop
+from unidrop import reference
+
+needs_kernel = pytest.mark.skipif(not cpu.COMPILED, reason="the compiled kernel is not built or not chosen")
+
+
+def _layouts(dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+    matrix = sample((12, 10), dtype, seed=4)
+    return [
+        ("contiguous", sample((3, 5, 4), dtype, seed=1)),
+        ("channels_last", sample((2, 3, 4, 5), dtype, seed=2).to(memory_format=torch.channels_last)),
+        ("transposed", matrix.t()),
+        ("sliced", matrix[1::3, ::2]),
+        ("expanded", sample((1, 6), dtype, seed=5).expand(4, 6)),
+        ("zero-d", sample((), dtype, seed=6)),
+    ]
+
+
+def test_the_active_kernel_follows_the_numpy_backend_setting() -> None:
+    assert compiled.use_compiled() == cpu.COMPILED
+    described = unidrop.get_backend("torch").implementation().describe()
+    assert described == f"CPU: {compiled.describe(cpu.COMPILED)}"
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_the_kernel_reads_the_input_and_writes_the_output_in_place(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No copy on either side: the kernel gets views of the input's and the result's own memory."""
+    seen = []
+    real = compiled.dropout_into
+
+    def spy(x, y, keep, plan, threads):  # type: ignore[no-untyped-def]
+        seen.append((x.__array_interface__["data"][0], y.__array_interface__["data"][0], keep))
+        real(x, y, keep, plan, threads)
+
+    monkeypatch.setattr(compiled, "dropout_into", spy)
+    for name, x in _layouts(dtype):
+        seen.clear()
+        y, keep = unidrop.dropout(x, 0.4, seed=3, stream=2, return_mask=True)
+        assert len(seen) == 1, name
+        x_address, y_address, keep_view = seen[0]
+        assert x_address == x.data_ptr() and y_address == y.data_ptr(), name
+        assert keep_view.__array_interface__["data"][0] == keep.data_ptr(), name
+        assert y.stride() == torch.empty_like(x).stride(), name
+        assert_same(y, expected_output(x, 0.4, 3, 2), f"{name} {dtype}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_the_pure_numpy_fallback_gives_the_same_bits(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cpu, "COMPILED", False)
+    for name, x in _layouts(dtype):
+        for dims in [(), (0,)] if x.dim() else [()]:
+            y, keep = unidrop.dropout(x, 0.3, seed=11, stream=1, broadcast_dims=dims, return_mask=True)
+            assert y.dtype == dtype and y.stride() == torch.empty_like(x).stride(), name
+            assert_same(y, expected_output(x, 0.3, 11, 1, dims), f"{name} {dtype} dims={dims}")
+            mask_shape = tuple(1 if axis in dims else n for axis, n in enumerate(x.shape))
+            assert (
+                keep.tolist()
+                == torch.tensor(reference.keep_bits(11, 1, mask_shape, 0.3)).reshape(mask_shape).tolist()
+            )
+
+
+@pytest.mark.parametrize("compiled_kernel", [True, False], ids=["compiled", "numpy"])
+def test_an_empty_input_still_gets_its_mask(compiled_kernel: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A length-0 axis that is broadcast leaves a mask with elements: they are decided, not assumed."""
+    if compiled_kernel and not compiled.available():
+        pytest.skip("the compiled kernel is not built")
+    monkeypatch.setattr(cpu, "COMPILED", compiled_kernel)
+    x = torch.empty((0, 9), dtype=torch.float32)
+    y, keep = unidrop.dropout(x, 0.5, seed=2, stream=7, broadcast_dims=(0,), return_mask=True)
+    assert y.shape == (0, 9)
+    assert keep.reshape(-1).tolist() == reference.keep_bits(2, 7, (1, 9), 0.5)
+
+
+@pytest.mark.parametrize("compiled_kernel", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_p_one_zeroes_everything(
+    compiled_kernel: bool, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if compiled_kernel and not compiled.available():
+        pytest.skip("the compiled kernel is not built")
+    monkeypatch.setattr(cpu, "COMPILED", compiled_kernel)
+    x = sample((4, 6), dtype, seed=3)
+    y, keep = unidrop.dropout(x, 1.0, seed=5, return_mask=True)
+    assert_same(y, torch.zeros(4, 6, dtype=torch.float64), str(dtype))
+    assert not bool(keep.any())
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_backward_through_the_operator_regenerates_the_mask(dtype: torch.dtype) -> None:
+    x = sample((33, 17), dtype, seed=7, specials=False).requires_grad_(True)
+    y = unidrop.dropout(x, 0.25, seed=8, stream=3)
+    grad = sample((33, 17), dtype, seed=9, specials=False)
+    y.backward(grad)
+    assert_same(y, expected_output(x, 0.25, 8, 3), "forward")
+    assert_same(x.grad, expected_output(grad, 0.25, 8, 3), "backward")
+
+
+@needs_kernel
+def test_large_tensors_split_over_threads_give_the_one_thread_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = sample((5, 1 << 17), torch.bfloat16, seed=10, specials=False)
+    threaded = unidrop.dropout(x, 0.2, seed=12, stream=4, broadcast_dims=(0,))
+    monkeypatch.setattr(cpu, "get_num_threads", lambda: 1)
+    single = unidrop.dropout(x, 0.2, seed=12, stream=4, broadcast_dims=(0,))
+    assert torch.equal(threaded.view(torch.int16), single.view(torch.int16))
+    assert_same(threaded[:, :64], expected_output(x[:, :64], 0.2, 12, 4, (0,)), "first columns")
+
+
+def test_eager_cpu_autograd_never_dispatches_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forward, backward and double backward of a plain CPU tensor call the kernel directly."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the unidrop::dropout operator was dispatched")
+
+    monkeypatch.setattr(ops, "dropout", refuse)
+    x = sample((9, 7), torch.float32, seed=11, specials=False).requires_grad_(True)
+    y, keep = unidrop.dropout(x, 0.35, seed=13, stream=2, broadcast_dims=(1,), return_mask=True)
+    v = sample((9, 7), torch.float32, seed=12, specials=False).requires_grad_(True)
+    (grad,) = torch.autograd.grad(y, x, v, create_graph=True)
+    (grad_of_v,) = torch.autograd.grad(grad.sum(), v)
+    assert_same(y, expected_output(x, 0.35, 13, 2, (1,)), "forward")
+    assert_same(grad, expected_output(v, 0.35, 13, 2, (1,)), "backward")
+    assert_same(grad_of_v, expected_output(torch.ones(9, 7), 0.35, 13, 2, (1,)), "double backward")
+    assert keep.reshape(-1).tolist() == reference.keep_bits(13, 2, (9, 1), 0.35)
