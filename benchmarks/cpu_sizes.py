@@ -256,9 +256,9 @@ def draw(meta: dict, rows: list[dict], path: Path) -> None:
     for ax in list(axes.flat)[len(groups) :]:
         ax.remove()
     axes.flat[0].legend(fontsize=7)
-    load = max(meta["load average at start (other users of the machine)"], meta["load average at end"])
+    load = meta["load average at start (other users of the machine)"]
     fig.suptitle(
-        f"unidrop CPU size sweep: {meta['machine']}, {meta['threads']} threads, load up to {load:.1f}"
+        f"unidrop CPU size sweep: {meta['machine']}, {meta['threads']} threads, load {load:.1f} at start"
     )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,10 +321,11 @@ def targets(rows: list[dict]) -> list[str]:
 
 def markdown(meta: dict, rows: list[dict]) -> str:
     lines = ["# CPU size sweep (benchmarks/cpu_sizes.py)", ""]
-    load = max(meta["load average at start (other users of the machine)"], meta["load average at end"])
+    # the load at the start is other users'; at the end it counts this run's own threads too
+    load = meta["load average at start (other users of the machine)"]
     if load > 0.5 * (os.cpu_count() or 1):
         lines += [
-            f"**The machine was busy (load average up to {load:.1f} on {os.cpu_count()} CPUs): the "
+            f"**The machine was busy (load average {load:.1f} at the start, on {os.cpu_count()} CPUs): the "
             "medians are inflated and noisy, and threaded runs wait for preempted helpers. Do not "
             "judge the targets on this run; rerun on a quiet machine.**",
             "",

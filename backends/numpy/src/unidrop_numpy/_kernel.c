@@ -62,24 +62,38 @@ UD_CLONES static void gather_words(ud_u32 *restrict u, ud_u64 m0, ud_u64 ms, ud_
     }
 }
 
+/* The scaled value v if the element is kept, else +0: an AND of its bits with a mask of all ones
+ * or all zeros, so the loop has no branch whose outcome depends on p (a select, as the spec says:
+ * a dropped NaN or -0 becomes +0). */
+#define SELECT(STORAGE, BITS, V, U, T) select_##BITS((V), (U), (T))
+#define DEFINE_SELECT(BITS, STORAGE)                                                               \
+    static inline STORAGE select_##BITS(STORAGE v, ud_u32 u, ud_u32 t) {                          \
+        BITS b;                                                                                    \
+        memcpy(&b, &v, sizeof b);                                                                  \
+        b &= (BITS)0 - (BITS)ud_keep(u, t);                                                        \
+        memcpy(&v, &b, sizeof v);                                                                  \
+        return v;                                                                                  \
+    }
+DEFINE_SELECT(ud_u16, ud_u16)
+DEFINE_SELECT(ud_u32, float)
+DEFINE_SELECT(ud_u64, double)
+
 /* One run along the innermost axis: n elements at byte stride xs from x, to y (contiguous), with
  * mask words u[0..n-1]; keep bytes to mask (or NULL). Scaled values come from the core header. */
-#define DEFINE_RUN(NAME, STORAGE, SCALE, COMPUTE)                                                  \
+#define DEFINE_RUN(NAME, STORAGE, SCALE, COMPUTE, BITS)                                            \
     UD_CLONES static void run_##NAME(const char *restrict x, ud_i64 xs, STORAGE *restrict y,      \
                                      ud_u8 *restrict mask, const ud_u32 *restrict u, ud_u64 n,    \
                                      ud_u32 t, COMPUTE s) {                                        \
         if (xs == (ud_i64)sizeof(STORAGE)) {                                                       \
             const STORAGE *restrict xc = (const STORAGE *)x;                                       \
             for (ud_u64 j = 0; j < n; ++j) {                                                       \
-                STORAGE v = SCALE(xc[j], s);                                                       \
-                y[j] = ud_keep(u[j], t) ? v : (STORAGE)0;                                          \
+                y[j] = SELECT(STORAGE, BITS, SCALE(xc[j], s), u[j], t);                            \
             }                                                                                      \
         } else {                                                                                   \
             for (ud_u64 j = 0; j < n; ++j) {                                                       \
                 STORAGE xv;                                                                        \
                 memcpy(&xv, x + (ud_i64)j * xs, sizeof xv);                                        \
-                STORAGE v = SCALE(xv, s);                                                          \
-                y[j] = ud_keep(u[j], t) ? v : (STORAGE)0;                                          \
+                y[j] = SELECT(STORAGE, BITS, SCALE(xv, s), u[j], t);                               \
             }                                                                                      \
         }                                                                                          \
         if (mask)                                                                                  \
@@ -94,7 +108,7 @@ UD_CLONES static void gather_words(ud_u32 *restrict u, ud_u64 m0, ud_u64 ms, ud_
         }                                                                                          \
     }
 
-DEFINE_RUN(f16, ud_u16, ud_scale_f16, float)
+DEFINE_RUN(f16, ud_u16, ud_scale_f16, float, ud_u16)
 
 #if defined(__x86_64__) && defined(__FLT16_MAX__) && (defined(__GNUC__) || defined(__clang__))
 /* float16 with F16C's conversions (vcvtph2ps, and vcvtps2ph rounding to nearest even: the same
@@ -117,15 +131,13 @@ __attribute__((target("avx2,f16c"))) static void run_f16c(const char *restrict x
     if (xs == 2) {
         const ud_u16 *restrict xc = (const ud_u16 *)x;
         for (ud_u64 j = 0; j < n; ++j) {
-            ud_u16 v = scale_f16c(xc[j], s);
-            y[j] = ud_keep(u[j], t) ? v : (ud_u16)0;
+            y[j] = select_ud_u16(scale_f16c(xc[j], s), u[j], t);
         }
     } else {
         for (ud_u64 j = 0; j < n; ++j) {
             ud_u16 xv;
             memcpy(&xv, x + (ud_i64)j * xs, sizeof xv);
-            ud_u16 v = scale_f16c(xv, s);
-            y[j] = ud_keep(u[j], t) ? v : (ud_u16)0;
+            y[j] = select_ud_u16(scale_f16c(xv, s), u[j], t);
         }
     }
     if (mask)
@@ -135,9 +147,9 @@ static int have_f16c;
 #else
 #define UD_HAVE_F16C 0
 #endif
-DEFINE_RUN(bf16, ud_u16, ud_scale_bf16, float)
-DEFINE_RUN(f32, float, ud_scale_f32, float)
-DEFINE_RUN(f64, double, ud_scale_f64, double)
+DEFINE_RUN(bf16, ud_u16, ud_scale_bf16, float, ud_u16)
+DEFINE_RUN(f32, float, ud_scale_f32, float, ud_u32)
+DEFINE_RUN(f64, double, ud_scale_f64, double, ud_u64)
 
 /* A collapsed layout: axes of length > 1, merged where x and the mask both allow it. */
 typedef struct {
