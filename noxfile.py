@@ -76,7 +76,9 @@ def tests(session: nox.Session) -> None:
     session.install("--no-compile", *EXAMPLE_PINS, MATPLOTLIB)
     editable = [".", "backends/numpy", "tests/wrong_backend", "tests/mutants", "tests/example_backend"]
     session.install(*(arg for path in editable for arg in ("-e", path)))
-    session.run("pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
+    # arguments after -- replace the test selection: nox -s tests -- tests/test_mutants.py -rxX
+    named = any(arg.startswith("tests") for arg in session.posargs)
+    session.run("pytest", *([] if named else ["tests"]), "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
