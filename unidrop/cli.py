@@ -1,4 +1,4 @@
-"""The ``unidrop`` command: ``backends``, ``check NAME`` and ``demo``."""
+"""The ``unidrop`` command: ``backends``, ``check NAME``, ``demo`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__, hints, registry
@@ -142,6 +143,26 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(seed=seed, p=p, names=args.backend, png=args.png)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Time unidrop beside each framework's own dropout and a copy; write JSON, Markdown and plots."""
+    if importlib.util.find_spec("numpy") is None:
+        return _usage_error("bench", "unidrop bench needs numpy (pip install numpy)")
+    from .bench import Options, parse_backends, run
+
+    check_p(args.p)
+    max_log2 = args.max_log2 if args.max_log2 is not None else (20 if args.quick else 24)
+    options = Options(
+        out=Path(args.out),
+        max_log2=max_log2,
+        quick=args.quick,
+        reps=args.reps if args.reps is not None else (3 if args.quick else 7),
+        p=args.p,
+        backends=parse_backends(args.backend),
+    )
+    run(options)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unidrop", description=__doc__)
     parser.add_argument("--version", action="version", version=f"unidrop {__version__}")
@@ -159,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", action="append", metavar="NAME", help="only this backend (repeatable)")
     demo.add_argument("--png", metavar="FILE", help="also save the demo as a PNG picture (needs matplotlib)")
     demo.set_defaults(run=_demo)
+    bench = commands.add_parser("bench", help="time unidrop beside each framework's dropout and a copy")
+    bench.add_argument("--quick", action="store_true", help="sizes 2^4, 2^10, 2^16, 2^20, float32, 3 reps")
+    bench.add_argument("--max-log2", type=int, help="largest size, log2 (4..30; default 24, quick 20)")
+    bench.add_argument("--reps", type=int, help="interleaved repetitions per median (default 7, quick 3)")
+    bench.add_argument("--p", type=float, default=0.5, help="dropout probability (default 0.5)")
+    bench.add_argument("--backend", action="append", metavar="NAME", help="only this backend (repeatable)")
+    bench.add_argument("--out", default="unidrop-bench", help="output folder (default ./unidrop-bench/)")
+    bench.set_defaults(run=_bench)
     return parser
 
 

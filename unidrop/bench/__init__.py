@@ -1,0 +1,160 @@
+"""``unidrop bench``: unidrop beside each framework's own dropout and a copy, on this machine.
+
+For every installed backend this benchmark knows (numpy, torch, jax, cupy) and its devices (the
+CPU ones and the first GPU), for float32 and the 16-bit types the backend declares, and for sizes
+2^4 .. 2^N elements, it times a copy, the framework's own dropout and ``unidrop.dropout`` on the
+same array (forward, and forward and backward where the framework has autograd): medians over
+interleaved repetitions after a warm-up, GPU timings by device events. It writes ``bench.json``,
+``bench.md`` and, with matplotlib, one PNG per backend and device (see :mod:`.report`).
+
+This package is imported by ``unidrop bench`` only; each framework only when its backend runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, registry
+from ..arguments import STREAM_VERSION
+from . import report
+from .cases import OWN, calls_for
+from .timing import median_seconds
+
+#: The sizes ``--quick`` runs (log2 of the element count), at most ``--max-log2``.
+QUICK_SIZES = (4, 10, 16, 20)
+SMALLEST, LARGEST = 4, 30
+HALVES = ("float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to run: ``max_log2`` in 4..30, ``reps`` >= 1, ``p`` in [0, 1), backend names (all if empty)."""
+
+    out: Path
+    max_log2: int = 24
+    quick: bool = False
+    reps: int = 7
+    p: float = 0.5
+    backends: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not SMALLEST <= self.max_log2 <= LARGEST:
+            raise ValueError(f"--max-log2 must be in {SMALLEST}..{LARGEST}, not {self.max_log2}")
+        if self.reps < 1:
+            raise ValueError(f"--reps must be at least 1, not {self.reps}")
+
+    def sizes(self) -> list[int]:
+        """The log2 sizes to time."""
+        if self.quick:
+            return [k for k in QUICK_SIZES if k <= self.max_log2]
+        return list(range(SMALLEST, self.max_log2 + 1))
+
+
+def targets(options: Options) -> list[tuple[str, str, str]]:
+    """(backend, device, dtype) for every installed backend this benchmark knows, or those named."""
+    names = list(options.backends) or [info.name for info in registry.list_backends() if info.name in OWN]
+    found = []
+    for name in names:
+        if name not in OWN:
+            raise ValueError(f"unidrop bench knows the backends {', '.join(OWN)}, not {name!r}")
+        implementation = registry.get_backend(name).implementation()
+        devices = implementation.devices()
+        gpus = [device for device in devices if not device.startswith("cpu")]
+        chosen = [device for device in devices if device.startswith("cpu")] + gpus[:1]
+        declared = implementation.dtypes()
+        dtypes = ["float32"] + ([] if options.quick else [d for d in HALVES if d in declared])
+        found += [(name, device, dtype) for device in chosen for dtype in dtypes]
+    return found
+
+
+@contextmanager
+def progress(total: int) -> Iterator[Any]:
+    """A function ``advance(label)`` that shows progress: a ``rich`` bar where installed, else lines."""
+    if importlib.util.find_spec("rich") is not None:
+        from rich.progress import Progress
+
+        with Progress() as bar:
+            task = bar.add_task("unidrop bench", total=total)
+            yield lambda label: bar.update(task, advance=1, description=label)
+        return
+    done = [0]
+
+    def advance(label: str) -> None:
+        done[0] += 1
+        print(f"[{done[0]}/{total}] {label}", flush=True)
+
+    yield advance
+
+
+def run(options: Options) -> dict[str, Any]:
+    """Time everything ``options`` asks for; write the results under ``options.out``; return them."""
+    import numpy
+
+    chosen = targets(options)
+    sizes = options.sizes()
+    meta: dict[str, Any] = {
+        "unidrop": __version__,
+        "mask stream": STREAM_VERSION,
+        "machine": report.machine(),
+        "versions": {"numpy": numpy.__version__},
+        "load average at start": report.load_average(),
+        "p": options.p,
+        "sizes": [2**k for k in sizes],
+        "reps": options.reps,
+        "timing": "median seconds per call over interleaved repetitions after a warm-up; "
+        "GPU: device events (torch, CuPy), block_until_ready (JAX)",
+    }
+    for name in dict.fromkeys(name for name, _, _ in chosen):
+        backend = registry.get_backend(name)
+        meta["versions"][f"{name} backend"] = (
+            f"{backend.distribution} {backend.framework} {backend.version()}"
+        )
+    rows = []
+    started = time.perf_counter()
+    with progress(len(chosen) * len(sizes)) as advance:
+        for name, device, dtype in chosen:
+            adapter = registry.get_backend(name).suite_adapter()
+            for k in sizes:
+                advance(f"{name} {device} {dtype} 2^{k}")
+                values = numpy.random.default_rng(k).standard_normal(2**k).astype(numpy.float32)
+                x = adapter.from_numpy(values, dtype, device)
+                for mode, calls in calls_for(name, x, options.p, device).items():
+                    seconds = median_seconds(calls, options.reps)
+                    rows.append(
+                        {
+                            "backend": name,
+                            "device": device,
+                            "dtype": dtype,
+                            "mode": mode,
+                            "framework": OWN[name],
+                            "log2_size": k,
+                            "seconds": seconds,
+                        }
+                    )
+    meta["load average at end"] = report.load_average()
+    meta["wall seconds"] = round(time.perf_counter() - started, 1)
+    result = {"meta": meta, "rows": rows}
+    written = report.write(result, options.out)
+    try:
+        written += report.plot(result, options.out)
+    except ImportError:
+        print(f"matplotlib is not installed: no plots ({report.PLOT_INSTALL})")
+    for path in written:
+        print(f"wrote {path}")
+    return result
+
+
+def parse_backends(names: Sequence[str] | None) -> tuple[str, ...]:
+    """The ``--backend`` names, each checked to be installed (a clear error otherwise)."""
+    for name in names or ():
+        registry.get_backend(name)
+    return tuple(names or ())
+
+
+__all__ = ["Options", "run"]

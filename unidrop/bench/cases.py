@@ -1,0 +1,147 @@
+"""What is timed for each backend: a copy, the framework's own dropout and unidrop, on one array.
+
+:func:`calls_for` returns, for one array of a backend's framework, the modes it has (``forward``,
+and ``fwd+bwd`` where the framework has autograd) and in each the calls to time, keyed ``copy``,
+the framework's own dropout (see :data:`OWN`) and ``unidrop``. Each framework is imported here,
+inside the function for its backend: only when that backend is benchmarked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..api import dropout
+from .timing import Timed
+
+#: The key of each framework's own dropout in the results, by backend name.
+OWN = {"numpy": "naive", "cupy": "naive", "torch": "F.dropout", "jax": "jax.random.bernoulli"}
+#: The seed unidrop is given (any fixed seed: the cost does not depend on it).
+SEED = 1
+
+Modes = dict[str, dict[str, Timed]]
+
+
+def calls_for(name: str, x: Any, p: float, device: str) -> Modes:
+    """The calls to time on ``x`` (an array of backend ``name``'s framework on ``device``), by mode.
+
+    Raises KeyError for a backend this benchmark does not know (only those of :data:`OWN`).
+    """
+    return _BUILDERS[name](x, p, device)
+
+
+def _numpy(x: Any, p: float, device: str) -> Modes:
+    import numpy
+
+    rng = numpy.random.default_rng(0)
+    scale = x.dtype.type(1 - p)
+    return {
+        "forward": {
+            "copy": Timed(x.copy),
+            "naive": Timed(lambda: x * (rng.random(x.shape, numpy.float32) >= p).astype(x.dtype) / scale),
+            "unidrop": Timed(lambda: dropout(x, p, seed=SEED, backend="numpy")),
+        }
+    }
+
+
+def _torch(x: Any, p: float, device: str) -> Modes:
+    import torch
+
+    functional = torch.nn.functional
+    gpu: dict[str, Any] = {}
+    if device.startswith("cuda"):
+        gpu = {
+            "events": lambda: (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)),
+            "elapsed": lambda begin, end: float(begin.elapsed_time(end)),
+        }
+    leaf = x.detach().clone().requires_grad_(True)
+
+    def both(fn: Callable[[Any], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            y = fn(leaf)
+            y.sum().backward()
+            leaf.grad = None
+            return y
+
+        return run
+
+    def own(a: Any) -> Any:
+        return functional.dropout(a, p, training=True)
+
+    def ours(a: Any) -> Any:
+        return dropout(a, p, seed=SEED, backend="torch")
+
+    return {
+        "forward": {
+            "copy": Timed(x.clone, **gpu),
+            "F.dropout": Timed(lambda: own(x), **gpu),
+            "unidrop": Timed(lambda: ours(x), **gpu),
+        },
+        "fwd+bwd": {
+            "copy": Timed(x.clone, **gpu),
+            "F.dropout": Timed(both(own), **gpu),
+            "unidrop": Timed(both(ours), **gpu),
+        },
+    }
+
+
+def _jax(x: Any, p: float, device: str) -> Modes:
+    import jax
+    import jax.numpy as jnp
+
+    key = jax.random.key(0)
+
+    def own(a: Any) -> Any:
+        keep = jax.random.bernoulli(key, 1 - p, a.shape)
+        return jnp.where(keep, a / jnp.asarray(1 - p, a.dtype), jnp.zeros((), a.dtype))
+
+    def ours(a: Any) -> Any:
+        return dropout(a, p, seed=SEED, backend="jax")
+
+    def wait(result: Any) -> None:
+        jax.block_until_ready(result)
+
+    def grad(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return jax.jit(jax.grad(lambda a: fn(a).astype(jnp.float32).sum()))
+
+    copy = jax.jit(lambda a: a + jnp.zeros((), a.dtype))
+    forward, backward = {"own": jax.jit(own), "ours": jax.jit(ours)}, {"own": grad(own), "ours": grad(ours)}
+    return {
+        "forward": {
+            "copy": Timed(lambda: copy(x), wait),
+            "jax.random.bernoulli": Timed(lambda: forward["own"](x), wait),
+            "unidrop": Timed(lambda: forward["ours"](x), wait),
+        },
+        "fwd+bwd": {
+            "copy": Timed(lambda: copy(x), wait),
+            "jax.random.bernoulli": Timed(lambda: backward["own"](x), wait),
+            "unidrop": Timed(lambda: backward["ours"](x), wait),
+        },
+    }
+
+
+def _cupy(x: Any, p: float, device: str) -> Modes:
+    import cupy
+
+    gpu = {
+        "events": lambda: (cupy.cuda.Event(), cupy.cuda.Event()),
+        "elapsed": lambda begin, end: float(cupy.cuda.get_elapsed_time(begin, end)),
+    }
+    scale = x.dtype.type(1 - p)
+    return {
+        "forward": {
+            "copy": Timed(x.copy, **gpu),
+            "naive": Timed(
+                lambda: x * (cupy.random.random(x.shape, cupy.float32) >= p).astype(x.dtype) / scale, **gpu
+            ),
+            "unidrop": Timed(lambda: dropout(x, p, seed=SEED, backend="cupy"), **gpu),
+        }
+    }
+
+
+_BUILDERS: dict[str, Callable[[Any, float, str], Modes]] = {
+    "numpy": _numpy,
+    "torch": _torch,
+    "jax": _jax,
+    "cupy": _cupy,
+}

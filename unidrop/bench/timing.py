@@ -1,0 +1,71 @@
+"""Median seconds per call, over interleaved repetitions after a warm-up.
+
+Each implementation is a :class:`Timed`: a call and the clock that times it. The CPU clock is
+``time.perf_counter`` around the calls (with a wait for the result, for frameworks that run
+asynchronously); a GPU clock records device events (``torch.cuda.Event``, ``cupy.cuda.Event``)
+before and after the calls and reads the time between them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+#: Each timed repetition runs the call this long at least (small sizes repeat it many times).
+MIN_REP_SECONDS = 2e-3
+
+
+def _no_wait(result: Any) -> None:
+    """The result of a synchronous call is ready when it returns."""
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One implementation to time: ``call()`` does the work once, ``wait(result)`` waits for it.
+
+    ``events`` is None on the CPU; on a GPU it makes a (start, end) pair of device events with
+    ``record()``, ``synchronize()`` and the elapsed milliseconds from ``elapsed(start, end)``.
+    """
+
+    call: Callable[[], Any]
+    wait: Callable[[Any], None] = _no_wait
+    events: Callable[[], tuple[Any, Any]] | None = None
+    elapsed: Callable[[Any, Any], float] | None = None
+
+    def seconds(self, number: int) -> float:
+        """Seconds per call, over ``number`` calls in a row."""
+        if self.events is None or self.elapsed is None:
+            start = time.perf_counter()
+            for _ in range(number):
+                result = self.call()
+            self.wait(result)
+            return (time.perf_counter() - start) / number
+        begin, end = self.events()
+        begin.record()
+        for _ in range(number):
+            self.call()
+        end.record()
+        end.synchronize()
+        return self.elapsed(begin, end) / 1e3 / number
+
+
+def median_seconds(calls: dict[str, Timed], reps: int) -> dict[str, float]:
+    """The median seconds per call of each, over ``reps`` repetitions whose order rotates.
+
+    Each call runs twice first (warm-up, and to choose how many calls one repetition makes).
+    """
+    numbers = {}
+    for name, timed in calls.items():
+        timed.wait(timed.call())
+        once = max(timed.seconds(1), 1e-7)
+        numbers[name] = max(1, int(MIN_REP_SECONDS / once))
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for rep in range(reps):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(calls[name].seconds(numbers[name]))
+    return {name: statistics.median(values) for name, values in samples.items()}
