@@ -89,6 +89,7 @@ def test_a_backend_the_bench_does_not_know_is_named(tmp_path, capsys):
         cli.main(["bench", "--backend", "mutant-none", "--out", str(tmp_path / "out")])
     assert stop.value.code == 2
     assert (
-        "unidrop bench knows the backends numpy, torch, jax, cupy, not 'mutant-none'"
+        "unidrop bench knows the backends numpy, cupy, torch, jax, not 'mutant-none'"
         in capsys.readouterr().err
     )
+    assert not (tmp_path / "out").exists()
