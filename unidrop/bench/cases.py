@@ -48,12 +48,16 @@ def _torch(x: Any, p: float, device: str) -> Modes:
     import torch
 
     functional = torch.nn.functional
-    gpu: dict[str, Any] = {}
-    if device.startswith("cuda"):
-        gpu = {
-            "events": lambda: (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)),
-            "elapsed": lambda begin, end: float(begin.elapsed_time(end)),
-        }
+
+    def events() -> tuple[Any, Any]:
+        return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def elapsed(begin: Any, end: Any) -> float:
+        return float(begin.elapsed_time(end))
+
+    def timed(call: Callable[[], Any]) -> Timed:
+        return Timed(call, events=events, elapsed=elapsed) if device.startswith("cuda") else Timed(call)
+
     leaf = x.detach().clone().requires_grad_(True)
 
     def both(fn: Callable[[Any], Any]) -> Callable[[], Any]:
@@ -73,21 +77,22 @@ def _torch(x: Any, p: float, device: str) -> Modes:
 
     return {
         "forward": {
-            "copy": Timed(x.clone, **gpu),
-            "F.dropout": Timed(lambda: own(x), **gpu),
-            "unidrop": Timed(lambda: ours(x), **gpu),
+            "copy": timed(x.clone),
+            "F.dropout": timed(lambda: own(x)),
+            "unidrop": timed(lambda: ours(x)),
         },
         "fwd+bwd": {
-            "copy": Timed(x.clone, **gpu),
-            "F.dropout": Timed(both(own), **gpu),
-            "unidrop": Timed(both(ours), **gpu),
+            "copy": timed(x.clone),
+            "F.dropout": timed(both(own)),
+            "unidrop": timed(both(ours)),
         },
     }
 
 
 def _jax(x: Any, p: float, device: str) -> Modes:
     import jax
-    import jax.numpy as jnp
+
+    jnp = jax.numpy
 
     key = jax.random.key(0)
 
@@ -101,7 +106,7 @@ def _jax(x: Any, p: float, device: str) -> Modes:
     def wait(result: Any) -> None:
         jax.block_until_ready(result)
 
-    def grad(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def grad(fn: Callable[[Any], Any]) -> Any:
         return jax.jit(jax.grad(lambda a: fn(a).astype(jnp.float32).sum()))
 
     copy = jax.jit(lambda a: a + jnp.zeros((), a.dtype))
@@ -123,18 +128,23 @@ def _jax(x: Any, p: float, device: str) -> Modes:
 def _cupy(x: Any, p: float, device: str) -> Modes:
     import cupy
 
-    gpu = {
-        "events": lambda: (cupy.cuda.Event(), cupy.cuda.Event()),
-        "elapsed": lambda begin, end: float(cupy.cuda.get_elapsed_time(begin, end)),
-    }
+    def events() -> tuple[Any, Any]:
+        return cupy.cuda.Event(), cupy.cuda.Event()
+
+    def elapsed(begin: Any, end: Any) -> float:
+        return float(cupy.cuda.get_elapsed_time(begin, end))
+
+    def timed(call: Callable[[], Any]) -> Timed:
+        return Timed(call, events=events, elapsed=elapsed)
+
     scale = x.dtype.type(1 - p)
     return {
         "forward": {
-            "copy": Timed(x.copy, **gpu),
-            "naive": Timed(
-                lambda: x * (cupy.random.random(x.shape, cupy.float32) >= p).astype(x.dtype) / scale, **gpu
+            "copy": timed(x.copy),
+            "naive": timed(
+                lambda: x * (cupy.random.random(x.shape, cupy.float32) >= p).astype(x.dtype) / scale
             ),
-            "unidrop": Timed(lambda: dropout(x, p, seed=SEED, backend="cupy"), **gpu),
+            "unidrop": timed(lambda: dropout(x, p, seed=SEED, backend="cupy")),
         }
     }
 
