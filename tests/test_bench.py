@@ -11,6 +11,7 @@ import pytest
 
 import unidrop
 from unidrop import cli
+from unidrop.bench import Options
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,6 +59,14 @@ def test_quick_writes_a_png_plot(quick):
     png = out / "bench-numpy-cpu.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(png) in done.stdout
+
+
+def test_sizes_that_do_not_fit_in_half_the_memory_are_left_out(tmp_path):
+    options = Options(out=tmp_path, max_log2=30)
+    # 64 bytes per element at most, in half of 2^30 bytes: 2^23 elements fit, 2^24 do not
+    assert options.sizes(memory=2**30) == list(range(4, 24))
+    assert options.sizes() == list(range(4, 31))
+    assert Options(out=tmp_path, quick=True).sizes(memory=2**30) == [4, 10, 16, 20]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ This package is imported by ``unidrop bench`` only; each framework only when its
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,17 @@ from .timing import median_seconds
 QUICK_SIZES = (4, 10, 16, 20)
 SMALLEST, LARGEST = 4, 30
 HALVES = ("float16", "bfloat16")
+#: A bound on the bytes one element costs during a measurement (the float32 input from NumPy, the
+#: framework's array, its output, mask, gradient and temporaries): a size must fit in half the memory.
+BYTES_PER_ELEMENT = 64
+
+
+def physical_memory() -> int | None:
+    """The machine's memory in bytes, None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -49,11 +61,14 @@ class Options:
         if self.reps < 1:
             raise ValueError(f"--reps must be at least 1, not {self.reps}")
 
-    def sizes(self) -> list[int]:
-        """The log2 sizes to time."""
-        if self.quick:
-            return [k for k in QUICK_SIZES if k <= self.max_log2]
-        return list(range(SMALLEST, self.max_log2 + 1))
+    def sizes(self, memory: int | None = None) -> list[int]:
+        """The log2 sizes to time: those asked for that fit in half of ``memory`` bytes (if given)."""
+        asked = QUICK_SIZES if self.quick else range(SMALLEST, self.max_log2 + 1)
+        return [
+            k
+            for k in asked
+            if k <= self.max_log2 and (memory is None or 2**k * BYTES_PER_ELEMENT <= memory // 2)
+        ]
 
 
 def targets(options: Options) -> list[tuple[str, str, str]]:
@@ -97,7 +112,10 @@ def run(options: Options) -> dict[str, Any]:
     import numpy
 
     chosen = targets(options)
-    sizes = options.sizes()
+    sizes = options.sizes(physical_memory())
+    left_out = [k for k in options.sizes() if k not in sizes]
+    if left_out:
+        print(f"sizes left out, too large for this machine's memory: {', '.join(f'2^{k}' for k in left_out)}")
     meta: dict[str, Any] = {
         "unidrop": __version__,
         "mask stream": STREAM_VERSION,
@@ -106,6 +124,7 @@ def run(options: Options) -> dict[str, Any]:
         "load average at start": report.load_average(),
         "p": options.p,
         "sizes": [2**k for k in sizes],
+        "sizes left out (memory)": [2**k for k in left_out],
         "reps": options.reps,
         "timing": "median seconds per call over interleaved repetitions after a warm-up; "
         "GPU: device events (torch, CuPy), block_until_ready (JAX)",
