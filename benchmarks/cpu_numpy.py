@@ -34,20 +34,11 @@ os.environ.setdefault("KERAS_BACKEND", "numpy")  # before keras can be imported
 import numpy as np
 
 import unidrop
+from unidrop.bench.report import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: unidrop must take at most this many times the naive NumPy expression's median.
 NAIVE_FACTOR = 2.5
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def usable_cpus() -> int:

@@ -36,21 +36,12 @@ from pathlib import Path
 import numpy as np
 
 import unidrop
+from unidrop.bench.report import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-cpu-sizes.png"
 #: Each timed repetition runs the call this long at least (small sizes repeat it many times).
 MIN_REP_SECONDS = 2e-3
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def numpy_backends() -> tuple[unidrop.Backend, unidrop.Backend]:
