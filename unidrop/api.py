@@ -7,6 +7,7 @@ from typing import Any
 
 from . import arguments, registry
 from .backend import Backend
+from .blocks import check_block
 
 
 def dropout(
@@ -18,6 +19,8 @@ def dropout(
     stream: Any = 0,
     broadcast_dims: int | Sequence[int] = (),
     return_mask: bool = False,
+    global_shape: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
     backend: str | Backend | None = None,
 ) -> Any:
     """Dropout by mask stream v1: the same mask for the same seed on every backend and device.
@@ -38,10 +41,15 @@ def dropout(
         broadcast_dims: The axes along which the mask is shared (set to 1 in the mask shape).
         return_mask: Return ``(y, keep)`` instead of ``y``, ``keep`` a boolean array of the
             mask shape.
+        global_shape: With ``offset``, says that ``x`` is a block of a larger logical array of
+            this shape: ``x`` then gets exactly its slice of that array's mask (a Dask chunk, a
+            DTensor shard, a tile cut by hand). ``broadcast_dims`` and the mask refer to it.
+        offset: The index in ``global_shape`` of ``x``'s first element, one int per axis.
         backend: A backend name (or Backend instance) to use instead of choosing by ``x``'s type.
 
     Returns:
-        ``y``, or ``(y, keep)`` with ``return_mask=True``.
+        ``y``, or ``(y, keep)`` with ``return_mask=True`` (for a block, ``keep`` is the block's
+        slice of the global mask).
 
     Example:
         The same seed gives the same mask on every backend; kept elements are scaled by 2:
@@ -60,11 +68,17 @@ def dropout(
     arguments.check_dtype(dtype, supported)
     # broadcast_dims is judged before the randomness (remembered per shape: a repeated call is cheap)
     dims, mask_shape = arguments.broadcast_and_mask_shape(shape, broadcast_dims)
+    block = check_block(shape, global_shape, offset, dims)
+    if block is not None and not implementation.supports_blocks:
+        raise TypeError(
+            f"the unidrop backend for {type(x).__name__} does not implement blocks of a global mask "
+            "(global_shape=, offset=); upgrade it, or call dropout on the whole array"
+        )
     if not training or p == 0.0:  # the input itself; no randomness is drawn
         implementation.check_randomness(seed, stream, x)  # but a bad seed or stream is still refused
         return (x, implementation.full_mask(x, mask_shape)) if return_mask else x
     seed, stream = implementation.resolve_randomness(seed, stream, x)
-    plan = arguments.DropoutPlan(p, seed, stream, shape, dtype, mask_shape, dims, return_mask)
+    plan = arguments.DropoutPlan(p, seed, stream, shape, dtype, mask_shape, dims, return_mask, block)
     y, keep = implementation.dropout(x, plan)
     return (y, keep) if return_mask else y
 

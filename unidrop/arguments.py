@@ -12,7 +12,10 @@ import operator
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .blocks import MaskBlock
 
 STREAM_VERSION = 1
 TWO_POW_32 = 1 << 32
@@ -286,6 +289,8 @@ class DropoutPlan:
 
     ``seed`` and ``stream`` are ints in [0, 2**64) unless the backend's own
     ``resolve_randomness`` returned framework values (a traced JAX key, a device tensor).
+    ``block`` is None for a whole array; for a block of a larger logical array it says where
+    the block's mask (of shape ``mask_shape``) lies in the global mask (see :mod:`unidrop.blocks`).
     """
 
     p: float
@@ -296,6 +301,7 @@ class DropoutPlan:
     mask_shape: tuple[int, ...]
     broadcast_dims: tuple[int, ...]
     return_mask: bool = False
+    block: MaskBlock | None = None
 
     @classmethod
     def build(
@@ -307,12 +313,17 @@ class DropoutPlan:
         stream: Any,
         broadcast_dims: Any = (),
         return_mask: bool = False,
+        global_shape: Any = None,
+        offset: Any = None,
     ) -> DropoutPlan:
         """The plan for an input of ``shape`` and ``dtype``, normalizing ``broadcast_dims``
-        and deriving the mask shape (``p``, ``seed`` and ``stream`` are taken as given)."""
+        and deriving the mask shape and block (``p``, ``seed`` and ``stream`` are taken as given)."""
+        from .blocks import check_block  # blocks imports this module
+
         shape = tuple(shape)
         dims, mask = broadcast_and_mask_shape(shape, broadcast_dims)
-        return cls(p, seed, stream, shape, dtype, mask, dims, return_mask)
+        block = check_block(shape, global_shape, offset, dims)
+        return cls(p, seed, stream, shape, dtype, mask, dims, return_mask, block)
 
     @property
     def threshold(self) -> int:

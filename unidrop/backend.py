@@ -40,7 +40,13 @@ class Abilities:
 
 
 class Implementation(ABC):
-    """The work of a backend: built once, on the first array of its framework."""
+    """The work of a backend: built once, on the first array of its framework.
+
+    ``supports_blocks``: True once :meth:`dropout` honours ``plan.block`` (a block of a larger
+    array gets its slice of the global mask); until then unidrop refuses such calls for it.
+    """
+
+    supports_blocks: ClassVar[bool] = False
 
     @abstractmethod
     def dtypes(self) -> frozenset[str]:
@@ -56,6 +62,8 @@ class Implementation(ABC):
 
         ``y`` has the type, device, shape and dtype of ``x``; ``x`` is not modified.
         ``keep`` is a boolean array of shape ``plan.mask_shape`` (True = kept).
+        With ``plan.block`` set, the element at mask index j uses the word of global flat mask
+        index ``sum((plan.block.mask_offset[d] + j[d]) * plan.block.global_strides()[d])``.
         """
 
     @abstractmethod

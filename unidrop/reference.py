@@ -12,7 +12,8 @@ import math
 from collections.abc import Sequence
 
 from . import arguments
-from .philox import stream_words
+from .blocks import block_flat_indices, check_block
+from .philox import element_word, stream_words
 
 #: dtype -> (significant bits, exponent of the smallest subnormal, largest finite value)
 FORMATS = {
@@ -62,14 +63,25 @@ def dropout(
     seed: int,
     stream: int = 0,
     broadcast_dims: Sequence[int] = (),
+    global_shape: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
 ) -> tuple[list[float], list[bool]]:
-    """Reference output (C-order floats) and keep mask (C order, mask shape) for one request."""
+    """Reference output (C-order floats) and keep mask (C order, mask shape) for one request.
+
+    With ``global_shape`` and ``offset``, the input is a block of that larger array and gets its
+    slice of the global mask.
+    """
     p = arguments.check_p(p)
     seed, stream = arguments.check_uint64(seed, "seed"), arguments.check_uint64(stream, "stream")
     shape = tuple(shape)
     dims = arguments.normalize_broadcast_dims(broadcast_dims, len(shape))
     mshape = arguments.mask_shape(shape, dims)
-    keep = keep_bits(seed, stream, mshape, p)
+    block = check_block(shape, global_shape, offset, dims)
+    if block is None:
+        keep = keep_bits(seed, stream, mshape, p)
+    else:
+        t = arguments.threshold(p)
+        keep = [element_word(seed, stream, index) >= t for index in block_flat_indices(block, mshape)]
     out = []
     for i, value in enumerate(values):
         kept = keep[flat_mask_index(i, shape, mshape)]
