@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 if __name__ == "__main__":
@@ -32,22 +30,9 @@ import numpy as np
 from unidrop_numpy import get_num_threads
 
 import unidrop
+from unidrop.bench.timing import Timed, median_seconds
 
 P = 0.1
-
-
-def medians(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
-    """Median seconds per call of each, repetitions interleaved with a rotating order."""
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    names = list(calls)
-    for fn in calls.values():
-        fn()
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            start = time.perf_counter()
-            calls[name]()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def calls(x: np.ndarray, jitted: Callable, copy: Callable) -> dict[str, Callable[[], object]]:
@@ -75,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     copy = jax.jit(lambda a: a + 0)
     for k in args.sizes:
         x = np.random.default_rng(k).standard_normal(2**k).astype(np.float32)
-        found = medians(calls(x, jitted, copy), args.reps)
+        found = median_seconds(
+            {name: Timed(call) for name, call in calls(x, jitted, copy).items()}, args.reps
+        )
         assert np.array_equal(np.asarray(jitted(jnp.asarray(x))), unidrop.dropout(x, P, seed=1))  # same bits
         cells = ", ".join(f"{name} {seconds * 1e3:.2f} ms" for name, seconds in found.items())
         print(f"2^{k}: {cells}; kernel / jax jit = {found['compiled kernel'] / found['jax jit']:.2f}")

@@ -27,9 +27,7 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,11 +35,11 @@ import numpy as np
 
 import unidrop
 from unidrop.bench.report import cpu_model
+from unidrop.bench.timing import Timed, median_seconds
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-cpu-sizes.png"
 #: Each timed repetition runs the call this long at least (small sizes repeat it many times).
-MIN_REP_SECONDS = 2e-3
 
 
 def numpy_backends() -> tuple[unidrop.Backend, unidrop.Backend]:
@@ -118,25 +116,8 @@ def _say_once(message: str) -> None:
 
 
 def time_calls(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
-    """Median seconds per call of each, with interleaved repetitions (rotating order)."""
-    numbers = {}
-    for name, fn in calls.items():  # warm up, and pick calls per repetition
-        fn()
-        start = time.perf_counter()
-        fn()
-        once = max(time.perf_counter() - start, 1e-7)
-        numbers[name] = max(1, int(MIN_REP_SECONDS / once))
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    names = list(calls)
-    for rep in range(reps):
-        order = names[rep % len(names) :] + names[: rep % len(names)]
-        for name in order:
-            fn, number = calls[name], numbers[name]
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            samples[name].append((time.perf_counter() - start) / number)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    """Median seconds per call of each, with interleaved repetitions (``unidrop.bench``'s timing)."""
+    return median_seconds({name: Timed(call) for name, call in calls.items()}, reps)
 
 
 def fmt(seconds: float) -> str:

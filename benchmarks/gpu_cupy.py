@@ -3,7 +3,7 @@
     python benchmarks/gpu_cupy.py [--log2n 28] [--repeats 20] [--out benchmarks/results/gpu_cupy.json]
 
 For fp32 and fp16 arrays of 2^28 elements it times, in one run on one GPU (CUDA events,
-median of ``--repeats`` samples of 10 back-to-back calls, after warm-up):
+medians of ``--repeats`` interleaved repetitions after a warm-up, by ``unidrop bench``'s timing):
 
 * ``copy``      a device-to-device memcpy of x (the memory limit: read x, write y);
 * ``naive``     ``x * (cupy.random.random(n) >= p) / (1 - p)``;
@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from unidrop.bench.timing import cupy_timed, median_seconds
 
 TARGET = 0.85
 P = 0.5
@@ -41,28 +42,6 @@ def gpu_or_exit() -> Any:
         print(f"gpu_cupy.py needs CuPy and a CUDA GPU: {type(error).__name__}: {error}", file=sys.stderr)
         sys.exit(2)
     return cupy
-
-
-def time_ms(cupy: Any, fn: Callable[[], Any], repeats: int, inner: int = 10, warmup: int = 3) -> float:
-    """Median milliseconds per call of ``fn`` on the current stream.
-
-    Each sample is ``inner`` calls queued back to back between two CUDA events, so the GPU
-    stays busy and the Python-side launch cost overlaps with device work, as in a real
-    training step.
-    """
-    for _ in range(warmup):
-        fn()
-    cupy.cuda.get_current_stream().synchronize()
-    samples = []
-    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-    for _ in range(repeats):
-        start.record()
-        for _ in range(inner):
-            fn()
-        stop.record()
-        stop.synchronize()
-        samples.append(cupy.cuda.get_elapsed_time(start, stop) / inner)
-    return statistics.median(samples)
 
 
 def measure(cupy: Any, dtype: str, n: int, repeats: int) -> tuple[dict[str, float], dict[str, int]]:
@@ -91,7 +70,8 @@ def measure(cupy: Any, dtype: str, n: int, repeats: int) -> tuple[dict[str, floa
     }
     for blocks in (1, 2, 4):
         cases[f"kernel U{blocks}"] = (kernel(blocks), nbytes)
-    medians = {name: time_ms(cupy, fn, repeats) for name, (fn, _) in cases.items()}
+    timed = {name: cupy_timed(fn) for name, (fn, _) in cases.items()}
+    medians = {name: seconds * 1e3 for name, seconds in median_seconds(timed, repeats).items()}
     return medians, {name: moved for name, (_, moved) in cases.items()}
 
 
@@ -126,7 +106,7 @@ def main() -> int:
     info = machine(cupy)
     lines = [
         f"unidrop CuPy benchmark: n = 2^{args.log2n} = {n} elements, p = {P}, "
-        f"median of {args.repeats} samples of 10 calls",
+        f"medians of {args.repeats} interleaved repetitions",
         "machine: " + ", ".join(f"{k}={v}" for k, v in info.items()),
         f"numpy {numpy.__version__}, unidrop {unidrop.__version__}",
         "",

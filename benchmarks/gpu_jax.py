@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import jax
-from cpu_jax import run
+from jax_variants import run
 
 VARIANTS = (
     "wide+idiv,wide+pallas,split+pallas,split+idiv,native+idiv,wide+bf16div,wide+fdiv,wide+barrier,wide+none"

@@ -4,7 +4,8 @@
     python benchmarks/gpu_torch.py --sweep              # also time the kernel's block/warp configs
     python benchmarks/gpu_torch.py --out results.json   # where the JSON goes (a .txt goes beside it)
 
-For each dtype it times, with CUDA events (median of --repeat runs after --warmup runs):
+For each dtype it times, with CUDA events (medians of --repeat interleaved repetitions after a
+warm-up, by ``unidrop bench``'s timing):
 device copy (read x, write y: the memory limit), torch F.dropout forward, forward+backward,
 torch.compile'd F.dropout forward, and unidrop forward, forward+backward (integer seed and
 seed=None), and reports the bytes per element each saves for backward. It first checks, on the
@@ -28,9 +29,7 @@ import json
 import math
 import platform
 import random
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from unidrop_torch import cuda as unidrop_cuda
 
 import unidrop
 from unidrop import arguments, reference
+from unidrop.bench.timing import median_seconds, torch_timed
 from unidrop.philox import element_word
 
 P = 0.1  # the usual dropout rate of a transformer
@@ -49,29 +49,11 @@ TARGET_FWD_BWD_SPEEDUP = 1.5
 
 
 # -- timing --------------------------------------------------------------------------
-def median_ms(fn: Callable[[], object], device: torch.device, warmup: int, repeat: int) -> float:
-    """Median milliseconds of ``fn()``: CUDA events on a GPU, wall clock on the CPU."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        events = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-            for _ in range(repeat)
-        ]
-        for start, end in events:
-            start.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize(device)
-        times = [start.elapsed_time(end) for start, end in events]
-    else:
-        for _ in range(repeat):
-            begin = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - begin) * 1e3)
-    return statistics.median(times)
+def median_ms(calls: dict[str, Callable[[], object]], device: torch.device, reps: int) -> dict[str, float]:
+    """Median milliseconds per call of each (``unidrop bench``'s timing: interleaved repetitions
+    after a warm-up, CUDA events on a GPU, the CPU clock elsewhere)."""
+    timed = {name: torch_timed(call, str(device)) for name, call in calls.items()}
+    return {name: seconds * 1e3 for name, seconds in median_seconds(timed, reps).items()}
 
 
 def saved_bytes_per_element(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> float:
@@ -202,7 +184,7 @@ def check_no_sync_and_graph_capture(device: torch.device) -> list[str]:
 
 
 # -- the measurements -----------------------------------------------------------------
-def measure(dtype: torch.dtype, n: int, device: torch.device, warmup: int, repeat: int) -> dict[str, float]:
+def measure(dtype: torch.dtype, n: int, device: torch.device, repeat: int) -> dict[str, float]:
     x = torch.randn(n, device=device, dtype=dtype)
     grad = torch.randn(n, device=device, dtype=dtype)
     out = torch.empty_like(x)
@@ -222,23 +204,26 @@ def measure(dtype: torch.dtype, n: int, device: torch.device, warmup: int, repea
 
     compiled_torch = torch.compile(torch_dropout)
     compiled_unidrop = torch.compile(unidrop_seeded, fullgraph=True)
-    ms = {
-        "copy": median_ms(lambda: out.copy_(x), device, warmup, repeat),
-        "torch_forward": median_ms(lambda: torch_dropout(x), device, warmup, repeat),
-        "torch_compile_forward": median_ms(lambda: compiled_torch(x), device, warmup, repeat),
-        "unidrop_forward": median_ms(lambda: unidrop_seeded(x), device, warmup, repeat),
-        "unidrop_forward_seed_none": median_ms(lambda: unidrop_drawn(x), device, warmup, repeat),
-        "unidrop_compile_forward": median_ms(lambda: compiled_unidrop(x), device, warmup, repeat),
-        "torch_forward_backward": median_ms(fwd_bwd(torch_dropout), device, warmup, repeat),
-        "unidrop_forward_backward": median_ms(fwd_bwd(unidrop_seeded), device, warmup, repeat),
-        "unidrop_forward_backward_seed_none": median_ms(fwd_bwd(unidrop_drawn), device, warmup, repeat),
+    calls = {
+        "copy": lambda: out.copy_(x),
+        "torch_forward": lambda: torch_dropout(x),
+        "torch_compile_forward": lambda: compiled_torch(x),
+        "unidrop_forward": lambda: unidrop_seeded(x),
+        "unidrop_forward_seed_none": lambda: unidrop_drawn(x),
+        "unidrop_compile_forward": lambda: compiled_unidrop(x),
+        "torch_forward_backward": fwd_bwd(torch_dropout),
+        "unidrop_forward_backward": fwd_bwd(unidrop_seeded),
+        "unidrop_forward_backward_seed_none": fwd_bwd(unidrop_drawn),
+    }
+    ms: dict[str, float] = {
+        **median_ms(calls, device, repeat),
         "torch_saved_bytes_per_element": saved_bytes_per_element(torch_dropout, x),
         "unidrop_saved_bytes_per_element": saved_bytes_per_element(unidrop_seeded, x),
     }
     return ms
 
 
-def sweep(dtype: torch.dtype, n: int, device: torch.device, warmup: int, repeat: int) -> dict[str, float]:
+def sweep(dtype: torch.dtype, n: int, device: torch.device, repeat: int) -> dict[str, float]:
     """Forward ms for each (elements per program, warps, Philox calls per row) config of the kernel.
 
     Every config must give the default config's output bit for bit (a config is speed only)."""
@@ -254,9 +239,8 @@ def sweep(dtype: torch.dtype, n: int, device: torch.device, warmup: int, repeat:
                     unidrop_cuda.CONFIG[size] = (block, warps, calls)
                     if not torch.equal(unidrop_torch.dropout(x, P, seed=SEED), expected):
                         raise AssertionError(f"config {(block, warps, calls)} changed the output")
-                    found[f"({block}, {warps}, {calls})"] = median_ms(
-                        lambda: unidrop_torch.dropout(x, P, seed=SEED), device, warmup, repeat
-                    )
+                    one = {"config": lambda: unidrop_torch.dropout(x, P, seed=SEED)}
+                    found[f"({block}, {warps}, {calls})"] = median_ms(one, device, repeat)["config"]
     finally:
         unidrop_cuda.CONFIG[size] = default
     return found
@@ -350,7 +334,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1 << 28, help="elements (default 2**28)")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--sweep", action="store_true", help="also time the kernel's block/warp configs")
     parser.add_argument(
@@ -377,16 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures:
         print("  ", failure)
 
-    results = {
-        str(d).removeprefix("torch."): measure(d, args.size, device, args.warmup, args.repeat) for d in dtypes
-    }
+    results = {str(d).removeprefix("torch."): measure(d, args.size, device, args.repeat) for d in dtypes}
     lines, ok = report(results, args.size)
     sweeps = {}
     if args.sweep:
-        sweeps = {
-            str(d).removeprefix("torch."): sweep(d, args.size, device, args.warmup, args.repeat)
-            for d in dtypes
-        }
+        sweeps = {str(d).removeprefix("torch."): sweep(d, args.size, device, args.repeat) for d in dtypes}
         lines.append("")
         lines.append("kernel config sweep (forward ms; (elements per program, warps, Philox calls per row)):")
         for d, found in sweeps.items():
@@ -404,7 +382,6 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "size": args.size,
         "p": P,
-        "warmup": args.warmup,
         "repeat": args.repeat,
         "checks_failed": failures,
         "ms_and_bytes": results,

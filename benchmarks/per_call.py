@@ -14,32 +14,15 @@ On 16 float32 elements (issue 11's target: at most 6x the naive NumPy expression
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 import unidrop
 from unidrop import arguments, registry
+from unidrop.bench.timing import Timed, median_seconds
 
 P = 0.1
-
-
-def median_seconds(calls: dict[str, Callable[[], object]], reps: int, number: int) -> dict[str, float]:
-    """Median seconds per call of each, ``number`` calls a repetition, repetitions interleaved."""
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    names = list(calls)
-    for fn in calls.values():
-        fn()
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            fn = calls[name]
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            samples[name].append((time.perf_counter() - start) / number)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def steps(x: object, label: str) -> dict[str, Callable[[], object]]:
@@ -82,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             calls.update(steps(t, "torch"))
         except Exception as error:  # no torch backend installed
             print(f"(unidrop on torch unavailable: {type(error).__name__}: {error})")
-    medians = median_seconds(calls, args.reps, args.number)
+    medians = median_seconds({name: Timed(call) for name, call in calls.items()}, args.reps, args.number)
     width = max(map(len, medians))
     print(f"{args.elements} float32 elements, p = {P}, median per call:")
     for name, seconds in medians.items():

@@ -40,4 +40,6 @@ SUITE=(python -m pytest --pyargs unidrop.conformance --hypothesis-profile=unidro
 for bench in gpu_torch gpu_cupy gpu_jax; do
   [ -f "benchmarks/$bench.py" ] && step "$bench" python "benchmarks/$bench.py" --out "$OUT/$bench.json"
 done
+# every size 2^4 .. 2^28 on the first GPU, every installed backend beside its framework's own dropout
+step bench-gpu python -m unidrop bench --devices gpu --max-log2 28 --reps 5 --out "$OUT/bench"
 exit $status

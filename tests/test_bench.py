@@ -11,7 +11,7 @@ import pytest
 
 import unidrop
 from unidrop import cli
-from unidrop.bench import Options
+from unidrop.bench import Options, targets
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -78,6 +78,7 @@ def test_sizes_that_do_not_fit_in_half_the_memory_are_left_out(tmp_path):
         (["--p", "1.5"], "1.5"),
         (["--backend", "no-such-backend"], "no-such-backend"),
         (["--max-log2", "ten"], "invalid int value: 'ten'"),
+        (["--devices", "tpu"], "--devices must be one of all, cpu, gpu, not 'tpu'"),
     ],
 )
 def test_a_bad_option_is_one_clear_error_and_exit_2(args, says, tmp_path, capsys):
@@ -102,3 +103,10 @@ def test_a_backend_the_bench_does_not_know_is_named(tmp_path, capsys):
         in capsys.readouterr().err
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_devices_choose_the_cpu_or_the_first_gpu(tmp_path):
+    """numpy has only the CPU: ``gpu`` leaves nothing of it to time, ``cpu`` and ``all`` keep it."""
+    for devices, expected in (("cpu", ["cpu"]), ("all", ["cpu"]), ("gpu", [])):
+        chosen = targets(Options(out=tmp_path, quick=True, backends=("numpy",), devices=devices))
+        assert [device for _, device, _ in chosen] == expected, devices

@@ -158,6 +158,7 @@ def _bench(args: argparse.Namespace) -> int:
         reps=args.reps if args.reps is not None else (3 if args.quick else 7),
         p=args.p,
         backends=parse_backends(args.backend),
+        devices=args.devices,
     )
     run(options)
     return 0
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--reps", type=int, help="interleaved repetitions per median (default 7, quick 3)")
     bench.add_argument("--p", type=float, default=0.5, help="dropout probability (default 0.5)")
     bench.add_argument("--backend", action="append", metavar="NAME", help="only this backend (repeatable)")
+    bench.add_argument("--devices", default="all", help="cpu, gpu (the first one) or all (the default: both)")
     bench.add_argument("--out", default="unidrop-bench", help="output folder (default ./unidrop-bench/)")
     bench.set_defaults(run=_bench)
     return parser

@@ -31,6 +31,8 @@ from .timing import median_seconds
 QUICK_SIZES = (4, 10, 16, 20)
 SMALLEST, LARGEST = 4, 30
 HALVES = ("float16", "bfloat16")
+#: Which devices ``--devices`` may pick: the CPU ones, the first GPU, or both.
+DEVICE_CHOICES = ("all", "cpu", "gpu")
 #: A bound on the bytes one element costs during a measurement (the float32 input from NumPy, the
 #: framework's array, its output, mask, gradient and temporaries): a size must fit in half the memory.
 BYTES_PER_ELEMENT = 64
@@ -46,7 +48,8 @@ def physical_memory() -> int | None:
 
 @dataclass(frozen=True)
 class Options:
-    """What to run: ``max_log2`` in 4..30, ``reps`` >= 1, ``p`` in [0, 1), backend names (all if empty)."""
+    """What to run: ``max_log2`` in 4..30, ``reps`` >= 1, ``p`` in [0, 1), backend names (all if empty),
+    ``devices`` one of :data:`DEVICE_CHOICES` (the CPU, the first GPU, or both)."""
 
     out: Path
     max_log2: int = 24
@@ -54,8 +57,11 @@ class Options:
     reps: int = 7
     p: float = 0.5
     backends: tuple[str, ...] = ()
+    devices: str = "all"
 
     def __post_init__(self) -> None:
+        if self.devices not in DEVICE_CHOICES:
+            raise ValueError(f"--devices must be one of {', '.join(DEVICE_CHOICES)}, not {self.devices!r}")
         if not SMALLEST <= self.max_log2 <= LARGEST:
             raise ValueError(f"--max-log2 must be in {SMALLEST}..{LARGEST}, not {self.max_log2}")
         if self.reps < 1:
@@ -81,7 +87,8 @@ def targets(options: Options) -> list[tuple[str, str, str]]:
         implementation = registry.get_backend(name).implementation()
         devices = implementation.devices()
         gpus = [device for device in devices if not device.startswith("cpu")]
-        chosen = [device for device in devices if device.startswith("cpu")] + gpus[:1]
+        cpus = [device for device in devices if device.startswith("cpu")]
+        chosen = (cpus if options.devices != "gpu" else []) + (gpus[:1] if options.devices != "cpu" else [])
         declared = implementation.dtypes()
         dtypes = ["float32"] + ([] if options.quick else [d for d in HALVES if d in declared])
         found += [(name, device, dtype) for device in chosen for dtype in dtypes]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..api import dropout
-from .timing import Timed
+from .timing import Timed, cupy_timed, torch_timed
 
 #: The key of each framework's own dropout in the results, by backend name.
 OWN = {"numpy": "naive", "cupy": "naive", "torch": "F.dropout", "jax": "jax.random.bernoulli"}
@@ -49,14 +49,8 @@ def _torch(x: Any, p: float, device: str) -> Modes:
 
     functional = torch.nn.functional
 
-    def events() -> tuple[Any, Any]:
-        return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-    def elapsed(begin: Any, end: Any) -> float:
-        return float(begin.elapsed_time(end))
-
     def timed(call: Callable[[], Any]) -> Timed:
-        return Timed(call, events=events, elapsed=elapsed) if device.startswith("cuda") else Timed(call)
+        return torch_timed(call, device)
 
     leaf = x.detach().clone().requires_grad_(True)
 
@@ -128,14 +122,7 @@ def _jax(x: Any, p: float, device: str) -> Modes:
 def _cupy(x: Any, p: float, device: str) -> Modes:
     import cupy
 
-    def events() -> tuple[Any, Any]:
-        return cupy.cuda.Event(), cupy.cuda.Event()
-
-    def elapsed(begin: Any, end: Any) -> float:
-        return float(cupy.cuda.get_elapsed_time(begin, end))
-
-    def timed(call: Callable[[], Any]) -> Timed:
-        return Timed(call, events=events, elapsed=elapsed)
+    timed = cupy_timed
 
     scale = x.dtype.type(1 - p)
     return {

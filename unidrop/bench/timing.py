@@ -52,14 +52,46 @@ class Timed:
         return self.elapsed(begin, end) / 1e3 / number
 
 
-def median_seconds(calls: dict[str, Timed], reps: int) -> dict[str, float]:
+def torch_timed(call: Callable[[], Any], device: str) -> Timed:
+    """``call`` timed by CUDA events on a ``cuda`` device, by the CPU clock otherwise (imports torch)."""
+    if not device.startswith("cuda"):
+        return Timed(call)
+    import torch
+
+    def events() -> tuple[Any, Any]:
+        return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def elapsed(begin: Any, end: Any) -> float:
+        return float(begin.elapsed_time(end))
+
+    return Timed(call, events=events, elapsed=elapsed)
+
+
+def cupy_timed(call: Callable[[], Any]) -> Timed:
+    """``call`` timed by CUDA events on CuPy's current stream (imports cupy)."""
+    import cupy
+
+    def events() -> tuple[Any, Any]:
+        return cupy.cuda.Event(), cupy.cuda.Event()
+
+    def elapsed(begin: Any, end: Any) -> float:
+        return float(cupy.cuda.get_elapsed_time(begin, end))
+
+    return Timed(call, events=events, elapsed=elapsed)
+
+
+def median_seconds(calls: dict[str, Timed], reps: int, number: int | None = None) -> dict[str, float]:
     """The median seconds per call of each, over ``reps`` repetitions whose order rotates.
 
-    Each call runs twice first (warm-up, and to choose how many calls one repetition makes).
+    Each call runs first as a warm-up. A repetition makes ``number`` calls in a row, or, with
+    ``number=None``, as many as last :data:`MIN_REP_SECONDS` (judged from a second, timed call).
     """
     numbers = {}
     for name, timed in calls.items():
         timed.wait(timed.call())
+        if number is not None:
+            numbers[name] = number
+            continue
         once = max(timed.seconds(1), 1e-7)
         numbers[name] = max(1, int(MIN_REP_SECONDS / once))
     samples: dict[str, list[float]] = {name: [] for name in calls}

@@ -28,7 +28,7 @@ from .threads import check_thread_count, get_num_threads
 
 #: Elements of the output handled per step; every temporary is at most this long. Chunks of
 #: 2^16 to 2^19 cost the same CPU time on one thread; with two threads, chunks under 2^18
-#: lose their gain to the handing over of the GIL between NumPy calls (benchmarks/cpu_numpy.py).
+#: lose their gain to the handing over of the GIL between NumPy calls (measured by `unidrop bench --backend numpy`).
 CHUNK = 1 << 18
 #: Arrays smaller than this many elements are done on the calling thread alone.
 MIN_THREADED_SIZE = 2 * CHUNK

@@ -1,6 +1,9 @@
-"""CPU benchmark of unidrop's JAX backend against Flax-style bernoulli dropout, under jit.
+"""The JAX backend's internal formulations against Flax-style bernoulli dropout, under jit.
 
-    python benchmarks/cpu_jax.py --out benchmarks/results/cpu_jax.json
+    python benchmarks/jax_variants.py --out /tmp/jax_variants.json   # on the default JAX device
+
+A tool for choosing how the JAX backend computes (issue 15 runs it on the GPU through
+benchmarks/gpu_jax.py); `unidrop bench` is the benchmark of the backend as users call it.
 
 Prints the machine, versions, size, the median time of each variant and its ratio to
 bernoulli dropout, all from one run; writes the JSON and a .txt copy of the table.
@@ -10,11 +13,11 @@ each way of materializing the packed keep bits (idiv, fdiv, bf16div, barrier, no
 see unidrop_jax.mask),
 and forward+backward for both dropouts.
 
-This file also holds the timing harness that benchmarks/gpu_jax.py uses. Every variant is
-compiled ahead of time (``jit(...).lower(...).compile()``), so that the module switches read
-at trace time (the mulhi formulation, the materialization) stay fixed per variant; the
-variants are then timed round-robin, so that a change in machine load during the run touches
-all of them alike. Reported: the median of the repetitions, in milliseconds.
+Every variant is compiled ahead of time (``jit(...).lower(...).compile()``), so that the module
+switches read at trace time (the mulhi formulation, the materialization) stay fixed per
+variant; the variants are then timed by ``unidrop bench``'s timing (interleaved repetitions
+after a warm-up), so that a change in machine load during the run touches all of them alike.
+Reported: the median of the repetitions, in milliseconds.
 """
 
 from __future__ import annotations
@@ -24,10 +27,7 @@ import importlib.metadata
 import json
 import os
 import platform
-import random
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from unidrop_jax import pallas_gpu as unidrop_pallas
 from unidrop_jax import philox_lax as unidrop_philox
 
 import unidrop
+from unidrop.bench.timing import Timed, median_seconds
 
 P = 0.5
 
@@ -91,27 +92,13 @@ def compile_variant(fn: Callable[..., Any], args: tuple[Any, ...], mulhi: str, m
         jax.clear_caches()
 
 
-def time_round_robin(
-    variants: dict[str, tuple[Any, tuple[Any, ...]]], repeats: int
-) -> dict[str, list[float]]:
-    """Milliseconds per call of each compiled variant, interleaved over ``repeats`` rounds.
-
-    The order is shuffled every round (with a fixed seed): a fixed order was seen to slow
-    whichever variant ran right after the bernoulli one by up to 1.8x.
-    """
-    for compiled, args in variants.values():  # warm up
-        jax.block_until_ready(compiled(*args))
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    order = list(variants)
-    shuffler = random.Random(0)
-    for _ in range(repeats):
-        shuffler.shuffle(order)
-        for name in order:
-            compiled, args = variants[name]
-            start = time.perf_counter()
-            jax.block_until_ready(compiled(*args))
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return times
+def median_ms(variants: dict[str, tuple[Any, tuple[Any, ...]]], repeats: int) -> dict[str, float]:
+    """Median milliseconds per call of each compiled variant, repetitions interleaved."""
+    timed = {
+        name: Timed(lambda compiled=compiled, args=args: compiled(*args), wait=jax.block_until_ready)
+        for name, (compiled, args) in variants.items()
+    }
+    return {name: round(seconds * 1e3, 4) for name, seconds in median_seconds(timed, repeats).items()}
 
 
 def machine() -> dict[str, Any]:
@@ -174,10 +161,6 @@ def report(
     return text
 
 
-def medians(times: dict[str, list[float]]) -> dict[str, float]:
-    return {name: round(statistics.median(ts), 4) for name, ts in times.items()}
-
-
 def run(
     title: str, size_log2: int, dtypes: list[str], repeats: int, out: Path | None, variants: list[str]
 ) -> str:
@@ -224,7 +207,7 @@ def run(
             compile_variant(forward_backward(unidrop_dropout), bwd_args, *default),
             bwd_args,
         )
-        results[f"{dtype}, 2**{size_log2} elements"] = medians(time_round_robin(table, repeats))
+        results[f"{dtype}, 2**{size_log2} elements"] = median_ms(table, repeats)
     info["unidrop_equals_reference"] = exact
     baseline = "bernoulli dropout (flax-style, threefry)"
     text = report(title, results, baseline, info, out)
@@ -243,7 +226,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     text = run(
-        "unidrop JAX backend vs bernoulli dropout, CPU, jit (median ms)",
+        f"unidrop JAX backend vs bernoulli dropout, {jax.default_backend()}, jit (median ms)",
         args.size_log2,
         args.dtypes.split(","),
         args.repeats,
@@ -252,7 +235,7 @@ def main() -> None:
     )
     print(text)
     if args.out is not None:
-        command = "python benchmarks/cpu_jax.py " + " ".join(sys.argv[1:])
+        command = "python benchmarks/jax_variants.py " + " ".join(sys.argv[1:])
         args.out.with_suffix(".command").write_text(command + "\n")
 
 
