@@ -178,3 +178,34 @@ def test_the_readme_shows_what_the_demo_prints(capsys):
         pytest.skip(f"the README shows a machine with only the NumPy backend; here: {sorted(installed)}")
     _, out = run(capsys, "--backend", "numpy")
     assert readme_sample() == out
+
+
+#: Stands in for Keras in the demo's child process: prints NumPy's own mask for (seed, p, shape).
+FAKE_KERAS = """
+import os, sys, numpy
+seed, p, shape = int(sys.argv[1]), float(sys.argv[2]), tuple(map(int, sys.argv[3:]))
+assert os.environ["KERAS_BACKEND"] == "numpy"
+print("ignored line")
+print("".join("1" if k else "0" for k in (numpy.random.default_rng(seed).random(shape) >= p).ravel()))
+"""
+
+
+def test_keras_masks_come_from_one_process_per_keras_backend(monkeypatch):
+    """The child's last line is the mask, read in C order, labelled with its Keras backend."""
+    from unidrop import demo
+
+    monkeypatch.setattr(demo, "_KERAS_MASK", FAKE_KERAS)
+    backends = {"numpy": ("numpy",), "absent": ("numpy", "no_such_module_here")}
+    monkeypatch.setattr(demo, "KERAS_BACKENDS", backends)
+    masks = demo._keras_own(7, 0.5)
+    assert [label for label, _ in masks] == ["keras (numpy)"]
+    np.testing.assert_array_equal(masks[0][1], np.random.default_rng(7).random((4, 16)) >= 0.5)
+
+
+def test_a_keras_backend_that_fails_is_named_with_its_last_error_line(monkeypatch):
+    from unidrop import demo
+
+    monkeypatch.setattr(demo, "_KERAS_MASK", "raise SystemExit('no Keras here')")
+    monkeypatch.setattr(demo, "KERAS_BACKENDS", {"numpy": ("numpy",)})
+    with pytest.raises(RuntimeError, match="Keras on numpy did not draw a mask: no Keras here"):
+        demo._keras_own(7, 0.5)

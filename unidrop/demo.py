@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -173,12 +175,54 @@ def _cupy_own(seed: int, p: float) -> list[tuple[str, Any]]:
     return [("cupy rng", cupy.asnumpy(cupy.random.default_rng(seed).random(SHAPE) >= p))]
 
 
+#: Keras' backends, each with the modules it imports (Keras 3's NumPy backend borrows from SciPy
+#: and JAX); Keras picks one per process (KERAS_BACKEND).
+KERAS_BACKENDS = {
+    "numpy": ("numpy", "scipy", "jax"),
+    "jax": ("jax",),
+    "torch": ("torch",),
+    "tensorflow": ("tensorflow",),
+}
+#: Run in a fresh process with KERAS_BACKEND set: prints Keras' own dropout mask as 0s and 1s.
+_KERAS_MASK = """
+import sys
+import keras
+import numpy
+seed, p, shape = int(sys.argv[1]), float(sys.argv[2]), tuple(map(int, sys.argv[3:]))
+y = keras.ops.convert_to_numpy(keras.random.dropout(keras.ops.ones(shape), p, seed=seed))
+print("".join("1" if kept else "0" for kept in (numpy.asarray(y) != 0).ravel()))
+"""
+#: Seconds a Keras backend may take to start and draw its mask.
+KERAS_TIMEOUT = 120
+
+
+def _keras_own(seed: int, p: float) -> list[tuple[str, Any]]:
+    """Keras' own dropout for ``seed`` on each of its backends installed here (one process each)."""
+    import numpy as np
+
+    masks = []
+    for backend, modules in KERAS_BACKENDS.items():
+        if any(importlib.util.find_spec(module) is None for module in modules):
+            continue
+        args = [sys.executable, "-c", _KERAS_MASK, str(seed), repr(p), *map(str, SHAPE)]
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=KERAS_TIMEOUT)
+        lines = done.stdout.split()
+        if done.returncode != 0 or not lines or len(lines[-1]) != np.prod(SHAPE):
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"Keras on {backend} did not draw a mask: {last}")
+        keep = np.array([bit == "1" for bit in lines[-1]]).reshape(SHAPE)
+        masks.append((f"keras ({backend})", keep))
+    return masks
+
+
 #: Each framework's own dropout mask for a seed, and how it is drawn (the demo's footnote).
 OWN_DROPOUT: dict[str, tuple[Callable[[int, float], list[tuple[str, Any]]], str]] = {
     "numpy": (_numpy_own, "numpy: default_rng(seed).random(shape) >= p"),
     "torch": (_torch_own, "torch: manual_seed(seed); F.dropout"),
     "jax": (_jax_own, "jax: random.bernoulli(PRNGKey(seed), 1 - p, shape)"),
     "cupy": (_cupy_own, "cupy: default_rng(seed).random(shape) >= p"),
+    "keras": (_keras_own, "keras: random.dropout(ones, p, seed=seed), one process per Keras backend"),
 }
 
 
