@@ -8,6 +8,10 @@ Chunks are independent, so several threads may compute them at once (NumPy relea
 inside its ufunc loops). Each thread owns one fixed-size workspace (16 bytes per chunk
 element for float32); results do not depend on the number of threads, since every chunk is
 written by exactly one of them. Up to one full-size workspace per thread is kept between calls.
+
+A block of a global mask (``plan.block``) is cut into the same chunks; a chunk whose mask is a run
+of consecutive global indices (always, when the block spans the global mask's trailing axes)
+costs what a chunk of a whole array does, any other one a Philox block per element.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 
 from unidrop import DropoutPlan
 
-from .philox_arrays import UINT_OF_ITEMSIZE, PhiloxWorkspace
+from .philox_arrays import UINT_OF_ITEMSIZE, PhiloxWorkspace, words_at
 from .pool import Helpers
 from .threads import check_thread_count, get_num_threads
 
@@ -98,14 +102,15 @@ def dropout_array(
     """``(y, keep)`` for one validated plan; ``keep`` is None unless ``plan.return_mask``.
 
     ``threads`` caps the threads used (default :func:`get_num_threads`); the result is the
-    same for every value.
+    same for every value. With ``plan.block`` set, ``x`` gets its slice of the global mask.
     """
     # read first: a bad setting (threads=0, UNIDROP_NUM_THREADS=abc) is reported before any work
     count = get_num_threads() if threads is None else check_thread_count(threads, "threads")
     keep_all = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
+    place = GlobalPlace.of(plan)
     if x.size == 0 or plan.drops_all:
         if keep_all is not None:
-            _fill_keep(keep_all.reshape(-1), plan)
+            _fill_keep(keep_all.reshape(-1), plan, place)
         return np.zeros_like(x), keep_all
     y = np.empty_like(x)  # every element is written below
     compute = np.dtype(plan.compute_dtype)
@@ -129,9 +134,7 @@ def dropout_array(
     def compute_blocks(workspace: PhiloxWorkspace, chunks: Iterator[_Block]) -> None:
         layout_buffer: list[np.ndarray | None] = [None]  # made on the first block that needs it
         for index, mstart, mcount, mblock in chunks:
-            masks = workspace.keep_masks(
-                plan.seed, plan.stream, mstart, mcount, plan.threshold, x.dtype.itemsize
-            )
+            masks = keep_masks(workspace, plan, place, mstart, mcount, x.dtype.itemsize)
             if flat_keep is not None:
                 np.not_equal(masks, 0, out=flat_keep[mstart : mstart + mcount])
             out = yv[index]
@@ -215,7 +218,7 @@ def _return_workspace(workspace: PhiloxWorkspace) -> None:
             _spare_workspaces.append(workspace)
 
 
-def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan) -> None:
+def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan, place: GlobalPlace | None) -> None:
     """The keep mask alone (for an input with no elements, whose mask may still have some)."""
     if plan.drops_all:
         flat_keep[...] = False
@@ -223,8 +226,63 @@ def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan) -> None:
     workspace = PhiloxWorkspace(min(CHUNK, flat_keep.size) // 4 + 2)
     for start in range(0, flat_keep.size, CHUNK):
         count = min(CHUNK, flat_keep.size - start)
-        masks = workspace.keep_masks(plan.seed, plan.stream, start, count, plan.threshold, 4)
+        masks = keep_masks(workspace, plan, place, start, count, 4)
         np.not_equal(masks, 0, out=flat_keep[start : start + count])
+
+
+class GlobalPlace:
+    """Where a block's mask lies in the global mask: maps block-mask flat indices to global ones."""
+
+    def __init__(self, mask_shape: tuple[int, ...], strides: tuple[int, ...], start: int) -> None:
+        self.mask_shape = mask_shape
+        self.strides = strides  # of the global mask, one per axis of the block's mask
+        self.start = start  # the global index of the block's first mask element
+
+    @classmethod
+    def of(cls, plan: DropoutPlan) -> GlobalPlace | None:
+        """The place of ``plan``'s block, or None for a whole array (or a block of a 0-d array)."""
+        block = plan.block
+        if block is None or not plan.mask_shape:
+            return None
+        return cls(plan.mask_shape, block.global_strides(), int(block.start()))
+
+    def index(self, local: int) -> int:
+        """The global flat mask index of the block-mask flat index ``local`` (Python ints: exact)."""
+        index = self.start
+        for size, stride in zip(reversed(self.mask_shape), reversed(self.strides), strict=True):
+            local, j = divmod(local, size)
+            index += j * stride
+        return index
+
+    def indices(self, start: int, count: int) -> np.ndarray:
+        """The global flat mask indices (uint64) of block-mask indices ``start .. start+count-1``."""
+        local = np.arange(start, start + count, dtype=np.uint64)
+        result = np.full(count, self.start, dtype=np.uint64)
+        for size, stride in zip(reversed(self.mask_shape), reversed(self.strides), strict=True):
+            result += (local % np.uint64(size)) * np.uint64(stride)
+            local //= np.uint64(size)
+        return result
+
+
+def keep_masks(
+    workspace: PhiloxWorkspace,
+    plan: DropoutPlan,
+    place: GlobalPlace | None,
+    start: int,
+    count: int,
+    itemsize: int,
+) -> np.ndarray:
+    """Element masks (as :meth:`PhiloxWorkspace.keep_masks`) of the mask indices ``start ..
+    start+count-1`` of ``plan``'s mask; of a block's mask, through its place in the global mask."""
+    if place is None:
+        return workspace.keep_masks(plan.seed, plan.stream, start, count, plan.threshold, itemsize)
+    first = place.index(start)
+    # global indices grow by at least one per element: a span of count - 1 means consecutive ones
+    if place.index(start + count - 1) - first == count - 1:
+        return workspace.keep_masks(plan.seed, plan.stream, first, count, plan.threshold, itemsize)
+    words = words_at(plan.seed, plan.stream, place.indices(start, count))
+    kind = UINT_OF_ITEMSIZE[itemsize]
+    return np.where(words >= plan.threshold, kind(np.iinfo(kind).max), kind(0))
 
 
 class _Shared:
