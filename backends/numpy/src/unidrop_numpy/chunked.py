@@ -34,6 +34,9 @@ from .threads import check_thread_count, get_num_threads
 #: 2^16 to 2^19 cost the same CPU time on one thread; with two threads, chunks under 2^18
 #: lose their gain to the handing over of the GIL between NumPy calls (benchmarks/cpu_numpy.py).
 CHUNK = 1 << 18
+#: A chunk of a block whose global mask indices span at most this many times its size has the
+#: words of that whole span made (consecutive ones are four times cheaper); others, one per element.
+SPAN_FACTOR = 4
 #: Arrays smaller than this many elements are done on the calling thread alone.
 MIN_THREADED_SIZE = 2 * CHUNK
 #: One block: (index into the array, first mask index, mask count, mask block shape).
@@ -233,10 +236,18 @@ def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan, place: GlobalPlace | No
 class GlobalPlace:
     """Where a block's mask lies in the global mask: maps block-mask flat indices to global ones."""
 
-    def __init__(self, mask_shape: tuple[int, ...], strides: tuple[int, ...], start: int) -> None:
+    def __init__(
+        self, mask_shape: tuple[int, ...], global_shape: tuple[int, ...], strides: tuple[int, ...], start: int
+    ) -> None:
         self.mask_shape = mask_shape
         self.strides = strides  # of the global mask, one per axis of the block's mask
         self.start = start  # the global index of the block's first mask element
+        # block-mask indices q*run .. q*run+run-1 are consecutive global indices: the block spans
+        # the global mask's axes after the first one (from the end) that it does not span whole
+        axis = len(mask_shape) - 1
+        while axis > 0 and mask_shape[axis] == global_shape[axis]:
+            axis -= 1
+        self.run = max(math.prod(mask_shape[axis:]), 1)
 
     @classmethod
     def of(cls, plan: DropoutPlan) -> GlobalPlace | None:
@@ -244,7 +255,7 @@ class GlobalPlace:
         block = plan.block
         if block is None or not plan.mask_shape:
             return None
-        return cls(plan.mask_shape, block.global_strides(), int(block.start()))
+        return cls(plan.mask_shape, block.global_mask_shape, block.global_strides(), int(block.start()))
 
     def index(self, local: int) -> int:
         """The global flat mask index of the block-mask flat index ``local`` (Python ints: exact)."""
@@ -256,12 +267,15 @@ class GlobalPlace:
 
     def indices(self, start: int, count: int) -> np.ndarray:
         """The global flat mask indices (uint64) of block-mask indices ``start .. start+count-1``."""
-        local = np.arange(start, start + count, dtype=np.uint64)
-        result = np.full(count, self.start, dtype=np.uint64)
+        first, last = start // self.run, (start + count - 1) // self.run
+        local = np.arange(first, last + 1, dtype=np.uint64) * np.uint64(self.run)
+        starts = np.full(local.size, self.start, dtype=np.uint64)
         for size, stride in zip(reversed(self.mask_shape), reversed(self.strides), strict=True):
-            result += (local % np.uint64(size)) * np.uint64(stride)
+            starts += (local % np.uint64(size)) * np.uint64(stride)
             local //= np.uint64(size)
-        return result
+        runs = starts[:, None] + np.arange(self.run, dtype=np.uint64)
+        skip = start - first * self.run
+        return runs.reshape(-1)[skip : skip + count]
 
 
 def keep_masks(
@@ -277,12 +291,26 @@ def keep_masks(
     if place is None:
         return workspace.keep_masks(plan.seed, plan.stream, start, count, plan.threshold, itemsize)
     first = place.index(start)
-    # global indices grow by at least one per element: a span of count - 1 means consecutive ones
-    if place.index(start + count - 1) - first == count - 1:
+    span = place.index(start + count - 1) - first + 1
+    # global indices grow by at least one per element: a span of count means consecutive ones
+    if span == count:
         return workspace.keep_masks(plan.seed, plan.stream, first, count, plan.threshold, itemsize)
-    words = words_at(plan.seed, plan.stream, place.indices(start, count))
+    indices = place.indices(start, count)
     kind = UINT_OF_ITEMSIZE[itemsize]
-    return np.where(words >= plan.threshold, kind(np.iinfo(kind).max), kind(0))
+    piece = 4 * (workspace.capacity - 2)  # mask elements one call of the workspace can make
+    if span > SPAN_FACTOR * count or piece <= 0:  # scattered: one Philox block per element
+        words = words_at(plan.seed, plan.stream, indices)
+        return np.where(words >= plan.threshold, kind(np.iinfo(kind).max), kind(0))
+    # dense (runs with short gaps): the masks of the whole span, a workspace at a time, picked out
+    result = np.empty(count, kind)
+    done = 0
+    for low in range(first, first + span, piece):
+        high = min(low + piece, first + span)
+        end = done + int(np.searchsorted(indices[done:], np.uint64(high)))
+        masks = workspace.keep_masks(plan.seed, plan.stream, low, high - low, plan.threshold, itemsize)
+        np.take(masks, (indices[done:end] - np.uint64(low)).astype(np.intp), out=result[done:end])
+        done = end
+    return result
 
 
 class _Shared:
