@@ -4,6 +4,7 @@ vmap, grad, and global masks past 2**32 elements. Expected values from ``unidrop
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -201,3 +202,14 @@ def test_tiles_at_python_offsets_share_one_compiled_program():
             as_float64(y), want(np.ones((4, 8)), "float32", 0.5, (16, 8), (r, 0), seed=1, stream=0)[0]
         )
     assert forward._cache_size() == compiled
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [(jnp.float32(2.0), "dtype float32"), (jnp.zeros(2, jnp.int32), "shape (2,)")],
+    ids=["float", "vector"],
+)
+def test_a_traced_offset_that_is_not_an_integer_scalar_is_refused_naming_it(value, named):
+    f = jax.jit(lambda x, o: unidrop.dropout(x, 0.5, seed=1, global_shape=(8, 4), offset=(o, 0)))
+    with pytest.raises(TypeError, match=rf"offset entries must be .*{re.escape(named)}"):
+        f(jnp.ones((2, 4), jnp.float32), value)

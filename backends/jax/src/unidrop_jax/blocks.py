@@ -25,8 +25,17 @@ from .mask import BlockLayout, add64, mul_const64
 
 
 def offset_words(entry: Any) -> Words64:
-    """A traced integer offset as (low, high) uint32 words (a signed value is read by its bits)."""
-    if jnp.dtype(entry.dtype).itemsize == 8:
+    """A traced integer offset as (low, high) uint32 words (a signed value is read by its bits).
+
+    Raises TypeError, naming it, for a traced value that is not an integer scalar.
+    """
+    dtype = jnp.dtype(entry.dtype)
+    if entry.shape != () or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            "offset entries must be non-negative integers (a traced one: an integer scalar, e.g. "
+            f"from lax.axis_index); got a traced array of shape {entry.shape} and dtype {dtype.name}"
+        )
+    if dtype.itemsize == 8:
         as_u64 = entry.astype(jnp.uint64)
         low = (as_u64 & np.uint64(0xFFFFFFFF)).astype(jnp.uint32)
         return Words64(low, (as_u64 >> np.uint64(32)).astype(jnp.uint32))
