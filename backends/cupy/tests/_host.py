@@ -35,6 +35,7 @@ class Layout(ctypes.Structure):
         ("xstride", ctypes.c_int64 * source.MAX_DIMS),
         ("ystride", ctypes.c_int64 * source.MAX_DIMS),
         ("mstride", ctypes.c_int64 * source.MAX_DIMS),
+        ("pstride", ctypes.c_int64 * source.MAX_DIMS),
     ]
 
 
@@ -114,10 +115,10 @@ def _pointer(array: np.ndarray) -> int:
 
 
 def _layout(dims: layout.Dims) -> Layout:
-    ndim, shape, xs, ys, ms = dims.struct_values()
+    ndim, shape, xs, ys, ms, ps = dims.struct_values()
     M = source.MAX_DIMS
     arr = ctypes.c_int64 * M
-    return Layout(ndim, arr(*shape), arr(*xs), arr(*ys), arr(*ms))
+    return Layout(ndim, arr(*shape), arr(*xs), arr(*ys), arr(*ms), arr(*ps))
 
 
 def host_dropout(

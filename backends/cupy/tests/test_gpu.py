@@ -198,3 +198,51 @@ def test_subnormal_inputs_and_products_are_not_flushed(dtype: str) -> None:
     values = np.array([reference.round_to(v, dtype) for v in tiny * 4], dtype=np.float64)
     check_view(make(values, dtype), values, dtype, 0.25, 3, 0)
     check_view(make(values, dtype)[::-1], np.ascontiguousarray(values[::-1]), dtype, 0.25, 3, 0)
+
+
+# -- blocks of a global mask on the GPU ------------------------------------------------------
+
+GPU_BLOCKS = [  # block shape, global shape, offset, broadcast_dims
+    ((3, 5), (7, 9), (2, 3), ()),
+    ((3, 8), (9, 8), (2, 0), ()),  # whole rows, start 16: the fast kernel from block 4
+    ((3, 7), (9, 7), (2, 0), ()),  # whole rows, start 14: the general kernel
+    ((3, 4, 6), (9, 7, 10), (5, 2, 3), (0, 2)),
+    ((3, 5), (2**20, 2**13 + 3), (2**20 - 3, 2**13 - 2), ()),  # global indices past 2**32
+    ((2, 4), (3, 2**33), (1, 2**33 - 4), ()),
+]
+
+
+@pytest.mark.parametrize(("shape", "gshape", "offset", "bd"), GPU_BLOCKS, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blocks_get_their_slice_of_the_global_mask(dtype: str, shape, gshape, offset, bd) -> None:
+    if dtype not in dtypes_here():
+        pytest.skip(f"{dtype} is not available with this CuPy")
+    values = sample_values(shape, dtype, seed=5)
+    p, seed, stream = 0.45, 2**40 + 3, 2**33 + 1
+    want, want_keep = reference.dropout(
+        values.reshape(-1).tolist(), shape, dtype, p, seed, stream, bd, global_shape=gshape, offset=offset
+    )
+    context = f"block {dtype} {shape} of {gshape} at {offset} bd={bd}"
+    for x in (make(values, dtype), cupy.asfortranarray(make(values, dtype))):
+        kw = dict(seed=seed, stream=stream, broadcast_dims=bd, global_shape=gshape, offset=offset)
+        y, keep = unidrop.dropout(x, p, return_mask=True, **kw)
+        assert_same_floats(read(y), np.array(want).reshape(shape), context)
+        assert cupy.asnumpy(keep).reshape(-1).tolist() == list(want_keep), context
+        grad = functional.dropout_backward(x, p, seed, stream, bd, global_shape=gshape, offset=offset)
+        assert_same_floats(read(grad), np.array(want).reshape(shape), f"dropout_backward {context}")
+
+
+def test_tiles_put_together_are_the_whole_arrays_dropout() -> None:
+    values = sample_values((10, 14), "float32", seed=6)
+    x = make(values, "float32")
+    whole = unidrop.dropout(x, 0.5, seed=9, stream=1)
+    tiles = [
+        [
+            unidrop.dropout(
+                x[r : r + h, c : c + w], 0.5, seed=9, stream=1, global_shape=(10, 14), offset=(r, c)
+            )
+            for c, w in ((0, 5), (5, 9))
+        ]
+        for r, h in ((0, 3), (3, 7))
+    ]
+    assert cupy.array_equal(cupy.block(tiles), whole)

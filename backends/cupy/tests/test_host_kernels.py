@@ -91,7 +91,7 @@ def check(
 
 
 def test_layout_struct_size_matches_python(host_lib: ctypes.CDLL) -> None:
-    assert host_lib.host_layout_size() == 8 + 4 * 8 * 8
+    assert host_lib.host_layout_size() == 8 + 5 * 8 * 8
 
 
 def test_philox_known_answers(host_lib: ctypes.CDLL) -> None:

@@ -122,3 +122,79 @@ def test_strides_that_are_not_whole_elements_are_copied_first(host_run: HostKern
     assert layout.element_strides(x.strides, x.itemsize) is None
     run_and_check(x, "float32", 0.5, 3, 4)
     assert host_run.calls == ["contig"]
+
+
+# -- blocks of a global mask: the kernels take the global strides and the block's start -------
+
+
+def run_block_and_check(
+    x: np.ndarray, dtype: str, p: float, seed: int, stream: int, gshape, offset, bd=()
+) -> None:
+    """``run`` on a block ``x`` of ``gshape`` at ``offset``: output and mask from the reference."""
+    plan = arguments.DropoutPlan.build(
+        tuple(x.shape), dtype, p, seed, stream, bd, return_mask=True, global_shape=gshape, offset=offset
+    )
+    values = from_storage(np.ascontiguousarray(x).reshape(-1), dtype).tolist()
+    y, keep = run._dropout(x, plan)
+    want, want_keep = reference.dropout(
+        values, tuple(x.shape), dtype, p, seed, stream, bd, global_shape=gshape, offset=offset
+    )
+    where = f"run block {dtype} {x.shape} {x.strides} of {gshape} at {offset} bd={bd}"
+    assert keep.shape == plan.mask_shape, where
+    assert_bits_equal(y, want, dtype, where)
+    assert keep.reshape(-1).tolist() == list(want_keep), where
+
+
+BLOCKS = [  # block shape, global shape, offset, broadcast_dims
+    ((3, 5), (7, 9), (2, 3), ()),
+    ((2, 3, 5), (4, 6, 7), (1, 2, 1), ()),
+    ((3, 4, 6), (9, 4, 10), (5, 0, 3), (1,)),
+    ((3, 4, 6), (9, 7, 10), (5, 2, 3), (0, 2)),
+    ((5,), (13,), (7,), ()),
+    ((), (), (), ()),
+]
+
+
+@pytest.mark.parametrize(("shape", "gshape", "offset", "bd"), BLOCKS, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_block_gets_its_slice_of_the_global_mask(
+    host_run: HostKernels, dtype: str, shape, gshape, offset, bd
+) -> None:
+    x = storage([i * 0.29 - 7 for i in range(math.prod(shape))], shape, dtype)
+    run_block_and_check(x, dtype, 0.45, 2**40 + 3, 2**33 + 1, gshape, offset, bd)
+    if x.ndim >= 2:  # the same block laid out in Fortran order
+        run_block_and_check(np.asfortranarray(x), dtype, 0.45, 2**40 + 3, 2**33 + 1, gshape, offset, bd)
+
+
+def test_a_block_of_whole_rows_takes_the_fast_kernel_from_its_first_philox_block(
+    host_run: HostKernels,
+) -> None:
+    """Rows 2..4 of a (9, 8) array: contiguous in the global mask, starting at index 16."""
+    x = storage([i * 0.5 - 3 for i in range(24)], (3, 8), "float32")
+    run_block_and_check(x, "float32", 0.3, 5, 6, (9, 8), (2, 0))
+    assert host_run.calls == ["contig"]
+
+
+def test_a_contiguous_block_starting_off_a_philox_block_takes_the_general_kernel(
+    host_run: HostKernels,
+) -> None:
+    x = storage([i * 0.5 - 3 for i in range(21)], (3, 7), "float32")
+    run_block_and_check(x, "float32", 0.3, 5, 6, (9, 7), (2, 0))  # starts at 14: not a multiple of 4
+    assert host_run.calls == ["strided"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blocks_of_global_masks_past_two_to_the_32(host_run: HostKernels, dtype: str) -> None:
+    """Global indices past 2**32 and 2**34 in small blocks (the reference computes their words only)."""
+    x = storage([i * 0.75 - 4 for i in range(15)], (3, 5), dtype)
+    run_block_and_check(x, dtype, 0.5, 9, 2, (2**20, 2**13 + 3), (2**20 - 3, 2**13 - 2))
+    y = storage([i * 0.75 - 4 for i in range(8)], (2, 4), dtype)
+    run_block_and_check(y, dtype, 0.5, 9, 2, (3, 2**33), (1, 2**33 - 4))  # contiguous, start 3 * 2**33 - 4
+    run_block_and_check(y, dtype, 0.5, 9, 2, (2**40, 4), (2**40 - 2, 0))
+
+
+def test_an_empty_block_with_a_broadcast_empty_axis_still_draws_its_slice_of_the_mask(
+    host_run: HostKernels,
+) -> None:
+    run_block_and_check(np.empty((0, 6), np.float32), "float32", 0.5, 11, 0, (4, 20), (2, 9), (0,))
+    assert host_run.calls == ["strided"]

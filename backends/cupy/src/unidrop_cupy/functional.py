@@ -29,16 +29,32 @@ _IMPLEMENTATION = CupyImplementation()
 
 
 def dropout_backward(
-    grad: Any, p: float, seed: int, stream: int = 0, broadcast_dims: int | Sequence[int] = ()
+    grad: Any,
+    p: float,
+    seed: int,
+    stream: int = 0,
+    broadcast_dims: int | Sequence[int] = (),
+    global_shape: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
 ) -> Any:
     """The gradient of ``unidrop.dropout(x, p, seed=seed, stream=stream, broadcast_dims=...)``.
 
     ``grad`` is the gradient of the output (same shape as ``x``); the mask is regenerated
-    from ``seed`` and ``stream``, so the forward must have used an explicit ``seed``.
+    from ``seed`` and ``stream``, so the forward must have used an explicit ``seed``. For a
+    block of a global mask, pass the forward's ``global_shape`` and ``offset`` too.
     """
     if seed is None:
         raise ValueError("dropout_backward needs the seed the forward pass used (got seed=None)")
-    return unidrop.dropout(grad, p, seed=seed, stream=stream, broadcast_dims=broadcast_dims, backend="cupy")
+    return unidrop.dropout(
+        grad,
+        p,
+        seed=seed,
+        stream=stream,
+        broadcast_dims=broadcast_dims,
+        global_shape=global_shape,
+        offset=offset,
+        backend="cupy",
+    )
 
 
 def apply_mask(grad: Any, keep: Any, p: float) -> Any:

@@ -18,8 +18,11 @@ class CupyImplementation(Implementation):
     """Dropout of ``cupy.ndarray`` on the array's own device and the current CuPy stream.
 
     ``seed=None`` draws from unidrop's global source (the default randomness); CuPy's own
-    random state is never touched.
+    random state is never touched. Blocks of a global mask (``global_shape=``, ``offset=``)
+    are supported: the kernels take the global mask's strides and the block's start.
     """
+
+    supports_blocks = True
 
     def dtypes(self) -> frozenset[str]:
         """float16, float32 and float64, and bfloat16 where CuPy >= 14 and ml_dtypes provide it."""

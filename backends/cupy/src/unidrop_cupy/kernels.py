@@ -38,16 +38,18 @@ def layout_struct(dims: layout.Dims) -> numpy.ndarray:
             ("xstride", numpy.int64, (source.MAX_DIMS,)),
             ("ystride", numpy.int64, (source.MAX_DIMS,)),
             ("mstride", numpy.int64, (source.MAX_DIMS,)),
+            ("pstride", numpy.int64, (source.MAX_DIMS,)),
         ],
         align=True,
     )
     struct = numpy.zeros(1, dtype=dtype)
-    ndim, shape, xs, ys, ms = dims.struct_values()
+    ndim, shape, xs, ys, ms, ps = dims.struct_values()
     struct["ndim"] = ndim
     struct["shape"] = shape
     struct["xstride"] = xs
     struct["ystride"] = ys
     struct["mstride"] = ms
+    struct["pstride"] = ps
     return struct
 
 

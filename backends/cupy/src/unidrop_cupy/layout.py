@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from unidrop.blocks import MaskBlock
 from unidrop.philox import MASK32
 
 from .source import BLOCKS_PER_THREAD, MAX_DIMS, THREADS_PER_BLOCK
@@ -19,24 +20,37 @@ MAX_GRID = (1 << 31) - 1
 
 @dataclass(frozen=True)
 class Dims:
-    """A collapsed layout: sizes and element strides of x, y and the mask, C order."""
+    """A collapsed layout: sizes and element strides of x, y and the mask, C order.
+
+    ``pstride``: the strides of the stream index (the global mask's strides for a block of a
+    global mask); None means ``mstride`` (a whole array: the stream index is the mask index).
+    """
 
     shape: tuple[int, ...]
     xstride: tuple[int, ...]
     ystride: tuple[int, ...]
     mstride: tuple[int, ...]
+    pstride: tuple[int, ...] | None = None
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
     @property
-    def is_contiguous_unbroadcast(self) -> bool:
-        """True when x, y and the mask share one flat index: the fast kernel applies."""
-        return self.ndim == 0 or (self.ndim == 1 and self.xstride == self.ystride == self.mstride == (1,))
+    def stream_stride(self) -> tuple[int, ...]:
+        """The stream index's strides: ``pstride``, or ``mstride`` when that is None."""
+        return self.mstride if self.pstride is None else self.pstride
 
-    def struct_values(self) -> tuple[int, list[int], list[int], list[int], list[int]]:
-        """``ud_layout``'s fields (ndim, shape, xstride, ystride, mstride), padded to MAX_DIMS."""
+    @property
+    def is_contiguous_unbroadcast(self) -> bool:
+        """True when x, y, the mask and the stream index share one flat index: the fast kernel
+        applies (with the block's start as its first block)."""
+        return self.ndim == 0 or (
+            self.ndim == 1 and self.xstride == self.ystride == self.mstride == self.stream_stride == (1,)
+        )
+
+    def struct_values(self) -> tuple[int, list[int], list[int], list[int], list[int], list[int]]:
+        """``ud_layout``'s fields (ndim, shape, xstride, ystride, mstride, pstride), padded to MAX_DIMS."""
         pad = [0] * (MAX_DIMS - self.ndim)
         shape = list(self.shape) + [1] * (MAX_DIMS - self.ndim)
         return (
@@ -45,6 +59,7 @@ class Dims:
             list(self.xstride) + pad,
             list(self.ystride) + pad,
             list(self.mstride) + pad,
+            list(self.stream_stride) + pad,
         )
 
 
@@ -70,28 +85,47 @@ def collapse(
     xstride: tuple[int, ...],
     ystride: tuple[int, ...],
     mstride: tuple[int, ...],
+    pstride: tuple[int, ...] | None = None,
 ) -> Dims:
-    """Drop size-1 axes and merge neighbours that x, y and the mask all traverse as one axis.
+    """Drop size-1 axes and merge neighbours that x, y, the mask and the stream index all
+    traverse as one axis (``pstride`` None: the stream index is the mask index).
 
-    The C-order traversal (and so every element's mask index) is unchanged.
+    The C-order traversal (and so every element's mask and stream index) is unchanged.
     """
     merged: list[list[int]] = []
-    for size, xs, ys, ms in zip(shape, xstride, ystride, mstride, strict=True):
+    strides = mstride if pstride is None else pstride
+    for size, xs, ys, ms, ps in zip(shape, xstride, ystride, mstride, strides, strict=True):
         if size == 1:
             continue
         if merged:
             outer = merged[-1]
-            if outer[1] == xs * size and outer[2] == ys * size and outer[3] == ms * size:
+            if outer[1:] == [xs * size, ys * size, ms * size, ps * size]:
                 outer[0] *= size
-                outer[1:] = [xs, ys, ms]
+                outer[1:] = [xs, ys, ms, ps]
                 continue
-        merged.append([size, xs, ys, ms])
+        merged.append([size, xs, ys, ms, ps])
     return Dims(
         shape=tuple(d[0] for d in merged),
         xstride=tuple(d[1] for d in merged),
         ystride=tuple(d[2] for d in merged),
         mstride=tuple(d[3] for d in merged),
+        pstride=None if pstride is None else tuple(d[4] for d in merged),
     )
+
+
+def stream_placement(
+    mask_shape: tuple[int, ...], block: MaskBlock | None
+) -> tuple[tuple[int, ...] | None, int]:
+    """``(pstride, mask_offset)``: where the mask's elements lie in the stream.
+
+    ``(None, 0)`` for a whole array; for a block of a global mask, the global mask's strides
+    (0 on the block's size-1 axes, whose coordinate is always 0) and the global flat index of
+    the block's first mask element.
+    """
+    if block is None:
+        return None, 0
+    strides = tuple(0 if size == 1 else g for size, g in zip(mask_shape, block.global_strides(), strict=True))
+    return strides, int(block.start())
 
 
 def rng_words(seed: int, stream: int, threshold: int) -> tuple[int, int, int, int, int]:

@@ -25,7 +25,7 @@ from unidrop.arguments import HALF_DTYPES as HALF
 
 from . import pallas_gpu
 from .keys import Words64
-from .mask import keep_bits
+from .mask import BlockLayout, keep_bits
 from .scaling import linear_scaled, scaled
 
 
@@ -45,23 +45,42 @@ def rate_of(threshold: int, scale: float, compute_dtype: str) -> Rate:
     return Rate(np.uint32(threshold & 0xFFFFFFFF), np.asarray(scale, dtype=compute_dtype)[()])
 
 
+#: The origin of a whole array (unused without ``Config.block``).
+ORIGIN = Words64(np.uint32(0), np.uint32(0))
+
+
 @dataclass(frozen=True)
 class Config:
     """The static (compile-time) part of one dropout request; hashable, so it keys jit's cache.
 
     ``p`` is not part of it (see :class:`Rate`), except through ``drops_all`` (p == 1) and
     ``kernel_rate``: the threshold and scale baked into the program for the opt-in Pallas
-    kernel, which takes them as constants; None for the default path.
+    kernel, which takes them as constants; None for the default path. ``block``: for a block of
+    a global mask, its static layout (the start travels at run time as the ``origin`` words);
+    None for a whole array.
     """
 
     mask_shape: tuple[int, ...]
     drops_all: bool
     return_mask: bool = False
     kernel_rate: tuple[int, float] | None = None
+    block: BlockLayout | None = None
+
+
+def mask_of(cfg: Config, seed: Words64, stream: Words64, threshold: Any, origin: Words64) -> Any:
+    """The keep mask (bool, ``cfg.mask_shape``) of the request, a block's slice for a block."""
+    return keep_bits(cfg.mask_shape, seed, stream, threshold, block=cfg.block, origin=origin)
 
 
 def apply_mask(
-    cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, kernel: bool = True, linear: bool = False
+    cfg: Config,
+    x: Any,
+    seed: Words64,
+    stream: Words64,
+    rate: Rate,
+    origin: Words64 = ORIGIN,
+    kernel: bool = True,
+    linear: bool = False,
 ) -> Any:
     """``select(keep, x * s, +0)`` with ``x * s`` in the compute dtype, rounded back to ``x.dtype``
     (exactly, subnormals included: :func:`.scaling.scaled`).
@@ -76,37 +95,42 @@ def apply_mask(
         threshold, scale = cfg.kernel_rate
         compute = jnp.float32 if x.dtype.name in HALF else x.dtype
         return pallas_gpu.dropout_pallas(x, seed, stream, threshold, np.asarray(scale, dtype=compute))
-    keep = jnp.broadcast_to(keep_bits(cfg.mask_shape, seed, stream, rate.threshold), x.shape)
+    keep = jnp.broadcast_to(mask_of(cfg, seed, stream, rate.threshold, origin), x.shape)
     kept = (linear_scaled if linear else scaled)(x, rate.scale)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
-def masked(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate) -> Any:
-    """Differentiable dropout of ``x`` (in ``x`` only; seed, stream and rate are constants)."""
-    return apply_mask(cfg, x, seed, stream, rate)
+def masked(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, origin: Words64) -> Any:
+    """Differentiable dropout of ``x`` (in ``x`` only; seed, stream, rate and origin are constants)."""
+    return apply_mask(cfg, x, seed, stream, rate, origin)
 
 
-def _tangent(cfg: Config, t: Any, seed: Words64, stream: Words64, rate: Rate) -> Any:
+def _tangent(cfg: Config, t: Any, seed: Words64, stream: Words64, rate: Rate, origin: Words64) -> Any:
     """The tangent map: linear in ``t``; XLA ops only, so that reverse mode can transpose it."""
-    return apply_mask(cfg, t, seed, stream, rate, kernel=False, linear=True)
+    return apply_mask(cfg, t, seed, stream, rate, origin, kernel=False, linear=True)
 
 
 @masked.defjvp
 def _masked_jvp(cfg: Config, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
-    x, seed, stream, rate = primals
+    x, seed, stream, rate, origin = primals
     # nothing_saveable: under linearization the mask is recomputed in the backward pass from
     # the seed and stream words instead of being stored as a residual.
     tangent = jax.checkpoint(partial(_tangent, cfg), policy=jax.checkpoint_policies.nothing_saveable)
-    return apply_mask(cfg, x, seed, stream, rate), tangent(tangents[0], seed, stream, rate)
+    return apply_mask(cfg, x, seed, stream, rate, origin), tangent(tangents[0], seed, stream, rate, origin)
 
 
 @partial(jax.jit, static_argnums=(0,))
-def forward(cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate) -> tuple[Any, Any]:
-    """``(y, keep)``; ``keep`` (bool, the mask shape) is None unless ``cfg.return_mask``."""
-    y = masked(cfg, x, seed, stream, rate)
+def forward(
+    cfg: Config, x: Any, seed: Words64, stream: Words64, rate: Rate, origin: Words64 = ORIGIN
+) -> tuple[Any, Any]:
+    """``(y, keep)``; ``keep`` (bool, the mask shape) is None unless ``cfg.return_mask``.
+
+    ``origin``: for a block (``cfg.block``), the global flat index of its first mask element.
+    """
+    y = masked(cfg, x, seed, stream, rate, origin)
     if not cfg.return_mask:
         return y, None
     if cfg.drops_all:
         return y, jnp.zeros(cfg.mask_shape, bool)
-    return y, keep_bits(cfg.mask_shape, seed, stream, rate.threshold)
+    return y, mask_of(cfg, seed, stream, rate.threshold, origin)

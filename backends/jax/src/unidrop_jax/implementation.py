@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from unidrop import DropoutPlan, Implementation
 
 from . import pallas_gpu
-from .dropout import Config, forward, rate_of
+from .blocks import block_origin
+from .dropout import ORIGIN, Config, forward, rate_of
 from .keys import words
 
 _BASE_DTYPES = frozenset({"float16", "bfloat16", "float32"})
@@ -22,7 +23,13 @@ def device_name(device: Any) -> str:
 
 
 class JaxImplementation(Implementation):
-    """Dropout of ``jax.Array`` under jit, vmap, grad and sharding; randomness is explicit."""
+    """Dropout of ``jax.Array`` under jit, vmap, grad and sharding; randomness is explicit.
+
+    Blocks of a global mask (``global_shape=``, ``offset=``) are supported, with offsets that
+    may be traced integers (``lax.axis_index`` inside ``shard_map``; see :mod:`.shards`).
+    """
+
+    supports_blocks = True
 
     def dtypes(self) -> frozenset[str]:
         """float16, bfloat16, float32, and float64 while ``jax_enable_x64`` is on (read at each call).
@@ -53,16 +60,21 @@ class JaxImplementation(Implementation):
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
         # p travels as run-time words (exact, computed here), so a new p does not recompile;
-        # only the opt-in Pallas kernel bakes it into the program.
-        kernel = not plan.drops_all and pallas_gpu.applicable(plan.shape, plan.mask_shape)
+        # only the opt-in Pallas kernel bakes it into the program. It computes whole arrays
+        # only: a block (its start, possibly traced, travels as words) takes the jnp path.
+        kernel = (
+            plan.block is None and not plan.drops_all and pallas_gpu.applicable(plan.shape, plan.mask_shape)
+        )
+        layout, origin = (None, ORIGIN) if plan.block is None else block_origin(plan.block)
         cfg = Config(
             mask_shape=plan.mask_shape,
             drops_all=plan.drops_all,
             return_mask=plan.return_mask,
             kernel_rate=(plan.threshold, plan.scale) if kernel else None,
+            block=layout,
         )
         rate = rate_of(plan.threshold, plan.scale, plan.compute_dtype)
-        return forward(cfg, x, words(plan.seed, "seed"), words(plan.stream, "stream"), rate)
+        return forward(cfg, x, words(plan.seed, "seed"), words(plan.stream, "stream"), rate, origin)
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         return jnp.ones(shape, bool)

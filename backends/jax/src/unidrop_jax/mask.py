@@ -24,12 +24,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from unidrop.blocks import c_strides
 from unidrop.philox import MASK32
 
 from . import philox_lax
@@ -153,20 +155,56 @@ def iota64(shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
     return lax.slice_in_dim(low, 0, length, axis=axis), lax.slice_in_dim(high, 0, length, axis=axis)
 
 
-def row_starts(rows: tuple[int, ...], length: int, wide: bool) -> tuple[Any, Any]:
-    """The flat index ``r*C`` of each row's first element, shape ``rows + (1,)``, as a (low, high) pair."""
+def row_starts(
+    rows: tuple[int, ...], strides: tuple[int, ...], wide: bool, origin: tuple[Any, Any] | None = None
+) -> tuple[Any, Any]:
+    """The flat index of each row's first element, shape ``rows + (1,)``, as a (low, high) pair.
+
+    Row ``r`` starts at ``origin + sum(r[d] * strides[d])``; ``origin`` (default 0) is a pair of
+    uint32 scalars, possibly traced. Without ``wide`` every index must be below 2**32.
+    """
     shape = (*rows, 1)
     zero = jnp.zeros(shape, jnp.uint32)
     start: tuple[Any, Any] = (zero, zero)
-    stride = length
+    if origin is not None:
+        start = (zero + origin[0], zero + origin[1]) if wide else (zero + origin[0], zero)
     for axis in reversed(range(len(rows))):
+        stride = strides[axis]
         if wide:
             start = add64(start, mul_const64(iota64(shape, axis), stride))
         else:
             coordinate = lax.broadcasted_iota(jnp.uint32, shape, axis)
             start = (start[0] + coordinate * np.uint32(stride & MASK32), zero)
-        stride *= rows[axis]
     return start
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """The static part of a block of a global mask (hashable, so it can key jit's cache).
+
+    ``global_mask_shape`` is the whole logical array's mask shape; ``aligned_start`` says that
+    the block's first mask element is known (at trace time) to lie on a Philox block boundary
+    (its global flat index is a multiple of 4). The start itself travels at run time, as words.
+    """
+
+    global_mask_shape: tuple[int, ...]
+    aligned_start: bool = False
+
+
+def split_block_rows(
+    mask_shape: tuple[int, ...], global_mask_shape: tuple[int, ...]
+) -> tuple[tuple[int, ...], int]:
+    """``(R, C)`` for a block of a global mask: as :func:`split_rows`, but an axis is merged into
+    the row only while the axes after it span the whole global axis (so a row stays contiguous
+    in the global mask)."""
+    if not mask_shape:
+        return (), 1
+    k = len(mask_shape) - 1
+    length = mask_shape[k]
+    while k > 0 and length % 4 and length < MERGE_BELOW and mask_shape[k] == global_mask_shape[k]:
+        k -= 1
+        length *= mask_shape[k]
+    return tuple(mask_shape[:k]), length
 
 
 def keep_bits(
@@ -176,23 +214,44 @@ def keep_bits(
     threshold: Any,
     *,
     wide: bool | None = None,
+    block: BlockLayout | None = None,
+    origin: tuple[Any, Any] | None = None,
 ) -> Any:
     """The keep mask (bool, ``mask_shape``): element i is kept iff its word u_i >= ``threshold``.
 
     ``seed`` and ``stream`` are (low, high) uint32 words (scalars, possibly traced);
     ``threshold`` is a Python int in [0, 2**32) or a uint32 scalar (possibly traced). ``wide``
     forces (True) or forbids (False) 64-bit index arithmetic; by default it is used only for
-    masks of more than 2**32 elements.
+    masks of more than 2**32 elements (for a block: global masks of more than 2**32 elements).
+
+    With ``block``, the mask is a block of the global mask ``block.global_mask_shape`` whose
+    first element has the global flat index ``origin`` ((low, high) uint32 words, possibly
+    traced): element j uses the word of global index ``origin + sum(j[d] * global_strides[d])``.
     """
     size = math.prod(mask_shape)
     if size == 0:
         return jnp.zeros(mask_shape, bool)
+    if block is None:
+        rows, length = split_rows(mask_shape)
+        strides = tuple(length * math.prod(rows[axis + 1 :]) for axis in range(len(rows)))
+        total = size
+        aligned = length % 4 == 0
+        origin = None
+    else:
+        rows, length = split_block_rows(mask_shape, block.global_mask_shape)
+        strides = c_strides(block.global_mask_shape)[: len(rows)]
+        total = math.prod(block.global_mask_shape)
+        aligned = (
+            block.aligned_start
+            and length % 4 == 0
+            and all(stride % 4 == 0 for stride, count in zip(strides, rows, strict=True) if count > 1)
+        )
+        if origin is None:
+            raise ValueError("keep_bits: a block needs its origin (the global index of its first element)")
     if wide is None:
-        wide = size > NARROW_LIMIT
-    rows, length = split_rows(mask_shape)
-    per_row = blocks_per_row(length)
-    aligned = length % 4 == 0
-    start = row_starts(rows, length, wide)
+        wide = total > NARROW_LIMIT
+    per_row = length // 4 if aligned else (length + 2) // 4 + 1
+    start = row_starts(rows, strides, wide, origin)
     block_shape = (*rows, per_row)
     base = shr64(start, 2) if wide else (start[0] >> np.uint32(2), start[1])
     if wide:

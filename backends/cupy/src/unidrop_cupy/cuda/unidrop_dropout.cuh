@@ -216,34 +216,41 @@ UD_FN void ud_contig_thread(ud_u64 g, const typename T::storage* __restrict__ x,
 }
 
 // ---------------------------------------------------------------------------------------
-// General path: any strides (in elements, possibly negative or zero), broadcast dims.
+// General path: any strides (in elements, possibly negative or zero), broadcast dims, blocks.
 // Thread g owns the output elements with logical C-order indices 4g .. 4g+3. Each element's
 // mask index is computed from its coordinates (mstride 0 on broadcast axes), so the mask
 // depends on the mask index alone; consecutive elements reuse the Philox block they share.
+// The stream word of an element is that of mask_offset + sum(c[d] * pstride[d]): pstride is
+// mstride for a whole array, and the global mask's strides for a block of a global mask
+// (mask_offset is then the global index of the block's first mask element).
 // The keep byte of mask index m is written once: by the element whose broadcast coordinates
 // are all 0. With FROM_MASK the keep bytes are read from `mask` (a saved mask) instead.
 // ---------------------------------------------------------------------------------------
 
 #define UD_MAX_DIMS 8
 
-// Layout of a (collapsed) array, C order; the same 264 bytes on host and device.
+// Layout of a (collapsed) array, C order; the same 328 bytes on host and device.
+// mstride: the keep array's strides; pstride: the stream index's (see above).
 struct ud_layout {
     ud_i64 ndim;
     ud_i64 shape[UD_MAX_DIMS];
     ud_i64 xstride[UD_MAX_DIMS];
     ud_i64 ystride[UD_MAX_DIMS];
     ud_i64 mstride[UD_MAX_DIMS];
+    ud_i64 pstride[UD_MAX_DIMS];
 };
 
-// Where logical C-order element o lives: offsets in x and y, mask index, its coordinate on the
-// innermost axis, and whether its coordinates on the other broadcast axes are all 0.
+// Where logical C-order element o lives: offsets in x and y, mask index, stream index (before
+// mask_offset), its coordinate on the innermost axis, and whether its coordinates on the other
+// broadcast axes are all 0.
 template <class I>
-UD_FN void ud_locate(ud_u64 o, const ud_layout& L, ud_i64& xo, ud_i64& yo, ud_u64& m, I& inner,
-                     bool& outer_writer) {
+UD_FN void ud_locate(ud_u64 o, const ud_layout& L, ud_i64& xo, ud_i64& yo, ud_u64& m, ud_u64& pm,
+                     I& inner, bool& outer_writer) {
     I rest = (I)o;
     xo = 0;
     yo = 0;
     m = 0;
+    pm = 0;
     inner = 0;
     outer_writer = true;
     for (int d = (int)L.ndim - 1; d >= 0; --d) {
@@ -253,6 +260,7 @@ UD_FN void ud_locate(ud_u64 o, const ud_layout& L, ud_i64& xo, ud_i64& yo, ud_u6
         xo += (ud_i64)c * L.xstride[d];
         yo += (ud_i64)c * L.ystride[d];
         m += (ud_u64)c * (ud_u64)L.mstride[d];
+        pm += (ud_u64)c * (ud_u64)L.pstride[d];
         if (d == (int)L.ndim - 1)
             inner = c;
         else
@@ -272,9 +280,10 @@ UD_FN void ud_strided_thread(ud_u64 g, const typename T::storage* __restrict__ x
     const ud_i64 xstep = last >= 0 ? L.xstride[last] : 0;
     const ud_i64 ystep = last >= 0 ? L.ystride[last] : 0;
     const ud_u64 mstep = last >= 0 ? (ud_u64)L.mstride[last] : 0;
+    const ud_u64 pstep = last >= 0 ? (ud_u64)L.pstride[last] : 0;
     const bool inner_broadcast = last >= 0 && L.mstride[last] == 0;
     ud_i64 xo = 0, yo = 0;
-    ud_u64 m = 0;
+    ud_u64 m = 0, pm = 0;
     I inner = 0;
     bool outer_writer = true;
     ud_u64 cached = ~0ull;
@@ -289,14 +298,15 @@ UD_FN void ud_strided_thread(ud_u64 g, const typename T::storage* __restrict__ x
             xo += xstep;
             yo += ystep;
             m += mstep;
+            pm += pstep;
         } else {
-            ud_locate<I>(o, L, xo, yo, m, inner, outer_writer);
+            ud_locate<I>(o, L, xo, yo, m, pm, inner, outer_writer);
         }
         bool keep;
         if (FROM_MASK) {
             keep = mask[m] != 0;
         } else {
-            const ud_u64 mi = m + mask_offset;
+            const ud_u64 mi = pm + mask_offset;
             if ((mi >> 2) != cached) {
                 cached = mi >> 2;
                 words = ud_philox_block(cached, r);
