@@ -11,7 +11,6 @@ import dask.array as da
 import numpy as np
 
 import unidrop
-from unidrop import arguments, registry
 from unidrop.arguments import DropoutPlan
 
 from .chunks import dropout_chunk, mask_of, output_of
@@ -52,8 +51,8 @@ class DaskImplementation(unidrop.Implementation):
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
         """A lazy ``y`` (and ``keep``, a lazy boolean array chunked as ``x`` with size-1 chunks on the
         broadcast axes); errors knowable before computing (the chunks' backend, dtype) raise here."""
-        check_chunk_backend(x, plan.dtype)
         global_shape, origin = chunk_frame(plan)
+        rehearse(x, plan, global_shape, origin)
         task = functools.partial(
             dropout_chunk,
             p=plan.p,
@@ -72,7 +71,9 @@ class DaskImplementation(unidrop.Implementation):
         )
         y = pairs.map_blocks(output_of, dtype=x.dtype, meta=x._meta, token="unidrop-output")
         if plan.broadcast_dims:  # the mask along a broadcast axis is that of its first chunk
-            pairs = pairs.blocks[tuple(slice(0, 1) if d in plan.broadcast_dims else slice(None) for d in range(x.ndim))]
+            pairs = pairs.blocks[
+                tuple(slice(0, 1) if d in plan.broadcast_dims else slice(None) for d in range(x.ndim))
+            ]
         keep = pairs.map_blocks(
             mask_of,
             chunks=mask_chunks(x, plan.broadcast_dims),
@@ -111,20 +112,26 @@ class DaskImplementation(unidrop.Implementation):
         return f"lazy, one task per chunk; NumPy-backed chunks: {numpy_backend.describe() or 'unidrop-numpy'}"
 
 
-def check_chunk_backend(x: Any, dtype: str) -> None:
-    """Raise now, not when computing, if no backend takes ``x``'s chunks, or their backend refuses
-    ``dtype`` or blocks of a global mask."""
+def rehearse(x: Any, plan: DropoutPlan, global_shape: tuple[int, ...], origin: tuple[int, ...]) -> None:
+    """Run the chunks' call on ``x``'s empty chunk template (``x._meta``), so that what their backend
+    would refuse (no backend for the chunk type, its dtype, a subclass, blocks) raises now, when
+    the graph is built, instead of when it is computed. A TypeError or ValueError names the chunk type."""
     meta = x._meta
     try:
-        chunk_backend, _, _, supported = registry.dispatch(meta)
+        unidrop.dropout(
+            meta,
+            plan.p,
+            seed=plan.seed,
+            stream=plan.stream,
+            broadcast_dims=plan.broadcast_dims,
+            return_mask=plan.return_mask,
+            global_shape=global_shape,
+            offset=origin,
+        )
     except TypeError as error:
         raise TypeError(f"the chunks of this dask array are {type(meta).__name__}: {error}") from None
-    arguments.check_dtype(dtype, supported)
-    if not chunk_backend.supports_blocks:
-        raise TypeError(
-            f"the unidrop backend for {type(meta).__name__} chunks does not implement blocks of a "
-            "global mask (global_shape=, offset=), which each chunk needs: upgrade it"
-        )
+    except ValueError as error:
+        raise ValueError(f"the chunks of this dask array are {type(meta).__name__}: {error}") from None
 
 
 def chunk_frame(plan: DropoutPlan) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -134,7 +141,10 @@ def chunk_frame(plan: DropoutPlan) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return plan.shape, (0,) * len(plan.shape)
     block, dims = plan.block, plan.broadcast_dims
     # on a broadcast axis the mask has size 1 wherever the block lies: the dask array's extent will do
-    shape = tuple(n if d in dims else g for d, (n, g) in enumerate(zip(plan.shape, block.global_mask_shape)))
+    shape = tuple(
+        n if d in dims else g
+        for d, (n, g) in enumerate(zip(plan.shape, block.global_mask_shape, strict=True))
+    )
     origin = tuple(0 if d in dims else int(o) for d, o in enumerate(block.mask_offset))
     return shape, origin
 

@@ -43,7 +43,10 @@ class DaskSuiteAdapter(SuiteAdapter):
         return da.from_array(whole, chunks=uneven_chunks(tuple(array.shape)), asarray=False)
 
     def to_numpy(self, x: Any) -> Any:
-        computed = x.compute()
+        # the synchronous scheduler: the suite reads thousands of small arrays, and the threaded
+        # one's start-up per compute would double its time (the backend's own tests run the
+        # threaded scheduler and a LocalCluster of worker processes)
+        computed = x.compute(scheduler="synchronous")
         return unidrop.registry.backend_for(computed).suite_adapter().to_numpy(computed)
 
     def device_of(self, x: Any) -> str:
