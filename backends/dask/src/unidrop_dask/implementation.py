@@ -9,6 +9,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 
 import unidrop
 from unidrop.arguments import DropoutPlan
@@ -63,13 +64,16 @@ class DaskImplementation(unidrop.Implementation):
             origin=origin,
             return_mask=plan.return_mask,
         )
+        # one token for the request, so that equal requests share keys and different ones never do
+        # (and map_blocks need not tokenize the function again)
+        token = tokenize(x.name, plan.p, plan.seed, plan.stream, plan.broadcast_dims, global_shape, origin)
         if not plan.return_mask:
-            return da.map_blocks(task, x, dtype=x.dtype, meta=x._meta, token="unidrop-dropout"), None
+            return da.map_blocks(task, x, dtype=x.dtype, meta=x._meta, name=f"unidrop-dropout-{token}"), None
         # one task per chunk computes (y, keep); y and keep take their part of it
         pairs = da.map_blocks(
-            task, x, dtype=object, meta=np.empty((0,) * x.ndim, dtype=object), token="unidrop-dropout"
+            task, x, dtype=object, meta=np.empty((0,) * x.ndim, dtype=object), name=f"unidrop-pairs-{token}"
         )
-        y = pairs.map_blocks(output_of, dtype=x.dtype, meta=x._meta, token="unidrop-output")
+        y = pairs.map_blocks(output_of, dtype=x.dtype, meta=x._meta, name=f"unidrop-output-{token}")
         if plan.broadcast_dims:  # the mask along a broadcast axis is that of its first chunk
             pairs = pairs.blocks[
                 tuple(slice(0, 1) if d in plan.broadcast_dims else slice(None) for d in range(x.ndim))
@@ -79,7 +83,7 @@ class DaskImplementation(unidrop.Implementation):
             chunks=mask_chunks(x, plan.broadcast_dims),
             dtype=bool,
             meta=x._meta.astype(bool),
-            token="unidrop-mask",
+            name=f"unidrop-mask-{token}",
         )
         return y, keep
 
