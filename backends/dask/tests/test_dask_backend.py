@@ -62,6 +62,7 @@ CHUNKINGS = {
     "one-chunk": ((9,), (13,)),
     "one-element-rows": ((1,) * 9, (6, 7)),
     "every-element": ((1,) * 9, (1,) * 13),
+    "with-empty-chunks": ((3, 0, 6), (5, 0, 8, 0)),
 }
 
 
