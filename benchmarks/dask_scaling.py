@@ -18,6 +18,7 @@ with the command, the machine and the versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -58,13 +59,18 @@ def digest(chunk: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(chunk).data).hexdigest()
 
 
+def digest_block(chunk: np.ndarray) -> np.ndarray:
+    """A chunk's digest as a 1 x 1 object array: one fused task per chunk (source, dropout, digest)."""
+    return np.array([[digest(chunk)]], dtype=object)
+
+
 def one_thread_per_call() -> None:
     """Run on each worker: one thread per dropout call (the workers are the parallelism)."""
     unidrop_numpy.set_num_threads(1)
 
 
-def cluster_digests(shape: tuple[int, int], chunks: tuple[int, int]) -> list[str]:
-    """Build the graph (source, dropout, digest per chunk) and compute it on the current client."""
+def cluster_digests(client: distributed.Client, shape: tuple[int, int], chunks: tuple[int, int]) -> list[str]:
+    """Build the graph (source, dropout, digest per chunk) and compute it on ``client``'s cluster."""
     x = da.map_blocks(
         source_chunk,
         chunks=da.core.normalize_chunks(chunks, shape),
@@ -73,7 +79,14 @@ def cluster_digests(shape: tuple[int, int], chunks: tuple[int, int]) -> list[str
         name=f"source-{shape[0]}-{shape[1]}-{chunks[0]}-{chunks[1]}",
     )
     y = unidrop.dropout(x, P, seed=SEED, stream=STREAM)
-    return list(dask.compute(*[dask.delayed(digest)(block) for block in y.to_delayed().ravel()]))
+    digests = y.map_blocks(
+        digest_block,
+        chunks=(1, 1),
+        dtype=object,
+        meta=np.empty((0, 0), dtype=object),
+        name="digest-" + y.name,
+    )
+    return [str(d) for d in client.compute(digests).result().ravel()]
 
 
 def single_machine(shape: tuple[int, int], chunks: tuple[int, int]) -> tuple[list[str], float]:
@@ -92,27 +105,42 @@ def single_machine(shape: tuple[int, int], chunks: tuple[int, int]) -> tuple[lis
     return found, seconds
 
 
-def time_cluster(workers: int, shape: tuple[int, int], chunks: tuple[int, int], reps: int) -> dict[str, Any]:
-    """Median and all times of the whole computation on ``workers`` worker processes."""
-    with (
-        distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=MEMORY_LIMIT,
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        client.run(one_thread_per_call)
-        digests = cluster_digests(shape, chunks)  # warm-up: imports and loads on every worker
-        times = []
+def time_clusters(
+    counts: tuple[int, ...], shape: tuple[int, int], chunks: tuple[int, int], reps: int
+) -> list[dict[str, Any]]:
+    """Median and all times of the whole computation on clusters of ``counts`` worker processes.
+
+    All clusters are started first and their runs interleaved (1, 2, 1, 2, ...), so that a change
+    in the machine's load (it is shared) falls on every configuration alike.
+    """
+    with contextlib.ExitStack() as stack:
+        clients = []
+        for workers in counts:
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    memory_limit=MEMORY_LIMIT,
+                    dashboard_address=None,
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster, set_as_default=False))
+            client.run(one_thread_per_call)
+            clients.append(client)
+        # warm-up: imports and loads on every worker
+        digests = [cluster_digests(client, shape, chunks) for client in clients]
+        times: list[list[float]] = [[] for _ in counts]
         for _ in range(reps):
-            start = time.perf_counter()
-            again = cluster_digests(shape, chunks)
-            times.append(time.perf_counter() - start)
-            assert again == digests, "two runs on one cluster differ"
-    return {"workers": workers, "median_s": statistics.median(times), "times_s": times, "digests": digests}
+            for index, client in enumerate(clients):
+                start = time.perf_counter()
+                again = cluster_digests(client, shape, chunks)
+                times[index].append(time.perf_counter() - start)
+                assert again == digests[index], "two runs on one cluster differ"
+    return [
+        {"workers": w, "median_s": statistics.median(t), "times_s": t, "digests": d}
+        for w, t, d in zip(counts, times, digests, strict=True)
+    ]
 
 
 def machine() -> dict[str, Any]:
@@ -149,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = (1 << args.log2_rows, 1 << args.log2_cols)
     chunks = (1 << args.log2_chunk_rows, 1 << args.log2_chunk_cols)
     array_bytes = shape[0] * shape[1] * 4
-    runs = [time_cluster(workers, shape, chunks, args.reps) for workers in (1, 2)]
+    runs = time_clusters((1, 2), shape, chunks, args.reps)
     reference, single_s = single_machine(shape, chunks)
     equal = all(run["digests"] == reference for run in runs)
     result = {
@@ -186,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         f"each worker's memory limit {MEMORY_LIMIT / 2**20:.0f} MiB, one thread, one unidrop thread "
         "per call. "
         f"p = {P}. Timed: build the graph, make each chunk, dropout, SHA-256 of each output chunk "
-        f"(median of {args.reps} after a warm-up).",
+        f"(median of {args.reps} after a warm-up; the two clusters' runs interleaved).",
         "",
         "| worker processes | median s | all runs s |",
         "|---|---|---|",
