@@ -31,6 +31,8 @@ BACKEND_PINS: dict[str, list[str]] = {
     "jax": ["numpy==2.4.6", "jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.8"],
     # nvrtc lets the kernel compile checks run without a GPU (and CuPy compile without a CUDA toolkit)
     "cupy": ["numpy==2.4.6", "cupy-cuda12x==14.2.0", "nvidia-cuda-nvrtc-cu12==12.9.86"],
+    # distributed: the backend's tests run a LocalCluster of worker processes
+    "dask": ["numpy==2.4.6", "ml_dtypes==0.7.0", "dask==2026.8.0", "distributed==2026.8.0"],
 }
 #: The example backend's framework (tests/example_backend, the guide's model): pure Python but pandas.
 EXAMPLE_PINS = ["xarray==2026.9.0", "pandas==3.1.1"]
