@@ -29,6 +29,14 @@ BACKEND_PINS: dict[str, list[str]] = {
     "numpy": ["numpy==2.4.6", "ml_dtypes==0.7.0"],
     "torch": ["numpy==2.4.6", "torch==2.13.0", "triton==3.7.1"],
     "jax": ["numpy==2.4.6", "jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.8"],
+    # the generic backend: the suite on array-api-strict, its own tests on ndonnx (ONNX Runtime, CPU)
+    "array_api": [
+        "numpy==2.4.6",
+        "array-api-compat==1.16.0",
+        "array-api-strict==2.6.1",
+        "ndonnx==0.23.0",
+        "onnxruntime==1.32.0",
+    ],
     # nvrtc lets the kernel compile checks run without a GPU (and CuPy compile without a CUDA toolkit)
     "cupy": ["numpy==2.4.6", "cupy-cuda12x==14.2.0", "nvidia-cuda-nvrtc-cu12==12.9.86"],
 }
