@@ -2,8 +2,8 @@
 
 ``import unidrop`` loads every installed backend's descriptor (the module its entry point names),
 so a descriptor that imports its framework makes ``import unidrop`` heavy for every user of every
-backend. The check runs in a fresh interpreter: ``import unidrop``, load the backend's entry point,
-and list ``sys.modules``.
+backend. The check runs in a fresh interpreter: ``import unidrop`` with only the backend's own
+entry point to discover, then list ``sys.modules``.
 """
 
 from __future__ import annotations
@@ -26,13 +26,20 @@ FRAMEWORKS = frozenset(
      "keras", "mlx", "array_api_compat", "array_api_strict", "pytest", "hypothesis"}
 )  # fmt: skip
 
-#: Run in a fresh interpreter: import unidrop, load one entry point, print the modules then loaded.
+#: Run in a fresh interpreter: ``import unidrop`` discovering this one entry point alone (so that
+#: another installed plugin's imports are not blamed on it), then print the modules loaded.
 _LOAD = """
 import json, sys
-from importlib.metadata import entry_points
+import importlib.metadata as metadata
+everything = metadata.entry_points
+def only_this_one(**selection):
+    points = everything(**selection)
+    if selection.get("group") != {group!r}:
+        return points
+    return [p for p in points if p.name == {name!r} and p.value == {value!r}]
+metadata.entry_points = only_this_one
 import unidrop
-[point] = [p for p in entry_points(group={group!r}) if p.name == {name!r} and p.value == {value!r}]
-point.load()
+assert {name!r} in unidrop.registry.backends(), unidrop.registry.failures()
 print(json.dumps(sorted(sys.modules)))
 """
 

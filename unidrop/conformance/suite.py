@@ -19,8 +19,8 @@ from __future__ import annotations
 from .abilities import AbilitiesChecks
 from .adapter import SuiteAdapter
 from .exactness import ExactnessChecks
-from .loading import LoadingChecks
 from .helpers import SuitePart, assert_same_floats, exact_values, keep_string, sample_values
+from .loading import LoadingChecks
 from .rules import RulesChecks
 from .statistics import STAT_SIZE, StatisticsChecks
 
