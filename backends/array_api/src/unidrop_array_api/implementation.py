@@ -49,6 +49,8 @@ class ArrayApiImplementation(Implementation):
         xp = array_namespace(x)
         where = device(x)
         keep = keep_mask(xp, plan, where)
+        if plan.drops_all:  # before the scale, which is inf here (and 0 * inf is NaN)
+            return xp.zeros_like(x), (keep if plan.return_mask else None)
         compute = getattr(xp, plan.compute_dtype)
         scale = xp.asarray(rounded_scale(plan.scale, plan.compute_dtype), dtype=compute, device=where)
         scaled = xp.astype(x, compute) * scale if plan.compute_dtype != plan.dtype else x * scale
