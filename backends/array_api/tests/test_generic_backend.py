@@ -6,10 +6,10 @@ from __future__ import annotations
 import array_api_strict as xps
 import numpy as np
 import pytest
+from unidrop_array_api.philox_words import philox as philox_words
 
 import unidrop
 from unidrop import philox, reference
-from unidrop_array_api.philox_words import philox as philox_words
 
 SEED, STREAM = 0xDEADBEEF12345678, 2**32 + 3
 
