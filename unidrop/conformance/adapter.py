@@ -114,7 +114,7 @@ class SuiteAdapter(ABC):
         ValueError) gets None, and the suite's checks of that layout skip, saying so.
         """
         try:
-            return x[(*index, ...)]
+            return x[index + (...,)]
         except ValueError:
             return None
 
