@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,19 @@ class MaskBlock:
         """The C-order strides, in elements, of the global mask shape."""
         return c_strides(self.global_mask_shape)
 
+    def arguments_for(
+        self, shape: Sequence[int], broadcast_dims: Sequence[int]
+    ) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+        """``(global_shape, offset)`` that describe this block again, for a block of ``shape`` with
+        ``broadcast_dims``: what a backend that hands the work to another one passes to
+        :func:`unidrop.dropout` (along a broadcast axis the block's own size and offset 0, which
+        give the same mask as the original global shape and offset)."""
+        dims = set(broadcast_dims)
+        global_shape = tuple(
+            int(shape[axis]) if axis in dims else size for axis, size in enumerate(self.global_mask_shape)
+        )
+        return global_shape, self.mask_offset
+
     def start(self) -> Any:
         """The global flat index of the block's first mask element."""
         return sum(
@@ -56,6 +69,8 @@ def c_strides(shape: Sequence[int]) -> tuple[int, ...]:
 
 def _index_tuple(value: Any, what: str, ndim: int, allow_traced: bool) -> tuple[Any, ...]:
     """``value`` as a tuple of ``ndim`` non-negative integers; TypeError/ValueError naming it otherwise."""
+    if isinstance(value, (Set, Mapping)):  # iterable, but in no defined order of axes
+        raise TypeError(f"{what} must be an ordered sequence of {ndim} non-negative ints, got {show(value)}")
     try:
         entries = tuple(value)
     except TypeError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .abilities import AbilitiesChecks
 from .adapter import SuiteAdapter
+from .blocks import BlockChecks
 from .exactness import ExactnessChecks
 from .helpers import SuitePart, assert_same_floats, exact_values, keep_string, sample_values
 from .loading import LoadingChecks
@@ -27,6 +28,7 @@ from .statistics import STAT_SIZE, StatisticsChecks
 __all__ = [
     "STAT_SIZE",
     "AbilitiesChecks",
+    "BlockChecks",
     "ConformanceSuite",
     "ExactnessChecks",
     "LoadingChecks",
@@ -41,5 +43,7 @@ __all__ = [
 ]
 
 
-class ConformanceSuite(ExactnessChecks, StatisticsChecks, RulesChecks, AbilitiesChecks, LoadingChecks):
+class ConformanceSuite(
+    ExactnessChecks, BlockChecks, StatisticsChecks, RulesChecks, AbilitiesChecks, LoadingChecks
+):
     """Checks mask stream v1 and every rule of the contract on one backend: all the parts."""

@@ -24,6 +24,9 @@ def _size(plan: DropoutPlan) -> int:
 class WrongImplementation(NumpyImplementation):
     """Mask stream v1 in whole-array NumPy, in overridable steps; no defect of its own."""
 
+    #: whole arrays only (the NumPy backend's blocks are not carried over): every block check fails
+    supports_blocks = False
+
     def words(self, plan: DropoutPlan) -> Any:
         """The mask's random words, element i taking word i % 4 of block i // 4."""
         n = _size(plan)
