@@ -113,8 +113,9 @@ class SuiteAdapter(ABC):
         an Ellipsis standing for the rest); a framework that refuses negative steps (PyTorch raises
         ValueError) gets None, and the suite's checks of that layout skip, saying so.
         """
+        every_axis = (*index, ...)
         try:
-            return x[index + (...,)]
+            return x[every_axis]
         except ValueError:
             return None
 
