@@ -29,12 +29,20 @@ BACKEND_PINS: dict[str, list[str]] = {
     "numpy": ["numpy==2.4.6", "ml_dtypes==0.7.0"],
     "torch": ["numpy==2.4.6", "torch==2.13.0", "triton==3.7.1"],
     "jax": ["numpy==2.4.6", "jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.8"],
+    # the generic backend: the suite on array-api-strict, its own tests on ndonnx (ONNX Runtime, CPU)
+    "array_api": [
+        "numpy==2.4.6",
+        "array-api-compat==1.16.0",
+        "array-api-strict==2.6.1",
+        "ndonnx==0.23.0",
+        "onnxruntime==1.32.0",
+    ],
     # nvrtc lets the kernel compile checks run without a GPU (and CuPy compile without a CUDA toolkit)
     "cupy": ["numpy==2.4.6", "cupy-cuda12x==14.2.0", "nvidia-cuda-nvrtc-cu12==12.9.86"],
     # distributed: the backend's tests run a LocalCluster of worker processes
     "dask": ["numpy==2.4.6", "ml_dtypes==0.7.0", "dask==2026.8.0", "distributed==2026.8.0"],
 }
-#: The example backend's framework (tests/example_backend, the guide's model): pure Python but pandas.
+#: The example backend's framework (examples/xarray, the guide's model): pure Python but pandas.
 EXAMPLE_PINS = ["xarray==2026.9.0", "pandas==3.1.1"]
 #: ``unidrop demo --png`` and the docs' mask picture draw with it.
 MATPLOTLIB = "matplotlib==3.11.2"
@@ -76,11 +84,22 @@ def tests(session: nox.Session) -> None:
     # pandas has hundreds of modules: compiled as imported rather than all at install (15 s less);
     # matplotlib for `unidrop demo --png` (about 7 s to install)
     session.install("--no-compile", *EXAMPLE_PINS, MATPLOTLIB)
-    editable = [".", "backends/numpy", "tests/wrong_backend", "tests/mutants", "tests/example_backend"]
+    editable = [".", "backends/numpy", "tests/wrong_backend", "tests/mutants", "examples/xarray"]
     session.install(*(arg for path in editable for arg in ("-e", path)))
     # arguments after -- replace the test selection: nox -s tests -- tests/test_mutants.py -rxX
     named = any(arg.startswith("tests") for arg in session.posargs)
     session.run("pytest", *([] if named else ["tests"]), "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def example(session: nox.Session) -> None:
+    """The guide's example plugin (examples/xarray), installed as a third party would, checked by
+    ``unidrop check xarray``: the whole conformance suite but the block checks, since the example
+    does not implement blocks yet (tests/test_example_backend.py checks that each of them fails)."""
+    session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"])
+    session.install("--no-compile", *EXAMPLE_PINS)
+    session.install("-e", ".", "-e", "backends/numpy", "examples/xarray")
+    session.run("unidrop", "check", "xarray", "-k", "not block", *session.posargs)
 
 
 @nox.session

@@ -1,4 +1,4 @@
-"""The example backend (tests/example_backend, xarray.DataArray): small, shown verbatim, conformant.
+"""The example backend (examples/xarray, xarray.DataArray): small, shown verbatim, conformant.
 
 docs/backend-guide.md tells authors to copy it; these tests keep that promise: its Python source
 stays under 40 lines, the guide's listings of it are its files byte for byte, it passes the whole
@@ -22,7 +22,7 @@ from unidrop.conformance.blocks import BlockChecks
 from unidrop.conformance.suite import ConformanceSuite
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "tests" / "example_backend"
+EXAMPLE = ROOT / "examples" / "xarray"
 PACKAGE = EXAMPLE / "src" / "unidrop_example_xarray"
 GUIDE = ROOT / "docs" / "backend-guide.md"
 #: How the guide names the file a listing shows: this line, then the fenced block.

@@ -109,18 +109,25 @@ class Backend(ABC):
                       once that module is in ``sys.modules``
     ``distribution``  the distribution that installs it, for messages
     ``abilities``     the optional :class:`Abilities` the conformance suite then checks
+    ``generic``       True for a backend of many frameworks' arrays (the Array API one): the
+                      registry asks it only after every specific backend declined an array,
+                      and asks it whether or not its ``framework`` (the library it drives) is
+                      imported, so its :meth:`accepts` must judge by the type alone, importing
+                      nothing
     """
 
     name: ClassVar[str]
     framework: ClassVar[str]
     distribution: ClassVar[str]
     abilities: ClassVar[Abilities] = Abilities()
+    generic: ClassVar[bool] = False
 
     _implementation: Implementation | None = None
 
     @abstractmethod
     def accepts(self, x: Any) -> bool:
-        """True if ``x`` is an array of this backend (its framework is imported); the type decides."""
+        """True if ``x`` is an array of this backend (its framework is imported, unless ``generic``);
+        the type decides."""
 
     @abstractmethod
     def load(self) -> Implementation:

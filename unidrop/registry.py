@@ -10,10 +10,12 @@ Which backend serves an array ``x`` (docs/backend-guide.md, "Which backend serve
 1. the backends whose ``framework`` is the array's own module (the top-level module of
    ``type(x)`` or, for a subclass defined elsewhere, of the first class in its MRO that has
    one; ``jaxlib`` counts as ``jax``) are asked first;
-2. then every other backend;
+2. then every other specific backend;
+3. only if none of those accepts ``x``, the generic backends (``Backend.generic``, such as the
+   Array API one), whether or not their framework is imported: they judge by the type alone;
 
 each group in the documented order (this project's ``unidrop-*`` backends first, then the
-others, each by name), and only once its framework is imported. The first whose ``accepts(x)``
+others, each by name), and a specific one only once its framework is imported. The first whose ``accepts(x)``
 is true serves ``x``; if several accept it, a ``RuntimeWarning`` names them all, once. The
 answer is cached per ``type(x)`` (``accepts`` must depend on the type alone), and recomputed
 when a backend is registered or a skipped framework is imported.
@@ -257,12 +259,29 @@ def _owner(state: _Snapshot, kind: type) -> str | None:
     return None
 
 
+def _is_generic(plugin: Plugin) -> bool:
+    """True if ``plugin`` declares itself generic (``Backend.generic is True``); a fault counts as False."""
+    try:
+        return getattr(plugin.backend, "generic", False) is True
+    except Exception:
+        return False
+
+
+def _askable(plugin: Plugin) -> bool:
+    """True if ``plugin`` may be asked about an array now: it is generic, or its framework is imported."""
+    return plugin.framework in sys.modules or _is_generic(plugin)
+
+
 def _resolve(state: _Snapshot, x: Any) -> tuple[Plugin, ...]:
-    """Ask every backend, in dispatch order, whether it accepts ``x``; cache the answer for its type."""
+    """Ask every backend, in dispatch order, whether it accepts ``x``; cache the answer for its type.
+
+    The generic backends are asked only if no specific one accepts ``x``.
+    """
     kind = type(x)
     owner = _owner(state, kind)
-    first = [plugin for plugin in state.plugins if plugin.framework == owner]
-    rest = [plugin for plugin in state.plugins if plugin.framework != owner]
+    specific = [plugin for plugin in state.plugins if not _is_generic(plugin)]
+    first = [plugin for plugin in specific if plugin.framework == owner]
+    rest = [plugin for plugin in specific if plugin.framework != owner]
     accepting: list[Plugin] = []
     skipped: list[str] = []
     for plugin in first + rest:
@@ -270,6 +289,8 @@ def _resolve(state: _Snapshot, x: Any) -> tuple[Plugin, ...]:
             skipped.append(plugin.framework)
         elif _accepts(state, plugin, x):
             accepting.append(plugin)
+    if not accepting:
+        accepting = [plugin for plugin in state.plugins if _is_generic(plugin) and _accepts(state, plugin, x)]
     if len(accepting) > 1:
         served, others = accepting[0], accepting[1:]
         why = (
@@ -324,7 +345,7 @@ def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
     state = _current()
     if backend is not None:
         plugin = _plugin_of(state, get_backend(backend))
-        if not (plugin.framework in sys.modules and _accepts(state, plugin, x)):
+        if not (_askable(plugin) and _accepts(state, plugin, x)):
             raise TypeError(f"backend {plugin.name!r} does not take arrays of type {_type_name(x)}")
         candidates: tuple[Plugin, ...] = (plugin,)
     else:

@@ -109,11 +109,13 @@ class SuiteAdapter(ABC):
     def strided(self, x: Any, index: tuple[slice, ...]) -> Any | None:
         """``x[index]`` for slices with any step (negative ones too), or None where it is refused.
 
-        The default indexes ``x``; a framework that refuses negative steps (PyTorch raises
+        The default indexes ``x`` with ``(*index, ...)`` (the Array API wants every axis indexed,
+        an Ellipsis standing for the rest); a framework that refuses negative steps (PyTorch raises
         ValueError) gets None, and the suite's checks of that layout skip, saying so.
         """
+        every_axis = (*index, ...)
         try:
-            return x[index]
+            return x[every_axis]
         except ValueError:
             return None
 

@@ -21,6 +21,7 @@ from .adapter import SuiteAdapter
 from .blocks import BlockChecks
 from .exactness import ExactnessChecks
 from .helpers import SuitePart, assert_same_floats, exact_values, keep_string, sample_values
+from .loading import LoadingChecks
 from .rules import RulesChecks
 from .statistics import STAT_SIZE, StatisticsChecks
 
@@ -30,6 +31,7 @@ __all__ = [
     "BlockChecks",
     "ConformanceSuite",
     "ExactnessChecks",
+    "LoadingChecks",
     "RulesChecks",
     "StatisticsChecks",
     "SuiteAdapter",
@@ -41,5 +43,7 @@ __all__ = [
 ]
 
 
-class ConformanceSuite(ExactnessChecks, BlockChecks, StatisticsChecks, RulesChecks, AbilitiesChecks):
+class ConformanceSuite(
+    ExactnessChecks, BlockChecks, StatisticsChecks, RulesChecks, AbilitiesChecks, LoadingChecks
+):
     """Checks mask stream v1 and every rule of the contract on one backend: all the parts."""

@@ -1,0 +1,123 @@
+"""The Array API backend's work: mask stream v1 with standard operations on any library's arrays."""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+from array_api_compat import array_namespace, device
+
+from unidrop import DropoutPlan, Implementation
+
+from .philox_words import block_indices, contiguous_words, indexed_words
+
+#: The dtypes unidrop defines that the standard has (float16 is an optional extension, where a
+#: library provides ``xp.float16``); bfloat16 is not in the standard and is not supported.
+SUPPORTED = frozenset({"float16", "float32", "float64"})
+#: Dtype names read off a namespace to name an array's dtype (the standard's, and two common extras).
+_NAMES = (
+    "float32", "float64", "float16", "bfloat16", "complex64", "complex128", "bool",
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+)  # fmt: skip
+
+
+class ArrayApiImplementation(Implementation):
+    """Dropout of any Array API array, on its own device, in its own library."""
+
+    supports_blocks = True
+
+    def dtypes(self) -> frozenset[str]:
+        """float16, float32 and float64 (float16 only where the array's library has it)."""
+        return SUPPORTED
+
+    def describe(self) -> str:
+        return "standard Array API operations through array-api-compat (uint64 Philox, where, astype)"
+
+    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        """The shape (every size known: a lazy array of unknown size is refused) and the dtype's name."""
+        xp = array_namespace(x)
+        shape = tuple(x.shape)
+        if any(size is None for size in shape):
+            raise TypeError(
+                f"unidrop's Array API backend needs every size of the shape known, got {shape} "
+                f"for {type(x).__module__}.{type(x).__qualname__}"
+            )
+        return tuple(int(size) for size in shape), dtype_name(xp, x.dtype)
+
+    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        xp = array_namespace(x)
+        where = device(x)
+        keep = keep_mask(xp, plan, where)
+        if plan.drops_all:  # before the scale, which is inf here (and 0 * inf is NaN)
+            return xp.zeros_like(x), (keep if plan.return_mask else None)
+        compute = getattr(xp, plan.compute_dtype)
+        scale = xp.asarray(rounded_scale(plan.scale, plan.compute_dtype), dtype=compute, device=where)
+        scaled = xp.astype(x, compute) * scale if plan.compute_dtype != plan.dtype else x * scale
+        y = select(xp, keep, scaled, where)
+        if plan.compute_dtype != plan.dtype:
+            y = xp.astype(y, x.dtype)  # round to nearest even, once
+        return y, (keep if plan.return_mask else None)
+
+    def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
+        xp = array_namespace(x)
+        return xp.ones(shape, dtype=xp.bool, device=device(x))
+
+
+def select(xp: Any, keep: Any, scaled: Any, where: Any) -> Any:
+    """``scaled`` where ``keep`` (broadcast), exactly +0 elsewhere (NaN and Inf too), signs kept.
+
+    Some libraries' ``where`` does not keep the sign of a zero it selects (onnxruntime's Where,
+    under ndonnx, returns +0 for a -0 unless it broadcasts the condition), so every zero of the
+    result is given its sign afresh: a kept zero the sign of ``scaled``, a dropped one +0. The
+    correction multiplies by -1 only the zeros whose sign is wrong, which is exact.
+    """
+    zero = xp.zeros((), dtype=scaled.dtype, device=where)
+    one = xp.ones((), dtype=scaled.dtype, device=where)
+    chosen = xp.where(keep, scaled, zero)
+    wanted_negative = xp.logical_and(keep, _sign_bit(xp, scaled, one))
+    wrong = xp.logical_and(chosen == zero, xp.logical_xor(_sign_bit(xp, chosen, one), wanted_negative))
+    return chosen * xp.where(wrong, -one, one)
+
+
+def _sign_bit(xp: Any, values: Any, one: Any) -> Any:
+    """``signbit(values)`` for the zeros and finite values of ``values``, where the library has it;
+    else ``1 / values < 0`` (ndonnx has no signbit: its division by zero gives a signed infinity)."""
+    try:
+        return xp.signbit(values)
+    except (AttributeError, NotImplementedError):
+        return (one / values) < 0
+
+
+def dtype_name(xp: Any, dtype: Any) -> str:
+    """The canonical name of ``dtype`` in namespace ``xp`` (``"float32"``, ...), else ``str(dtype)``."""
+    for name in _NAMES:
+        candidate = getattr(xp, name, None)
+        try:
+            if candidate is not None and dtype == candidate:
+                return name
+        except Exception:  # a library whose dtypes do not compare with another kind of object
+            continue
+    return str(dtype)
+
+
+def rounded_scale(scale: float, compute_dtype: str) -> float:
+    """``s`` (float64) rounded once to ``compute_dtype`` (to nearest even), as a Python float."""
+    if compute_dtype == "float32":
+        return float(struct.unpack("<f", struct.pack("<f", scale))[0])
+    return scale
+
+
+def keep_mask(xp: Any, plan: DropoutPlan, where: Any) -> Any:
+    """The boolean keep mask of ``plan.mask_shape`` (True = kept): ``u_i >= t`` for each mask index i."""
+    shape = plan.mask_shape
+    count = math.prod(shape)
+    if plan.drops_all or count == 0:
+        return xp.full(shape, not plan.drops_all, dtype=xp.bool, device=where)
+    if plan.block is None:
+        words = xp.reshape(contiguous_words(xp, plan.seed, plan.stream, count, where), shape)
+    else:
+        offsets = tuple(int(start) for start in plan.block.mask_offset)
+        indices = block_indices(xp, shape, offsets, plan.block.global_strides(), where)
+        words = indexed_words(xp, plan.seed, plan.stream, indices)
+    return words >= plan.threshold

@@ -1,0 +1,71 @@
+"""The Array API backend on array-api-strict and on NumPy through its namespace: blocks, float16,
+64-bit indices, dispatch. Expected values come from ``unidrop.reference``."""
+
+from __future__ import annotations
+
+import array_api_strict as xps
+import numpy as np
+import pytest
+from unidrop_array_api.philox_words import philox as philox_words
+
+import unidrop
+from unidrop import philox, reference
+
+SEED, STREAM = 0xDEADBEEF12345678, 2**32 + 3
+
+
+def test_philox_in_uint64_arrays_equals_the_pure_python_one():
+    counters = [(0, 0, 0, 0), (2**32 - 1, 2**32 - 1, 5, 2**31), (123, 456, 789, 1011)]
+    key = (0xA4093822, 0x299F31D0)
+    columns = [xps.asarray([c[i] for c in counters], dtype=xps.uint64) for i in range(4)]
+    got = philox_words(tuple(columns), key)
+    for row, counter in enumerate(counters):
+        assert tuple(int(word[row]) for word in got) == philox.philox4x32(counter, key)
+
+
+@pytest.mark.parametrize("dims", [(), (1,)])
+def test_a_block_far_into_a_huge_global_array_uses_64_bit_indices(dims):
+    """Global flat indices past 2**32 (the block counter's high word) and a broadcast axis."""
+    global_shape, offset, shape = (2**21, 2**13), (2**21 - 3, 2**13 - 7), (3, 5)
+    values = np.linspace(-2.0, 2.0, 15).reshape(shape)
+    x = xps.asarray(values.astype(np.float32))
+    y, keep = unidrop.dropout(
+        x, 0.5, seed=SEED, stream=STREAM, return_mask=True, broadcast_dims=dims,
+        global_shape=global_shape, offset=offset,
+    )  # fmt: skip
+    want, want_keep = reference.dropout(
+        values.reshape(-1).tolist(), shape, "float32", 0.5, SEED, STREAM, dims, global_shape, offset
+    )
+    np.testing.assert_array_equal(np.from_dlpack(y).reshape(-1), np.asarray(want, dtype=np.float32))
+    np.testing.assert_array_equal(np.from_dlpack(keep).reshape(-1), np.asarray(want_keep))
+
+
+def test_float16_through_the_namespace_of_numpy_is_rounded_once():
+    """NumPy arrays have ``__array_namespace__``: named explicitly, the generic backend serves them."""
+    bits = np.arange(0, 2**16, 97, dtype=np.uint16)
+    values = bits.view(np.float16)
+    y = unidrop.dropout(values, 0.3, seed=SEED, stream=STREAM, backend="array_api")
+    want, _ = reference.dropout(
+        values.astype(np.float64).tolist(), values.shape, "float16", 0.3, SEED, STREAM
+    )
+    want16 = np.asarray(want, dtype=np.float64).astype(np.float16)
+    assert y.dtype == np.float16
+    same = (y.view(np.uint16) == want16.view(np.uint16)) | (np.isnan(y) & np.isnan(want16))
+    assert same.all(), np.flatnonzero(~same)[:5]
+
+
+def test_numpy_arrays_still_go_to_the_numpy_backend_and_strict_ones_to_the_generic_one():
+    assert unidrop.registry.backend_for(np.ones(3)).name == "numpy"
+    assert unidrop.registry.backend_for(xps.ones(3)).name == "array_api"
+
+
+def test_integer_arrays_are_refused_naming_their_dtype():
+    with pytest.raises(TypeError, match=r"dtype int32"):
+        unidrop.dropout(xps.ones(3, dtype=xps.int32), 0.5, seed=1)
+
+
+def test_p_one_gives_positive_zeros_with_no_warning(recwarn):
+    x = xps.asarray([0.0, -1.0, np.inf, np.nan], dtype=xps.float32)
+    y = np.from_dlpack(unidrop.dropout(x, 1.0, seed=1))
+    assert (y == 0).all() and not np.signbit(y).any()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
