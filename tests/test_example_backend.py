@@ -1,7 +1,7 @@
 """The example backend (examples/xarray, xarray.DataArray): small, shown verbatim, conformant.
 
 docs/backend-guide.md tells authors to copy it; these tests keep that promise: its Python source
-stays under 40 lines, the guide's listings of it are its files byte for byte, it passes the whole
+stays at most 43 lines, the guide's listings of it are its files byte for byte, it passes the whole
 conformance suite, and the DataArray's labels survive dropout.
 """
 
@@ -18,7 +18,6 @@ import xarray as xr
 
 import unidrop
 from unidrop import reference
-from unidrop.conformance.blocks import BlockChecks
 from unidrop.conformance.suite import ConformanceSuite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,14 +26,14 @@ PACKAGE = EXAMPLE / "src" / "unidrop_example_xarray"
 GUIDE = ROOT / "docs" / "backend-guide.md"
 #: How the guide names the file a listing shows: this line, then the fenced block.
 LISTING = re.compile(r"^<!-- file: (\S+) -->\n```[a-z]*\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-MAX_LINES = 39
+MAX_LINES = 43
 
 
 def source_files() -> list[Path]:
     return sorted(PACKAGE.glob("*.py"))
 
 
-def test_the_example_is_under_40_lines():
+def test_the_example_is_at_most_43_lines():
     """Every non-blank line of the package's .py files counts: code, docstrings and comments."""
     files = source_files()
     assert {path.name for path in files} >= {"backend.py", "implementation.py", "suite_adapter.py"}
@@ -104,19 +103,3 @@ class TestExampleConformance(ConformanceSuite):
     """The whole conformance suite, on NumPy-backed DataArrays made by the example's adapter."""
 
     backend_name = "xarray"
-
-
-# The example does not implement blocks of a global mask yet (the guide's listing is kept as it
-# is): every block check must fail on it, saying so, and none may pass or skip.
-for _name in dir(BlockChecks):
-    if _name.startswith("test_"):
-        setattr(TestExampleConformance, _name, None)  # not collected here: TestExampleBlocks runs them
-
-
-class TestExampleBlocks(BlockChecks):
-    """Blocks on the example backend: each check fails, naming the missing supports_blocks."""
-
-    backend_name = "xarray"
-    pytestmark = pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="the example backend does not implement blocks"
-    )

@@ -6,6 +6,8 @@ import unidrop
 
 
 class XarrayImplementation(unidrop.Implementation):
+    supports_blocks = True  # dropout() honours plan.block (a block of a larger array)
+
     def dtypes(self) -> frozenset[str]:
         return frozenset({"float16", "float32", "float64"})
 
@@ -14,6 +16,9 @@ class XarrayImplementation(unidrop.Implementation):
 
     def dropout(self, x: xr.DataArray, plan: unidrop.DropoutPlan) -> tuple[xr.DataArray, xr.DataArray]:
         options = {"seed": plan.seed, "stream": plan.stream, "broadcast_dims": plan.broadcast_dims}
+        if plan.block is not None:  # x is a block of a larger array: its data gets the same block
+            global_shape, offset = plan.block.arguments_for(x.shape, plan.broadcast_dims)
+            options.update(global_shape=global_shape, offset=offset)
         y, keep = unidrop.dropout(x.data, plan.p, return_mask=True, **options)
         return x.copy(deep=False, data=y), xr.DataArray(keep, dims=x.dims)
 
