@@ -24,6 +24,8 @@ from unidrop_numpy.threads import get_num_threads
 
 from unidrop import DropoutPlan, arguments
 
+from . import blocks, keys
+
 #: True when the compiled kernel computes CPU dropout (read once, here; see the module docstring).
 COMPILED = compiled.use_compiled()
 
@@ -62,6 +64,9 @@ def run(x: torch.Tensor, plan: DropoutPlan) -> tuple[torch.Tensor, torch.Tensor 
     """
     if x.requires_grad:  # inside the operator it never does; numpy() refuses such a tensor
         x = x.detach()
+    if plan.block is not None:  # a block of a larger array: its slice of the global mask
+        keep = block_keep_mask(plan)
+        return blocks.apply(x, keep, plan.p), keep if plan.return_mask else None
     if not COMPILED:
         y = _dropout_numpy(x, plan)
         keep = keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p) if plan.return_mask else None
@@ -85,6 +90,23 @@ def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: l
     """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
     plan = DropoutPlan.build(tuple(x.shape), _NAMES[x.dtype], p, seed, stream, broadcast_dims)
     return run(x, plan)[0]
+
+
+def block_keep_mask(plan: DropoutPlan) -> torch.Tensor:
+    """The keep mask of a block plan (``plan.block`` set, integer seed and stream), on the CPU."""
+    assert plan.block is not None
+    key = keys.key_from_ints(plan.seed, plan.stream)
+    block = plan.block
+    return blocks.keep_mask(
+        key, plan.mask_shape, plan.p, block.global_mask_shape, block.mask_offset, torch.device("cpu")
+    )
+
+
+def keep_mask_of(plan: DropoutPlan) -> torch.Tensor:
+    """The keep mask of a plan with integer seed and stream, a block's or a whole array's, on the CPU."""
+    if plan.block is not None:
+        return block_keep_mask(plan)
+    return keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p)
 
 
 def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> torch.Tensor:
