@@ -45,8 +45,8 @@ def _check_placements(x: DTensor) -> None:
             continue
         if placement.is_partial():
             raise ValueError(
-                f"unidrop cannot drop elements of a DTensor with placement {placement} on mesh axis "
-                f"{mesh_axis}: each rank holds a partial sum of every element, not its value. "
+                f"unidrop cannot drop elements of a DTensor with a Partial placement ({placement}) on "
+                f"mesh axis {mesh_axis}: each rank holds a partial sum of every element, not its value. "
                 "Reduce it first, e.g. x.redistribute(x.device_mesh, [Replicate()] * x.device_mesh.ndim) "
                 f"or a Shard placement; supported: {SUPPORTED}"
             )
