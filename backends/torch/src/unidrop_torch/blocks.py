@@ -22,6 +22,8 @@ from torch import Tensor
 from unidrop import arguments, philox
 from unidrop.blocks import c_strides
 
+from . import cuda
+
 _MASK32 = 0xFFFFFFFF
 _LOW62 = (1 << 62) - 1
 
@@ -95,6 +97,10 @@ def keep_mask(
     threshold = arguments.threshold(p)
     if threshold >= arguments.TWO_POW_32:  # p == 1: nothing is kept
         return torch.zeros(shape, dtype=torch.bool, device=device)
+    if device.type == "cuda" and all(isinstance(o, int) for o in mask_offset):
+        keep = torch.empty(shape, dtype=torch.uint8, device=device)
+        if cuda.launch_block_keep(keep, key, p, tuple(global_mask_shape), tuple(mask_offset)):
+            return keep.view(torch.bool)
     index = global_indices(shape, global_mask_shape, mask_offset, device)
     return words_at(index, key) >= threshold
 
