@@ -1,4 +1,5 @@
-"""Each check the suite gained for issue 10 can fail: a backend wrong in one subtle place fails it.
+"""Each check the suite gained for issues 10 and 12 (blocks) can fail: a backend wrong in one
+subtle place fails it.
 
 Every mutant here is the NumPy backend's Implementation with exactly one defect (registered
 under its own name with :func:`unidrop.registry.register`); the check named beside it must fail
@@ -335,6 +336,70 @@ class BackwardReusesLastMask(Correct):
         return y, keep
 
 
+def block_indices(plan: DropoutPlan, strides: tuple[int, ...], offset: tuple[int, ...]) -> np.ndarray:
+    """Global flat mask indices of a block's mask for given strides and offset (a mutant's choice)."""
+    index = np.zeros(plan.mask_shape, dtype=np.uint64)
+    for axis, size in enumerate(plan.mask_shape):
+        along = np.arange(offset[axis], offset[axis] + size, dtype=np.uint64) * np.uint64(strides[axis])
+        index += along.reshape([size if a == axis else 1 for a in range(len(plan.mask_shape))])
+    return index.reshape(-1)
+
+
+class BlockMutant(Correct):
+    """A block's mask from the global indices :meth:`indices` gives (the NumPy backend's otherwise)."""
+
+    def indices(self, plan: DropoutPlan) -> np.ndarray:
+        raise NotImplementedError
+
+    def mutate(self, x, plan):
+        y, keep = self.run(x, plan)
+        if plan.block is None or plan.drops_all or not plan.mask_shape:
+            return y, keep
+        t = plan.threshold
+        words = [element_word(plan.seed, plan.stream, int(i)) for i in self.indices(plan)]
+        keep = (np.array(words, dtype=np.uint64) >= t).reshape(plan.mask_shape)
+        return select(x, keep, spec_scaled(x, plan)), keep
+
+
+class BlockIgnoresOffset(BlockMutant):
+    """A block takes the global mask's strides, but its offset is ignored."""
+
+    def indices(self, plan):
+        return block_indices(plan, plan.block.global_strides(), (0,) * len(plan.mask_shape))
+
+
+class BlockOfLocalIndices(BlockMutant):
+    """A block gets the mask of a whole array of its own shape (block-local indices)."""
+
+    def indices(self, plan):
+        return np.arange(math.prod(plan.mask_shape), dtype=np.uint64)
+
+
+class BlockAsOneRun(BlockMutant):
+    """A block's mask is one run of consecutive global indices from its first element."""
+
+    def indices(self, plan):
+        return int(plan.block.start()) + np.arange(math.prod(plan.mask_shape), dtype=np.uint64)
+
+
+class BlockStridesCountBroadcastAxes(BlockMutant):
+    """The global strides count the block's size along broadcast axes instead of 1."""
+
+    def indices(self, plan):
+        sizes = [
+            plan.shape[a] if a in plan.broadcast_dims else n
+            for a, n in enumerate(plan.block.global_mask_shape)
+        ]
+        strides = [math.prod(sizes[a + 1 :]) for a in range(len(sizes))]
+        return block_indices(plan, tuple(strides), tuple(int(o) for o in plan.block.mask_offset))
+
+
+class NoBlocks(Correct):
+    """The NumPy backend, but declaring no support for blocks (as a backend not yet ported)."""
+
+    supports_blocks = False
+
+
 class AbleAdapter(NumpySuiteAdapter):
     """NumPy with honest autograd and jit: dropout is linear in x, so its vjp is the dropout of the
     cotangent with the same mask (computed under the ``backward`` mode), and "compiling" runs the
@@ -378,6 +443,19 @@ TINY_P = "test_tiny_p_and_p_near_one"
 SURVIVE = "test_results_and_masks_survive_later_calls"
 IDENTITY_MASK = "test_identity_mask_has_the_mask_shape_and_bool_dtype"
 EXPLICIT_SEED_STATES = "test_explicit_seed_leaves_global_random_state_untouched"
+RANDOM_BLOCKS = "test_random_blocks_are_slices_of_the_global_mask"
+BLOCKS_ON_DEVICES = "test_blocks_on_every_device"
+_ON_DEVICE = {"unidrop_device": "cpu", "unidrop_dtype": "float32"}
+BLOCK_CASE = {"global_shape": (6, 9), "shape": (3, 4), "offset": (2, 5), "dims": (), **_ON_DEVICE}
+BROADCAST_BLOCK_CASE = {
+    "global_shape": (5, 4, 33),
+    "shape": (2, 3, 7),
+    "offset": (1, 1, 26),
+    "dims": (1,),
+    **_ON_DEVICE,
+}
+GRID_CASE = {"global_shape": (5, 7), "cuts": ([0, 2, 5], [0, 1, 7]), "dims": ()}
+BAD_BLOCK_CASE = {"global_shape": (4, 6), "offset": (0, -1), "error": ValueError, "says": "-1"}
 
 #: (mutant, check, its arguments, what its failure says): the check fails on the mutant.
 KILLS: list[tuple[type[Correct], str, dict[str, Any], str]] = [
@@ -470,6 +548,17 @@ KILLS: list[tuple[type[Correct], str, dict[str, Any], str]] = [
     (IdentityMaskDrawsFromPython, "test_identity_paths_touch_no_random_state", {}, "Python's random"),
     (SeedNoneStirsNumpy, "test_seed_none_draws_from_its_own_source_only", {}, "NumPy's legacy"),
     (SeedNoneOf16Bits, "test_seed_none_masks_have_entropy", {}, "distinct"),
+    (BlockIgnoresOffset, BLOCKS_ON_DEVICES, BLOCK_CASE, "not its slice"),
+    (BlockIgnoresOffset, RANDOM_BLOCKS, {}, "not its slice"),
+    (BlockOfLocalIndices, RANDOM_BLOCKS, {}, "not its slice"),
+    (BlockOfLocalIndices, "test_a_grid_of_blocks_reassembles_the_whole", GRID_CASE, "block"),
+    (BlockAsOneRun, RANDOM_BLOCKS, {}, "not its slice"),
+    (BlockAsOneRun, "test_a_large_block_matches_the_stream_at_sampled_elements", {}, "mask"),
+    (BlockAsOneRun, BLOCKS_ON_DEVICES, BLOCK_CASE, "not its slice"),
+    (BlockStridesCountBroadcastAxes, BLOCKS_ON_DEVICES, BROADCAST_BLOCK_CASE, "not its slice"),
+    (BlockStridesCountBroadcastAxes, RANDOM_BLOCKS, {}, "not its slice"),
+    (NoBlocks, RANDOM_BLOCKS, {}, "does not implement blocks"),
+    (NoBlocks, "test_bad_blocks_are_refused", BAD_BLOCK_CASE, "does not implement blocks"),
 ]
 #: Mutants whose check needs the able adapter (autograd and jit): (backend name, check, arguments, message).
 ABLE_KILLS = [

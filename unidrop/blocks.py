@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,8 @@ def c_strides(shape: Sequence[int]) -> tuple[int, ...]:
 
 def _index_tuple(value: Any, what: str, ndim: int, allow_traced: bool) -> tuple[Any, ...]:
     """``value`` as a tuple of ``ndim`` non-negative integers; TypeError/ValueError naming it otherwise."""
+    if isinstance(value, (Set, Mapping)):  # iterable, but in no defined order of axes
+        raise TypeError(f"{what} must be an ordered sequence of {ndim} non-negative ints, got {show(value)}")
     try:
         entries = tuple(value)
     except TypeError:

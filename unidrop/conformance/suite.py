@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .abilities import AbilitiesChecks
 from .adapter import SuiteAdapter
+from .blocks import BlockChecks
 from .exactness import ExactnessChecks
 from .helpers import SuitePart, assert_same_floats, exact_values, keep_string, sample_values
 from .rules import RulesChecks
@@ -26,6 +27,7 @@ from .statistics import STAT_SIZE, StatisticsChecks
 __all__ = [
     "STAT_SIZE",
     "AbilitiesChecks",
+    "BlockChecks",
     "ConformanceSuite",
     "ExactnessChecks",
     "RulesChecks",
@@ -39,5 +41,5 @@ __all__ = [
 ]
 
 
-class ConformanceSuite(ExactnessChecks, StatisticsChecks, RulesChecks, AbilitiesChecks):
+class ConformanceSuite(ExactnessChecks, BlockChecks, StatisticsChecks, RulesChecks, AbilitiesChecks):
     """Checks mask stream v1 and every rule of the contract on one backend: all the parts."""

@@ -266,4 +266,64 @@ UD_FN ud_u32 ud_word(ud_words words, ud_u32 lane) {
 /* The keep decision of mask word u: kept iff u >= t (dropped with probability t / 2^32). */
 UD_FN int ud_keep(ud_u32 u, ud_u32 t) { return u >= t; }
 
+/* The mask word u_i of flat mask index i (any i, not only a multiple of 4): one Philox block. */
+UD_FN ud_u32 ud_mask_word(ud_u64 i, ud_rng r) { return ud_word(ud_philox_block(i >> 2, r), (ud_u32)(i & 3u)); }
+
+/* ------------------------------------------------------------------------------------------
+ * Blocks of a global mask (docs/spec.md, "Blocks of a global mask"): a block at offset O of a
+ * global mask of shape G uses, for its element at block-mask index j, the word of global flat
+ * index sum_d (O[d] + j[d]) * stride_d(G). Along the block's trailing axes that index grows by
+ * one per element, so a block's mask is made of runs of consecutive global indices, each
+ * starting anywhere (not only at a multiple of 4): ud_fill_words makes the words of one run.
+ * ------------------------------------------------------------------------------------------ */
+
+/* The global flat mask index of the element at block-local C-order index `local` of a block mask
+ * of `ndim` axes of sizes `shape`, whose global strides are `global_strides` (elements of the
+ * global mask; any value on an axis of size 1) and whose first element has global index `start`
+ * (sum_d O[d] * stride_d). */
+UD_FN ud_u64 ud_block_index(ud_u64 local, int ndim, const ud_u64 *shape, const ud_u64 *global_strides,
+                            ud_u64 start) {
+    ud_u64 index = start;
+    int d;
+    for (d = ndim - 1; d >= 0; --d) {
+        index += (local % shape[d]) * global_strides[d];
+        local /= shape[d];
+    }
+    return index;
+}
+
+#if !UD_CUDA
+/* The words u_i of the n consecutive mask indices start .. start+n-1 into u[0..n-1]; `start` is
+ * any index (not only a multiple of 4). Whole Philox blocks in the middle are made in a loop the
+ * compiler vectorizes when the caller is built for SIMD; the partial blocks at either end take
+ * what they need. */
+UD_FN void ud_fill_words(ud_u32 *u, ud_u64 start, ud_u64 n, ud_rng r) {
+    ud_u64 j = 0, b, whole;
+    ud_u32 lane = (ud_u32)(start & 3u);
+    if (n == 0) return;
+    if (lane) { /* the head: the rest of the block start lies in */
+        ud_words w = ud_philox_block_wide(start >> 2, r);
+        for (; lane < 4u && j < n; ++lane, ++j) u[j] = ud_word(w, lane);
+    }
+    b = (start + j) >> 2;
+    whole = (n - j) >> 2;
+    {
+        ud_u32 *out = u + j;
+        ud_u64 k;
+        for (k = 0; k < whole; ++k) {
+            ud_words w = ud_philox_block_wide(b + k, r);
+            out[4 * k + 0] = w.w[0];
+            out[4 * k + 1] = w.w[1];
+            out[4 * k + 2] = w.w[2];
+            out[4 * k + 3] = w.w[3];
+        }
+    }
+    j += 4 * whole;
+    if (j < n) { /* the tail: the first words of one more block */
+        ud_words w = ud_philox_block_wide(b + whole, r);
+        for (lane = 0; j < n; ++lane, ++j) u[j] = ud_word(w, lane);
+    }
+}
+#endif
+
 #endif /* UNIDROP_MASK_STREAM_V1_H */

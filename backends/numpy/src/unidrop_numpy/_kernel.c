@@ -42,15 +42,10 @@
 
 enum { KIND_FLOAT16 = 0, KIND_BFLOAT16 = 1, KIND_FLOAT32 = 2, KIND_FLOAT64 = 3 };
 
-/* The words of blocks first .. first+count-1, interleaved: words[4j + lane] (count <= TILE_BLOCKS). */
-UD_CLONES static void make_words(ud_u32 *restrict words, ud_u64 first, ud_u64 count, ud_rng r) {
-    for (ud_u64 j = 0; j < count; ++j) {
-        ud_words w = ud_philox_block_wide(first + j, r);
-        words[4 * j + 0] = w.w[0];
-        words[4 * j + 1] = w.w[1];
-        words[4 * j + 2] = w.w[2];
-        words[4 * j + 3] = w.w[3];
-    }
+/* The words of mask indices start .. start+n-1 (any start; n <= 4 * TILE_BLOCKS): the header's
+ * ud_fill_words, compiled here once per clone so that its block loop vectorizes. */
+UD_CLONES static void fill_words(ud_u32 *restrict words, ud_u64 start, ud_u64 n, ud_rng r) {
+    ud_fill_words(words, start, n, r);
 }
 
 /* The words of mask indices m0, m0 + ms, m0 + 2 ms, ... (n of them, n <= 4 * TILE_BLOCKS): one
@@ -161,16 +156,17 @@ typedef struct {
 
 /* Collapse shape/strides; `broadcast` has bit d set for a broadcast axis d (d < 64) of the
  * array's own axes. Axis d of the buffers is the array's axis order[d] (order may be NULL: the
- * identity): the mask strides are those of the array's C order, whatever order the buffers walk. */
+ * identity): the mask strides are those of the array's C order, whatever order the buffers walk,
+ * or `given` (the array's own axis order; 0 on broadcast axes) for a block of a global mask. */
 static void collapse(layout *L, int ndim, const Py_ssize_t *shape, const Py_ssize_t *strides,
-                     ud_u64 broadcast, const int *order) {
+                     ud_u64 broadcast, const int *order, const ud_u64 *given) {
     ud_u64 own[MAX_DIMS], mstride[MAX_DIMS];
     Py_ssize_t own_shape[MAX_DIMS];
     ud_u64 extent = 1;
     for (int d = 0; d < ndim; ++d) own_shape[order ? order[d] : d] = shape[d];
     for (int d = ndim - 1; d >= 0; --d) {
         int b = (broadcast >> d) & 1u;
-        own[d] = b ? 0 : extent;
+        own[d] = b ? 0 : (given ? given[d] : extent);
         if (!b) extent *= (ud_u64)own_shape[d];
     }
     for (int d = 0; d < ndim; ++d) mstride[d] = own[order ? order[d] : d];
@@ -293,12 +289,10 @@ static void compute(const job *J, const layout *L, ud_u64 start, ud_u64 stop) {
         } else { /* ms == 1: consecutive mask indices */
             ud_u64 done = 0;
             while (done < n) {
-                ud_u64 mi = mo + done + J->mask_offset;
-                ud_u64 lane = mi & 3u;
                 ud_u64 take = n - done;
-                if (take > 4 * TILE_BLOCKS - lane) take = 4 * TILE_BLOCKS - lane;
-                make_words(words, mi >> 2, (lane + take + 3) >> 2, J->r);
-                run_tile(J, x + (ud_i64)done * xs, xs, o + done, mo + done, words + lane, take);
+                if (take > 4 * TILE_BLOCKS) take = 4 * TILE_BLOCKS;
+                fill_words(words, mo + done + J->mask_offset, take, J->r);
+                run_tile(J, x + (ud_i64)done * xs, xs, o + done, mo + done, words, take);
                 done += take;
             }
         }
@@ -322,11 +316,52 @@ UD_CLONES static void keep_bytes(ud_u8 *restrict mask, ud_u64 start, ud_u64 stop
     ud_u32 words[4 * TILE_BLOCKS + 8];
     ud_u64 m = start;
     while (m < stop) {
-        ud_u64 mi = m + offset, lane = mi & 3u, take = stop - m;
-        if (take > 4 * TILE_BLOCKS - lane) take = 4 * TILE_BLOCKS - lane;
-        make_words(words, mi >> 2, (lane + take + 3) >> 2, r);
-        for (ud_u64 j = 0; j < take; ++j) mask[m + j] = (ud_u8)ud_keep(words[lane + j], r.t);
+        ud_u64 take = stop - m;
+        if (take > 4 * TILE_BLOCKS) take = 4 * TILE_BLOCKS;
+        fill_words(words, m + offset, take, r);
+        for (ud_u64 j = 0; j < take; ++j) mask[m + j] = (ud_u8)ud_keep(words[j], r.t);
         m += take;
+    }
+}
+
+/* Keep bytes of a block's mask (C-contiguous, ndim axes of sizes shape) whose element at index j
+ * has global mask index offset + sum_d j[d] * gstride[d]: runs along the last axis (after merging
+ * the axes that continue each other in the global mask) are consecutive global indices. */
+static void keep_block_bytes(ud_u8 *mask, int ndim, const ud_u64 *shape, const ud_u64 *gstride,
+                             ud_u64 offset, ud_rng r) {
+    ud_u64 size[MAX_DIMS], stride[MAX_DIMS], c[MAX_DIMS], total = 1;
+    int k = 0;
+    for (int d = 0; d < ndim; ++d) {
+        total *= shape[d];
+        if (shape[d] == 1) continue;
+        if (k > 0 && stride[k - 1] == gstride[d] * shape[d]) {
+            size[k - 1] *= shape[d];
+            stride[k - 1] = gstride[d];
+        } else {
+            size[k] = shape[d];
+            stride[k] = gstride[d];
+            ++k;
+        }
+    }
+    if (total == 0) return;
+    if (k == 0) { /* one element */
+        mask[0] = (ud_u8)ud_keep(ud_mask_word(offset, r), r.t);
+        return;
+    }
+    const ud_u64 inner = size[k - 1], ms = stride[k - 1];
+    for (int d = 0; d < k; ++d) c[d] = 0;
+    for (ud_u64 o = 0; o < total; o += inner) {
+        ud_u64 g = offset;
+        for (int d = 0; d < k - 1; ++d) g += c[d] * stride[d];
+        if (ms == 1) {
+            keep_bytes(mask + o, 0, inner, g, r);
+        } else {
+            for (ud_u64 j = 0; j < inner; ++j) mask[o + j] = (ud_u8)ud_keep(ud_mask_word(g + j * ms, r), r.t);
+        }
+        for (int d = k - 2; d >= 0; --d) { /* the next run */
+            if (++c[d] < size[d]) break;
+            c[d] = 0;
+        }
     }
 }
 
@@ -345,6 +380,21 @@ static int rng_of(ud_rng *r, unsigned long long seed, unsigned long long stream,
     r->s0 = (ud_u32)stream;
     r->s1 = (ud_u32)(stream >> 32);
     r->t = (ud_u32)threshold;
+    return 0;
+}
+
+/* A tuple of ndim non-negative ints (below 2^64) into out; -1 (no exception set) otherwise. */
+static int read_u64_tuple(PyObject *tuple, int ndim, ud_u64 *out) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != ndim) return -1;
+    for (int d = 0; d < ndim; ++d) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, d);
+        unsigned long long v = PyLong_Check(item) ? PyLong_AsUnsignedLongLong(item) : (unsigned long long)-1;
+        if (v == (unsigned long long)-1 && (!PyLong_Check(item) || PyErr_Occurred())) {
+            PyErr_Clear();
+            return -1;
+        }
+        out[d] = v;
+    }
     return 0;
 }
 
@@ -374,17 +424,21 @@ static const char dropout_doc[] =
     "broadcast axis d; threshold: floor(p * 2^32) < 2^32; scale: 1/(1-p) in float64 (rounded to\n"
     "float32 for 16-bit and float32 kinds); mask_offset is added to every mask index (tests);\n"
     "order: None, or the array's axis of each axis of x and y when they are its transposed views\n"
-    "(start/stop then count in the buffers' C order, and no fused mask).\n"
+    "(start/stop then count in the buffers' C order, and no fused mask);\n"
+    "mask_strides: None, or the mask stride of each of the array's own axes (in the array's axis\n"
+    "order, like order; ignored on broadcast axes) for a block of a global mask: its global mask's\n"
+    "strides, with mask_offset the global index of the block's first mask element.\n"
     "The GIL is released while computing.";
 
 static PyObject *py_dropout(PyObject *self, PyObject *args) {
-    PyObject *xo, *yo, *mo, *ordero = Py_None;
+    PyObject *xo, *yo, *mo, *ordero = Py_None, *stridero = Py_None;
     int kind, order[MAX_DIMS];
+    ud_u64 given[MAX_DIMS];
     unsigned long long broadcast, seed, stream, threshold, start, stop, offset = 0;
     double scale;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOiKKKKdKK|KO:dropout", &xo, &yo, &mo, &kind, &broadcast, &seed,
-                          &stream, &threshold, &scale, &start, &stop, &offset, &ordero))
+    if (!PyArg_ParseTuple(args, "OOOiKKKKdKK|KOO:dropout", &xo, &yo, &mo, &kind, &broadcast, &seed,
+                          &stream, &threshold, &scale, &start, &stop, &offset, &ordero, &stridero))
         return NULL;
     if (kind < KIND_FLOAT16 || kind > KIND_FLOAT64) {
         PyErr_Format(PyExc_ValueError, "kind must be 0..3, got %d", kind);
@@ -414,13 +468,15 @@ static PyObject *py_dropout(PyObject *self, PyObject *args) {
     else if (has_mask && (mb.len != count || broadcast || ordero != Py_None))
         bad = "a fused mask needs x.size bytes, no broadcast and no order";
     else if (ordero != Py_None && read_order(ordero, xb.ndim, order) < 0) bad = "order must be a permutation of x's axes";
+    else if (stridero != Py_None && read_u64_tuple(stridero, xb.ndim, given) < 0)
+        bad = "mask_strides must be a tuple of one non-negative int per axis of x";
     if (bad) {
         PyErr_SetString(PyExc_ValueError, bad);
     } else if (start < stop) {
         layout L;
         Py_ssize_t one = 1, zero = 0;
         collapse(&L, xb.ndim, xb.ndim ? xb.shape : &one, xb.ndim ? xb.strides : &zero, broadcast,
-                 ordero == Py_None ? NULL : order);
+                 ordero == Py_None ? NULL : order, stridero == Py_None ? NULL : given);
         J.kind = kind;
         J.x = (const char *)xb.buf;
         J.y = (char *)yb.buf;
@@ -467,9 +523,47 @@ static PyObject *py_keep_mask(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static const char keep_block_doc[] =
+    "keep_block(mask, seed, stream, threshold, mask_strides, mask_offset)\n"
+    "\n"
+    "Write the keep bytes of a block of a global mask into the C-contiguous writable bool buffer\n"
+    "mask (the block's mask shape): its element at index j has global mask index\n"
+    "mask_offset + sum_d j[d] * mask_strides[d] (the global mask's strides; one per axis of mask).\n"
+    "The GIL is released while computing.";
+
+static PyObject *py_keep_block(PyObject *self, PyObject *args) {
+    PyObject *mo, *stridero;
+    unsigned long long seed, stream, threshold, offset;
+    ud_u64 shape[MAX_DIMS], gstride[MAX_DIMS];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OKKKOK:keep_block", &mo, &seed, &stream, &threshold, &stridero, &offset))
+        return NULL;
+    ud_rng r;
+    if (rng_of(&r, seed, stream, threshold) < 0) return NULL;
+    Py_buffer mb;
+    if (PyObject_GetBuffer(mo, &mb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE | PyBUF_ND) < 0) return NULL;
+    const char *bad = NULL;
+    if (mb.itemsize != 1) bad = "keep_block needs a 1-byte buffer";
+    else if (mb.ndim > MAX_DIMS) bad = "mask has more than 64 dimensions";
+    else if (read_u64_tuple(stridero, mb.ndim, gstride) < 0)
+        bad = "mask_strides must be a tuple of one non-negative int per axis of mask";
+    if (bad) {
+        PyBuffer_Release(&mb);
+        PyErr_SetString(PyExc_ValueError, bad);
+        return NULL;
+    }
+    for (int d = 0; d < mb.ndim; ++d) shape[d] = (ud_u64)mb.shape[d];
+    Py_BEGIN_ALLOW_THREADS
+    keep_block_bytes((ud_u8 *)mb.buf, mb.ndim, shape, gstride, offset, r);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&mb);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"dropout", py_dropout, METH_VARARGS, dropout_doc},
     {"keep_mask", py_keep_mask, METH_VARARGS, keep_mask_doc},
+    {"keep_block", py_keep_block, METH_VARARGS, keep_block_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,6 +8,10 @@ Chunks are independent, so several threads may compute them at once (NumPy relea
 inside its ufunc loops). Each thread owns one fixed-size workspace (16 bytes per chunk
 element for float32); results do not depend on the number of threads, since every chunk is
 written by exactly one of them. Up to one full-size workspace per thread is kept between calls.
+
+A block of a global mask (``plan.block``) is cut into the same chunks; a chunk whose mask is a run
+of consecutive global indices (always, when the block spans the global mask's trailing axes)
+costs what a chunk of a whole array does, any other one a Philox block per element.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 
 from unidrop import DropoutPlan
 
-from .philox_arrays import UINT_OF_ITEMSIZE, PhiloxWorkspace
+from .philox_arrays import UINT_OF_ITEMSIZE, PhiloxWorkspace, words_at
 from .pool import Helpers
 from .threads import check_thread_count, get_num_threads
 
@@ -30,6 +34,9 @@ from .threads import check_thread_count, get_num_threads
 #: 2^16 to 2^19 cost the same CPU time on one thread; with two threads, chunks under 2^18
 #: lose their gain to the handing over of the GIL between NumPy calls (benchmarks/cpu_numpy.py).
 CHUNK = 1 << 18
+#: A chunk of a block whose global mask indices span at most this many times its size has the
+#: words of that whole span made (consecutive ones are four times cheaper); others, one per element.
+SPAN_FACTOR = 4
 #: Arrays smaller than this many elements are done on the calling thread alone.
 MIN_THREADED_SIZE = 2 * CHUNK
 #: One block: (index into the array, first mask index, mask count, mask block shape).
@@ -98,14 +105,15 @@ def dropout_array(
     """``(y, keep)`` for one validated plan; ``keep`` is None unless ``plan.return_mask``.
 
     ``threads`` caps the threads used (default :func:`get_num_threads`); the result is the
-    same for every value.
+    same for every value. With ``plan.block`` set, ``x`` gets its slice of the global mask.
     """
     # read first: a bad setting (threads=0, UNIDROP_NUM_THREADS=abc) is reported before any work
     count = get_num_threads() if threads is None else check_thread_count(threads, "threads")
     keep_all = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
+    place = GlobalPlace.of(plan)
     if x.size == 0 or plan.drops_all:
         if keep_all is not None:
-            _fill_keep(keep_all.reshape(-1), plan)
+            _fill_keep(keep_all.reshape(-1), plan, place)
         return np.zeros_like(x), keep_all
     y = np.empty_like(x)  # every element is written below
     compute = np.dtype(plan.compute_dtype)
@@ -129,9 +137,7 @@ def dropout_array(
     def compute_blocks(workspace: PhiloxWorkspace, chunks: Iterator[_Block]) -> None:
         layout_buffer: list[np.ndarray | None] = [None]  # made on the first block that needs it
         for index, mstart, mcount, mblock in chunks:
-            masks = workspace.keep_masks(
-                plan.seed, plan.stream, mstart, mcount, plan.threshold, x.dtype.itemsize
-            )
+            masks = keep_masks(workspace, plan, place, mstart, mcount, x.dtype.itemsize)
             if flat_keep is not None:
                 np.not_equal(masks, 0, out=flat_keep[mstart : mstart + mcount])
             out = yv[index]
@@ -215,7 +221,7 @@ def _return_workspace(workspace: PhiloxWorkspace) -> None:
             _spare_workspaces.append(workspace)
 
 
-def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan) -> None:
+def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan, place: GlobalPlace | None) -> None:
     """The keep mask alone (for an input with no elements, whose mask may still have some)."""
     if plan.drops_all:
         flat_keep[...] = False
@@ -223,8 +229,88 @@ def _fill_keep(flat_keep: np.ndarray, plan: DropoutPlan) -> None:
     workspace = PhiloxWorkspace(min(CHUNK, flat_keep.size) // 4 + 2)
     for start in range(0, flat_keep.size, CHUNK):
         count = min(CHUNK, flat_keep.size - start)
-        masks = workspace.keep_masks(plan.seed, plan.stream, start, count, plan.threshold, 4)
+        masks = keep_masks(workspace, plan, place, start, count, 4)
         np.not_equal(masks, 0, out=flat_keep[start : start + count])
+
+
+class GlobalPlace:
+    """Where a block's mask lies in the global mask: maps block-mask flat indices to global ones."""
+
+    def __init__(
+        self, mask_shape: tuple[int, ...], global_shape: tuple[int, ...], strides: tuple[int, ...], start: int
+    ) -> None:
+        self.mask_shape = mask_shape
+        self.strides = strides  # of the global mask, one per axis of the block's mask
+        self.start = start  # the global index of the block's first mask element
+        # block-mask indices q*run .. q*run+run-1 are consecutive global indices: the block spans
+        # the global mask's axes after the first one (from the end) that it does not span whole
+        axis = len(mask_shape) - 1
+        while axis > 0 and mask_shape[axis] == global_shape[axis]:
+            axis -= 1
+        self.run = max(math.prod(mask_shape[axis:]), 1)
+
+    @classmethod
+    def of(cls, plan: DropoutPlan) -> GlobalPlace | None:
+        """The place of ``plan``'s block, or None for a whole array (or a block of a 0-d array)."""
+        block = plan.block
+        if block is None or not plan.mask_shape:
+            return None
+        return cls(plan.mask_shape, block.global_mask_shape, block.global_strides(), int(block.start()))
+
+    def index(self, local: int) -> int:
+        """The global flat mask index of the block-mask flat index ``local`` (Python ints: exact)."""
+        index = self.start
+        for size, stride in zip(reversed(self.mask_shape), reversed(self.strides), strict=True):
+            local, j = divmod(local, size)
+            index += j * stride
+        return index
+
+    def indices(self, start: int, count: int) -> np.ndarray:
+        """The global flat mask indices (uint64) of block-mask indices ``start .. start+count-1``."""
+        first, last = start // self.run, (start + count - 1) // self.run
+        local = np.arange(first, last + 1, dtype=np.uint64) * np.uint64(self.run)
+        starts = np.full(local.size, self.start, dtype=np.uint64)
+        for size, stride in zip(reversed(self.mask_shape), reversed(self.strides), strict=True):
+            starts += (local % np.uint64(size)) * np.uint64(stride)
+            local //= np.uint64(size)
+        runs = starts[:, None] + np.arange(self.run, dtype=np.uint64)
+        skip = start - first * self.run
+        return runs.reshape(-1)[skip : skip + count]
+
+
+def keep_masks(
+    workspace: PhiloxWorkspace,
+    plan: DropoutPlan,
+    place: GlobalPlace | None,
+    start: int,
+    count: int,
+    itemsize: int,
+) -> np.ndarray:
+    """Element masks (as :meth:`PhiloxWorkspace.keep_masks`) of the mask indices ``start ..
+    start+count-1`` of ``plan``'s mask; of a block's mask, through its place in the global mask."""
+    if place is None:
+        return workspace.keep_masks(plan.seed, plan.stream, start, count, plan.threshold, itemsize)
+    first = place.index(start)
+    span = place.index(start + count - 1) - first + 1
+    # global indices grow by at least one per element: a span of count means consecutive ones
+    if span == count:
+        return workspace.keep_masks(plan.seed, plan.stream, first, count, plan.threshold, itemsize)
+    indices = place.indices(start, count)
+    kind = UINT_OF_ITEMSIZE[itemsize]
+    piece = 4 * (workspace.capacity - 2)  # mask elements one call of the workspace can make
+    if span > SPAN_FACTOR * count or piece <= 0:  # scattered: one Philox block per element
+        words = words_at(plan.seed, plan.stream, indices)
+        return np.where(words >= plan.threshold, kind(np.iinfo(kind).max), kind(0))
+    # dense (runs with short gaps): the masks of the whole span, a workspace at a time, picked out
+    result = np.empty(count, kind)
+    done = 0
+    for low in range(first, first + span, piece):
+        high = min(low + piece, first + span)
+        end = done + int(np.searchsorted(indices[done:], np.uint64(high)))
+        masks = workspace.keep_masks(plan.seed, plan.stream, low, high - low, plan.threshold, itemsize)
+        np.take(masks, (indices[done:end] - np.uint64(low)).astype(np.intp), out=result[done:end])
+        done = end
+    return result
 
 
 class _Shared:

@@ -88,7 +88,9 @@ def dropout_into(
     ``y`` has ``x``'s shape and item size and is C-contiguous or a transpose of a C-contiguous
     array (what ``numpy.empty_like`` gives); a bfloat16 ``x`` and ``y`` may be passed as their
     uint16 bits. ``keep`` is None or a C-contiguous bool array of ``plan.mask_shape``. The plan's
-    ``p`` is in (0, 1); its ``return_mask`` is not read.
+    ``p`` is in (0, 1); its ``return_mask`` is not read. With ``plan.block`` set, ``x`` gets its
+    slice of the global mask (one run of consecutive global indices per row of the trailing axes
+    the block does not span whole; a single run when it spans them all).
     """
     assert _kernel is not None
     kind = KINDS[plan.dtype]
@@ -103,16 +105,40 @@ def dropout_into(
         xk, yk = xk.view(np.uint16), yk.view(np.uint16)
     fused = keep if (keep is not None and not broadcast and order is None) else None
     args = (kind, broadcast, plan.seed, plan.stream, plan.threshold, plan.scale)
+    offset, strides = block_layout(plan)
     n = x.size
     count = min(threads, n // MIN_ELEMENTS_PER_THREAD)
     if count <= 1:
-        _kernel.dropout(xk, yk, fused, *args, 0, n, 0, order)
+        _kernel.dropout(xk, yk, fused, *args, 0, n, offset, order, strides)
     else:
         step = -(-n // count // ALIGN) * ALIGN
         slices = [(a, min(a + step, n)) for a in range(0, n, step)]
-        _run_slices(lambda a, b: _kernel.dropout(xk, yk, fused, *args, a, b, 0, order), slices)
+        _run_slices(lambda a, b: _kernel.dropout(xk, yk, fused, *args, a, b, offset, order, strides), slices)
     if keep is not None and fused is None:
+        keep_into(keep, plan)
+
+
+def block_layout(plan: DropoutPlan) -> tuple[int, tuple[int, ...] | None]:
+    """``(mask_offset, mask_strides)`` for the kernel: ``(0, None)`` for a whole array; for a block,
+    the global index of its first mask element and the global mask's strides (0 on broadcast axes)."""
+    block = plan.block
+    if block is None:
+        return 0, None
+    strides = tuple(
+        0 if axis in plan.broadcast_dims else stride for axis, stride in enumerate(block.global_strides())
+    )
+    return int(block.start()), strides
+
+
+def keep_into(keep: np.ndarray, plan: DropoutPlan) -> None:
+    """Write the keep mask of ``plan`` (a block's slice of the global mask where ``plan.block`` is
+    set) into the C-contiguous bool array ``keep`` of ``plan.mask_shape``; ``plan.threshold`` < 2**32."""
+    assert _kernel is not None
+    offset, strides = block_layout(plan)
+    if strides is None:
         keep_mask_into(keep, plan.seed, plan.stream, plan.threshold)
+    else:
+        _kernel.keep_block(keep, plan.seed, plan.stream, plan.threshold, strides, offset)
 
 
 def keep_mask_into(keep: np.ndarray, seed: int, stream: int, threshold: int) -> None:

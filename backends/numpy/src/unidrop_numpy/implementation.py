@@ -17,7 +17,12 @@ _BASE_DTYPES = frozenset({"float16", "float32", "float64"})
 
 
 class NumpyImplementation(Implementation):
-    """Dropout of ``numpy.ndarray``, NumPy scalars and memmaps; other subclasses are refused."""
+    """Dropout of ``numpy.ndarray``, NumPy scalars and memmaps; other subclasses are refused.
+
+    Blocks of a global mask (``global_shape=``, ``offset=``) are supported by both kernels.
+    """
+
+    supports_blocks = True
 
     def __init__(self) -> None:
         self._compiled = compiled.use_compiled()  # UNIDROP_NUMPY_KERNEL is read once, here

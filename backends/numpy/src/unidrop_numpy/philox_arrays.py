@@ -50,6 +50,38 @@ def _round_keys(seed: int) -> tuple[list[tuple[int, int]], list[np.ndarray]]:
     return words, rows
 
 
+def _rounds(a: np.ndarray, b: np.ndarray, p: np.ndarray, rows: list[np.ndarray], start: int) -> None:
+    """Rounds ``start`` .. 9 on ``A`` = rows (c0, c2) and ``B`` = rows (c3, c1), in place (``p`` is
+    scratch of the same shape); after an even number of rounds A and B hold those rows again."""
+    for r in range(start, ROUNDS):
+        np.multiply(a, _MULTIPLIERS[r & 1], out=p)
+        np.right_shift(p, _SHIFT32, out=a)
+        np.bitwise_xor(a, b, out=a)
+        np.bitwise_xor(a, rows[r], out=a)
+        np.bitwise_and(p[::-1], _U64_MASK32, out=b)
+
+
+def words_at(seed: int, stream: int, indices: np.ndarray) -> np.ndarray:
+    """The uint32 words u_i of the flat mask indices ``indices`` (uint64, any order, any values).
+
+    One Philox block per index (a block of a global mask whose runs of consecutive indices are
+    short); :meth:`PhiloxWorkspace.words` is four times cheaper for consecutive indices.
+    """
+    indices = np.asarray(indices, dtype=np.uint64).reshape(-1)
+    count = indices.size
+    a, b, p = (np.empty((2, count), np.uint64) for _ in range(3))
+    np.right_shift(indices, np.uint64(2), out=a[0])  # the block b
+    np.right_shift(a[0], _SHIFT32, out=b[1])
+    np.bitwise_and(a[0], _U64_MASK32, out=a[0])
+    a[1].fill(stream & MASK32)
+    b[0].fill((stream >> 32) & MASK32)
+    _rounds(a, b, p, _round_keys(seed)[1], 0)
+    lane = (indices & np.uint64(3)).astype(np.intp)
+    # lane 0 -> c0 = A[0], 1 -> c1 = B[1], 2 -> c2 = A[1], 3 -> c3 = B[0]
+    words = np.where(lane == 0, a[0], np.where(lane == 1, b[1], np.where(lane == 2, a[1], b[0])))
+    return words.astype(np.uint32)
+
+
 class PhiloxWorkspace:
     """Reusable buffers for the words of up to ``capacity`` Philox blocks at a time.
 
@@ -91,13 +123,7 @@ class PhiloxWorkspace:
             a[1].fill(stream & MASK32)
             b[0].fill((stream >> 32) & MASK32)
             start = 0
-        for r in range(start, ROUNDS):
-            np.multiply(a, _MULTIPLIERS[r & 1], out=p)
-            np.right_shift(p, _SHIFT32, out=a)
-            np.bitwise_xor(a, b, out=a)
-            np.bitwise_xor(a, rows[r], out=a)
-            np.bitwise_and(p[::-1], _U64_MASK32, out=b)
-        # After an even number of rounds A is back to (c0, c2) and B to (c3, c1).
+        _rounds(a, b, p, rows, start)
         return a, b
 
     def _first_two_rounds(

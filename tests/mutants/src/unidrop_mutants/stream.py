@@ -69,6 +69,30 @@ class StreamV1(NumpyImplementation):
         """The four Philox words of each block, ``(len(blocks), 4)``."""
         return philox4x32(self.counter(plan, blocks), self.key(plan), self.rounds, self.bumps)
 
+    def words_at(self, plan: DropoutPlan, indices: np.ndarray) -> np.ndarray:
+        """The words u_i of the flat mask indices ``indices`` (uint64, any order)."""
+        lanes = np.array(self.lanes)[(indices & np.uint64(3)).astype(np.intp)]
+        return self.block_words(plan, indices >> np.uint64(2))[np.arange(indices.size), lanes]
+
+    def block_strides(self, plan: DropoutPlan) -> tuple[int, ...]:
+        """The global mask's strides, one per axis of the block's mask."""
+        assert plan.block is not None
+        return plan.block.global_strides()
+
+    def block_offset(self, plan: DropoutPlan) -> tuple[int, ...]:
+        """The block mask's offset in the global mask (0 on broadcast axes)."""
+        assert plan.block is not None
+        return tuple(int(o) for o in plan.block.mask_offset)
+
+    def mask_indices(self, plan: DropoutPlan) -> np.ndarray:
+        """The global flat mask index of every element of a block's mask, in C order (uint64)."""
+        index = np.zeros(plan.mask_shape, dtype=np.uint64)
+        strides, offset = self.block_strides(plan), self.block_offset(plan)
+        for axis, size in enumerate(plan.mask_shape):
+            along = np.arange(offset[axis], offset[axis] + size, dtype=np.uint64) * np.uint64(strides[axis])
+            index += along.reshape([size if a == axis else 1 for a in range(len(plan.mask_shape))])
+        return index.reshape(-1)
+
     def words(self, plan: DropoutPlan, start: int, count: int) -> np.ndarray:
         """The words u_i of the flat mask indices ``start .. start + count - 1``."""
         if count == 0:
@@ -80,7 +104,9 @@ class StreamV1(NumpyImplementation):
         return flat[offset : offset + count]
 
     def mask_words(self, plan: DropoutPlan) -> np.ndarray:
-        """The words of the whole mask, in C order."""
+        """The words of the whole mask, in C order (of a block: its slice of the global mask)."""
+        if plan.block is not None:
+            return self.words_at(plan, self.mask_indices(plan))
         return self.words(plan, 0, int(np.prod(plan.mask_shape)))
 
     def threshold(self, plan: DropoutPlan) -> int:

@@ -85,3 +85,56 @@ class StridedInputOverwritten(StreamV1):
         if strided and x.flags.writeable:
             x[...] = y
         return y, keep
+
+
+class BlockOffsetIgnored(StreamV1):
+    """A block of a global mask takes the global strides but ignores its offset (starts at 0)."""
+
+    caught_by = ("test_random_blocks_are_slices_of_the_global_mask", "test_blocks_on_every_device")
+
+    def block_offset(self, plan: DropoutPlan) -> tuple[int, ...]:
+        return tuple(0 for _ in plan.mask_shape)
+
+
+class BlockUsesLocalIndices(StreamV1):
+    """A block of a global mask gets the mask of a whole array of its own shape (local indices)."""
+
+    caught_by = (
+        "test_random_blocks_are_slices_of_the_global_mask",
+        "test_a_grid_of_blocks_reassembles_the_whole",
+    )
+
+    def mask_indices(self, plan: DropoutPlan) -> np.ndarray:
+        return np.arange(int(np.prod(plan.mask_shape)), dtype=np.uint64)
+
+
+class BlockIsOneRunFromItsStart(StreamV1):
+    """A block's mask is one run of consecutive global indices from its first one (rows not whole)."""
+
+    caught_by = (
+        "test_random_blocks_are_slices_of_the_global_mask",
+        "test_a_large_block_matches_the_stream_at_sampled_elements",
+    )
+
+    def mask_indices(self, plan: DropoutPlan) -> np.ndarray:
+        assert plan.block is not None
+        start = np.uint64(int(plan.block.start()))
+        return start + np.arange(int(np.prod(plan.mask_shape)), dtype=np.uint64)
+
+
+class BlockStridesOverBroadcastAxes(StreamV1):
+    """A block's global strides count its own size, not 1, along broadcast axes."""
+
+    caught_by = ("test_random_blocks_are_slices_of_the_global_mask", "test_blocks_on_every_device")
+
+    def block_strides(self, plan: DropoutPlan) -> tuple[int, ...]:
+        assert plan.block is not None
+        sizes = [
+            plan.shape[axis] if axis in plan.broadcast_dims else size
+            for axis, size in enumerate(plan.block.global_mask_shape)
+        ]
+        strides, step = [], 1
+        for size in reversed(sizes):
+            strides.append(step)
+            step *= max(size, 1)
+        return tuple(reversed(strides))
