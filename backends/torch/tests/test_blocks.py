@@ -166,3 +166,18 @@ def test_global_indices_past_two_to_the_63_wrap_to_the_right_words() -> None:
     words = blocks.words_at(index, keys.key_from_ints(SEED, STREAM)).reshape(-1).tolist()
     first = ((1 << 61) - 1) * 8 + 3
     assert words == [element_word(SEED, STREAM, first + j) for j in range(5)]
+
+
+@pytest.mark.parametrize(("shape", "gshape", "offset", "dims"), CASES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=dtype_name)
+def test_the_pure_torch_words_give_the_blocks_slice(shape, gshape, offset, dims, dtype) -> None:
+    """The path CUDA blocks of many axes and CPUs without the compiled kernel take."""
+    x = sample(shape, dtype, seed=10)
+    mshape = tuple(1 if axis in dims else size for axis, size in enumerate(shape))
+    gmask = tuple(1 if axis in dims else size for axis, size in enumerate(gshape))
+    moffset = tuple(0 if axis in dims else start for axis, start in enumerate(offset))
+    key = keys.key_from_ints(SEED, STREAM)
+    y = blocks.dropout(x, key, 0.4, dims, gmask, moffset)
+    want_y, want_keep = expected(x, 0.4, gshape, offset, dims)
+    assert_same(y, want_y, "pure torch")
+    assert torch.equal(blocks.keep_mask(key, mshape, 0.4, gmask, moffset, x.device), want_keep)

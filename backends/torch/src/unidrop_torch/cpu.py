@@ -1,5 +1,8 @@
 """The CPU path: the NumPy backend's compiled mask stream v1 kernel, on zero-copy views of tensors.
 
+Blocks of a global mask (``plan.block``) take the same kernel, which reads each row's global
+start from the plan; without it they run in torch (:mod:`unidrop_torch.blocks`).
+
 The input tensor and the output tensor (``torch.empty_like(x)``: same shape, dtype, device, and
 ``x``'s strides where it is dense) are viewed as NumPy arrays with no copy (bfloat16 and float16
 as their 16 bits), and unidrop-numpy's compiled kernel (:func:`unidrop_numpy.compiled.dropout_into`:
@@ -64,7 +67,7 @@ def run(x: torch.Tensor, plan: DropoutPlan) -> tuple[torch.Tensor, torch.Tensor 
     """
     if x.requires_grad:  # inside the operator it never does; numpy() refuses such a tensor
         x = x.detach()
-    if plan.block is not None:  # a block of a larger array: its slice of the global mask
+    if plan.block is not None and not COMPILED:  # a block, without the compiled kernel: in torch
         keep = block_keep_mask(plan)
         return blocks.apply(x, keep, plan.p), keep if plan.return_mask else None
     if not COMPILED:
@@ -82,18 +85,29 @@ def run(x: torch.Tensor, plan: DropoutPlan) -> tuple[torch.Tensor, torch.Tensor 
             _view(x), _view(y), None if keep is None else keep.numpy(), plan, get_num_threads()
         )
     elif keep is not None and keep.numel():  # an empty input can have a mask that is not empty
-        compiled.keep_mask_into(keep.numpy(), plan.seed, plan.stream, plan.threshold)
+        compiled.keep_into(keep.numpy(), plan)
     return y, keep
 
 
 def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
     """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
-    plan = DropoutPlan.build(tuple(x.shape), _NAMES[x.dtype], p, seed, stream, broadcast_dims)
+    plan = DropoutPlan.build(tuple(x.shape), dtype_name(x.dtype), p, seed, stream, broadcast_dims)
     return run(x, plan)[0]
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """The name the kernel computes a torch dtype as (``"float32"``, ...)."""
+    return _NAMES[dtype]
+
+
 def block_keep_mask(plan: DropoutPlan) -> torch.Tensor:
-    """The keep mask of a block plan (``plan.block`` set, integer seed and stream), on the CPU."""
+    """The keep mask of a block plan (``plan.block`` set, integer seed and stream), on the CPU:
+    by the compiled kernel where it was built, else in torch (:mod:`unidrop_torch.blocks`)."""
+    if COMPILED and plan.threshold < arguments.TWO_POW_32:
+        keep = torch.empty(plan.mask_shape, dtype=torch.bool)
+        if keep.numel():
+            compiled.keep_into(keep.numpy(), plan)
+        return keep
     assert plan.block is not None
     key = keys.key_from_ints(plan.seed, plan.stream)
     block = plan.block

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from unidrop import DropoutPlan, arguments
+from unidrop.blocks import MaskBlock
 
 from . import blocks, cpu, cuda, keys
 from .routes import Route, route_for
@@ -142,12 +143,30 @@ def dropout_block(
     (see :mod:`unidrop_torch.blocks`); the backward regenerates the block's mask, not the global one.
     """
     _check_block(x, key, p, broadcast_dims, global_mask_shape, mask_offset)
-    if x.device.type not in ("cpu", "cuda"):
-        raise NotImplementedError(
-            f"unidrop-torch runs on CPU and CUDA tensors; got a tensor on {x.device}. "
-            "Move it to the CPU or a CUDA device."
-        )
-    return blocks.dropout(x, key, p, broadcast_dims, global_mask_shape, mask_offset)
+    if x.device.type == "cpu":
+        if key.device.type != "cpu":
+            raise ValueError(f"the key is on {key.device}, the input on the CPU: put them on one device")
+        return cpu.run(x, _cpu_block_plan(x, key, p, broadcast_dims, global_mask_shape, mask_offset))[0]
+    if x.device.type == "cuda":
+        return blocks.dropout(x, key, p, broadcast_dims, global_mask_shape, mask_offset)
+    raise NotImplementedError(
+        f"unidrop-torch runs on CPU and CUDA tensors; got a tensor on {x.device}. "
+        "Move it to the CPU or a CUDA device."
+    )
+
+
+def _cpu_block_plan(
+    x: Tensor,
+    key: Tensor,
+    p: float,
+    broadcast_dims: list[int],
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+) -> DropoutPlan:
+    """The plan of a block on the CPU, for the compiled kernel (:func:`unidrop_torch.cpu.run`)."""
+    seed, stream = keys.ints_of(key)
+    plan = DropoutPlan.build(tuple(x.shape), cpu.dtype_name(x.dtype), p, seed, stream, broadcast_dims)
+    return dataclasses.replace(plan, block=MaskBlock(tuple(global_mask_shape), tuple(mask_offset)))
 
 
 def _check_block(
@@ -227,7 +246,13 @@ def keep_mask_block(
 ) -> Tensor:
     """The boolean keep mask of a block of mask shape ``mask_shape`` at ``mask_offset`` in the global mask."""
     keys.check_key(key)
-    return blocks.keep_mask(key, mask_shape, p, global_mask_shape, mask_offset, torch.device(device))
+    device = torch.device(device)
+    if device.type == "cpu" and key.device.type == "cpu":
+        seed, stream = keys.ints_of(key)
+        block = MaskBlock(tuple(global_mask_shape), tuple(mask_offset))
+        shape = tuple(mask_shape)
+        return cpu.block_keep_mask(DropoutPlan(p, seed, stream, shape, "float32", shape, (), True, block))
+    return blocks.keep_mask(key, mask_shape, p, global_mask_shape, mask_offset, device)
 
 
 @keep_mask_block.register_fake
