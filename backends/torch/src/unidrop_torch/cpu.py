@@ -1,7 +1,7 @@
 """The CPU path: the NumPy backend's compiled mask stream v1 kernel, on zero-copy views of tensors.
 
 Blocks of a global mask (``plan.block``) take the same kernel, which reads each row's global
-start from the plan; without it they run in torch (:mod:`unidrop_torch.blocks`).
+start from the plan; without it, the pure-NumPy kernel, which takes them too.
 
 The input tensor and the output tensor (``torch.empty_like(x)``: same shape, dtype, device, and
 ``x``'s strides where it is dense) are viewed as NumPy arrays with no copy (bfloat16 and float16
@@ -18,6 +18,8 @@ when this module is imported.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from unidrop_numpy import compiled
@@ -26,8 +28,6 @@ from unidrop_numpy.philox_arrays import PhiloxWorkspace
 from unidrop_numpy.threads import get_num_threads
 
 from unidrop import DropoutPlan, arguments
-
-from . import blocks, keys
 
 #: True when the compiled kernel computes CPU dropout (read once, here; see the module docstring).
 COMPILED = compiled.use_compiled()
@@ -67,12 +67,9 @@ def run(x: torch.Tensor, plan: DropoutPlan) -> tuple[torch.Tensor, torch.Tensor 
     """
     if x.requires_grad:  # inside the operator it never does; numpy() refuses such a tensor
         x = x.detach()
-    if plan.block is not None and not COMPILED:  # a block, without the compiled kernel: in torch
-        keep = block_keep_mask(plan)
-        return blocks.apply(x, keep, plan.p), keep if plan.return_mask else None
     if not COMPILED:
         y = _dropout_numpy(x, plan)
-        keep = keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p) if plan.return_mask else None
+        keep = keep_mask_of(plan) if plan.return_mask else None
         return y, keep
     y = torch.empty_like(x)
     keep = torch.empty(plan.mask_shape, dtype=torch.bool) if plan.return_mask else None
@@ -102,18 +99,19 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 def block_keep_mask(plan: DropoutPlan) -> torch.Tensor:
     """The keep mask of a block plan (``plan.block`` set, integer seed and stream), on the CPU:
-    by the compiled kernel where it was built, else in torch (:mod:`unidrop_torch.blocks`)."""
-    if COMPILED and plan.threshold < arguments.TWO_POW_32:
+    by the compiled kernel where it was built, else by the pure-NumPy one."""
+    if plan.drops_all:
+        return torch.zeros(plan.mask_shape, dtype=torch.bool)
+    if COMPILED:
         keep = torch.empty(plan.mask_shape, dtype=torch.bool)
         if keep.numel():
             compiled.keep_into(keep.numpy(), plan)
         return keep
-    assert plan.block is not None
-    key = keys.key_from_ints(plan.seed, plan.stream)
-    block = plan.block
-    return blocks.keep_mask(
-        key, plan.mask_shape, plan.p, block.global_mask_shape, block.mask_offset, torch.device("cpu")
-    )
+    # the pure-NumPy kernel makes a block's mask beside a dropout: of a stand-in of the mask's shape
+    shape = plan.mask_shape
+    stand_in = dataclasses.replace(plan, shape=shape, dtype="float32", broadcast_dims=(), return_mask=True)
+    _, keep = dropout_array(np.zeros(shape, dtype=np.float32), stand_in)
+    return torch.from_numpy(np.asarray(keep))
 
 
 def keep_mask_of(plan: DropoutPlan) -> torch.Tensor:
@@ -159,14 +157,10 @@ def _dropout_numpy(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
     x = x.detach()
     if x.dtype == torch.bfloat16:
         array = _float32_of_bfloat16(x)
-        plan = DropoutPlan(
-            plan.p, plan.seed, plan.stream, plan.shape, "float32", plan.mask_shape, plan.broadcast_dims
-        )
+        plan = dataclasses.replace(plan, dtype="float32", return_mask=False)
     else:
         array = x.numpy()
-        plan = DropoutPlan(
-            plan.p, plan.seed, plan.stream, plan.shape, plan.dtype, plan.mask_shape, plan.broadcast_dims
-        )
+        plan = dataclasses.replace(plan, return_mask=False)
     y, _ = dropout_array(array, plan)
     result = torch.from_numpy(np.asarray(y))
     out = torch.empty_like(x)
