@@ -77,6 +77,20 @@ def _errors(mesh: Any) -> dict[str, str]:
     return {"partial": "no error"}
 
 
+def _nothing_dropped_and_nested_block(mesh: Any) -> dict[str, Any]:
+    x = distribute_tensor(global_input((5, 7)), mesh, [Shard(1)])
+    same, keep = unidrop.dropout(x, 0.0, return_mask=True, broadcast_dims=(0,))
+    # the DTensor is itself the block at (2, 3) of a (9, 12) array
+    nested = unidrop.dropout(x, P, seed=SEED, global_shape=(9, 12), offset=(2, 3))
+    return {
+        "p0_is_input": same is x,
+        "p0_keep_type": type(keep).__name__,
+        "p0_keep_placements": tuple(keep.placements),
+        "p0_keep": keep.full_tensor(),
+        "nested": nested.full_tensor(),
+    }
+
+
 def _drawn_seed(mesh: Any) -> dict[str, Any]:
     torch.manual_seed(7)  # every rank seeds alike: every rank draws the same seed
     x = distribute_tensor(global_input((5, 7)), mesh, [Shard(0)])
@@ -132,6 +146,7 @@ def run(rank: int, folder: str) -> None:
             **_cases(mesh),
             **_gradient(mesh),
             **_errors(mesh),
+            **_nothing_dropped_and_nested_block(mesh),
             **_drawn_seed(mesh),
             **_module(mesh),
             **_tensor_parallel(mesh),

@@ -181,3 +181,21 @@ def test_the_pure_torch_words_give_the_blocks_slice(shape, gshape, offset, dims,
     want_y, want_keep = expected(x, 0.4, gshape, offset, dims)
     assert_same(y, want_y, "pure torch")
     assert torch.equal(blocks.keep_mask(key, mshape, 0.4, gmask, moffset, x.device), want_keep)
+
+
+@pytest.mark.parametrize("marked", [False, True], ids=["cpu autograd", "operator"])
+def test_backward_saves_no_mask_only_the_key(marked: bool) -> None:
+    """The block's mask is regenerated in the backward: at most the 16-byte key is saved."""
+    x = sample((64, 32), torch.float32, seed=11)
+    x = (x.as_subclass(_Marked) if marked else x).requires_grad_()
+    saved: list[int] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = call(x, 0.5, (128, 96), (64, 33), ())
+    assert sum(saved) <= 16, saved
+    y.backward(torch.ones_like(y))
+    _check_gradient(x.grad.as_subclass(torch.Tensor), 0.5, (128, 96), (64, 33), ())

@@ -99,6 +99,24 @@ def test_partial_placement_is_refused_with_what_to_do(ranks) -> None:
         assert "Partial" in message and "redistribute" in message, message
 
 
+def test_p_zero_returns_the_input_and_an_all_true_dtensor_mask(ranks) -> None:
+    for seen in ranks:
+        assert seen["p0_is_input"]
+        assert seen["p0_keep_type"] == "DTensor"
+        assert seen["p0_keep_placements"] == (Shard(1),)
+        assert torch.equal(seen["p0_keep"], torch.ones(1, 7, dtype=torch.bool))
+
+
+def test_a_dtensor_that_is_itself_a_block_of_a_larger_array(ranks) -> None:
+    x = global_input((5, 7))
+    out, _ = reference.dropout(
+        x.reshape(-1).tolist(), (5, 7), "float32", P, SEED, 0, global_shape=(9, 12), offset=(2, 3)
+    )
+    want = torch.tensor(out, dtype=torch.float64).reshape(5, 7)
+    for seen in ranks:
+        assert_same(seen["nested"], want, "a DTensor block at (2, 3) of (9, 12)")
+
+
 def test_seed_none_draws_the_same_seed_on_ranks_seeded_alike(ranks) -> None:
     torch.manual_seed(7)  # the convention: two words from torch's default generator, low first
     low, high = (int(w) & 0xFFFFFFFF for w in torch.randint(-(1 << 31), 1 << 31, (2,), dtype=torch.int32))
