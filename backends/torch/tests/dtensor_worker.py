@@ -19,6 +19,7 @@ from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distribute_tensor
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+from torch.distributed.tensor.placement_types import _StridedShard
 
 import unidrop
 
@@ -69,12 +70,19 @@ def _gradient(mesh: Any) -> dict[str, Any]:
 
 
 def _errors(mesh: Any) -> dict[str, str]:
-    partial = DTensor.from_local(torch.ones(4, 3), mesh, [Partial()])
-    try:
-        unidrop.dropout(partial, P, seed=SEED)
-    except ValueError as error:
-        return {"partial": str(error)}
-    return {"partial": "no error"}
+    refused = {
+        "partial": DTensor.from_local(torch.ones(4, 3), mesh, [Partial()]),
+        "strided_shard": DTensor.from_local(torch.ones(4, 3), mesh, [_StridedShard(0, split_factor=2)]),
+    }
+    seen = {}
+    for name, x in refused.items():
+        try:
+            unidrop.dropout(x, P, seed=SEED)
+        except ValueError as error:
+            seen[name] = str(error)
+        else:
+            seen[name] = "no error"
+    return seen
 
 
 def _nothing_dropped_and_nested_block(mesh: Any) -> dict[str, Any]:

@@ -93,10 +93,12 @@ def test_gradient_through_a_dtensor_is_the_shards_mask(ranks) -> None:
         assert seen["grad_placements"] == (Shard(1),)
 
 
-def test_partial_placement_is_refused_with_what_to_do(ranks) -> None:
+def test_partial_and_strided_placements_are_refused_with_what_to_do(ranks) -> None:
     for seen in ranks:
         message = seen["partial"]
         assert "Partial" in message and "redistribute" in message, message
+        message = seen["strided_shard"]
+        assert "_StridedShard" in message and "Redistribute" in message, message
 
 
 def test_p_zero_returns_the_input_and_an_all_true_dtensor_mask(ranks) -> None:

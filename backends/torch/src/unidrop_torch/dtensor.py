@@ -51,9 +51,9 @@ def _check_placements(x: DTensor) -> None:
                 f"or a Shard placement; supported: {SUPPORTED}"
             )
         raise ValueError(
-            f"unidrop cannot drop elements of a DTensor with placement {placement} on mesh axis "
-            f"{mesh_axis}: its local shard is not one block of the global tensor. Redistribute it to "
-            f"{SUPPORTED} first"
+            f"unidrop cannot drop elements of a DTensor with placement {type(placement).__name__} "
+            f"({placement}) on mesh axis {mesh_axis}: its local shard is not one block of the global "
+            f"tensor. Redistribute it to {SUPPORTED} first"
         )
 
 
