@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from torch_helpers import DTYPES, assert_same, dtype_name, sample
+from torch_helpers import DTYPES, assert_same, dtype_name, requires_cuda, sample
 from unidrop_torch import blocks, keys
 from unidrop_torch.routes import Route, route_for
 
@@ -199,3 +199,21 @@ def test_backward_saves_no_mask_only_the_key(marked: bool) -> None:
     assert sum(saved) <= 16, saved
     y.backward(torch.ones_like(y))
     _check_gradient(x.grad.as_subclass(torch.Tensor), 0.5, (128, 96), (64, 33), ())
+
+
+@requires_cuda
+@pytest.mark.parametrize(("shape", "gshape", "offset", "dims"), CASES)
+def test_cuda_blocks_by_the_triton_kernel_and_in_torch(shape, gshape, offset, dims) -> None:
+    """On a GPU: the block keep kernel (and the torch words for a 6-axis block) give the reference."""
+    x = sample(shape, torch.float32, seed=12).cuda().requires_grad_()
+    y, keep = call(x, 0.4, gshape, offset, dims, return_mask=True)
+    want_y, want_keep = expected(x.detach().cpu(), 0.4, gshape, offset, dims)
+    assert_same(y, want_y, "cuda block")
+    assert torch.equal(keep.cpu(), want_keep)
+    _check_gradient(_grad_of(x, lambda a: call(a, 0.4, gshape, offset, dims)), 0.4, gshape, offset, dims)
+    many = sample((2,) * 6, torch.float32, seed=13).cuda()
+    assert_same(
+        call(many, 0.5, (3,) * 6, (1,) * 6, ()),
+        expected(many.cpu(), 0.5, (3,) * 6, (1,) * 6, ())[0],
+        "6 axes",
+    )
