@@ -175,3 +175,20 @@ def test_a_backend_without_blocks_is_refused_a_block_but_not_a_whole_array(backe
         unidrop.dropout(x, 0.5, seed=1, global_shape=(4, 3), offset=(2, 0), backend=backend_without_blocks)
     whole = unidrop.dropout(x, 0.5, seed=1, backend=backend_without_blocks)
     np.testing.assert_array_equal(whole, unidrop.dropout(x, 0.5, seed=1, backend="numpy"))
+
+
+@pytest.mark.parametrize(
+    ("shape", "global_shape", "offset", "dims"),
+    [((2, 3), (5, 7), (1, 4), ()), ((2, 3, 4), (5, 6, 7), (3, 2, 1), (0, 2)), ((3, 1), (3, 9), (0, 8), (0,))],
+)
+def test_arguments_for_describe_the_same_block_again(shape, global_shape, offset, dims):
+    """A backend handing a block on (the example xarray backend) passes arguments_for's values."""
+    block = check_block(shape, global_shape, offset, dims)
+    again = check_block(shape, *block.arguments_for(shape, dims), dims)
+    assert again == block
+    values = [1.0] * math.prod(shape)
+    want = reference.dropout(values, shape, "float32", 0.5, 9, 0, dims, global_shape, offset)
+    assert (
+        reference.dropout(values, shape, "float32", 0.5, 9, 0, dims, *block.arguments_for(shape, dims))
+        == want
+    )

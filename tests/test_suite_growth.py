@@ -443,7 +443,6 @@ TINY_P = "test_tiny_p_and_p_near_one"
 SURVIVE = "test_results_and_masks_survive_later_calls"
 IDENTITY_MASK = "test_identity_mask_has_the_mask_shape_and_bool_dtype"
 EXPLICIT_SEED_STATES = "test_explicit_seed_leaves_global_random_state_untouched"
-RANDOM_BLOCKS = "test_random_blocks_are_slices_of_the_global_mask"
 BLOCKS_ON_DEVICES = "test_blocks_on_every_device"
 _ON_DEVICE = {"unidrop_device": "cpu", "unidrop_dtype": "float32"}
 BLOCK_CASE = {"global_shape": (6, 9), "shape": (3, 4), "offset": (2, 5), "dims": (), **_ON_DEVICE}
@@ -454,7 +453,8 @@ BROADCAST_BLOCK_CASE = {
     "dims": (1,),
     **_ON_DEVICE,
 }
-GRID_CASE = {"global_shape": (5, 7), "cuts": ([0, 2, 5], [0, 1, 7]), "dims": ()}
+BROADCAST_GRID_CASE = {"global_shape": (4, 6, 5), "cuts": ((0, 1, 4), (0, 3, 6), (0, 2, 5)), "dims": (1,)}
+GRID_CASE = {"global_shape": (5, 7), "cuts": ((0, 2, 5), (0, 1, 7)), "dims": ()}
 BAD_BLOCK_CASE = {"global_shape": (4, 6), "offset": (0, -1), "error": ValueError, "says": "-1"}
 
 #: (mutant, check, its arguments, what its failure says): the check fails on the mutant.
@@ -549,15 +549,17 @@ KILLS: list[tuple[type[Correct], str, dict[str, Any], str]] = [
     (SeedNoneStirsNumpy, "test_seed_none_draws_from_its_own_source_only", {}, "NumPy's legacy"),
     (SeedNoneOf16Bits, "test_seed_none_masks_have_entropy", {}, "distinct"),
     (BlockIgnoresOffset, BLOCKS_ON_DEVICES, BLOCK_CASE, "not its slice"),
-    (BlockIgnoresOffset, RANDOM_BLOCKS, {}, "not its slice"),
-    (BlockOfLocalIndices, RANDOM_BLOCKS, {}, "not its slice"),
     (BlockOfLocalIndices, "test_a_grid_of_blocks_reassembles_the_whole", GRID_CASE, "block"),
-    (BlockAsOneRun, RANDOM_BLOCKS, {}, "not its slice"),
     (BlockAsOneRun, "test_a_large_block_matches_the_stream_at_sampled_elements", {}, "mask"),
     (BlockAsOneRun, BLOCKS_ON_DEVICES, BLOCK_CASE, "not its slice"),
     (BlockStridesCountBroadcastAxes, BLOCKS_ON_DEVICES, BROADCAST_BLOCK_CASE, "not its slice"),
-    (BlockStridesCountBroadcastAxes, RANDOM_BLOCKS, {}, "not its slice"),
-    (NoBlocks, RANDOM_BLOCKS, {}, "does not implement blocks"),
+    (
+        BlockStridesCountBroadcastAxes,
+        "test_a_grid_of_blocks_reassembles_the_whole",
+        BROADCAST_GRID_CASE,
+        "block",
+    ),
+    (NoBlocks, BLOCKS_ON_DEVICES, BLOCK_CASE, "does not implement blocks"),
     (NoBlocks, "test_bad_blocks_are_refused", BAD_BLOCK_CASE, "does not implement blocks"),
 ]
 #: Mutants whose check needs the able adapter (autograd and jit): (backend name, check, arguments, message).

@@ -36,6 +36,19 @@ class MaskBlock:
         """The C-order strides, in elements, of the global mask shape."""
         return c_strides(self.global_mask_shape)
 
+    def arguments_for(
+        self, shape: Sequence[int], broadcast_dims: Sequence[int]
+    ) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+        """``(global_shape, offset)`` that describe this block again, for a block of ``shape`` with
+        ``broadcast_dims``: what a backend that hands the work to another one passes to
+        :func:`unidrop.dropout` (along a broadcast axis the block's own size and offset 0, which
+        give the same mask as the original global shape and offset)."""
+        dims = set(broadcast_dims)
+        global_shape = tuple(
+            int(shape[axis]) if axis in dims else size for axis, size in enumerate(self.global_mask_shape)
+        )
+        return global_shape, self.mask_offset
+
     def start(self) -> Any:
         """The global flat index of the block's first mask element."""
         return sum(
