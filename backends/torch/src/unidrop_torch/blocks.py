@@ -24,7 +24,7 @@ from unidrop.blocks import c_strides
 
 from . import cuda
 
-_MASK32 = 0xFFFFFFFF
+_MASK32 = philox.MASK32
 _LOW62 = (1 << 62) - 1
 
 
