@@ -76,6 +76,8 @@ def is_traced(value: Any) -> bool:
 
     Duck-typed by class name and module, so no framework is imported to ask.
     """
+    if isinstance(value, int):  # never traced; and torch.compile cannot trace the walk over its type
+        return False
     for cls in type(value).__mro__:
         root = cls.__module__.partition(".")[0]
         if root in ("jax", "jaxlib", "torch") and (

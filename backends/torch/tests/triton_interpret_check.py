@@ -17,6 +17,7 @@ from torch_helpers import DTYPES, assert_same, expected_output, sample  # noqa: 
 from unidrop_torch import cuda, keys  # noqa: E402
 
 from unidrop import philox  # noqa: E402
+from unidrop.blocks import MaskBlock, block_flat_indices  # noqa: E402
 
 #: Tile configurations to check, besides the defaults: small blocks make several programs.
 CONFIGS = [None, (16, 1, 1), (32, 1, 2), (64, 2, 4)]
@@ -96,7 +97,37 @@ def check_host_paths() -> None:
     assert torch.equal(mask, expected), "keep_mask"
 
 
+#: (block mask shape, global mask shape, mask offset): rows off multiples of 4, merged axes,
+#: size-1 axes, five axes that merge to four, indices just below 2**64.
+BLOCKS = [
+    ((3, 5), (7, 9), (2, 3)),
+    ((2, 3, 5), (4, 6, 11), (1, 2, 5)),
+    ((4, 6), (9, 6), (5, 0)),
+    ((2, 1, 3, 2, 3), (3, 1, 4, 2, 5), (1, 0, 1, 0, 2)),
+    ((1, 5), (1 << 61, 8), ((1 << 61) - 1, 3)),
+    ((37,), (1000,), (511,)),
+]
+
+
+def check_block_keep_kernel() -> None:
+    for mshape, gshape, offset in BLOCKS:
+        for seed, stream, p in [(5, 0, 0.5), ((1 << 64) - 1, 1 << 33, 0.25)]:
+            for key_in_kernel in (False, True):
+                keep = torch.empty(mshape, dtype=torch.uint8)
+                key = keys.key_from_ints(seed, stream)
+                assert cuda.launch_block_keep(keep, key, p, gshape, offset, key_in_kernel=key_in_kernel)
+                t = int(p * 2**32)
+                indices = block_flat_indices(MaskBlock(gshape, offset), mshape)
+                want = [philox.element_word(seed, stream, i) >= t for i in indices]
+                got = keep.view(torch.bool).reshape(-1).tolist()
+                assert got == want, f"block {mshape} at {offset} of {gshape}, seed={seed} p={p}"
+    # six axes that do not merge: the kernel declines, and the caller computes it in torch
+    keep = torch.empty((2,) * 6, dtype=torch.uint8)
+    assert not cuda.launch_block_keep(keep, keys.key_from_ints(1, 0), 0.5, (3,) * 6, (1,) * 6)
+
+
 if __name__ == "__main__":
+    check_block_keep_kernel()
     check_dropout_kernel()
     check_64_bit_counters()
     check_host_paths()

@@ -1,5 +1,8 @@
 """The CPU path: the NumPy backend's compiled mask stream v1 kernel, on zero-copy views of tensors.
 
+Blocks of a global mask (``plan.block``) take the same kernel, which reads each row's global
+start from the plan; without it, the pure-NumPy kernel, which takes them too.
+
 The input tensor and the output tensor (``torch.empty_like(x)``: same shape, dtype, device, and
 ``x``'s strides where it is dense) are viewed as NumPy arrays with no copy (bfloat16 and float16
 as their 16 bits), and unidrop-numpy's compiled kernel (:func:`unidrop_numpy.compiled.dropout_into`:
@@ -14,6 +17,8 @@ when this module is imported.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -64,7 +69,7 @@ def run(x: torch.Tensor, plan: DropoutPlan) -> tuple[torch.Tensor, torch.Tensor 
         x = x.detach()
     if not COMPILED:
         y = _dropout_numpy(x, plan)
-        keep = keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p) if plan.return_mask else None
+        keep = keep_mask_of(plan) if plan.return_mask else None
         return y, keep
     y = torch.empty_like(x)
     keep = torch.empty(plan.mask_shape, dtype=torch.bool) if plan.return_mask else None
@@ -77,14 +82,43 @@ def run(x: torch.Tensor, plan: DropoutPlan) -> tuple[torch.Tensor, torch.Tensor 
             _view(x), _view(y), None if keep is None else keep.numpy(), plan, get_num_threads()
         )
     elif keep is not None and keep.numel():  # an empty input can have a mask that is not empty
-        compiled.keep_mask_into(keep.numpy(), plan.seed, plan.stream, plan.threshold)
+        compiled.keep_into(keep.numpy(), plan)
     return y, keep
 
 
 def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
     """Mask stream v1 dropout of a CPU tensor; the result has the strides ``torch.empty_like`` gives."""
-    plan = DropoutPlan.build(tuple(x.shape), _NAMES[x.dtype], p, seed, stream, broadcast_dims)
+    plan = DropoutPlan.build(tuple(x.shape), dtype_name(x.dtype), p, seed, stream, broadcast_dims)
     return run(x, plan)[0]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The name the kernel computes a torch dtype as (``"float32"``, ...)."""
+    return _NAMES[dtype]
+
+
+def block_keep_mask(plan: DropoutPlan) -> torch.Tensor:
+    """The keep mask of a block plan (``plan.block`` set, integer seed and stream), on the CPU:
+    by the compiled kernel where it was built, else by the pure-NumPy one."""
+    if plan.drops_all:
+        return torch.zeros(plan.mask_shape, dtype=torch.bool)
+    if COMPILED:
+        keep = torch.empty(plan.mask_shape, dtype=torch.bool)
+        if keep.numel():
+            compiled.keep_into(keep.numpy(), plan)
+        return keep
+    # the pure-NumPy kernel makes a block's mask beside a dropout: of a stand-in of the mask's shape
+    shape = plan.mask_shape
+    stand_in = dataclasses.replace(plan, shape=shape, dtype="float32", broadcast_dims=(), return_mask=True)
+    _, keep = dropout_array(np.zeros(shape, dtype=np.float32), stand_in)
+    return torch.from_numpy(np.asarray(keep))
+
+
+def keep_mask_of(plan: DropoutPlan) -> torch.Tensor:
+    """The keep mask of a plan with integer seed and stream, a block's or a whole array's, on the CPU."""
+    if plan.block is not None:
+        return block_keep_mask(plan)
+    return keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p)
 
 
 def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> torch.Tensor:
@@ -123,14 +157,10 @@ def _dropout_numpy(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
     x = x.detach()
     if x.dtype == torch.bfloat16:
         array = _float32_of_bfloat16(x)
-        plan = DropoutPlan(
-            plan.p, plan.seed, plan.stream, plan.shape, "float32", plan.mask_shape, plan.broadcast_dims
-        )
+        plan = dataclasses.replace(plan, dtype="float32", return_mask=False)
     else:
         array = x.numpy()
-        plan = DropoutPlan(
-            plan.p, plan.seed, plan.stream, plan.shape, plan.dtype, plan.mask_shape, plan.broadcast_dims
-        )
+        plan = dataclasses.replace(plan, return_mask=False)
     y, _ = dropout_array(array, plan)
     result = torch.from_numpy(np.asarray(y))
     out = torch.empty_like(x)

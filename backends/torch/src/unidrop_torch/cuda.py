@@ -17,6 +17,7 @@ from types import ModuleType
 import torch
 
 from unidrop import arguments
+from unidrop.blocks import c_strides
 
 from .keys import as_int32, check_key
 
@@ -171,6 +172,76 @@ def launch_keep(
                 MASKED=masked,
                 num_warps=4,
             )
+
+
+#: Axes the block keep kernel indexes; a block whose mask needs more (after merging) runs in
+#: pure torch (:mod:`unidrop_torch.blocks`).
+BLOCK_AXES = 4
+
+
+def block_axes(
+    mask_shape: tuple[int, ...], global_mask_shape: tuple[int, ...], mask_offset: tuple[int, ...]
+) -> tuple[int, list[int], list[int]] | None:
+    """(global index of the first element, sizes, global strides) of a block's mask with size-1
+    axes dropped and axes merged where consecutive in the global mask, padded in front to
+    ``BLOCK_AXES`` axes; None if more axes remain."""
+    strides = c_strides(global_mask_shape)
+    start = sum(int(o) * g for o, g in zip(mask_offset, strides, strict=True))
+    sizes: list[int] = []
+    steps: list[int] = []
+    for size, step in reversed(list(zip(mask_shape, strides, strict=True))):
+        if size == 1:
+            continue
+        if sizes and steps[0] * sizes[0] == step:  # consecutive with the axis inside it: merge
+            sizes[0] *= size
+            continue
+        sizes.insert(0, size)
+        steps.insert(0, step)
+    if len(sizes) > BLOCK_AXES:
+        return None
+    pad = BLOCK_AXES - len(sizes)
+    return start, [1] * pad + sizes, [0] * pad + steps
+
+
+def launch_block_keep(
+    keep: torch.Tensor,
+    key: torch.Tensor,
+    p: float,
+    global_mask_shape: tuple[int, ...],
+    mask_offset: tuple[int, ...],
+    key_in_kernel: bool | None = None,
+) -> bool:
+    """Write into contiguous uint8 ``keep`` (the block's mask shape) the block's keep decisions.
+
+    False, writing nothing, when the block's mask has more than ``BLOCK_AXES`` axes after
+    merging (the caller then computes it otherwise); p < 1."""
+    layout = block_axes(tuple(keep.shape), tuple(global_mask_shape), tuple(mask_offset))
+    if layout is None:
+        return False
+    n = keep.numel()
+    if n == 0:
+        return True
+    start, sizes, steps = layout
+    ptr, (k0, k1, s0, s1), on_device = _key_args(key, keep, key_in_kernel)
+    block = 1024
+    with _on(keep.device):
+        _kernels().block_keep_kernel[(-(-n // block),)](
+            keep,
+            ptr,
+            *_words(n),
+            *_words(start),
+            *sizes[1:],
+            *(word for step in steps for word in _words(step)),
+            k0,
+            k1,
+            s0,
+            s1,
+            as_int32(arguments.threshold(p)),
+            KEY_ON_DEVICE=on_device,
+            BLOCK=block,
+            num_warps=4,
+        )
+    return True
 
 
 def keep_mask(key: torch.Tensor, mask_shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -17,7 +20,12 @@ _NAMES = {getattr(torch, name): name for name in _DTYPES}
 
 
 class TorchImplementation(Implementation):
-    """Dropout of dense ``torch.Tensor`` on the CPU and CUDA; ``seed=None`` follows torch's generators."""
+    """Dropout of dense ``torch.Tensor`` on the CPU and CUDA; ``seed=None`` follows torch's generators.
+
+    Blocks of a global mask (``global_shape=``, ``offset=``) work on every route.
+    """
+
+    supports_blocks = True
 
     def describe(self) -> str:
         """Which kernel computes dropout of CPU tensors (compiled, or pure NumPy) and why."""
@@ -43,9 +51,17 @@ class TorchImplementation(Implementation):
         return arguments.check_uint64(seed, "seed"), stream
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        """Dropout of a tensor, or of a DTensor shard by shard (see :mod:`unidrop_torch.dtensor`)."""
+        distributed = _dtensor_support(x)
+        if distributed is not None:
+            return distributed.run(x, plan, ops.run)
         return ops.run(x, plan)
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
+        distributed = _dtensor_support(x)
+        if distributed is not None:
+            dims = tuple(axis for axis, size in enumerate(shape) if size == 1 and x.shape[axis] != 1)
+            return distributed.full_mask(x, shape, dims)
         return torch.ones(shape, dtype=torch.bool, device=x.device)
 
     def devices(self) -> list[str]:
@@ -54,3 +70,15 @@ class TorchImplementation(Implementation):
         if torch.cuda.is_available():
             found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         return found
+
+
+def _dtensor_support(x: Any) -> ModuleType | None:
+    """:mod:`unidrop_torch.dtensor` if ``x`` is a DTensor, else None.
+
+    Imported here, not at the top: ``torch.distributed.tensor`` is slow to import and absent from
+    some torch builds, and ``x`` can only be a DTensor once something else has imported it.
+    """
+    if type(x) is torch.Tensor or "torch.distributed.tensor" not in sys.modules:
+        return None
+    support = importlib.import_module(".dtensor", __package__)
+    return support if support.is_dtensor(x) else None

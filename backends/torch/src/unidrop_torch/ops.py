@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 
 from unidrop import DropoutPlan, arguments
+from unidrop.blocks import MaskBlock
 
-from . import cpu, cuda, keys
+from . import blocks, cpu, cuda, keys
 from .routes import Route, route_for
 from .support import check_tensor
 
@@ -127,6 +128,154 @@ def _keep_mask_fake(key: Tensor, mask_shape: list[int], p: float, device: torch.
     return torch.empty(mask_shape, dtype=torch.bool, device=device)
 
 
+@torch.library.custom_op("unidrop::dropout_block", mutates_args=())
+def dropout_block(
+    x: Tensor,
+    key: Tensor,
+    p: float,
+    broadcast_dims: list[int],
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+) -> Tensor:
+    """``unidrop::dropout`` of a block of a larger array: ``x`` gets its slice of the global mask.
+
+    The block's mask lies at ``mask_offset`` in the global mask of shape ``global_mask_shape``
+    (see :mod:`unidrop_torch.blocks`); the backward regenerates the block's mask, not the global one.
+    """
+    _check_block(x, key, p, broadcast_dims, global_mask_shape, mask_offset)
+    if x.device.type == "cpu":
+        if key.device.type != "cpu":
+            raise ValueError(f"the key is on {key.device}, the input on the CPU: put them on one device")
+        return cpu.run(x, _cpu_block_plan(x, key, p, broadcast_dims, global_mask_shape, mask_offset))[0]
+    if x.device.type == "cuda":
+        return blocks.dropout(x, key, p, broadcast_dims, global_mask_shape, mask_offset)
+    raise NotImplementedError(
+        f"unidrop-torch runs on CPU and CUDA tensors; got a tensor on {x.device}. "
+        "Move it to the CPU or a CUDA device."
+    )
+
+
+def _cpu_block_plan(
+    x: Tensor,
+    key: Tensor,
+    p: float,
+    broadcast_dims: list[int],
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+) -> DropoutPlan:
+    """The plan of a block on the CPU, for the compiled kernel (:func:`unidrop_torch.cpu.run`)."""
+    seed, stream = keys.ints_of(key)
+    plan = DropoutPlan.build(tuple(x.shape), cpu.dtype_name(x.dtype), p, seed, stream, broadcast_dims)
+    return dataclasses.replace(plan, block=MaskBlock(tuple(global_mask_shape), tuple(mask_offset)))
+
+
+def _check_block(
+    x: Tensor,
+    key: Tensor,
+    p: float,
+    broadcast_dims: list[int],
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+) -> None:
+    _check(x, key, p, broadcast_dims)
+    if len(global_mask_shape) != x.dim() or len(mask_offset) != x.dim():
+        raise ValueError(
+            f"unidrop::dropout_block needs one global_mask_shape and one mask_offset entry per axis of "
+            f"the input ({x.dim()}), got {global_mask_shape} and {mask_offset}"
+        )
+
+
+@dropout_block.register_fake
+def _dropout_block_fake(
+    x: Tensor,
+    key: Tensor,
+    p: float,
+    broadcast_dims: list[int],
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+) -> Tensor:
+    _check_block(x, key, p, broadcast_dims, global_mask_shape, mask_offset)
+    return torch.empty_like(x)
+
+
+def _setup_block_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    _setup_context(ctx, inputs[:4], output)
+    ctx.block = (inputs[4], inputs[5])
+
+
+def _block_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None, None]:
+    (key,) = ctx.saved_tensors
+    if not ctx.needs_input_grad[0]:
+        return None, None, None, None, None, None
+    return dropout_block(grad, key, ctx.p, ctx.broadcast_dims, *ctx.block), None, None, None, None, None
+
+
+dropout_block.register_autograd(_block_backward, setup_context=_setup_block_context)
+
+
+@dropout_block.register_vmap
+def _dropout_block_vmap(
+    info: Any,
+    in_dims: tuple[Any, ...],
+    x: Tensor,
+    key: Tensor,
+    p: float,
+    broadcast_dims: list[int],
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+) -> tuple[Tensor, int | None]:
+    if in_dims[1] is not None:
+        raise NotImplementedError(
+            "unidrop: vmap over the key (a batched seed) is not supported; pass an integer seed"
+        )
+    if in_dims[0] is None:
+        return dropout_block(x, key, p, broadcast_dims, global_mask_shape, mask_offset), None
+    batched = x.movedim(in_dims[0], 0)  # every example gets the block's mask: the batch axis is broadcast
+    dims = [0, *(axis + 1 for axis in broadcast_dims)]
+    return dropout_block(batched, key, p, dims, [1, *global_mask_shape], [0, *mask_offset]), 0
+
+
+@torch.library.custom_op("unidrop::keep_mask_block", mutates_args=())
+def keep_mask_block(
+    key: Tensor,
+    mask_shape: list[int],
+    p: float,
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+    device: torch.device,
+) -> Tensor:
+    """The boolean keep mask of a block of mask shape ``mask_shape`` at ``mask_offset`` in the global mask."""
+    keys.check_key(key)
+    device = torch.device(device)
+    if device.type == "cpu" and key.device.type == "cpu":
+        seed, stream = keys.ints_of(key)
+        block = MaskBlock(tuple(global_mask_shape), tuple(mask_offset))
+        shape = tuple(mask_shape)
+        return cpu.block_keep_mask(DropoutPlan(p, seed, stream, shape, "float32", shape, (), True, block))
+    return blocks.keep_mask(key, mask_shape, p, global_mask_shape, mask_offset, device)
+
+
+@keep_mask_block.register_fake
+def _keep_mask_block_fake(
+    key: Tensor,
+    mask_shape: list[int],
+    p: float,
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+    device: torch.device,
+) -> Tensor:
+    return torch.empty(mask_shape, dtype=torch.bool, device=device)
+
+
+def _apply(
+    x: Tensor, key: Tensor, p: float, broadcast_dims: list[int], block: tuple[list[int], list[int]] | None
+) -> Tensor:
+    """The operator for a whole array (``block`` None) or for a block (global mask shape, mask offset)."""
+    if block is None:
+        return dropout(x, key, p, broadcast_dims)
+    return dropout_block(x, key, p, broadcast_dims, *block)
+
+
 class DropoutFunction(torch.autograd.Function):
     """``unidrop::dropout`` as an autograd.Function, so that torch.func transforms (grad, jacrev,
     jvp, jacfwd, vmap of grad) can differentiate it too; ``torch.library`` autograd formulas do
@@ -137,26 +286,33 @@ class DropoutFunction(torch.autograd.Function):
     generate_vmap_rule = True  # the forward is the operator, which has a vmap rule
 
     @staticmethod
-    def forward(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor:
-        return dropout(x, key, p, broadcast_dims)
+    def forward(
+        x: Tensor,
+        key: Tensor,
+        p: float,
+        broadcast_dims: list[int],
+        block: tuple[list[int], list[int]] | None = None,
+    ) -> Tensor:
+        return _apply(x, key, p, broadcast_dims, block)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        _setup_context(ctx, inputs, output)
+        _setup_context(ctx, inputs[:4], output)
+        ctx.block = inputs[4] if len(inputs) > 4 else None
         ctx.save_for_forward(inputs[1])
 
     @staticmethod
     def jvp(ctx: Any, x_tangent: Tensor, *_: Any) -> Tensor:
         """Forward mode (torch.func.jvp): the tangent goes through the same mask and scale."""
         (key,) = ctx.saved_tensors
-        return DropoutFunction.apply(x_tangent, key, ctx.p, ctx.broadcast_dims)
+        return DropoutFunction.apply(x_tangent, key, ctx.p, ctx.broadcast_dims, ctx.block)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
         (key,) = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None
-        return DropoutFunction.apply(grad, key, ctx.p, ctx.broadcast_dims), None, None, None
+            return None, None, None, None, None
+        return DropoutFunction.apply(grad, key, ctx.p, ctx.broadcast_dims, ctx.block), None, None, None, None
 
 
 class CpuDropoutFunction(torch.autograd.Function):
@@ -193,17 +349,20 @@ def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
             plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
         if route is Route.CPU_KERNEL:
             return cpu.run(x, plan)
-        forward = DropoutPlan(
-            plan.p, plan.seed, plan.stream, plan.shape, plan.dtype, plan.mask_shape, plan.broadcast_dims
-        )
+        forward = dataclasses.replace(plan, return_mask=False)
         y = CpuDropoutFunction.apply(x, forward)  # the mask, if asked for, is made once, below
-        keep = cpu.keep_mask(plan.seed, plan.stream, plan.mask_shape, plan.p) if plan.return_mask else None
+        keep = cpu.keep_mask_of(plan) if plan.return_mask else None
         return y, keep
     key = keys.make_key(seed, plan.stream)
     broadcast_dims = list(plan.broadcast_dims)
+    block = None if plan.block is None else (list(plan.block.global_mask_shape), list(plan.block.mask_offset))
     if route is Route.AUTOGRAD_FUNCTION:
-        y = DropoutFunction.apply(x, key, plan.p, broadcast_dims)
+        y = DropoutFunction.apply(x, key, plan.p, broadcast_dims, block)
     else:
-        y = dropout(x, key, plan.p, broadcast_dims)
-    keep = keep_mask(key, list(plan.mask_shape), plan.p, x.device) if plan.return_mask else None
-    return y, keep
+        y = _apply(x, key, plan.p, broadcast_dims, block)
+    if not plan.return_mask:
+        return y, None
+    mask_shape = list(plan.mask_shape)
+    if block is None:
+        return y, keep_mask(key, mask_shape, plan.p, x.device)
+    return y, keep_mask_block(key, mask_shape, plan.p, *block, x.device)

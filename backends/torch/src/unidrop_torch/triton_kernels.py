@@ -194,3 +194,67 @@ def keep_kernel(
         tl.store(keep_ptr + offsets, keep.to(tl.uint8), mask=offsets < n)
     else:
         tl.store(keep_ptr + offsets, keep.to(tl.uint8))
+
+
+@triton.jit(
+    do_not_specialize=[
+        "n_lo", "n_hi", "start_lo", "start_hi", "m1", "m2", "m3",
+        "g0_lo", "g0_hi", "g1_lo", "g1_hi", "g2_lo", "g2_hi", "g3_lo", "g3_hi",
+        "k0", "k1", "s0", "s1", "threshold",
+    ]
+)  # fmt: skip
+def block_keep_kernel(
+    keep_ptr,
+    key_ptr,
+    n_lo,
+    n_hi,
+    start_lo,
+    start_hi,
+    m1,
+    m2,
+    m3,
+    g0_lo,
+    g0_hi,
+    g1_lo,
+    g1_hi,
+    g2_lo,
+    g2_hi,
+    g3_lo,
+    g3_hi,
+    k0,
+    k1,
+    s0,
+    s1,
+    threshold,
+    KEY_ON_DEVICE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """keep[f] = (u_g >= threshold) as uint8 for the C-order index f < n of a block's mask of
+    shape (n / (m1*m2*m3), m1, m2, m3), where g = start + j0*g0 + j1*g1 + j2*g2 + j3*g3 is the
+    element's global mask index (int64 bit patterns, wrapping mod 2**64; all as int32 word pairs).
+
+    One Philox call per element (its word ``g & 3`` is used): a block's rows need not start on a
+    multiple of 4."""
+    pid = tl.program_id(0).to(tl.int64)
+    n = _join64(n_lo, n_hi)
+    f = pid * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+    inside = f < n
+    rest = f
+    j3 = rest % m3
+    rest = rest // m3
+    j2 = rest % m2
+    rest = rest // m2
+    j1 = rest % m1
+    j0 = rest // m1
+    g = _join64(start_lo, start_hi) + j0 * _join64(g0_lo, g0_hi) + j1 * _join64(g1_lo, g1_hi)
+    g = g + j2 * _join64(g2_lo, g2_hi) + j3 * _join64(g3_lo, g3_hi)
+    block = (g >> 2) & 0x3FFFFFFFFFFFFFFF  # a logical shift of the unsigned 64-bit index
+    key0, key1, st0, st1 = _key(key_ptr, k0, k1, s0, s1, KEY_ON_DEVICE)
+    c0 = (block & 0xFFFFFFFF).to(tl.uint32)
+    c1 = (block >> 32).to(tl.uint32)
+    zero = tl.zeros_like(c0)
+    w0, w1, w2, w3 = philox4x32_10(c0, c1, zero + st0, zero + st1, key0, key1)
+    lane = g & 3
+    word = tl.where(lane == 0, w0, tl.where(lane == 1, w1, tl.where(lane == 2, w2, w3)))
+    keep = word >= threshold.to(tl.uint32, bitcast=True)
+    tl.store(keep_ptr + f, keep.to(tl.uint8), mask=inside)

@@ -1,0 +1,123 @@
+"""Dropout of a DTensor: each rank computes its local shard's slice of the global mask.
+
+A DTensor of global shape G is dropped as if it were one tensor of shape G: the local shard at
+offset O gets the mask of a block of G at O (:mod:`unidrop_torch.blocks`), so no rank talks to
+another and the result equals the unsharded one. Placements, per mesh axis:
+
+* ``Shard(d)``, even or uneven (torch's chunking rule): the shard's offset is the one torch's
+  own ``compute_local_shape_and_global_offset`` (what distributed checkpointing uses) gives;
+* ``Replicate()``: every rank computes the whole axis's mask, the same on every rank;
+* ``Partial`` is refused: a rank holds a summand of each element, not its value, so no mask can
+  be applied to it before the reduction (``redistribute`` first). ``_StridedShard`` and other
+  placements, whose shard is not one contiguous block, are refused likewise.
+
+The result keeps the input's mesh and placements; the keep mask (``return_mask=True``) is a
+DTensor of the mask's shape, replicated along broadcast axes. ``seed=None`` draws from each
+rank's default generator: seed every rank alike (``torch.manual_seed(s)`` on each) so that all
+ranks draw the same seed, as with any SPMD program. Gradients flow through ``to_local`` and
+``from_local``; the backward regenerates the local shard's mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.distributed.tensor import DTensor, Replicate, Shard
+from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+from unidrop import DropoutPlan, arguments
+from unidrop.blocks import MaskBlock, c_strides
+
+SUPPORTED = "Shard(d) (even or uneven) and Replicate()"
+
+
+def is_dtensor(x: Any) -> bool:
+    """True if ``x`` is a DTensor."""
+    return isinstance(x, DTensor)
+
+
+def _check_placements(x: DTensor) -> None:
+    for mesh_axis, placement in enumerate(x.placements):
+        if type(placement) in (Shard, Replicate):
+            continue
+        if placement.is_partial():
+            raise ValueError(
+                f"unidrop cannot drop elements of a DTensor with a Partial placement ({placement}) on "
+                f"mesh axis {mesh_axis}: each rank holds a partial sum of every element, not its value. "
+                "Reduce it first, e.g. x.redistribute(x.device_mesh, [Replicate()] * x.device_mesh.ndim) "
+                f"or a Shard placement; supported: {SUPPORTED}"
+            )
+        raise ValueError(
+            f"unidrop cannot drop elements of a DTensor with placement {type(placement).__name__} "
+            f"({placement}) on mesh axis {mesh_axis}: its local shard is not one block of the global "
+            f"tensor. Redistribute it to {SUPPORTED} first"
+        )
+
+
+def _shard_block(x: DTensor, plan: DropoutPlan) -> tuple[torch.Tensor, DropoutPlan]:
+    """The local tensor and its plan: a block of the DTensor's (or the caller's) global mask."""
+    _check_placements(x)
+    local = x.to_local()
+    shape, offset = compute_local_shape_and_global_offset(x.shape, x.device_mesh, x.placements)
+    if tuple(local.shape) != tuple(shape):
+        raise ValueError(
+            f"the DTensor's local shard has shape {tuple(local.shape)}, where torch's chunking rule "
+            f"gives {tuple(shape)} for placements {x.placements}: unidrop cannot tell where it lies"
+        )
+    dims = plan.broadcast_dims
+    mask_shape = arguments.mask_shape(tuple(local.shape), dims)
+    if plan.block is None:  # the DTensor is the whole array
+        global_mask_shape, base = plan.mask_shape, (0,) * local.dim()
+    else:  # the DTensor is itself a block of the caller's global array
+        global_mask_shape, base = plan.block.global_mask_shape, plan.block.mask_offset
+    mask_offset = tuple(0 if axis in dims else base[axis] + offset[axis] for axis in range(local.dim()))
+    block = MaskBlock(tuple(global_mask_shape), mask_offset)
+    return local, dataclasses.replace(plan, shape=tuple(local.shape), mask_shape=mask_shape, block=block)
+
+
+def _mask_placements(x: DTensor, dims: tuple[int, ...]) -> list[Any]:
+    """The keep mask's placements: the input's, replicated where it shards a broadcast axis."""
+    return [Replicate() if isinstance(pl, Shard) and pl.dim in dims else pl for pl in x.placements]
+
+
+def run(
+    x: DTensor, plan: DropoutPlan, local_run: Callable[[torch.Tensor, DropoutPlan], tuple[Any, Any]]
+) -> tuple[DTensor, DTensor | None]:
+    """``(y, keep)`` for DTensor ``x``: ``local_run`` on the local shard's block, wrapped back.
+
+    ``y`` has ``x``'s mesh, placements, shape and strides; ``keep`` (if ``plan.return_mask``)
+    is a DTensor of ``plan.mask_shape``.
+    """
+    local, local_plan = _shard_block(x, plan)
+    y_local, keep_local = local_run(local, local_plan)
+    mesh = x.device_mesh
+    y = DTensor.from_local(y_local, mesh, x.placements, run_check=False, shape=x.shape, stride=x.stride())
+    if keep_local is None:
+        return y, None
+    keep = DTensor.from_local(
+        keep_local,
+        mesh,
+        _mask_placements(x, plan.broadcast_dims),
+        run_check=False,
+        shape=torch.Size(plan.mask_shape),
+        stride=c_strides(plan.mask_shape),
+    )
+    return y, keep
+
+
+def full_mask(x: DTensor, mask_shape: tuple[int, ...], dims: tuple[int, ...]) -> DTensor:
+    """An all-True keep mask for ``x`` as a DTensor of ``mask_shape`` (nothing dropped)."""
+    _check_placements(x)
+    local_shape, _ = compute_local_shape_and_global_offset(x.shape, x.device_mesh, x.placements)
+    local = torch.ones(arguments.mask_shape(tuple(local_shape), dims), dtype=torch.bool, device=x.device)
+    return DTensor.from_local(
+        local,
+        x.device_mesh,
+        _mask_placements(x, dims),
+        run_check=False,
+        shape=torch.Size(mask_shape),
+        stride=c_strides(mask_shape),
+    )
