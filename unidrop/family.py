@@ -129,7 +129,10 @@ def alpha_dropout(
     keep = implementation.keep_mask(x, plan)
     xp, compute = _compute_type(implementation, x, plan.dtype)
     a, c, d = (_rounded(value, plan.compute_dtype) for value in alpha_constants(plan.p))
-    kept = implementation.astype(implementation.astype(x, compute) * a + c, compute)
+    x_compute = implementation.astype(x, compute)
+    kept = (
+        implementation.astype(x_compute * a + c, compute) if plan.p < 1.0 else x_compute
+    )  # p == 1: none kept
     y = implementation.astype(xp.where(keep, kept, d), compute)
     y = implementation.astype(y, x.dtype)
     return (y, keep) if return_mask else y

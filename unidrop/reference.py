@@ -37,6 +37,13 @@ def round_to(value: float, dtype: str) -> float:
     return math.copysign(rounded, value) if rounded == 0.0 else rounded
 
 
+def spacing(value: float, dtype: str) -> float:
+    """The distance between ``dtype``'s two values around finite ``value`` (subnormals included)."""
+    bits, smallest_exponent, _ = FORMATS[dtype]
+    exponent = math.frexp(value)[1] if value else smallest_exponent + bits
+    return math.ldexp(1.0, max(exponent - bits, smallest_exponent))
+
+
 def keep_bits(seed: int, stream: int, mask_shape: Sequence[int], p: float) -> list[bool]:
     """The keep decision for every element of the mask, in C order."""
     t = arguments.threshold(p)
@@ -129,6 +136,17 @@ def _mask_words(
     return mshape, indices
 
 
+def alpha_affine(p: float) -> tuple[float, float, float]:
+    """Alpha dropout's ``(a, c, d)`` in float64: kept ``x * a + c``, dropped ``d``; zeros for p == 1.
+
+    ``a = 1 / sqrt((SELU_ALPHA**2 p + 1)(1 - p))``, ``c = SELU_ALPHA a p``, ``d = -SELU_ALPHA a (1 - p)``.
+    """
+    if p == 1.0:
+        return 0.0, 0.0, 0.0
+    a = 1.0 / math.sqrt((SELU_ALPHA * SELU_ALPHA * p + 1.0) * (1.0 - p))
+    return a, SELU_ALPHA * a * p, -SELU_ALPHA * a * (1.0 - p)
+
+
 def alpha_dropout(
     values: Sequence[float],
     shape: Sequence[int],
@@ -152,11 +170,7 @@ def alpha_dropout(
     t = arguments.threshold(p)
     keep = [element_word(seed, stream, index) >= t for index in indices]
     compute = arguments.compute_dtype(dtype)
-    if p == 1.0:
-        a = c = d = 0.0
-    else:
-        a64 = 1.0 / math.sqrt((SELU_ALPHA * SELU_ALPHA * p + 1.0) * (1.0 - p))
-        a, c, d = (round_to(v, compute) for v in (a64, SELU_ALPHA * a64 * p, -SELU_ALPHA * a64 * (1.0 - p)))
+    a, c, d = (round_to(v, compute) for v in alpha_affine(p))
     dropped = round_to(d, dtype)
     out = []
     for i, value in enumerate(values):
@@ -247,7 +261,7 @@ def gaussian_dropout(
 
     ``y = x (1 + sigma z)`` with ``sigma = sqrt(p / (1 - p))``; ``bound`` is the documented
     tolerance ``GAUSSIAN_ULPS * eps * |x| (1 + sigma r)`` (eps of the compute dtype), plus one
-    ulp of ``dtype`` at ``y`` for 16-bit dtypes (the final rounding).
+    spacing of ``dtype`` at ``y`` for 16-bit dtypes (the final rounding).
     """
     p = arguments.check_p(p)
     shape = tuple(shape)
@@ -263,7 +277,7 @@ def gaussian_dropout(
         y = x * (1.0 + sigma * zs[j])
         bound = GAUSSIAN_ULPS * eps * abs(x) * (1.0 + sigma * rs[j])
         if dtype in arguments.HALF_DTYPES and math.isfinite(y):
-            bound += EPSILON[dtype] * abs(y)
+            bound += spacing(y, dtype)
         out.append(y)
         bounds.append(bound)
     return out, bounds
