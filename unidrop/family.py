@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,10 +21,9 @@ from . import arguments, registry
 from .api import dropout
 from .backend import Backend, Implementation
 from .blocks import MaskBlock, check_block
-from .reference import SELU_ALPHA, round_to
 
 #: SELU's ``scale * alpha``: the value a SELU unit saturates to is ``-ALPHA`` (PyTorch's constant).
-ALPHA = SELU_ALPHA
+ALPHA = arguments.SELU_ALPHA
 #: The uniform variates of Gaussian dropout carry the top 24 bits of a word: k * 2**-24.
 UNIFORM_BITS = 24
 TWO_PI = 2.0 * math.pi
@@ -331,6 +331,8 @@ def dropout_backward_from_mask(
     return implementation.astype(implementation.astype(xp.where(keep, scaled, 0.0), compute), grad.dtype)
 
 
-def _rounded(value: float, dtype: str) -> float:
-    """``value`` rounded to ``dtype`` (to nearest even, in integer arithmetic), as a Python float."""
-    return round_to(value, dtype)
+def _rounded(value: float, compute: str) -> float:
+    """``value`` rounded to the compute dtype (float32 or float64), to nearest even, as a Python float."""
+    if compute == "float64":
+        return value
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])

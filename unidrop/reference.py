@@ -112,8 +112,7 @@ def flat_mask_index(flat_index: int, shape: Sequence[int], mshape: Sequence[int]
 
 # --- The dropout family (docs/spec.md, "The dropout family") -----------------------------------
 
-#: SELU's ``scale * alpha`` (PyTorch's constant in alpha_dropout): SELU saturates to ``-SELU_ALPHA``.
-SELU_ALPHA = 1.7580993408473766
+SELU_ALPHA = arguments.SELU_ALPHA
 
 
 def _mask_words(
