@@ -28,7 +28,7 @@ SEED, STREAM = (1 << 63) + (1 << 32) + 11, (1 << 40) + 3
 #: (shape, broadcast_dims) of the exactness checks: element-wise, and the feature-wise form.
 CASES = [((7, 13), ()), ((4, 6, 5), (2,)), ((3, 2, 4, 4), (2, 3))]
 #: Elements of the family's statistics checks.
-FAMILY_STAT_SIZE = 1 << 18
+FAMILY_STAT_SIZE = 1 << 16
 
 
 def same_or_either(actual: np.ndarray, pairs: list[tuple[float, float]], context: str) -> None:
