@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import unidrop
-from unidrop import arguments, reference
+from unidrop import Implementation, arguments, reference
 from unidrop.arguments import TWO_POW_32
 
 from .helpers import SuitePart, assert_same_floats, keep_string, sample_values
@@ -74,6 +74,28 @@ class FamilyChecks(SuitePart):
         """``fn`` (a family function) on the backend under test, chosen by name."""
         return fn(x, p, backend=self.adapter.name, **kwargs)
 
+    def skip_without_rules(self, x: Any) -> None:
+        """Skip, saying why, where the backend gives no namespace for its arrays: the family's rules
+        cannot run there (only ``dropout`` is implemented), and each function says so."""
+        implementation = self.backend.implementation()
+        try:
+            implementation.namespace(x)
+        except TypeError as error:
+            with pytest.raises(TypeError, match="namespace"):
+                self.family(unidrop.alpha_dropout, x, 0.5, seed=1)
+            pytest.skip(f"backend {self.adapter.name!r} implements only dropout: {error}")
+
+    def skip_without_words(self, x: Any) -> None:
+        """Skip, saying why, where the backend provides no stream words (after checking that
+        ``gaussian_dropout`` then raises a TypeError naming them)."""
+        self.skip_without_rules(x)
+        if type(self.backend.implementation()).stream_words is Implementation.stream_words:
+            with pytest.raises(TypeError, match="stream_words"):
+                self.family(unidrop.gaussian_dropout, x, 0.5, seed=1)
+            pytest.skip(
+                f"backend {self.adapter.name!r} provides no stream words: gaussian_dropout is refused"
+            )
+
     # --- alpha dropout --------------------------------------------------------------------------
 
     @pytest.mark.parametrize(("shape", "dims"), CASES, ids=["elementwise", "feature-last", "feature-2d"])
@@ -84,6 +106,7 @@ class FamilyChecks(SuitePart):
         """Output and mask equal the reference's; the mask is dropout's for the same randomness."""
         values = sample_values(shape, unidrop_dtype, 21)
         x = self.make(values, unidrop_dtype, unidrop_device)
+        self.skip_without_rules(x)
         y, keep = self.family(
             unidrop.alpha_dropout, x, p, seed=SEED, stream=STREAM, broadcast_dims=dims, return_mask=True
         )
@@ -104,6 +127,7 @@ class FamilyChecks(SuitePart):
         """p == 1: every element +0 (PyTorch's rule); p == 0 and training=False: the input itself."""
         values = sample_values((5, 8), "float32", 3)
         x = self.make(values, "float32")
+        self.skip_without_rules(x)
         assert_same_floats(
             self.read(self.family(unidrop.alpha_dropout, x, 1.0, seed=1)), np.zeros((5, 8)), "p=1"
         )
@@ -114,9 +138,9 @@ class FamilyChecks(SuitePart):
         """On N(0, 1) input, the output's mean is 0 and variance 1, each within 5 sigma."""
         p = 0.3
         values = np.random.default_rng(2024).standard_normal(FAMILY_STAT_SIZE)
-        y = self.read(self.family(unidrop.alpha_dropout, self.make(values, "float32"), p, seed=77)).astype(
-            np.float64
-        )
+        x = self.make(values, "float32")
+        self.skip_without_rules(x)
+        y = self.read(self.family(unidrop.alpha_dropout, x, p, seed=77)).astype(np.float64)
         a, c, d = reference.alpha_affine(p)
         q = 1.0 - arguments.threshold(p) / TWO_POW_32
         mean = q * c + (1.0 - q) * d  # 0 up to q's distance from 1 - p
@@ -137,6 +161,7 @@ class FamilyChecks(SuitePart):
         shape, p = (16, 3, 5), 0.4
         values = sample_values(shape, unidrop_dtype, 22)
         x = self.make(values, unidrop_dtype, unidrop_device)
+        self.skip_without_rules(x)
         y, keep = self.family(
             unidrop.drop_path, x, p, seed=SEED, stream=STREAM, scale_by_keep=scale_by_keep, return_mask=True
         )
@@ -151,6 +176,7 @@ class FamilyChecks(SuitePart):
 
     def test_drop_path_refuses_a_0d_array_and_a_non_bool_scale_by_keep(self) -> None:
         x = self.make(np.ones((2, 2)), "float32")
+        self.skip_without_rules(x)
         with pytest.raises(ValueError, match="leading"):
             self.family(unidrop.drop_path, self.make(np.array(1.0), "float32"), 0.5, seed=1)
         with pytest.raises(TypeError, match="scale_by_keep"):
@@ -166,6 +192,7 @@ class FamilyChecks(SuitePart):
         """``x (1 + sigma z)`` with z from words (u_2i, u_2i+1), within the spec's bound of the reference."""
         values = sample_values(shape, unidrop_dtype, 23)
         x = self.make(values, unidrop_dtype, unidrop_device)
+        self.skip_without_words(x)
         y = self.family(unidrop.gaussian_dropout, x, p, seed=SEED, stream=STREAM, broadcast_dims=dims)
         want, bounds = reference.gaussian_dropout(
             values.reshape(-1).tolist(), shape, unidrop_dtype, p, SEED, STREAM, dims
@@ -178,7 +205,9 @@ class FamilyChecks(SuitePart):
     def test_gaussian_noise_has_mean_one_and_variance_p_over_1_minus_p(self) -> None:
         """On ones, the output's mean is 1 and its variance p / (1 - p), each within 5 sigma."""
         p, n = 0.25, FAMILY_STAT_SIZE
-        y = self.read(self.family(unidrop.gaussian_dropout, self.make(np.ones(n), "float32"), p, seed=5))
+        x = self.make(np.ones(n), "float32")
+        self.skip_without_words(x)
+        y = self.read(self.family(unidrop.gaussian_dropout, x, p, seed=5))
         y = y.astype(np.float64)
         var = p / (1.0 - p)
         assert abs(y.mean() - 1.0) <= 5 * math.sqrt(var / n), f"mean {y.mean()}"
@@ -189,6 +218,7 @@ class FamilyChecks(SuitePart):
 
     def test_gaussian_dropout_refuses_p_one_and_is_the_identity_at_p_zero(self) -> None:
         x = self.make(np.ones((3, 4)), "float32")
+        self.skip_without_words(x)
         with pytest.raises(ValueError, match="p < 1"):
             self.family(unidrop.gaussian_dropout, x, 1.0, seed=1)
         assert self.family(unidrop.gaussian_dropout, x, 0.0, seed=1) is x
@@ -239,6 +269,7 @@ class FamilyChecks(SuitePart):
         shape, p = (5, 11), 0.35
         grad_values = sample_values(shape, unidrop_dtype, 26)
         grad = self.make(grad_values, unidrop_dtype)
+        self.skip_without_rules(grad)
         x = self.make(np.ones(shape), unidrop_dtype)
         _, keep = self.dropout(x, p, seed=SEED, stream=STREAM, broadcast_dims=dims, return_mask=True)
         want, _ = reference.dropout(
