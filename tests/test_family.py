@@ -115,6 +115,12 @@ def test_inplace_refuses_a_read_only_array_and_a_scalar_naming_them():
         unidrop.dropout(np.ones(2, np.float32), 0.5, seed=1, inplace=1, backend="numpy")
 
 
+def test_family_functions_refuse_an_unknown_type_listing_the_backends():
+    for fn in (unidrop.alpha_dropout, unidrop.drop_path, unidrop.gaussian_dropout):
+        with pytest.raises(TypeError, match="installed"):
+            fn([1.0, 2.0], 0.5, seed=1)
+
+
 def test_dropout_backward_needs_the_seed():
     with pytest.raises(TypeError, match="seed"):
         unidrop.dropout_backward(np.ones(3, np.float32), 0.5, seed=None, backend="numpy")

@@ -170,7 +170,7 @@ def drop_path(
     """
     if scale_by_keep is not True and scale_by_keep is not False:
         raise TypeError(f"scale_by_keep must be True or False, got {arguments.show(scale_by_keep)}")
-    ndim = len(getattr(x, "shape", ()))
+    ndim = len(getattr(x, "shape", (0,)))  # an object without a shape is refused by the dispatch
     if ndim == 0:
         raise ValueError("drop_path needs an array with a leading (sample) axis, got a 0-d array")
     dims = tuple(range(1, ndim))
