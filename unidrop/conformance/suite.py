@@ -20,6 +20,7 @@ from .abilities import AbilitiesChecks
 from .adapter import SuiteAdapter
 from .blocks import BlockChecks
 from .exactness import ExactnessChecks
+from .family import FamilyChecks
 from .helpers import SuitePart, assert_same_floats, exact_values, keep_string, sample_values
 from .loading import LoadingChecks
 from .rules import RulesChecks
@@ -31,6 +32,7 @@ __all__ = [
     "BlockChecks",
     "ConformanceSuite",
     "ExactnessChecks",
+    "FamilyChecks",
     "LoadingChecks",
     "RulesChecks",
     "StatisticsChecks",
@@ -44,6 +46,6 @@ __all__ = [
 
 
 class ConformanceSuite(
-    ExactnessChecks, BlockChecks, StatisticsChecks, RulesChecks, AbilitiesChecks, LoadingChecks
+    ExactnessChecks, BlockChecks, StatisticsChecks, RulesChecks, AbilitiesChecks, FamilyChecks, LoadingChecks
 ):
     """Checks mask stream v1 and every rule of the contract on one backend: all the parts."""

@@ -1,0 +1,48 @@
+"""The dropout family through torch autograd: alpha gives cot * a where kept, Gaussian cot * noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import unidrop
+from unidrop import reference
+
+SEED, STREAM, P = (1 << 63) + 11, (1 << 40) + 3, 0.3
+
+
+def _inputs(shape):
+    rng = np.random.default_rng(5)
+    return rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+
+
+def test_alpha_dropout_gradient_is_cotangent_times_a_where_kept():
+    values, cot = _inputs((6, 20))
+    x = torch.from_numpy(values).requires_grad_(True)
+    y = unidrop.alpha_dropout(x, P, seed=SEED, stream=STREAM)
+    (grad,) = torch.autograd.grad(y, x, torch.from_numpy(cot))
+    a32 = reference.round_to(reference.alpha_affine(P)[0], "float32")
+    _, keep = reference.dropout(cot.reshape(-1).tolist(), cot.shape, "float32", P, SEED, STREAM)
+    want = [
+        reference.round_to(v * a32, "float32") if k else 0.0
+        for v, k in zip(cot.reshape(-1).tolist(), keep, strict=True)
+    ]
+    assert grad.reshape(-1).tolist() == want
+
+
+def test_gaussian_dropout_gradient_is_cotangent_times_the_noise_within_the_bound():
+    values, cot = _inputs((6, 20))
+    x = torch.from_numpy(values).requires_grad_(True)
+    y = unidrop.gaussian_dropout(x, P, seed=SEED, stream=STREAM)
+    (grad,) = torch.autograd.grad(y, x, torch.from_numpy(cot))
+    want, bounds = reference.gaussian_dropout(cot.reshape(-1).tolist(), cot.shape, "float32", P, SEED, STREAM)
+    error = np.abs(grad.reshape(-1).numpy().astype(np.float64) - np.array(want))
+    assert np.all(error <= np.array(bounds))
+
+
+def test_inplace_on_a_tensor_returns_it_with_dropouts_values():
+    values, _ = _inputs((5, 7))
+    x = torch.from_numpy(values.copy())
+    want = unidrop.dropout(torch.from_numpy(values), P, seed=SEED)
+    assert unidrop.dropout(x, P, seed=SEED, inplace=True) is x
+    assert torch.equal(x, want)
