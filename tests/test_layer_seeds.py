@@ -55,3 +55,11 @@ def test_paths_from_torch_and_nnx_read_the_same() -> None:
     assert layer_seeds.layer_path(["blocks", "0", "drop"]) == "blocks.0.drop"
     assert layer_seeds.layer_path(("blocks", 0, "drop")) == "blocks.0.drop"
     assert layer_seeds.layer_path(()) == ""
+
+
+def test_path_key_orders_numbers_numerically_and_reads_torch_and_nnx_paths_alike() -> None:
+    paths = ["layers.10.drop", "b", "layers.2.drop", "a.z", "layers.2.attn", "a"]
+    ordered = sorted(paths, key=lambda name: layer_seeds.path_key(layer_seeds.torch_path(name)))
+    assert ordered == ["a", "a.z", "b", "layers.2.attn", "layers.2.drop", "layers.10.drop"]
+    assert layer_seeds.path_key(("layers", 10, "drop")) == layer_seeds.path_key(("layers", "10", "drop"))
+    assert layer_seeds.torch_path("") == () and layer_seeds.torch_path("a.0") == ("a", "0")

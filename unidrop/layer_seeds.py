@@ -6,10 +6,12 @@ every dropout layer uses, at training step ``step``::
     seed   = base_seed
     stream = step * 2**32 + layer
 
-``layer`` is the layer's number in the model (0, 1, 2, ... in the order both implementations
-agree on: ``unidrop_torch.convert`` and ``unidrop_jax.nnx.convert`` number them in the order
-they list the model's dropout layers, see docs/porting.md), and ``step`` and ``layer`` are
-integers in [0, 2**32). Distinct (step, layer) pairs are distinct streams, hence independent
+``layer`` is the layer's number in the model, and ``step`` and ``layer`` are integers in
+[0, 2**32). ``unidrop_torch.convert`` and ``unidrop_jax.nnx.convert`` number a model's dropout
+layers 0, 1, 2, ... in the order of their paths (:func:`path_key`: component by component,
+numbers numerically, names alphabetically), which depends on the attribute names alone, not on
+the order in which each framework registers or visits them; a port that keeps the names gets the
+same numbers (docs/porting.md). Distinct (step, layer) pairs are distinct streams, hence independent
 masks; the seed is the same for the whole run. The stream's two 32-bit words are ``(step,
 layer)``, high word first: the ``uint32[2]`` form that unidrop's JAX backend takes as a stream,
 so a traced step needs no 64-bit integers.
@@ -66,3 +68,26 @@ def layer_path(parts: Iterable[object]) -> str:
     both read the same here, so two implementations can check that they number the same layers.
     """
     return ".".join(str(part) for part in parts)
+
+
+def path_key(parts: Iterable[object]) -> tuple[tuple[int, int | str], ...]:
+    """The sort key that numbers layers: per component, numbers (ints or digit strings) before
+    names, numbers numerically, names as strings.
+
+    So ``("layers", 2)`` and ``"layers.2".split(".")`` sort alike, and ``layers.2`` before
+    ``layers.10``.
+    """
+    key: list[tuple[int, int | str]] = []
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            key.append((0, part))
+        elif isinstance(part, str) and part.isdecimal() and part.isascii():
+            key.append((0, int(part)))
+        else:
+            key.append((1, str(part)))
+    return tuple(key)
+
+
+def torch_path(name: str) -> tuple[str, ...]:
+    """The components of a torch module name (``"blocks.0.drop"``; ``""`` is the root)."""
+    return tuple(name.split(".")) if name else ()

@@ -89,7 +89,27 @@ def test_bad_arguments_are_named() -> None:
         unidrop_torch.convert(torch_stream, seed=1)
 
 
-def test_seed_numbers_layers_in_named_modules_order_and_set_step_moves_them() -> None:
+def test_layers_are_numbered_by_path_not_by_registration_order() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.zdrop = nn.Dropout(0.1)
+            self.layers = nn.Sequential(*[nn.Dropout(0.2) for _ in range(11)])
+            self.adrop = nn.Dropout(0.3)
+
+    model = unidrop_torch.convert(Net(), seed=4)
+    names = [name for name, _ in unidrop_torch.dropout_layers(model)]
+    assert names == ["adrop", *[f"layers.{i}" for i in range(11)], "zdrop"]
+    assert [m.layer for _, m in unidrop_torch.dropout_layers(model)] == list(range(13))
+    assert (model.adrop.layer, model.layers[2].layer, model.layers[10].layer, model.zdrop.layer) == (
+        0,
+        3,
+        11,
+        12,
+    )
+
+
+def test_seed_numbers_layers_in_path_order_and_set_step_moves_them() -> None:
     model = unidrop_torch.convert(small_model(), seed=2**40 + 9)
     layers = unidrop_torch.dropout_layers(model)
     assert [name for name, _ in layers] == ["1", "2.drop", "3.0", "3.1", "4.d3"]

@@ -28,16 +28,15 @@ REPLACEMENTS: dict[type[nn.Module], type[modules._MaskStreamDropout]] = {
 
 
 def dropout_layers(model: nn.Module) -> list[tuple[str, modules._MaskStreamDropout]]:
-    """The unidrop dropout layers of ``model`` with their paths, in ``model.named_modules()`` order.
+    """The unidrop dropout layers of ``model`` with their paths, in the order :func:`convert` numbers them.
 
-    That order (registration order, depth first, each shared module once) is the order in
-    which :func:`convert` numbers them.
+    That order is the paths' (:func:`unidrop.layer_seeds.path_key`: ``layers.2`` before
+    ``layers.10``), not the registration order, so that a port to another framework with the same
+    attribute names numbers its layers alike. A module shared by two parents counts once, under
+    its first name in ``model.named_modules()``.
     """
-    return [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, modules._MaskStreamDropout)
-    ]
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, modules._MaskStreamDropout)]
+    return sorted(found, key=lambda item: layer_seeds.path_key(layer_seeds.torch_path(item[0])))
 
 
 def convert(model: nn.Module, *, seed: int | None = None) -> nn.Module:
@@ -52,7 +51,7 @@ def convert(model: nn.Module, *, seed: int | None = None) -> nn.Module:
 
     ``seed=None`` keeps torch's convention (each call draws from torch's default generator).
     An integer ``seed`` numbers every unidrop dropout layer of the result 0, 1, 2, ... in
-    :func:`dropout_layers` order and gives it ``seed`` and its layer number (at step 0): the
+    :func:`dropout_layers` order (their paths') and gives it ``seed`` and its layer number (at step 0): the
     layer-seed convention of :mod:`unidrop.layer_seeds`; call :func:`set_step` at each step.
     """
     if not isinstance(model, nn.Module):
