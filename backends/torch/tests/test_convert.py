@@ -162,3 +162,21 @@ def test_a_converted_model_trains_for_a_few_steps() -> None:
     assert losses[-1] < 0.5 * losses[0], losses
     model.eval()
     assert torch.equal(model(x), model(x))
+
+
+def test_set_step_under_torch_compile_gives_eager_masks_with_two_compilations() -> None:
+    """With allow_unspec_int_on_nn_module, a new step does not recompile (docs/porting.md).
+
+    Slow (Dynamo's first trace, some seconds), but the only check of what docs/porting.md says.
+    """
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    model = unidrop_torch.convert(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)), seed=3)
+    compiled = torch.compile(model, backend="eager")
+    x = sample((2, 4), torch.float32, seed=4, specials=False)
+    with torch._dynamo.config.patch(allow_unspec_int_on_nn_module=True):
+        for step in range(4):
+            unidrop_torch.set_step(model, step)
+            hidden = model[0](x)
+            assert_same(compiled(x), expected_output(hidden, 0.5, 3, step * TWO_POW_32), f"step {step}")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 2
