@@ -52,14 +52,13 @@ class NnxMLP(nnx.Module):
         self.drop2 = nnx.Dropout(RATES[1], rngs=rngs)
         self.head = nnx.Linear(16, 1, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = jnp.tanh(self.fc1(x))
-        d = self.drop1(h)
-        self.sow(nnx.Intermediate, "drop1", (h, d))
-        h = jnp.tanh(self.fc2(d))
-        d = self.drop2(h)
-        self.sow(nnx.Intermediate, "drop2", (h, d))
-        return self.head(d)
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, dict[str, tuple[jax.Array, jax.Array]]]:
+        """The output, and each dropout layer's (input, output)."""
+        h1 = jnp.tanh(self.fc1(x))
+        d1 = self.drop1(h1)
+        h2 = jnp.tanh(self.fc2(d1))
+        d2 = self.drop2(h2)
+        return self.head(d2), {"drop1": (h1, d1), "drop2": (h2, d2)}
 
 
 def copy_weights(source: TorchMLP, target: NnxMLP) -> None:
@@ -106,8 +105,9 @@ def test_masks_are_identical_at_every_layer_and_step(models: tuple[TorchMLP, Nnx
             lambda module, args, out, name=name: seen.__setitem__(name, (args[0].detach(), out.detach()))
         )
 
-    def nnx_loss(model: NnxMLP, x: jax.Array, target: jax.Array) -> jax.Array:
-        return jnp.mean((model(x) - target) ** 2)
+    def nnx_loss(model: NnxMLP, x: jax.Array, target: jax.Array) -> tuple[jax.Array, dict]:
+        out, seen_by_layer = model(x)
+        return jnp.mean((out - target) ** 2), seen_by_layer
 
     for step in range(STEPS):
         x = generator.standard_normal((32, 8)).astype(np.float32)
@@ -120,14 +120,13 @@ def test_masks_are_identical_at_every_layer_and_step(models: tuple[TorchMLP, Nnx
         torch_loss.backward()
         torch_optimizer.step()
 
-        nnx_value, grads = nnx.value_and_grad(nnx_loss)(nnx_model, jnp.asarray(x), jnp.asarray(target))
-        intermediates = nnx.pop(nnx_model, nnx.Intermediate)
+        grad_fn = nnx.value_and_grad(nnx_loss, has_aux=True)
+        (nnx_value, intermediates), grads = grad_fn(nnx_model, jnp.asarray(x), jnp.asarray(target))
         nnx_optimizer.update(nnx_model, grads)
 
         for layer, (name, rate) in enumerate(zip(("drop1", "drop2"), RATES, strict=True)):
             torch_in, torch_out = (t.numpy() for t in seen[name])
-            ((nnx_in, nnx_out),) = getattr(intermediates, name)[...]
-            nnx_in, nnx_out = np.asarray(nnx_in), np.asarray(nnx_out)
+            nnx_in, nnx_out = (np.asarray(a) for a in intermediates[name])
             assert np.all(torch_in != 0) and np.all(nnx_in != 0)  # tanh: every drop shows in the output
             want = reference_keep(torch_in, rate, step, layer)
             assert np.array_equal(torch_out != 0, want), f"torch, {name}, step {step}"
