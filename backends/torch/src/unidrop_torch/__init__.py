@@ -13,10 +13,13 @@ from typing import Any
 from .backend import TorchBackend
 
 __all__ = [
+    "AlphaDropout",
+    "DropPath",
     "Dropout",
     "Dropout1d",
     "Dropout2d",
     "Dropout3d",
+    "FeatureAlphaDropout",
     "TorchBackend",
     "convert",
     "dropout",
@@ -26,6 +29,9 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AlphaDropout": "family_modules",
+    "FeatureAlphaDropout": "family_modules",
+    "DropPath": "family_modules",
     "Dropout": "modules",
     "Dropout1d": "modules",
     "Dropout2d": "modules",

@@ -1,22 +1,23 @@
 """``unidrop_torch.convert``: a torch model's dropout modules replaced by unidrop's.
 
-:func:`convert` swaps every ``torch.nn.Dropout``, ``Dropout1d``, ``Dropout2d`` and ``Dropout3d``
-of a model (and ``AlphaDropout``/``FeatureAlphaDropout`` where unidrop has their layers) for
-unidrop's class of the same name, keeping ``p``, ``inplace`` and the train/eval mode. With a
-base ``seed`` it also numbers every unidrop dropout layer for the layer-seed convention of
-:mod:`unidrop.layer_seeds`, and :func:`set_step` then moves them all to a training step, so a
-port of the model to another framework draws the same masks (docs/porting.md).
+:func:`convert` swaps every ``torch.nn.Dropout``, ``Dropout1d``, ``Dropout2d``, ``Dropout3d``,
+``AlphaDropout`` and ``FeatureAlphaDropout`` of a model for unidrop's class of the same name,
+keeping ``p``, ``inplace`` and the train/eval mode. With a base ``seed`` it also numbers every
+unidrop dropout layer for the layer-seed convention of :mod:`unidrop.layer_seeds`, and
+:func:`set_step` then moves them all to a training step, so a port of the model to another
+framework draws the same masks (docs/porting.md).
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from torch import nn
 
 from unidrop import arguments, layer_seeds
 
-from . import modules
+from . import family_modules, modules
 
 #: torch's dropout classes -> unidrop's replacement (exact types: a subclass may override forward).
 REPLACEMENTS: dict[type[nn.Module], type[modules._MaskStreamDropout]] = {
@@ -24,10 +25,14 @@ REPLACEMENTS: dict[type[nn.Module], type[modules._MaskStreamDropout]] = {
     nn.Dropout1d: modules.Dropout1d,
     nn.Dropout2d: modules.Dropout2d,
     nn.Dropout3d: modules.Dropout3d,
+    nn.AlphaDropout: family_modules.AlphaDropout,
+    nn.FeatureAlphaDropout: family_modules.FeatureAlphaDropout,
 }
+#: What convert and set_step count as unidrop dropout layers.
+LAYERS = (modules._MaskStreamDropout, family_modules.DropPath)
 
 
-def dropout_layers(model: nn.Module) -> list[tuple[str, modules._MaskStreamDropout]]:
+def dropout_layers(model: nn.Module) -> list[tuple[str, Any]]:
     """The unidrop dropout layers of ``model`` with their paths, in the order :func:`convert` numbers them.
 
     That order is the paths' (:func:`unidrop.layer_seeds.path_key`: ``layers.2`` before
@@ -35,24 +40,24 @@ def dropout_layers(model: nn.Module) -> list[tuple[str, modules._MaskStreamDropo
     attribute names numbers its layers alike. A module shared by two parents counts once, under
     its first name in ``model.named_modules()``.
     """
-    found = [(name, m) for name, m in model.named_modules() if isinstance(m, modules._MaskStreamDropout)]
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, LAYERS)]
     return sorted(found, key=lambda item: layer_seeds.path_key(layer_seeds.torch_path(item[0])))
 
 
 def convert(model: nn.Module, *, seed: int | None = None) -> nn.Module:
     """Replace every torch dropout module of ``model`` by unidrop's, in place; return the model.
 
-    Each ``torch.nn.Dropout``/``Dropout1d``/``Dropout2d``/``Dropout3d`` (exactly those types)
-    becomes the :mod:`unidrop_torch` class of the same name, with the same ``p``, ``inplace``
-    and training mode; a module shared by several parents stays shared. Dropout modules
-    unidrop has no layer for (a subclass of a torch dropout class, ``AlphaDropout`` where not
-    yet supported) are left as they are, with a warning naming them. If ``model`` is itself a
+    Each ``torch.nn.Dropout``/``Dropout1d``/``Dropout2d``/``Dropout3d``/``AlphaDropout``/
+    ``FeatureAlphaDropout`` (exactly those types) becomes the :mod:`unidrop_torch` class of the
+    same name, with the same ``p``, ``inplace`` and training mode; a module shared by several
+    parents stays shared. Dropout modules unidrop has no layer for (a subclass of a torch
+    dropout class) are left as they are, with a warning naming them. If ``model`` is itself a
     dropout module, its replacement is returned.
 
     ``seed=None`` keeps torch's convention (each call draws from torch's default generator).
     An integer ``seed`` numbers every unidrop dropout layer of the result 0, 1, 2, ... in
-    :func:`dropout_layers` order (their paths') and gives it ``seed`` and its layer number (at step 0): the
-    layer-seed convention of :mod:`unidrop.layer_seeds`; call :func:`set_step` at each step.
+    :func:`dropout_layers` order (their paths') and gives it ``seed`` and its layer number (at
+    step 0): the layer-seed convention of :mod:`unidrop.layer_seeds`; call :func:`set_step` at each step.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"convert needs a torch.nn.Module, got {type(model).__qualname__}")
@@ -95,9 +100,7 @@ def _replacement(
         return replaced[id(module)]
     cls = REPLACEMENTS.get(type(module))
     if cls is None:
-        if isinstance(module, nn.modules.dropout._DropoutNd) and not isinstance(
-            module, modules._MaskStreamDropout
-        ):
+        if isinstance(module, nn.modules.dropout._DropoutNd) and not isinstance(module, LAYERS):
             skipped.append(f"{path or '(the model)'} ({type(module).__qualname__})")
         return module
     new = cls(module.p, module.inplace)
