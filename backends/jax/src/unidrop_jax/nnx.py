@@ -138,14 +138,7 @@ class Dropout(_nnx.Module):
         if self.rate == 1.0:  # every element is dropped: no mask, so no key (+0, as unidrop gives)
             return jnp.zeros_like(inputs)
         if rngs is None and self.seed is not None:
-            return unidrop.dropout(
-                jnp.asarray(inputs),
-                self.rate,
-                seed=self.seed,
-                stream=self._seeded_stream(),
-                broadcast_dims=self.broadcast_dims,
-                backend="jax",
-            )
+            return self._drop(jnp.asarray(inputs), self.seed, self._seeded_stream())
         source = _first(rngs, self.rngs, error=_NO_RNGS)
         if isinstance(source, _rnglib.Rngs):
             key = source[self.rng_collection]()
@@ -157,13 +150,12 @@ class Dropout(_nnx.Module):
             raise TypeError(
                 f"rngs must be an nnx.Rngs, an nnx.RngStream or a JAX key, got {type(source).__name__}"
             )
-        return unidrop.dropout(
-            jnp.asarray(inputs),
-            self.rate,
-            seed=key,
-            stream=self.stream,
-            broadcast_dims=self.broadcast_dims,
-            backend="jax",
+        return self._drop(jnp.asarray(inputs), key, self.stream)
+
+    def _drop(self, x: jax.Array, seed: Any, stream: Any) -> jax.Array:
+        """The layer's function in training, on ``x`` with the call's randomness (here dropout)."""
+        return unidrop.dropout(  # type: ignore[no-any-return]
+            x, self.rate, seed=seed, stream=stream, broadcast_dims=self.broadcast_dims, backend="jax"
         )
 
     def _seeded_stream(self) -> Any:
@@ -184,5 +176,6 @@ class Dropout(_nnx.Module):
 
 # convert, set_step and dropout_layers live in their own module, which builds on Dropout above.
 from .nnx_convert import convert, dropout_layers, set_step  # noqa: E402
+from .nnx_family import AlphaDropout, DropPath  # noqa: E402
 
-__all__ = ["Dropout", "LayerStep", "convert", "dropout_layers", "set_step"]
+__all__ = ["AlphaDropout", "DropPath", "Dropout", "LayerStep", "convert", "dropout_layers", "set_step"]
