@@ -88,7 +88,19 @@ def tests(session: nox.Session) -> None:
     session.install(*(arg for path in editable for arg in ("-e", path)))
     # arguments after -- replace the test selection: nox -s tests -- tests/test_mutants.py -rxX
     named = any(arg.startswith("tests") for arg in session.posargs)
-    session.run("pytest", *([] if named else ["tests"]), "-p", "no:cacheprovider", *session.posargs)
+    selection = [] if named else ["tests", "--ignore=tests/porting"]  # porting needs torch and JAX
+    session.run("pytest", *selection, "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def porting(session: nox.Session) -> None:
+    """A model ported from torch to Flax NNX draws the same masks (tests/porting, docs/porting.md)."""
+    pins = dict.fromkeys([*TEST_TOOLS, *BACKEND_PINS["torch"], *BACKEND_PINS["jax"]])
+    session.install(*pins)
+    session.install("-e", ".", "-e", "backends/numpy", "-e", "backends/torch", "-e", "backends/jax")
+    session.run("pytest", "tests/porting", "-p", "no:cacheprovider", *session.posargs)
+    docs = ["tests/test_docs_examples.py", "-k", "porting"]  # docs/porting.md's example, as written
+    session.run("pytest", *docs, "-p", "no:cacheprovider", "-q", "-rs")
 
 
 @nox.session

@@ -1,4 +1,4 @@
-"""A Flax NNX dropout layer on mask stream v1: ``unidrop_jax.nnx.Dropout``.
+"""A Flax NNX dropout layer on mask stream v1: ``unidrop_jax.nnx.Dropout``, and ``convert``.
 
 It is used like ``flax.nnx.Dropout`` (same constructor and call arguments, train/eval
 through ``deterministic`` and ``model.train()`` / ``model.eval()`` / ``nnx.view``, keys drawn
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 import unidrop
-from unidrop import arguments
+from unidrop import arguments, layer_seeds
 
 # The first sentence of each is flax.nnx.Dropout's own, so code and tests matching it keep working.
 _NO_DETERMINISTIC = (
@@ -39,6 +39,10 @@ _NO_RNGS = (
     "as either a __call__ argument or class attribute: pass rngs= to the constructor or to the call "
     "(an nnx.Rngs, an nnx.RngStream or a JAX key)"
 )
+
+
+class LayerStep(_nnx.Variable[jax.Array]):
+    """The training step of a numbered dropout layer (a ``uint32`` scalar); see :func:`set_step`."""
 
 
 def _first(*values: Any, error: str) -> Any:
@@ -69,6 +73,15 @@ class Dropout(_nnx.Module):
       rngs: an ``nnx.Rngs`` or ``nnx.RngStream`` to draw a fresh key from at every call.
       stream: unidrop's ``stream`` (an integer in [0, 2**64)), for several independent masks
         from one key.
+      seed: an integer in [0, 2**64) to use instead of keys from ``rngs`` (the same mask at every
+        call, unless ``layer`` is given).
+      layer: with ``seed``, the layer's number for the layer-seed convention of
+        :mod:`unidrop.layer_seeds`: the stream is then ``step * 2**32 + layer``, ``step`` being
+        the layer's :class:`LayerStep` variable (0 until :func:`set_step` moves it; a state, so
+        a new step does not retrace ``nnx.jit``). ``stream`` may not be given as well.
+
+    The randomness of a call comes from the call's ``rngs`` if given, else from ``seed`` if
+    set, else from the layer's ``rngs``.
     """
 
     def __init__(
@@ -80,12 +93,22 @@ class Dropout(_nnx.Module):
         rng_collection: str = "dropout",
         rngs: _rnglib.Rngs | _rnglib.RngStream | None = None,
         stream: int = 0,
+        seed: int | None = None,
+        layer: int | None = None,
     ) -> None:
         self.rate = _check_rate(rate)
         self.broadcast_dims = tuple(broadcast_dims)
         self.deterministic = deterministic
         self.rng_collection = rng_collection
         self.stream = arguments.check_uint64(stream, "stream")
+        self.seed = None if seed is None else arguments.check_uint64(seed, "seed")
+        self.layer = None if layer is None else layer_seeds.check_uint32(layer, "layer")
+        if self.layer is not None and (self.seed is None or self.stream):
+            raise ValueError(
+                f"layer={self.layer} numbers the layer for the layer-seed convention: it needs a seed "
+                f"(the run's base seed) and no stream (got seed={self.seed}, stream={self.stream})"
+            )
+        self.step = _nnx.data(LayerStep(jnp.uint32(0)) if self.layer is not None else None)
         if isinstance(rngs, _rnglib.Rngs):
             self.rngs = rngs[rng_collection].fork()
         elif isinstance(rngs, _rnglib.RngStream):
@@ -114,6 +137,8 @@ class Dropout(_nnx.Module):
             return inputs
         if self.rate == 1.0:  # every element is dropped: no mask, so no key (+0, as unidrop gives)
             return jnp.zeros_like(inputs)
+        if rngs is None and self.seed is not None:
+            return self._drop(jnp.asarray(inputs), self.seed, self._seeded_stream())
         source = _first(rngs, self.rngs, error=_NO_RNGS)
         if isinstance(source, _rnglib.Rngs):
             key = source[self.rng_collection]()
@@ -125,14 +150,19 @@ class Dropout(_nnx.Module):
             raise TypeError(
                 f"rngs must be an nnx.Rngs, an nnx.RngStream or a JAX key, got {type(source).__name__}"
             )
-        return unidrop.dropout(
-            jnp.asarray(inputs),
-            self.rate,
-            seed=key,
-            stream=self.stream,
-            broadcast_dims=self.broadcast_dims,
-            backend="jax",
+        return self._drop(jnp.asarray(inputs), key, self.stream)
+
+    def _drop(self, x: jax.Array, seed: Any, stream: Any) -> jax.Array:
+        """The layer's function in training, on ``x`` with the call's randomness (here dropout)."""
+        return unidrop.dropout(  # type: ignore[no-any-return]
+            x, self.rate, seed=seed, stream=stream, broadcast_dims=self.broadcast_dims, backend="jax"
         )
+
+    def _seeded_stream(self) -> Any:
+        """A seeded call's stream: ``stream``, or ``(step, layer)`` as ``uint32[2]`` for a numbered layer."""
+        if self.step is None or self.layer is None:
+            return self.stream
+        return jnp.stack([self.step[...], jnp.uint32(self.layer)])
 
     def set_view(self, deterministic: bool | None = None) -> None:
         """Class method used by ``nnx.view`` (``nnx.view_info`` reads the ``Args:`` below).
@@ -142,3 +172,10 @@ class Dropout(_nnx.Module):
         """
         if deterministic is not None:
             self.deterministic = deterministic
+
+
+# convert, set_step and dropout_layers live in their own module, which builds on Dropout above.
+from .nnx_convert import convert, dropout_layers, set_step  # noqa: E402
+from .nnx_family import AlphaDropout, DropPath  # noqa: E402
+
+__all__ = ["AlphaDropout", "DropPath", "Dropout", "LayerStep", "convert", "dropout_layers", "set_step"]

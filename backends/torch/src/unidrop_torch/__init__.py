@@ -2,7 +2,7 @@
 
 Importing this package does not import torch; the entry point ``unidrop.backends: torch``
 points at :class:`TorchBackend`. The torch-facing names (:class:`Dropout` and its channel-wise
-forms, :func:`dropout`) are imported on first access.
+forms, :func:`dropout`, :func:`convert` and :func:`set_step`) are imported on first access.
 """
 
 from __future__ import annotations
@@ -12,15 +12,34 @@ from typing import Any
 
 from .backend import TorchBackend
 
-__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "TorchBackend", "dropout"]
+__all__ = [
+    "AlphaDropout",
+    "DropPath",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "FeatureAlphaDropout",
+    "TorchBackend",
+    "convert",
+    "dropout",
+    "dropout_layers",
+    "set_step",
+]
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AlphaDropout": "family_modules",
+    "FeatureAlphaDropout": "family_modules",
+    "DropPath": "family_modules",
     "Dropout": "modules",
     "Dropout1d": "modules",
     "Dropout2d": "modules",
     "Dropout3d": "modules",
     "dropout": "functional",
+    "convert": "conversion",
+    "dropout_layers": "conversion",
+    "set_step": "conversion",
 }
 
 

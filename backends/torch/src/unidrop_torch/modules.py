@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from unidrop import arguments
+from unidrop import arguments, layer_seeds
 
 from .functional import dropout
 from .support import refuse_scripting
@@ -42,6 +42,10 @@ class _MaskStreamDropout(nn.Module):
     ``inplace=True`` writes the result into the input and returns it, as ``torch.nn.Dropout``
     does (the result is computed first: no memory is saved).
 
+    ``layer`` (with a ``seed``) numbers the layer for the layer-seed convention of
+    :mod:`unidrop.layer_seeds`: its stream is then ``step * 2**32 + layer``, at step 0 until
+    :func:`unidrop_torch.set_step` moves it (``stream`` may not be given as well).
+
     ``mask_stream="torch"`` reproduces torch's own random stream exactly by delegating to
     ``torch.nn.functional.dropout`` (no ``broadcast_dims``) or ``torch.feature_dropout``
     (``broadcast_dims`` = every axis after the first two, the Dropout1d/2d/3d pattern), for
@@ -60,6 +64,7 @@ class _MaskStreamDropout(nn.Module):
         broadcast_dims: int | Sequence[int] = (),
         seed: int | None = None,
         stream: int = 0,
+        layer: int | None = None,
         mask_stream: str = "unidrop",
     ) -> None:
         p = arguments.check_p(p)
@@ -69,8 +74,18 @@ class _MaskStreamDropout(nn.Module):
         self.broadcast_dims = (broadcast_dims,) if isinstance(broadcast_dims, int) else tuple(broadcast_dims)
         self.seed = None if seed is None else arguments.check_uint64(seed, "seed")
         self.stream = arguments.check_uint64(stream, "stream")
+        self.layer = None if layer is None else layer_seeds.check_uint32(layer, "layer")
+        if self.layer is not None:
+            if self.seed is None or self.stream:
+                raise ValueError(
+                    f"layer={self.layer} numbers the layer for the layer-seed convention: it needs a "
+                    f"seed (the run's base seed) and no stream (got seed={self.seed}, stream={self.stream})"
+                )
+            self.stream = layer_seeds.layer_stream(0, self.layer)
         if mask_stream not in MASK_STREAMS:
             raise ValueError(f"mask_stream must be one of {MASK_STREAMS}, got {mask_stream!r}")
+        if mask_stream == "torch" and self.layer is not None:
+            raise ValueError(f"layer={self.layer} needs unidrop's mask stream, not mask_stream='torch'")
         if mask_stream == "torch" and any(0 <= axis < 2 for axis in self.broadcast_dims):
             # torch's streams share a mask only along axes after the first two, whatever the rank
             raise ValueError(
@@ -121,7 +136,9 @@ class _MaskStreamDropout(nn.Module):
             parts.append(f"broadcast_dims={self.broadcast_dims}")
         if self.seed is not None:
             parts.append(f"seed={self.seed}")
-        if self.stream:
+        if self.layer is not None:
+            parts.append(f"layer={self.layer}, step={self.stream >> 32}")
+        elif self.stream:
             parts.append(f"stream={self.stream}")
         if self.mask_stream != "unidrop":
             parts.append(f"mask_stream={self.mask_stream!r}")

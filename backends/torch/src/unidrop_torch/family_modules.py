@@ -1,0 +1,183 @@
+"""``AlphaDropout``, ``FeatureAlphaDropout`` and ``DropPath`` on mask stream v1.
+
+``AlphaDropout`` and ``FeatureAlphaDropout`` subclass torch's classes of the same name (as
+:class:`unidrop_torch.Dropout` subclasses ``torch.nn.Dropout``) and take the same arguments as
+:class:`unidrop_torch.Dropout` (``p``, ``inplace``, ``seed``, ``stream``, ``layer``,
+``mask_stream``); their values are :func:`unidrop.alpha_dropout`'s. ``DropPath`` is timm's
+``DropPath(drop_prob, scale_by_keep)`` on :func:`unidrop.drop_path`. None saves anything
+input-sized for backward: the alpha forms regenerate the mask from (seed, stream), and drop
+path's mask has one value per sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+import unidrop
+from unidrop import arguments, layer_seeds
+from unidrop.family import alpha_constants
+
+from . import keys
+from .modules import _MaskStreamDropout
+from .support import refuse_scripting
+
+
+class _AlphaDropoutFunction(torch.autograd.Function):
+    """Alpha dropout whose backward regenerates the mask: only (p, seed, stream, axes) are saved."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, p: float, seed: int, stream: int, dims: tuple[int, ...]) -> Any:
+        ctx.randomness = (p, seed, stream, dims)
+        return unidrop.alpha_dropout(x, p, seed=seed, stream=stream, broadcast_dims=dims, backend="torch")
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        p, seed, stream, dims = ctx.randomness
+        _, keep = unidrop.dropout(
+            grad, p, seed=seed, stream=stream, broadcast_dims=dims, return_mask=True, backend="torch"
+        )
+        compute = torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else grad.dtype
+        a = torch.tensor(alpha_constants(p)[0], dtype=compute)  # d(x a + c)/dx, rounded as the forward's
+        zero = torch.zeros((), dtype=compute, device=grad.device)
+        return (
+            torch.where(keep, grad.to(compute) * a.to(grad.device), zero).to(grad.dtype),
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _drawn_seed(x: torch.Tensor) -> int:
+    """A seed drawn as ``seed=None`` draws it (two words from torch's generator of ``x``'s device)."""
+    return keys.int_of_seed_words(keys.draw_seed_words(x.device))
+
+
+class _AlphaForm(_MaskStreamDropout):
+    """Alpha dropout by mask stream v1: kept elements ``x a + c``, dropped ones ``-ALPHA a (1 - p)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mask_stream == "torch":
+            return self._torch_stream(x)
+        p = arguments.check_p(self.p)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{type(self).__name__} needs a torch.Tensor, got {type(x).__qualname__}")
+        dims = self._broadcast_dims_for(x)
+        if not self.training or p == 0.0:
+            return x
+        seed = _drawn_seed(x) if self.seed is None else self.seed
+        y = _AlphaDropoutFunction.apply(x, p, seed, self.stream, tuple(dims))
+        if self.inplace:
+            return x.copy_(y)
+        return y  # type: ignore[no-any-return]
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        refuse_scripting(f"unidrop_torch.{type(self).__name__}")
+
+
+class AlphaDropout(_AlphaForm, nn.AlphaDropout):
+    """A ``torch.nn.AlphaDropout`` by mask stream v1 (for SELU networks).
+
+    ``AlphaDropout(p, inplace, *, broadcast_dims=(), seed=None, stream=0, layer=None,
+    mask_stream="unidrop")``, as :class:`unidrop_torch.Dropout`; its mask is dropout's for the
+    same seed and stream. ``mask_stream="torch"`` delegates to ``torch.nn.functional.alpha_dropout``.
+    """
+
+    def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
+        if arguments.normalize_broadcast_dims(self.broadcast_dims, x.dim()):
+            raise ValueError(
+                f"mask_stream='torch' has no alpha dropout stream for broadcast_dims={self.broadcast_dims}"
+            )
+        return nn.functional.alpha_dropout(x, self.p, self.training, self.inplace)
+
+
+class FeatureAlphaDropout(_AlphaForm, nn.FeatureAlphaDropout):
+    """A ``torch.nn.FeatureAlphaDropout``: alpha dropout of whole channels of (N, C, ...) inputs.
+
+    As in torch, the mask has one value per (n, c), shared over every axis after the first two;
+    an input of fewer than 2 dimensions raises torch's RuntimeError in training.
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: Any) -> None:
+        if "broadcast_dims" in kwargs:
+            raise TypeError(
+                "FeatureAlphaDropout shares its mask over every axis after the first two: no broadcast_dims"
+            )
+        super().__init__(p, inplace, **kwargs)
+
+    def _broadcast_dims_for(self, x: torch.Tensor) -> tuple[int, ...]:
+        if x.dim() < 2 and self.training and self.p > 0.0 and x.numel() > 0:
+            raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+        return tuple(range(2, x.dim()))
+
+    def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.feature_alpha_dropout(x, self.p, self.training, self.inplace)
+
+
+class DropPath(nn.Module):
+    """timm's ``DropPath`` (stochastic depth) on mask stream v1: each sample kept or dropped whole.
+
+    ``DropPath(drop_prob=0.0, scale_by_keep=True, *, seed=None, stream=0, layer=None)``; in
+    training each sample (index of the first axis) is dropped with probability ``drop_prob``
+    and, with ``scale_by_keep``, kept samples are scaled by ``1 / (1 - drop_prob)``: the result
+    is :func:`unidrop.drop_path`'s. In evaluation the input is returned as is. ``seed``,
+    ``stream`` and ``layer`` are :class:`unidrop_torch.Dropout`'s (``layer`` numbers it for
+    :mod:`unidrop.layer_seeds`; :func:`unidrop_torch.convert` and ``set_step`` count it).
+    """
+
+    def __init__(
+        self,
+        drop_prob: float = 0.0,
+        scale_by_keep: bool = True,
+        *,
+        seed: int | None = None,
+        stream: int = 0,
+        layer: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.drop_prob = arguments.check_p(drop_prob)
+        if scale_by_keep is not True and scale_by_keep is not False:
+            raise TypeError(f"scale_by_keep must be True or False, got {scale_by_keep!r}")
+        self.scale_by_keep = scale_by_keep
+        self.seed = None if seed is None else arguments.check_uint64(seed, "seed")
+        self.stream = arguments.check_uint64(stream, "stream")
+        self.layer = None if layer is None else layer_seeds.check_uint32(layer, "layer")
+        if self.layer is not None:
+            if self.seed is None or self.stream:
+                raise ValueError(
+                    f"layer={self.layer} numbers the layer for the layer-seed convention: it needs a "
+                    f"seed (the run's base seed) and no stream (got seed={self.seed}, stream={self.stream})"
+                )
+            self.stream = layer_seeds.layer_stream(0, self.layer)
+
+    mask_stream = "unidrop"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return unidrop.drop_path(  # type: ignore[no-any-return]
+            x,
+            self.drop_prob,
+            training=self.training,
+            seed=self.seed,
+            stream=self.stream,
+            scale_by_keep=self.scale_by_keep,
+            backend="torch",
+        )
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        refuse_scripting("unidrop_torch.DropPath")
+
+    def extra_repr(self) -> str:
+        """timm's ``drop_prob=0.100``, then the unidrop settings that differ from the defaults."""
+        parts = [f"drop_prob={round(self.drop_prob, 3):0.3f}"]
+        if not self.scale_by_keep:
+            parts.append("scale_by_keep=False")
+        if self.seed is not None:
+            parts.append(f"seed={self.seed}")
+        if self.layer is not None:
+            parts.append(f"layer={self.layer}, step={self.stream >> 32}")
+        elif self.stream:
+            parts.append(f"stream={self.stream}")
+        return ", ".join(parts)

@@ -1,0 +1,184 @@
+"""unidrop_torch.AlphaDropout, FeatureAlphaDropout and DropPath: values, autograd, torch parity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import unidrop_torch
+from torch import nn
+from torch_helpers import assert_same, sample
+
+from unidrop import reference
+
+
+def expected_alpha(x: torch.Tensor, p: float, seed: int, stream: int = 0, dims=()) -> tuple[list, list]:
+    values = x.detach().to(torch.float64).reshape(-1).tolist()
+    return reference.alpha_dropout(values, tuple(x.shape), str(x.dtype)[6:], p, seed, stream, dims)
+
+
+def assert_alpha(y: torch.Tensor, x: torch.Tensor, p: float, seed: int, stream: int = 0, dims=()) -> None:
+    allowed, _ = expected_alpha(x, p, seed, stream, dims)
+    got = y.detach().to(torch.float64).reshape(-1).tolist()
+    bad = [i for i, (g, pair) in enumerate(zip(got, allowed, strict=True)) if g not in pair]
+    assert not bad, (
+        f"{len(bad)} differ, first {bad[:3]}: {[got[i] for i in bad[:3]]} vs {[allowed[i] for i in bad[:3]]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cls", "torch_cls"), [("AlphaDropout", nn.AlphaDropout), ("FeatureAlphaDropout", nn.FeatureAlphaDropout)]
+)
+def test_alpha_forms_are_the_torch_classes_with_reference_values(cls: str, torch_cls: type) -> None:
+    layer = getattr(unidrop_torch, cls)(0.3, seed=7, stream=2)
+    assert isinstance(layer, torch_cls) and not isinstance(layer, nn.Dropout)
+    assert repr(layer) == f"{cls}(p=0.3, inplace=False, seed=7, stream=2)"
+    x = sample((3, 4, 5), torch.float32, seed=1, specials=False)
+    dims = (2,) if cls == "FeatureAlphaDropout" else ()
+    assert_alpha(layer(x), x, 0.3, 7, 2, dims)
+    layer.eval()
+    assert layer(x) is x
+
+
+def test_feature_alpha_dropout_follows_torch_rank_rules() -> None:
+    layer = unidrop_torch.FeatureAlphaDropout(0.5, seed=1)
+    with pytest.raises(RuntimeError, match="Feature dropout requires at least 2 dimensions"):
+        layer(torch.ones(4))
+    x = sample((2, 3, 2, 2), torch.float32, seed=2, specials=False)
+    y = layer(x)
+    assert_alpha(y, x, 0.5, 1, 0, (2, 3))
+    with pytest.raises(TypeError, match="no broadcast_dims"):
+        unidrop_torch.FeatureAlphaDropout(0.5, broadcast_dims=(1,))
+
+
+def test_alpha_backward_regenerates_the_mask_and_saves_nothing_input_sized() -> None:
+    x = sample((64, 32), torch.float32, seed=3, specials=False).requires_grad_()
+    layer = unidrop_torch.AlphaDropout(0.2, seed=5)
+    saved: list[torch.Size] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.shape)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        y = layer(x)
+    assert all(shape.numel() < x.numel() for shape in saved), saved
+    y.backward(torch.ones_like(y))
+    _, keep = expected_alpha(x, 0.2, 5)
+    a = torch.tensor(reference.alpha_affine(0.2)[0], dtype=torch.float32)
+    want = torch.where(torch.tensor(keep).reshape(x.shape), a, torch.zeros(()))
+    assert_same(x.grad, want, "d(alpha dropout)/dx")
+    saved.clear()  # torch's own layer, by contrast, saves an input-sized mask: the hook sees it
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        nn.AlphaDropout(0.2)(x)
+    assert any(shape.numel() == x.numel() for shape in saved), saved
+
+
+def test_alpha_gradcheck_in_float64() -> None:
+    x = sample((4, 6), torch.float64, seed=4, specials=False).requires_grad_()
+    layer = unidrop_torch.AlphaDropout(0.4, seed=9)
+    assert torch.autograd.gradcheck(layer, (x,))
+
+
+def test_alpha_seed_none_follows_torch_manual_seed_and_inplace() -> None:
+    x = sample((8, 8), torch.float32, seed=5, specials=False)
+    layer = unidrop_torch.AlphaDropout(0.5)
+    torch.manual_seed(4)
+    first, second = layer(x), layer(x)
+    torch.manual_seed(4)
+    assert torch.equal(layer(x), first) and not torch.equal(first, second)
+    copy = x.clone()
+    out = unidrop_torch.AlphaDropout(0.5, inplace=True, seed=3)(copy)
+    assert out is copy
+    assert_alpha(copy, x, 0.5, 3)
+
+
+def test_alpha_mask_stream_torch_is_torch_alpha_dropout() -> None:
+    x = torch.randn(6, 5, 4)
+    for ours, theirs in [
+        (unidrop_torch.AlphaDropout(0.3, mask_stream="torch"), nn.AlphaDropout(0.3)),
+        (unidrop_torch.FeatureAlphaDropout(0.3, mask_stream="torch"), nn.FeatureAlphaDropout(0.3)),
+    ]:
+        torch.manual_seed(1)
+        mine = ours(x)
+        torch.manual_seed(1)
+        assert torch.equal(mine, theirs(x)), type(theirs).__name__
+
+
+def test_torch_alpha_dropout_tests_adapted() -> None:
+    """torch's test_AlphaDropout/test_FeatureAlphaDropout: zero mean and unit variance are kept."""
+    x = torch.randn(100_000, generator=torch.Generator().manual_seed(0))  # standard normal input
+    for p in (0.2, 0.5, 0.8):
+        y = unidrop_torch.AlphaDropout(p, seed=11)(x)
+        assert abs(float(y.mean())) < 0.05 and abs(float(y.std()) - 1.0) < 0.05, p
+    with pytest.raises(ValueError, match=r"1\.5"):
+        unidrop_torch.AlphaDropout(1.5)
+    for p in (0.0, 1.0):
+        y = unidrop_torch.AlphaDropout(p, seed=1)(x)
+        assert torch.equal(y, x if p == 0 else torch.zeros_like(x))
+
+
+def test_drop_path_is_timms_with_reference_values() -> None:
+    layer = unidrop_torch.DropPath(0.25, seed=8)
+    assert repr(layer) == "DropPath(drop_prob=0.250, seed=8)"
+    x = sample((16, 3, 4), torch.float32, seed=6)
+    out, _ = reference.drop_path(x.reshape(-1).tolist(), tuple(x.shape), "float32", 0.25, 8)
+    assert_same(layer(x), torch.tensor(out, dtype=torch.float64).reshape(x.shape), "scale_by_keep")
+    unscaled = unidrop_torch.DropPath(0.25, scale_by_keep=False, seed=8)
+    out, _ = reference.drop_path(x.reshape(-1).tolist(), tuple(x.shape), "float32", 0.25, 8, 0, False)
+    assert_same(unscaled(x), torch.tensor(out, dtype=torch.float64).reshape(x.shape), "unscaled")
+    assert repr(unscaled) == "DropPath(drop_prob=0.250, scale_by_keep=False, seed=8)"
+    layer.eval()
+    assert layer(x) is x
+    assert unidrop_torch.DropPath()(x) is x  # timm's default drop_prob=0.0
+    with pytest.raises(TypeError, match="scale_by_keep must be True or False"):
+        unidrop_torch.DropPath(0.1, scale_by_keep=1)
+
+
+def test_drop_path_backward_saves_nothing_input_sized() -> None:
+    x = sample((8, 16, 4), torch.float32, seed=7, specials=False).requires_grad_()
+    saved: list[torch.Size] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        y = unidrop_torch.DropPath(0.5, seed=3)(x)
+    assert all(shape.numel() < x.numel() for shape in saved), saved
+    y.sum().backward()
+    ones = [1.0] * x.numel()
+    want, _ = reference.drop_path(ones, tuple(x.shape), "float32", 0.5, 3)
+    assert_same(x.grad, torch.tensor(want, dtype=torch.float64).reshape(x.shape), "per-sample scale")
+
+
+def test_convert_replaces_alpha_forms_and_numbers_drop_path() -> None:
+    model = nn.Sequential(
+        nn.AlphaDropout(0.1), nn.FeatureAlphaDropout(0.2).eval(), unidrop_torch.DropPath(0.3)
+    )
+    unidrop_torch.convert(model, seed=6)
+    assert type(model[0]) is unidrop_torch.AlphaDropout and model[0].p == 0.1
+    assert type(model[1]) is unidrop_torch.FeatureAlphaDropout and not model[1].training
+    assert [m.layer for _, m in unidrop_torch.dropout_layers(model)] == [0, 1, 2]
+    unidrop_torch.set_step(model, 3)
+    assert model[2].stream == 3 * 2**32 + 2
+
+
+def test_scripting_is_refused_naming_the_alternatives() -> None:
+    for layer in (unidrop_torch.AlphaDropout(0.1), unidrop_torch.DropPath(0.1)):
+        with pytest.raises(RuntimeError, match=r"torch\.compile"):
+            torch.jit.script(layer)
+
+
+def test_a_selu_network_with_alpha_dropout_and_drop_path_trains() -> None:
+    torch.manual_seed(2)
+    model = unidrop_torch.convert(
+        nn.Sequential(nn.Linear(8, 32), nn.SELU(), nn.AlphaDropout(0.1), nn.Linear(32, 1)), seed=1
+    )
+    path = unidrop_torch.DropPath(0.1, seed=1, layer=9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.02)
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    target = x.sum(dim=1, keepdim=True)
+    losses = []
+    for step in range(30):
+        unidrop_torch.set_step(model, step)
+        loss = nn.functional.mse_loss(model(x) + path(x[:, :1]), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0], losses
