@@ -129,7 +129,14 @@ def numpy_fallback(session: nox.Session) -> None:
 
 
 #: unidrop-keras's session: Keras and what it needs, pinned; its layers run on these Keras backends.
-KERAS_PINS = ["keras==3.15.1", "absl-py==2.5.1", "h5py==3.16.0", "namex==0.1.0", "optree==0.20.0", "rich==15.0.0"]
+KERAS_PINS = [
+    "keras==3.15.1",
+    "absl-py==2.5.1",
+    "h5py==3.16.0",
+    "namex==0.1.0",
+    "optree==0.20.0",
+    "rich==15.0.0",
+]
 KERAS_BACKENDS = {"numpy": [], "jax": ["jax==0.10.2", "jaxlib==0.10.2"], "torch": ["torch==2.13.0"]}
 
 
@@ -143,7 +150,9 @@ def keras(session: nox.Session) -> None:
     tests = str(ROOT / "backends" / "keras" / "tests")
     for backend in KERAS_BACKENDS:
         session.log(f"KERAS_BACKEND={backend}")
-        session.run("pytest", tests, "-p", "no:cacheprovider", *session.posargs, env={"KERAS_BACKEND": backend})
+        session.run(
+            "pytest", tests, "-p", "no:cacheprovider", *session.posargs, env={"KERAS_BACKEND": backend}
+        )
     session.run("pytest", "tests/test_docs_examples.py", "-p", "no:cacheprovider", "-q", "-rs")
 
 

@@ -59,7 +59,7 @@ def broadcast_dims(noise_shape: tuple[int | None, ...] | None, shape: Sequence[i
             f"{len(shape)} axes (shape {shape}): give one entry per axis"
         )
     dims = []
-    for axis, (entry, size) in enumerate(zip(noise_shape, shape)):
+    for axis, (entry, size) in enumerate(zip(noise_shape, shape, strict=True)):
         if entry is None or entry == size:
             continue
         if entry != 1:
@@ -73,10 +73,15 @@ def broadcast_dims(noise_shape: tuple[int | None, ...] | None, shape: Sequence[i
 
 
 def check_data_format(data_format: str | None, default: str) -> str:
-    """``data_format`` (``default`` if None) if it is ``"channels_first"`` or ``"channels_last"``; raise naming it."""
+    """``data_format`` (``default`` if None) if it is ``"channels_first"`` or ``"channels_last"``.
+
+    Anything else raises ValueError naming it and the allowed values.
+    """
     value = default if data_format is None else data_format
     if value not in _DATA_FORMATS:
-        raise ValueError(f"data_format must be 'channels_first', 'channels_last' or None, got {data_format!r}")
+        raise ValueError(
+            f"data_format must be 'channels_first', 'channels_last' or None, got {data_format!r}"
+        )
     return value
 
 

@@ -30,7 +30,9 @@ def check_seed(seed: Any) -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be None or an int in [0, 2**32), got {seed!r} of type {type(seed).__name__}")
+        raise TypeError(
+            f"seed must be None or an int in [0, 2**32), got {seed!r} of type {type(seed).__name__}"
+        )
     if not 0 <= seed < TWO_POW_32:
         raise ValueError(f"seed must be None or an int in [0, 2**32), got {seed}")
     return seed
