@@ -19,6 +19,8 @@ from .seeds import check_seed, generator_seed, seed_and_stream
 from .support import check_keras_backend
 
 PACKAGE = "unidrop"
+#: The key of a layer's seed state in a saved model's variable store.
+SEED_STATE = "seed_generator_state"
 
 
 def check_rate(rate: Any) -> float:
@@ -56,6 +58,20 @@ class UnidropDropoutBase(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
+
+    def save_own_variables(self, store: Any) -> None:
+        """Save the seed state ``[seed, count]`` (Keras' own dropout layers save none), so that a
+        loaded model's next training call uses the next stream, as the saved model's would."""
+        super().save_own_variables(store)
+        if self.rate > 0:
+            store[SEED_STATE] = keras.ops.convert_to_numpy(self.seed_generator.state.value)
+
+    def load_own_variables(self, store: Any) -> None:
+        """Restore the seed state where the file has one (a file from before it was saved has none)."""
+        keys = list(store.keys())  # a Keras H5 entry lists its keys, and may not iterate
+        if self.rate > 0 and SEED_STATE in keys:
+            self.seed_generator.state.assign(keras.ops.convert_to_tensor(store[SEED_STATE][()]))
+        super().load_own_variables({key: store[key] for key in keys if key != SEED_STATE})
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
