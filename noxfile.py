@@ -153,6 +153,7 @@ def keras(session: nox.Session) -> None:
         session.run(
             "pytest", tests, "-p", "no:cacheprovider", *session.posargs, env={"KERAS_BACKEND": backend}
         )
+    # the pages' Python blocks that import keras run here (they pick the JAX backend themselves)
     session.run("pytest", "tests/test_docs_examples.py", "-p", "no:cacheprovider", "-q", "-rs")
 
 
