@@ -8,6 +8,7 @@ from . import registry
 from .api import dropout
 from .arguments import STREAM_VERSION, DropoutPlan
 from .backend import Abilities, Backend, Implementation
+from .family import alpha_dropout, drop_path, dropout_backward, dropout_backward_from_mask, gaussian_dropout
 from .include_dir import get_include
 from .registry import BackendInfo, get_backend, list_backends
 from .seeding import manual_seed
@@ -22,7 +23,12 @@ __all__ = [
     "DropoutPlan",
     "Implementation",
     "__version__",
+    "alpha_dropout",
+    "drop_path",
     "dropout",
+    "dropout_backward",
+    "dropout_backward_from_mask",
+    "gaussian_dropout",
     "get_backend",
     "get_include",
     "list_backends",

@@ -21,6 +21,7 @@ def dropout(
     return_mask: bool = False,
     global_shape: Sequence[int] | None = None,
     offset: Sequence[int] | None = None,
+    inplace: bool = False,
     backend: str | Backend | None = None,
 ) -> Any:
     """Dropout by mask stream v1: the same mask for the same seed on every backend and device.
@@ -28,8 +29,8 @@ def dropout(
     Each element of the mask shape (``x``'s shape with the ``broadcast_dims`` axes set to 1)
     is dropped with probability ``p``; dropped elements become +0 and kept ones are scaled
     by ``1 / (1 - p)``. The result has the type, device, shape and dtype of ``x``, and ``x``
-    is never modified. With ``training=False`` or ``p == 0``, ``x`` itself is returned and no
-    randomness is consumed.
+    is not modified unless ``inplace=True``. With ``training=False`` or ``p == 0``, ``x`` itself
+    is returned and no randomness is consumed.
 
     Args:
         x: The input array (NumPy, PyTorch, JAX or CuPy, or of any installed backend).
@@ -45,6 +46,8 @@ def dropout(
             this shape: ``x`` then gets exactly its slice of that array's mask (a Dask chunk, a
             DTensor shard, a tile cut by hand). ``broadcast_dims`` and the mask refer to it.
         offset: The index in ``global_shape`` of ``x``'s first element, one int per axis.
+        inplace: Write the result into ``x`` and return ``x`` itself (the same values as
+            without it). Only for mutable arrays (NumPy, CuPy, PyTorch); elsewhere a TypeError.
         backend: A backend name (or Backend instance) to use instead of choosing by ``x``'s type.
 
     Returns:
@@ -64,7 +67,14 @@ def dropout(
     training = arguments.check_training(training)
     if return_mask is not True and return_mask is not False:
         raise TypeError(f"return_mask must be True or False, got {return_mask!r}")
+    if inplace is not False and inplace is not True:
+        raise TypeError(f"inplace must be True or False, got {arguments.show(inplace)}")
     implementation, shape, dtype, supported = registry.dispatch(x, backend)
+    if inplace and not implementation.mutable_arrays:
+        raise TypeError(
+            f"inplace=True needs a mutable array; the unidrop backend for {type(x).__name__} "
+            "does not write into its arrays: call without inplace=True and use the result"
+        )
     arguments.check_dtype(dtype, supported)
     # broadcast_dims is judged before the randomness (remembered per shape: a repeated call is cheap)
     dims, mask_shape = arguments.broadcast_and_mask_shape(shape, broadcast_dims)
@@ -80,6 +90,9 @@ def dropout(
     seed, stream = implementation.resolve_randomness(seed, stream, x)
     plan = arguments.DropoutPlan(p, seed, stream, shape, dtype, mask_shape, dims, return_mask, block)
     y, keep = implementation.dropout(x, plan)
+    if inplace:
+        implementation.copy_into(x, y)
+        y = x
     return (y, keep) if return_mask else y
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .blocks import MaskBlock
 
 STREAM_VERSION = 1
+#: SELU's ``scale * alpha`` (PyTorch's constant in alpha_dropout): SELU saturates to ``-SELU_ALPHA``.
+SELU_ALPHA = 1.7580993408473766
 TWO_POW_32 = 1 << 32
 TWO_POW_64 = 1 << 64
 

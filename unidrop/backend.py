@@ -10,6 +10,7 @@ object, the backend's :class:`unidrop.conformance.adapter.SuiteAdapter`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -44,9 +45,12 @@ class Implementation(ABC):
 
     ``supports_blocks``: True once :meth:`dropout` honours ``plan.block`` (a block of a larger
     array gets its slice of the global mask); until then unidrop refuses such calls for it.
+    ``mutable_arrays``: True where :meth:`copy_into` implements ``inplace=True``.
     """
 
     supports_blocks: ClassVar[bool] = False
+    #: True where :meth:`copy_into` writes into the input (``dropout(..., inplace=True)``).
+    mutable_arrays: ClassVar[bool] = False
 
     @abstractmethod
     def dtypes(self) -> frozenset[str]:
@@ -94,6 +98,60 @@ class Implementation(ABC):
     def devices(self) -> list[str]:
         """The devices this backend can run on here (``"cpu"``, ``"cuda:0"``)."""
         return ["cpu"]
+
+    # The dropout family (unidrop.family) builds on the three methods below; their defaults
+    # make a backend that implements only dropout work for alpha_dropout and drop_path, and
+    # give a clear error for what needs more (gaussian_dropout, inplace=True).
+
+    def keep_mask(self, x: Any, plan: DropoutPlan) -> Any:
+        """The keep mask of ``plan`` (bool, ``plan.mask_shape``, on ``x``'s device): dropout's mask.
+
+        The default runs :meth:`dropout` with ``return_mask=True`` and keeps the mask; a backend
+        may override it to skip computing the output.
+        """
+        _, keep = self.dropout(x, dataclasses.replace(plan, return_mask=True))
+        return keep
+
+    def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
+        """The stream words u_i of ``plan``: integers in [0, 2**32) of shape ``plan.mask_shape``.
+
+        Any integer dtype that holds them (int64, uint32), on ``x``'s device; element j is the
+        word of the mask index that :meth:`dropout` would threshold (blocks included).
+        ``gaussian_dropout`` needs it; the default raises TypeError naming the backend.
+        """
+        raise TypeError(
+            f"the unidrop backend for {type(x).__name__} does not provide the stream words "
+            "(Implementation.stream_words) that gaussian_dropout needs; upgrade it"
+        )
+
+    def namespace(self, x: Any) -> Any:
+        """The array namespace of ``x`` for the family's rules: its ``__array_namespace__()``.
+
+        Used for ``where``, ``log``, ``cos``, ``sqrt`` and the dtypes ``float32``/``float64``;
+        a backend whose arrays have no ``__array_namespace__`` returns an object that has those.
+        """
+        get = getattr(x, "__array_namespace__", None)
+        if get is None:
+            raise TypeError(
+                f"{type(x).__name__} has no __array_namespace__ and its unidrop backend does not "
+                "override Implementation.namespace: the dropout family cannot compute on it"
+            )
+        return get()
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        """``x`` converted to ``dtype`` (a dtype object of :meth:`namespace`): ``x.astype(dtype)``."""
+        return x.astype(dtype)
+
+    def copy_into(self, x: Any, y: Any) -> None:
+        """Write ``y`` (of ``x``'s shape and dtype) into ``x``: ``dropout(..., inplace=True)``.
+
+        Called only where :attr:`mutable_arrays` is True; raise ValueError naming an ``x`` that
+        cannot be written (a read-only view). The default refuses every ``x`` (TypeError).
+        """
+        raise TypeError(
+            f"the unidrop backend for {type(x).__name__} does not modify arrays in place: "
+            "call without inplace=True and use the result"
+        )
 
     def describe(self) -> str:
         """One line on how it computes here (which kernel, and why), or ``""``; ``unidrop backends``

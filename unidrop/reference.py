@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 from . import arguments
 from .blocks import block_flat_indices, check_block
@@ -34,6 +35,13 @@ def round_to(value: float, dtype: str) -> float:
     if abs(rounded) > largest:
         return math.copysign(math.inf, value)
     return math.copysign(rounded, value) if rounded == 0.0 else rounded
+
+
+def spacing(value: float, dtype: str) -> float:
+    """The distance between ``dtype``'s two values around finite ``value`` (subnormals included)."""
+    bits, smallest_exponent, _ = FORMATS[dtype]
+    exponent = math.frexp(value)[1] if value else smallest_exponent + bits
+    return math.ldexp(1.0, max(exponent - bits, smallest_exponent))
 
 
 def keep_bits(seed: int, stream: int, mask_shape: Sequence[int], p: float) -> list[bool]:
@@ -100,3 +108,181 @@ def flat_mask_index(flat_index: int, shape: Sequence[int], mshape: Sequence[int]
             result += coordinate * stride
         stride *= msize
     return result
+
+
+# --- The dropout family (docs/spec.md, "The dropout family") -----------------------------------
+
+SELU_ALPHA = arguments.SELU_ALPHA
+
+
+def _mask_words(
+    seed: int,
+    stream: int,
+    shape: tuple[int, ...],
+    broadcast_dims: Sequence[int],
+    global_shape: Sequence[int] | None,
+    offset: Sequence[int] | None,
+    pair: bool = False,
+) -> tuple[tuple[int, ...], list[int]]:
+    """``(mask shape, the global flat mask index of each mask element)``; with ``pair``, the indices
+    of the words ``(u_{2i}, u_{2i+1})`` instead: a trailing axis of 2 on the (global) mask."""
+    dims = arguments.normalize_broadcast_dims(broadcast_dims, len(shape))
+    mshape = arguments.mask_shape(shape, dims)
+    block = check_block(shape, global_shape, offset, dims)
+    indices = list(range(math.prod(mshape))) if block is None else block_flat_indices(block, mshape)
+    if pair:
+        indices = [2 * i + lane for i in indices for lane in (0, 1)]
+    return mshape, indices
+
+
+def alpha_affine(p: float) -> tuple[float, float, float]:
+    """Alpha dropout's ``(a, c, d)`` in float64: kept ``x * a + c``, dropped ``d``; zeros for p == 1.
+
+    ``a = 1 / sqrt((SELU_ALPHA**2 p + 1)(1 - p))``, ``c = SELU_ALPHA a p``, ``d = -SELU_ALPHA a (1 - p)``.
+    """
+    if p == 1.0:
+        return 0.0, 0.0, 0.0
+    a = 1.0 / math.sqrt((SELU_ALPHA * SELU_ALPHA * p + 1.0) * (1.0 - p))
+    return a, SELU_ALPHA * a * p, -SELU_ALPHA * a * (1.0 - p)
+
+
+def alpha_dropout(
+    values: Sequence[float],
+    shape: Sequence[int],
+    dtype: str,
+    p: float,
+    seed: int,
+    stream: int = 0,
+    broadcast_dims: Sequence[int] = (),
+    global_shape: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
+) -> tuple[list[tuple[float, float]], list[bool]]:
+    """Reference alpha dropout: for each element the two allowed outputs, and the keep mask.
+
+    A kept element is ``x * a + c`` in the compute dtype, rounded after the product and after
+    the sum, or once after a fused multiply-add: both are allowed (they are equal for most
+    elements). A dropped one is ``d`` (both entries equal). p == 1 gives +0 everywhere.
+    """
+    p = arguments.check_p(p)
+    shape = tuple(shape)
+    mshape, indices = _mask_words(seed, stream, shape, broadcast_dims, global_shape, offset)
+    t = arguments.threshold(p)
+    keep = [element_word(seed, stream, index) >= t for index in indices]
+    compute = arguments.compute_dtype(dtype)
+    a, c, d = (round_to(v, compute) for v in alpha_affine(p))
+    dropped = round_to(d, dtype)
+    out = []
+    for i, value in enumerate(values):
+        if not keep[flat_mask_index(i, shape, mshape)]:
+            out.append((dropped, dropped))
+            continue
+        x = round_to(value, dtype)
+        if not math.isfinite(x):
+            result = x * a + c  # inf or NaN, as the array arithmetic gives it
+            out.append((round_to(result, dtype), round_to(result, dtype)))
+            continue
+        twice = round_to(round_to(round_to(x * a, compute) + c, compute), dtype)
+        exact = fractions_sum(x, a, c)
+        once = round_to(round_to(exact, compute), dtype)
+        out.append((twice, once))
+    return out, keep
+
+
+def fractions_sum(x: float, a: float, c: float) -> float:
+    """``x * a + c`` rounded once to float64 (exact rational arithmetic, then one rounding)."""
+    return float(Fraction(x) * Fraction(a) + Fraction(c))
+
+
+def drop_path(
+    values: Sequence[float],
+    shape: Sequence[int],
+    dtype: str,
+    p: float,
+    seed: int,
+    stream: int = 0,
+    scale_by_keep: bool = True,
+    global_shape: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
+) -> tuple[list[float], list[bool]]:
+    """Reference drop path: dropout with every axis but the first broadcast; unscaled if not
+    ``scale_by_keep`` (kept elements are the input as ``dtype`` holds it)."""
+    dims = tuple(range(1, len(shape)))
+    if scale_by_keep:
+        return dropout(values, shape, dtype, p, seed, stream, dims, global_shape, offset)
+    shape = tuple(shape)
+    mshape, indices = _mask_words(seed, stream, shape, dims, global_shape, offset)
+    t = arguments.threshold(arguments.check_p(p))
+    keep = [element_word(seed, stream, index) >= t for index in indices]
+    out = [
+        round_to(value, dtype) if keep[flat_mask_index(i, shape, mshape)] else 0.0
+        for i, value in enumerate(values)
+    ]
+    return out, keep
+
+
+def gaussian_normals(
+    seed: int,
+    stream: int,
+    shape: Sequence[int],
+    broadcast_dims: Sequence[int] = (),
+    global_shape: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
+) -> tuple[list[float], list[float]]:
+    """``(z, r)`` per mask element in float64: the Box-Muller normal and its radius ``sqrt(-2 ln u1)``.
+
+    Element i uses the words ``w1 = u_{2i}``, ``w2 = u_{2i+1}``; ``u1 = ((w1 >> 8) + 1) 2**-24``,
+    ``u2 = (w2 >> 8) 2**-24``, ``z = r cos(2 pi u2)``.
+    """
+    _, indices = _mask_words(seed, stream, tuple(shape), broadcast_dims, global_shape, offset, pair=True)
+    words = [element_word(seed, stream, index) for index in indices]
+    zs, rs = [], []
+    for w1, w2 in zip(words[0::2], words[1::2], strict=True):
+        u1 = ((w1 >> 8) + 1) * 2.0**-24
+        u2 = (w2 >> 8) * 2.0**-24
+        r = math.sqrt(-2.0 * math.log(u1))
+        zs.append(r * math.cos(2.0 * math.pi * u2))
+        rs.append(r)
+    return zs, rs
+
+
+def gaussian_dropout(
+    values: Sequence[float],
+    shape: Sequence[int],
+    dtype: str,
+    p: float,
+    seed: int,
+    stream: int = 0,
+    broadcast_dims: Sequence[int] = (),
+    global_shape: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
+) -> tuple[list[float], list[float]]:
+    """Reference Gaussian dropout in float64: ``(y, bound)`` per element.
+
+    ``y = x (1 + sigma z)`` with ``sigma = sqrt(p / (1 - p))``; ``bound`` is the documented
+    tolerance ``GAUSSIAN_ULPS * eps * |x| (1 + sigma r)`` (eps of the compute dtype), plus one
+    spacing of ``dtype`` at ``y`` for 16-bit dtypes (the final rounding).
+    """
+    p = arguments.check_p(p)
+    shape = tuple(shape)
+    dims = arguments.normalize_broadcast_dims(broadcast_dims, len(shape))
+    mshape = arguments.mask_shape(shape, dims)
+    zs, rs = gaussian_normals(seed, stream, shape, broadcast_dims, global_shape, offset)
+    sigma = math.sqrt(p / (1.0 - p))
+    eps = EPSILON[arguments.compute_dtype(dtype)]
+    out, bounds = [], []
+    for i, value in enumerate(values):
+        j = flat_mask_index(i, shape, mshape)
+        x = round_to(value, dtype)
+        y = x * (1.0 + sigma * zs[j])
+        bound = GAUSSIAN_ULPS * eps * abs(x) * (1.0 + sigma * rs[j])
+        if dtype in arguments.HALF_DTYPES and math.isfinite(y):
+            bound += spacing(y, dtype)
+        out.append(y)
+        bounds.append(bound)
+    return out, bounds
+
+
+#: The spacing of each dtype's values at 1 (2**(1 - significant bits)).
+EPSILON = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+#: Gaussian dropout's documented bound, in units of the compute dtype's epsilon (docs/spec.md).
+GAUSSIAN_ULPS = 32

@@ -19,6 +19,7 @@ from __future__ import annotations
 from .abilities import AbilitiesChecks
 from .adapter import SuiteAdapter
 from .exactness import ExactnessChecks
+from .family import FamilyChecks
 from .helpers import SuitePart, assert_same_floats, exact_values, keep_string, sample_values
 from .rules import RulesChecks
 from .statistics import STAT_SIZE, StatisticsChecks
@@ -28,6 +29,7 @@ __all__ = [
     "AbilitiesChecks",
     "ConformanceSuite",
     "ExactnessChecks",
+    "FamilyChecks",
     "RulesChecks",
     "StatisticsChecks",
     "SuiteAdapter",
@@ -39,5 +41,5 @@ __all__ = [
 ]
 
 
-class ConformanceSuite(ExactnessChecks, StatisticsChecks, RulesChecks, AbilitiesChecks):
+class ConformanceSuite(ExactnessChecks, StatisticsChecks, RulesChecks, AbilitiesChecks, FamilyChecks):
     """Checks mask stream v1 and every rule of the contract on one backend: all the parts."""

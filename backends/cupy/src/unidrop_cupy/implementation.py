@@ -8,7 +8,7 @@ import cupy
 
 from unidrop import DropoutPlan, Implementation
 
-from . import bfloat16
+from . import bfloat16, family
 from .run import dropout_array
 
 _BASE_DTYPES = frozenset({"float16", "float32", "float64"})
@@ -34,6 +34,17 @@ class CupyImplementation(Implementation):
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         with x.device:
             return cupy.ones(shape, dtype=bool)
+
+    mutable_arrays = True
+
+    def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
+        return family.stream_words(x, plan)
+
+    def namespace(self, x: Any) -> Any:
+        return cupy
+
+    def copy_into(self, x: Any, y: Any) -> None:
+        family.copy_into(x, y)
 
     def devices(self) -> list[str]:
         """``cuda:N`` for every visible GPU; empty where CuPy finds none (no driver, no device)."""

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from unidrop import DropoutPlan, Implementation
 
-from . import pallas_gpu
+from . import family, pallas_gpu
 from .dropout import Config, forward, rate_of
 from .keys import words
 
@@ -66,6 +66,12 @@ class JaxImplementation(Implementation):
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         return jnp.ones(shape, bool)
+
+    def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
+        return family.stream_words(plan)
+
+    def namespace(self, x: Any) -> Any:
+        return jnp
 
     def devices(self) -> list[str]:
         """Every device of JAX's default backend, as ``"<platform>:<id>"``."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from unidrop import DropoutPlan, Implementation
 
-from . import bfloat16, compiled
+from . import bfloat16, compiled, family
 from .chunked import dropout_array
 from .threads import get_num_threads
 
@@ -44,6 +44,17 @@ class NumpyImplementation(Implementation):
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         return np.ones(shape, dtype=bool)
+
+    mutable_arrays = True
+
+    def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
+        return family.stream_words(plan)
+
+    def namespace(self, x: Any) -> Any:
+        return np
+
+    def copy_into(self, x: Any, y: Any) -> None:
+        family.copy_into(x, y)
 
 
 def _check_subclass(x: Any) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from unidrop import DropoutPlan, Implementation, arguments
 
-from . import cpu, keys, ops
+from . import cpu, family, keys, ops
 from .support import check_tensor
 
 _DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -47,6 +47,21 @@ class TorchImplementation(Implementation):
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         return torch.ones(shape, dtype=torch.bool, device=x.device)
+
+    mutable_arrays = True
+
+    def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
+        return family.stream_words(x, plan)
+
+    def namespace(self, x: Any) -> Any:
+        """``torch`` itself: it has ``where``, ``log``, ``cos``, ``sqrt`` and the float dtypes."""
+        return torch
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        return x.to(dtype)
+
+    def copy_into(self, x: Any, y: Any) -> None:
+        family.copy_into(x, y)
 
     def devices(self) -> list[str]:
         """``"cpu"``, then every CUDA device torch sees."""

@@ -1,0 +1,51 @@
+"""The JAX backend's primitive for the dropout family: the stream words of a plan, traceable.
+
+Flat mask indices are formed as (low, high) uint32 pairs, so no ``jax_enable_x64`` is needed and
+masks of more than 2**32 elements (and blocks far into a global mask) get the right words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from unidrop import DropoutPlan
+from unidrop.blocks import c_strides
+
+from .keys import words
+from .mask import add64, iota64, mul_const64, shr64
+from .philox_lax import philox4x32
+
+
+def _offset_words(start: Any) -> tuple[Any, Any]:
+    """A block offset (an int, or a traced integer scalar) as a (low, high) uint32 pair."""
+    if isinstance(start, int):
+        return np.uint32(start & 0xFFFF_FFFF), np.uint32(start >> 32)
+    return jnp.asarray(start).astype(jnp.uint32), np.uint32(0)  # a traced offset: below 2**32
+
+
+def flat_index(plan: DropoutPlan) -> tuple[Any, Any]:
+    """The global flat mask index of every element of ``plan.mask_shape``, as a (low, high) pair."""
+    shape = plan.mask_shape
+    block = plan.block
+    strides = c_strides(shape if block is None else block.global_mask_shape)
+    zero = jnp.zeros(shape, jnp.uint32)
+    index: tuple[Any, Any] = (zero, zero)
+    for axis, stride in enumerate(strides):
+        coordinate = iota64(shape, axis)
+        if block is not None:
+            coordinate = add64(coordinate, _offset_words(block.mask_offset[axis]))
+        index = add64(index, mul_const64(coordinate, stride))
+    return index
+
+
+def stream_words(plan: DropoutPlan) -> Any:
+    """The words u_i of ``plan`` (uint32, ``plan.mask_shape``), blocks included; traceable."""
+    seed, stream = words(plan.seed, "seed"), words(plan.stream, "stream")
+    low, high = flat_index(plan)
+    b0, b1 = shr64((low, high), 2)
+    w0, w1, w2, w3 = philox4x32((b0, b1, stream[0], stream[1]), (seed[0], seed[1]))
+    lane = low & np.uint32(3)
+    return jnp.where(lane == 0, w0, jnp.where(lane == 1, w1, jnp.where(lane == 2, w2, w3)))
