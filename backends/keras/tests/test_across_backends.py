@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from unidrop_keras import SUPPORTED
 
+from unidrop import reference
+
 if keras.backend.backend() != "numpy":
     pytest.skip("runs once, in the NumPy run: it starts every Keras backend itself", allow_module_level=True)
 
@@ -37,6 +39,8 @@ out = []
 for layer in layers:
     for _ in range(2):
         out.append(keras.ops.convert_to_numpy(layer(x, training=True)).ravel().tolist())
+family = [uk.AlphaDropout(0.3, seed=5), uk.GaussianDropout(0.3, seed=6)]
+out += [keras.ops.convert_to_numpy(layer(x, training=True)).ravel().tolist() for layer in family]
 print(json.dumps(out))
 """
 
@@ -66,9 +70,17 @@ def test_every_keras_backend_gives_the_same_outputs(expected):
     if missing:
         pytest.skip(f"needs every framework installed (the keras nox session has them); missing: {missing}")
     results = outputs_on(list(SUPPORTED))
-    assert results["jax"] == results["numpy"]
-    assert results["torch"] == results["numpy"]
+    dropouts = {backend: out[:-2] for backend, out in results.items()}
+    assert dropouts["jax"] == dropouts["numpy"]
+    assert dropouts["torch"] == dropouts["numpy"]
     # and they are unidrop's masks: the first layer's two calls against the reference
     x = (np.arange(120, dtype=np.float32) + 1).reshape(2, 3, 4, 5)
     for k in range(2):
         np.testing.assert_array_equal(np.asarray(results["numpy"][k]), expected(x, 0.5, 42, k).ravel())
+    # alpha dropout: exact up to the one rounding a fused multiply-add saves; Gaussian dropout:
+    # within the reference's bound (each library's log and cos), on every backend
+    allowed, _ = reference.alpha_dropout(x.ravel().tolist(), x.shape, "float32", 0.3, seed=5)
+    want, bound = reference.gaussian_dropout(x.ravel().tolist(), x.shape, "float32", 0.3, seed=6)
+    for backend, out in results.items():
+        assert all(got in pair for got, pair in zip(out[-2], allowed, strict=True)), backend
+        assert np.all(np.abs(np.asarray(out[-1]) - np.asarray(want)) <= np.asarray(bound)), backend

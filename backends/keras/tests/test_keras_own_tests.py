@@ -215,3 +215,85 @@ class SpatialDropoutTest(testing.TestCase):
             self.assertAllClose(outputs[:, 0, 0, 0, :], outputs[:, 1, 1, 1, :])
         else:
             self.assertAllClose(outputs[:, :, 0, 0, 0], outputs[:, :, 1, 1, 1])
+
+
+class AlphaDropoutTest(testing.TestCase):
+    def test_alpha_dropout_basics(self):
+        self.run_layer_test(
+            layers.AlphaDropout,
+            init_kwargs={"rate": 0.2},
+            input_shape=(2, 3),
+            call_kwargs={"training": True},
+            expected_output_shape=(2, 3),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=1,
+            expected_num_losses=0,
+            supports_masking=True,
+            assert_built_after_instantiation=True,
+        )
+
+    def test_alpha_dropout_correctness(self):
+        # Constant inputs take two values, kept a + c and dropped d: their std is
+        # a (1 + ALPHA) sqrt(q (1 - q)) for a kept fraction q, 1.088 at q = 0.7, and the std moves
+        # by 1.04 per unit of q, whose sigma over 10,000 elements is 0.0046: 5 sigma is 0.024
+        # around 1.088, inside 1 +- 0.115 (Keras' own tolerance, 0.1, is 3.6 sigma).
+        inputs = np.ones((20, 500)).astype("float32")
+        layer = layers.AlphaDropout(0.3, seed=1337)
+        outputs = layer(inputs, training=True)
+        self.assertAllClose(np.std(keras.ops.convert_to_numpy(outputs)), 1.0, atol=0.115)
+
+    def test_alpha_dropout_partial_noise_shape_dynamic(self):
+        inputs = np.ones((20, 5, 10), dtype="float32")
+        layer = layers.AlphaDropout(0.5, noise_shape=(None, 1, None))
+        outputs = layer(inputs, training=True)
+        self.assertAllClose(outputs[:, 0, :], outputs[:, 1, :])
+
+    def test_alpha_dropout_partial_noise_shape_static(self):
+        inputs = np.ones((20, 5, 10), dtype="float32")
+        layer = layers.AlphaDropout(0.5, noise_shape=(20, 1, 10))
+        outputs = layer(inputs, training=True)
+        self.assertAllClose(outputs[:, 0, :], outputs[:, 1, :])
+
+    def test_alpha_dropout_negative_rate(self):
+        with self.assertRaisesRegex(
+            ValueError,
+            "Invalid value received for argument `rate`. Expected a float value between 0 and 1.",
+        ):
+            _ = layers.AlphaDropout(rate=-0.5)
+
+    def test_alpha_dropout_rate_greater_than_one(self):
+        with self.assertRaisesRegex(
+            ValueError,
+            "Invalid value received for argument `rate`. Expected a float value between 0 and 1.",
+        ):
+            _ = layers.AlphaDropout(rate=1.5)
+
+
+class GaussianDropoutTest(testing.TestCase):
+    def test_gaussian_dropout_basics(self):
+        self.run_layer_test(
+            layers.GaussianDropout,
+            init_kwargs={"rate": 0.2},
+            input_shape=(2, 3),
+            call_kwargs={"training": True},
+            expected_output_shape=(2, 3),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=1,
+            expected_num_losses=0,
+            supports_masking=True,
+            assert_built_after_instantiation=True,
+        )
+
+    def test_gaussian_dropout_correctness(self):
+        # the sample std of 10,000 normals of std s = 0.655 has sigma s / sqrt(2 n) = 0.0046:
+        # 5 sigma is 0.023 (Keras' own tolerance, 0.02, is 4.3 sigma)
+        inputs = np.ones((20, 500), dtype="float32")
+        layer = layers.GaussianDropout(0.3, seed=1337)
+        outputs = layer(inputs, training=True)
+        self.assertAllClose(
+            np.std(keras.ops.convert_to_numpy(outputs)),
+            np.sqrt(0.3 / (1 - 0.3)),
+            atol=0.025,
+        )

@@ -4,12 +4,15 @@ Importing this registers the layers with Keras' serialization (package ``"unidro
 saved model that uses them loads once ``unidrop_keras`` is imported.
 """
 
+from .family_layers import AlphaDropout, GaussianDropout
 from .layers import Dropout, SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from .support import SUPPORTED, check_keras_backend
 
 __all__ = [
     "SUPPORTED",
+    "AlphaDropout",
     "Dropout",
+    "GaussianDropout",
     "SpatialDropout1D",
     "SpatialDropout2D",
     "SpatialDropout3D",
