@@ -59,7 +59,11 @@ DOCS_PINS = [
 #: only the backend's own tests run (host-compiled kernel checks; their GPU tests skip).
 GPU_ONLY = {"cupy"}
 
-BACKENDS = sorted(p.parent.name for p in (ROOT / "backends").glob("*/pyproject.toml"))
+#: Distributions under backends/ that are layers for a framework, not unidrop backends (no conformance run).
+LAYER_PACKAGES = {"keras"}
+BACKENDS = sorted(
+    p.parent.name for p in (ROOT / "backends").glob("*/pyproject.toml") if p.parent.name not in LAYER_PACKAGES
+)
 
 
 @nox.session
@@ -154,6 +158,35 @@ def numpy_fallback(session: nox.Session) -> None:
     session.env["UNIDROP_NUMPY_KERNEL"] = "numpy"
     session.run("pytest", *SUITE, "--unidrop-backend=numpy", *session.posargs)
     session.run("pytest", "backends/numpy/tests", "-p", "no:cacheprovider", *session.posargs)
+
+
+#: unidrop-keras's session: Keras and what it needs, pinned; its layers run on these Keras backends.
+KERAS_PINS = [
+    "keras==3.15.1",
+    "absl-py==2.5.1",
+    "h5py==3.16.0",
+    "namex==0.1.0",
+    "optree==0.20.0",
+    "rich==15.0.0",
+]
+KERAS_BACKENDS = {"numpy": [], "jax": ["jax==0.10.2", "jaxlib==0.10.2"], "torch": ["torch==2.13.0"]}
+
+
+@nox.session
+def keras(session: nox.Session) -> None:
+    """unidrop-keras's tests once per Keras backend (KERAS_BACKEND), in one environment holding all three."""
+    frameworks = [pin for pins in KERAS_BACKENDS.values() for pin in pins]
+    session.install(*TEST_TOOLS, *BACKEND_PINS["numpy"], *KERAS_PINS, *frameworks)
+    editable = [".", "backends/numpy", "backends/jax", "backends/torch", "backends/keras"]
+    session.install(*(arg for path in editable for arg in ("-e", path)))
+    tests = str(ROOT / "backends" / "keras" / "tests")
+    for backend in KERAS_BACKENDS:
+        session.log(f"KERAS_BACKEND={backend}")
+        session.run(
+            "pytest", tests, "-p", "no:cacheprovider", *session.posargs, env={"KERAS_BACKEND": backend}
+        )
+    # the pages' Python blocks that import keras run here (they pick the JAX backend themselves)
+    session.run("pytest", "tests/test_docs_examples.py", "-p", "no:cacheprovider", "-q", "-rs")
 
 
 #: Backends whose declared lower bounds the ``lowest`` sessions install and test. torch and CuPy
