@@ -32,7 +32,7 @@ from .threads import check_thread_count, get_num_threads
 
 #: Elements of the output handled per step; every temporary is at most this long. Chunks of
 #: 2^16 to 2^19 cost the same CPU time on one thread; with two threads, chunks under 2^18
-#: lose their gain to the handing over of the GIL between NumPy calls (measured by `unidrop bench --backend numpy`).
+#: lose their gain to the handing over of the GIL between NumPy calls (`unidrop bench --backend numpy`).
 CHUNK = 1 << 18
 #: A chunk of a block whose global mask indices span at most this many times its size has the
 #: words of that whole span made (consecutive ones are four times cheaper); others, one per element.
