@@ -119,11 +119,12 @@ def example(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The documentation site, into site/: the mask picture drawn by the real NumPy backend, then
+    """The documentation site, into site/: the pictures drawn by the real NumPy backend, then
     ``mkdocs build --strict`` (any warning fails). Its Python blocks run in tests/test_docs_examples.py."""
     session.install("--no-compile", *DOCS_PINS, *BACKEND_PINS["numpy"])
     session.install("-e", ".", "-e", "backends/numpy")
     session.run("python", "docs/scripts/render_masks.py", "docs/images/masks.png")
+    session.run("python", "docs/scripts/render_family.py", "docs/images/family.png")
     session.env["NO_MKDOCS_2_WARNING"] = "1"  # Material's notice about its successor, on every build
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 
