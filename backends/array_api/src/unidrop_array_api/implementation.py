@@ -10,6 +10,7 @@ from array_api_compat import array_namespace, device
 
 from unidrop import DropoutPlan, Implementation
 
+from . import family
 from .philox_words import block_indices, contiguous_words, indexed_words
 
 #: The dtypes unidrop defines that the standard has (float16 is an optional extension, where a
@@ -26,6 +27,9 @@ class ArrayApiImplementation(Implementation):
     """Dropout of any Array API array, on its own device, in its own library."""
 
     supports_blocks = True
+    #: The standard defines ``x[...] = y`` (``__setitem__``); a library that refuses it for its
+    #: arrays gets a TypeError from :meth:`copy_into`.
+    mutable_arrays = True
 
     def dtypes(self) -> frozenset[str]:
         """float16, float32 and float64 (float16 only where the array's library has it)."""
@@ -62,6 +66,26 @@ class ArrayApiImplementation(Implementation):
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         xp = array_namespace(x)
         return xp.ones(shape, dtype=xp.bool, device=device(x))
+
+    # the dropout family (unidrop.family): the rules use the array's own namespace
+
+    def keep_mask(self, x: Any, plan: DropoutPlan) -> Any:
+        """Dropout's mask alone (no output computed)."""
+        return keep_mask(array_namespace(x), plan, device(x))
+
+    def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
+        """uint64 words of ``plan.mask_shape`` from this backend's standard-operations Philox."""
+        return family.stream_words(x, plan)
+
+    def namespace(self, x: Any) -> Any:
+        """The array's namespace, as array-api-compat gives it."""
+        return array_namespace(x)
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        return family.astype(x, dtype)
+
+    def copy_into(self, x: Any, y: Any) -> None:
+        family.copy_into(x, y)
 
 
 def select(xp: Any, keep: Any, scaled: Any, where: Any) -> Any:

@@ -1,0 +1,56 @@
+"""The Array API backend's primitives for the dropout family, in standard operations only.
+
+The family's rules (unidrop.family) compute with the array's own namespace; here are the words
+they need (this backend's uint64 Philox, blocks included), ``astype`` as the standard spells it
+(a function of the namespace, not a method), and ``inplace=True`` through the standard's
+``__setitem__``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from array_api_compat import array_namespace, device
+
+from unidrop import DropoutPlan
+
+from .philox_words import block_indices, contiguous_words, indexed_words
+
+
+def stream_words(x: Any, plan: DropoutPlan) -> Any:
+    """The words u_i of ``plan`` (uint64, ``plan.mask_shape``) on ``x``'s device, blocks included."""
+    xp = array_namespace(x)
+    where = device(x)
+    shape = plan.mask_shape
+    count = math.prod(shape)
+    if count == 0:
+        return xp.zeros(shape, dtype=xp.uint64, device=where)
+    if plan.block is None:
+        return xp.reshape(contiguous_words(xp, plan.seed, plan.stream, count, where), shape)
+    offsets = tuple(int(start) for start in plan.block.mask_offset)
+    indices = block_indices(xp, shape, offsets, plan.block.global_strides(), where)
+    return indexed_words(xp, plan.seed, plan.stream, indices)
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    """``x`` converted to ``dtype``: the standard's ``xp.astype`` (its arrays need not have a method)."""
+    return array_namespace(x).astype(x, dtype)
+
+
+def copy_into(x: Any, y: Any) -> None:
+    """Write ``y`` into ``x`` with the standard's ``x[...] = y``.
+
+    A library whose arrays cannot be written (the standard lets a library's arrays be
+    immutable) is refused with a TypeError naming the array type.
+    """
+    try:
+        x[...] = y
+    except (TypeError, NotImplementedError, AttributeError) as error:
+        kind = f"{type(x).__module__}.{type(x).__qualname__}"
+        raise TypeError(
+            f"inplace=True needs an array that supports x[...] = y; {kind} refused it ({error}): "
+            "call without inplace=True and use the result"
+        ) from None
+    except ValueError as error:
+        raise ValueError(f"inplace=True could not write into this {type(x).__qualname__}: {error}") from None
