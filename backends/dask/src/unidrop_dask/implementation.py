@@ -14,6 +14,7 @@ from dask.base import tokenize
 import unidrop
 from unidrop.arguments import DropoutPlan
 
+from . import family
 from .chunks import dropout_chunk, mask_of, output_of
 
 #: The backend that computes NumPy-backed chunks, whose dtypes :meth:`DaskImplementation.dtypes` gives.
@@ -109,6 +110,18 @@ class DaskImplementation(unidrop.Implementation):
             )
             return found
         return found + [device for device in gpus if device != "cpu"]
+
+    # the dropout family (unidrop.family): its rules run on dask.array, so the results stay lazy;
+    # keep_mask is the default (dropout's mask, from the same per-chunk tasks); dask arrays are
+    # immutable, so inplace=True is refused (mutable_arrays stays False)
+
+    def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
+        """Lazy int64 words of ``plan.mask_shape``; each chunk's backend computes its block's words."""
+        return family.stream_words(x, plan)
+
+    def namespace(self, x: Any) -> Any:
+        """``dask.array``'s ``where``, ``log``, ``cos``, ``sqrt`` and NumPy's float dtypes."""
+        return family.NAMESPACE
 
     def describe(self) -> str:
         """Which backend computes NumPy-backed chunks, and how."""
