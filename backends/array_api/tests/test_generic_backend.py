@@ -69,3 +69,24 @@ def test_p_one_gives_positive_zeros_with_no_warning(recwarn):
     y = np.from_dlpack(unidrop.dropout(x, 1.0, seed=1))
     assert (y == 0).all() and not np.signbit(y).any()
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+class _Immutable:
+    """An array whose library forbids writes (the standard allows immutable arrays)."""
+
+    def __setitem__(self, key, value):
+        raise TypeError("this library's arrays are immutable")
+
+
+def test_inplace_into_an_array_its_library_will_not_write_names_the_type():
+    implementation = unidrop.get_backend("array_api").implementation()
+    with pytest.raises(TypeError, match=r"inplace=True .*_Immutable.*immutable"):
+        implementation.copy_into(_Immutable(), xps.ones(3))
+
+
+def test_inplace_writes_into_an_array_api_strict_array():
+    values = np.linspace(-2.0, 2.0, 15).reshape(3, 5)
+    x = xps.asarray(values.copy())  # its own memory: the write must not change values
+    assert unidrop.dropout(x, 0.4, seed=SEED, stream=STREAM, inplace=True) is x
+    want, _ = reference.dropout(values.reshape(-1).tolist(), (3, 5), "float64", 0.4, SEED, STREAM)
+    np.testing.assert_array_equal(np.from_dlpack(x).reshape(-1), np.asarray(want))

@@ -16,6 +16,7 @@ from array_api_compat import array_namespace, device
 from unidrop import DropoutPlan
 
 from .philox_words import block_indices, contiguous_words, indexed_words
+from .signs import sign_bit
 
 
 def stream_words(x: Any, plan: DropoutPlan) -> Any:
@@ -31,6 +32,48 @@ def stream_words(x: Any, plan: DropoutPlan) -> Any:
     offsets = tuple(int(start) for start in plan.block.mask_offset)
     indices = block_indices(xp, shape, offsets, plan.block.global_strides(), where)
     return indexed_words(xp, plan.seed, plan.stream, indices)
+
+
+class SignedZeroNamespace:
+    """An array namespace whose ``where`` keeps the sign of every zero it selects.
+
+    Some libraries' ``where`` returns +0 for a selected -0 (onnxruntime's Where, under ndonnx,
+    unless it broadcasts the condition); the family's rules select with ``where`` (kept
+    elements of the backwards, of unscaled drop path), so each zero of the result is given the
+    sign of the operand it came from, as this backend's dropout does. Everything else is the
+    library's namespace itself.
+    """
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xp, name)
+
+    def where(self, condition: Any, a: Any, b: Any) -> Any:
+        """``xp.where(condition, a, b)`` with every zero signed as the operand it was taken from."""
+        xp = self._xp
+        chosen = xp.where(condition, a, b)
+        if not xp.isdtype(chosen.dtype, "real floating"):
+            return chosen
+        one = xp.ones((), dtype=chosen.dtype, device=device(chosen))
+        negative = xp.logical_or(
+            xp.logical_and(condition, self._sign_bit(a, one)),
+            xp.logical_and(xp.logical_not(condition), self._sign_bit(b, one)),
+        )
+        wrong = xp.logical_and(chosen == 0, xp.logical_xor(self._sign_bit(chosen, one), negative))
+        return chosen * xp.where(wrong, -one, one)  # exact: only zeros of the wrong sign change
+
+    def _sign_bit(self, value: Any, one: Any) -> Any:
+        """The sign bit of an array (:func:`signs.sign_bit`) or of a Python number."""
+        if isinstance(value, (int, float)):
+            return xp_bool(self._xp, math.copysign(1.0, value) < 0, one)
+        return sign_bit(self._xp, value, one)
+
+
+def xp_bool(xp: Any, value: bool, like: Any) -> Any:
+    """A 0-d boolean array of ``value`` on ``like``'s device."""
+    return xp.asarray(value, dtype=xp.bool, device=device(like))
 
 
 def astype(x: Any, dtype: Any) -> Any:

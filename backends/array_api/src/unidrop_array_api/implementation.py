@@ -12,6 +12,7 @@ from unidrop import DropoutPlan, Implementation
 
 from . import family
 from .philox_words import block_indices, contiguous_words, indexed_words
+from .signs import sign_bit
 
 #: The dtypes unidrop defines that the standard has (float16 is an optional extension, where a
 #: library provides ``xp.float16``); bfloat16 is not in the standard and is not supported.
@@ -78,8 +79,8 @@ class ArrayApiImplementation(Implementation):
         return family.stream_words(x, plan)
 
     def namespace(self, x: Any) -> Any:
-        """The array's namespace, as array-api-compat gives it."""
-        return array_namespace(x)
+        """The array's namespace (array-api-compat's), its ``where`` keeping the sign of zeros."""
+        return family.SignedZeroNamespace(array_namespace(x))
 
     def astype(self, x: Any, dtype: Any) -> Any:
         return family.astype(x, dtype)
@@ -99,18 +100,9 @@ def select(xp: Any, keep: Any, scaled: Any, where: Any) -> Any:
     zero = xp.zeros((), dtype=scaled.dtype, device=where)
     one = xp.ones((), dtype=scaled.dtype, device=where)
     chosen = xp.where(keep, scaled, zero)
-    wanted_negative = xp.logical_and(keep, _sign_bit(xp, scaled, one))
-    wrong = xp.logical_and(chosen == zero, xp.logical_xor(_sign_bit(xp, chosen, one), wanted_negative))
+    wanted_negative = xp.logical_and(keep, sign_bit(xp, scaled, one))
+    wrong = xp.logical_and(chosen == zero, xp.logical_xor(sign_bit(xp, chosen, one), wanted_negative))
     return chosen * xp.where(wrong, -one, one)
-
-
-def _sign_bit(xp: Any, values: Any, one: Any) -> Any:
-    """``signbit(values)`` for the zeros and finite values of ``values``, where the library has it;
-    else ``1 / values < 0`` (ndonnx has no signbit: its division by zero gives a signed infinity)."""
-    try:
-        return xp.signbit(values)
-    except (AttributeError, NotImplementedError):
-        return (one / values) < 0
 
 
 def dtype_name(xp: Any, dtype: Any) -> str:
