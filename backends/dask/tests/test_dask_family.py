@@ -92,3 +92,13 @@ def test_inplace_is_refused_for_immutable_dask_arrays() -> None:
     x = da.ones((4, 4), dtype=np.float32, chunks=2)
     with pytest.raises(TypeError, match="inplace"):
         unidrop.dropout(x, 0.5, seed=1, inplace=True)
+
+
+@pytest.mark.parametrize("shape", [(), (0, 3), (3, 0)], ids=["0-d", "empty-rows", "empty-columns"])
+def test_gaussian_dropout_of_0d_and_empty_arrays(shape: tuple[int, ...]) -> None:
+    """A 0-d dask array (whose chunk template holds one element) and empty ones: the NumPy
+    backend's result on the same values."""
+    x = np.full(shape, 3.0, dtype=np.float32)
+    y = unidrop.gaussian_dropout(da.from_array(x), 0.3, seed=SEED)
+    assert isinstance(y, da.Array) and y.shape == shape
+    np.testing.assert_array_equal(y.compute(), unidrop.gaussian_dropout(x, 0.3, seed=SEED))

@@ -50,6 +50,13 @@ def words_chunk(
     return implementation.stream_words(chunk, chunk_plan)
 
 
+def empty_like_meta(meta: Any, dtype: Any, ndim: int) -> Any:
+    """An empty array of ``meta``'s chunk type (NumPy, CuPy) with ``dtype`` and ``ndim`` axes: a
+    ``map_blocks`` meta (a 0-d dask array's ``_meta`` holds one element, so it is emptied first)."""
+    empty = meta.astype(dtype).reshape(-1)[:0]
+    return empty.reshape((0,) * ndim) if ndim else meta.astype(dtype)
+
+
 def stream_words(x: Any, plan: DropoutPlan) -> Any:
     """The lazy words u_i of ``plan`` (int64, ``plan.mask_shape``), chunked as ``x`` where the mask
     has ``x``'s extent and in one chunk elsewhere (broadcast axes, axes beyond ``x``'s).
@@ -59,7 +66,9 @@ def stream_words(x: Any, plan: DropoutPlan) -> Any:
     """
     mask = plan.mask_shape
     follows = [d < x.ndim and mask[d] == x.shape[d] for d in range(len(mask))]
-    carrier = x.blocks[tuple(slice(None) if follows[d] else slice(0, 1) for d in range(x.ndim))]
+    first = tuple(slice(None) if follows[d] else slice(0, 1) for d in range(x.ndim))
+    carrier = x.blocks[first] if x.ndim else x
+    carrier = carrier[(..., *(None,) * (len(mask) - x.ndim))]  # size-1 axes for the mask's extra ones
     if plan.block is None:
         global_mask_shape, origin = mask, (0,) * len(mask)
     else:
@@ -68,12 +77,11 @@ def stream_words(x: Any, plan: DropoutPlan) -> Any:
     chunks = tuple(x.chunks[d] if follows[d] else (mask[d],) for d in range(len(mask)))
     task = functools.partial(words_chunk, plan=plan, global_mask_shape=global_mask_shape, origin=origin)
     token = tokenize(x.name, plan.seed, plan.stream, mask, global_mask_shape, origin)
-    meta = x._meta.astype(np.int64).reshape((0,) * len(mask))
+    meta = empty_like_meta(x._meta, np.int64, len(mask))
     return da.map_blocks(
         task,
         carrier,
         chunks=chunks,
-        new_axis=list(range(x.ndim, len(mask))),
         dtype=np.int64,
         meta=meta,
         name=f"unidrop-words-{token}",
