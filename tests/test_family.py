@@ -317,3 +317,19 @@ def test_a_backend_with_only_dropout_gets_alpha_and_drop_path_and_clear_errors_f
         unidrop.dropout(x, 0.5, seed=1, inplace=True, backend=name)
     run_check(name, "test_inplace_returns_the_input_holding_dropouts_values", unidrop_dtype="float32")
     assert arguments.threshold(0.5) == 1 << 31  # the mask rule the mutants above are judged by
+
+
+def test_gaussian_reference_overflows_to_inf_as_the_dtype_does():
+    """float16's largest value times a noise multiplier near 2 (seed 0: z = 0.99, p = 0.5) lies far
+    past 65520, where float16 rounds to inf: the reference expects a signed inf, matched exactly."""
+    z, _ = reference.gaussian_normals(0, 0, (1,))
+    assert 65504.0 * (1.0 + z[0]) > 65520.0 * 1.5
+    for sign in (1.0, -1.0):
+        want, bounds = reference.gaussian_dropout([sign * 65504.0], (1,), "float16", 0.5, 0)
+        assert want == [sign * math.inf] and bounds == [0.0]
+        x = np.array([sign * 65504.0], dtype=np.float16)
+        with np.errstate(over="ignore"):
+            got = unidrop.gaussian_dropout(x, 0.5, seed=0, backend="numpy")
+        assert got.tolist() == [sign * math.inf]
+    want, bounds = reference.gaussian_dropout([1.0], (1,), "float16", 0.5, 0)
+    assert math.isfinite(want[0]) and 0.0 < bounds[0] < 0.1  # in range: an ordinary bound

@@ -277,9 +277,24 @@ def gaussian_dropout(
         bound = GAUSSIAN_ULPS * eps * abs(x) * (1.0 + sigma * rs[j])
         if dtype in arguments.HALF_DTYPES and math.isfinite(y):
             bound += spacing(y, dtype)
+        y, bound = _overflowed(y, bound, dtype)
         out.append(y)
         bounds.append(bound)
     return out, bounds
+
+
+def _overflowed(y: float, bound: float, dtype: str) -> tuple[float, float]:
+    """``(y, bound)`` past ``dtype``'s range: a signed inf (matched exactly) where every value within
+    the bound rounds to it, an unbounded tolerance where only some do, ``(y, bound)`` otherwise."""
+    if dtype not in FORMATS or not math.isfinite(y):
+        return y, bound
+    bits, _, largest = FORMATS[dtype]
+    limit = largest + math.ldexp(1.0, math.frexp(largest)[1] - bits - 1)  # rounds to inf from here
+    if abs(y) - bound >= limit:
+        return math.copysign(math.inf, y), 0.0
+    if abs(y) + bound >= limit:
+        return y, math.inf
+    return y, bound
 
 
 #: The spacing of each dtype's values at 1 (2**(1 - significant bits)).
