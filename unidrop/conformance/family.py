@@ -244,6 +244,11 @@ class FamilyChecks(SuitePart):
                     fn, self.make(np.ones((2, 2)), "float32"), 0.3, seed=1, global_shape=(4, 4), offset=(0, 0)
                 )
             return
+        probe = self.make(np.ones((2, 2)), "float32")  # a backend without the primitives refuses
+        if (name == "alpha_dropout" and self.refuses_rules(probe)) or (
+            name == "gaussian_dropout" and self.refuses_words(probe)
+        ):
+            return
         whole_shape, start, size = (8, 12), (2, 5), (4, 6)
         values = sample_values(whole_shape, "float32", 24)
         whole = self.read(self.family(fn, self.make(values, "float32"), 0.3, seed=SEED, stream=STREAM))
