@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 
 from unidrop import DropoutPlan
+from unidrop.blocks import MaskBlock
+from unidrop.philox import split64
 from unidrop.philox_int64 import flat_indices, words_at
 
 from . import keys
@@ -13,15 +15,58 @@ from . import keys
 def stream_words(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
     """The words u_i of ``plan`` (int64, ``plan.mask_shape``) on ``x``'s device, blocks included.
 
-    Drawn seed words (``seed=None``) are read back to the host once (a sync on CUDA).
+    Drawn seed words (``seed=None``) are read back to the host once (a sync on CUDA). Under
+    ``torch.compile`` the words are one opaque operator: inductor, given the integer Philox as
+    pointwise operations, inlines every round into the next and takes tens of minutes to lower it.
     """
     seed = keys.int_of_seed_words(plan.seed) if isinstance(plan.seed, torch.Tensor) else plan.seed
+    if torch.compiler.is_compiling() and isinstance(seed, int) and isinstance(plan.stream, int):
+        block = plan.block
+        return _words_operator(
+            x,
+            [*split64(seed), *split64(plan.stream)],
+            list(plan.mask_shape),
+            list(block.global_mask_shape) if block is not None else [],
+            list(block.mask_offset) if block is not None else [],
+        )
+    return _words(x, seed, plan.stream, plan.mask_shape, plan.block)
+
+
+def _words(
+    x: torch.Tensor, seed: int, stream: int, mask_shape: tuple[int, ...], block: MaskBlock | None
+) -> torch.Tensor:
+    """The words of the mask indices of ``mask_shape`` (of ``block``, if given), on ``x``'s device."""
     device = x.device
 
     def arange(n: int) -> torch.Tensor:
         return torch.arange(n, dtype=torch.int64, device=device)
 
-    return words_at(flat_indices(arange, plan.mask_shape, plan.block), seed, plan.stream, torch.where)
+    return words_at(flat_indices(arange, mask_shape, block), seed, stream, torch.where)
+
+
+@torch.library.custom_op("unidrop::stream_words", mutates_args=())
+def _words_operator(
+    x: torch.Tensor,
+    key: list[int],
+    mask_shape: list[int],
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+) -> torch.Tensor:
+    """:func:`_words` as one operator; ``key`` is the seed's and the stream's (low, high) 32-bit words."""
+    seed, stream = key[0] | key[1] << 32, key[2] | key[3] << 32
+    block = MaskBlock(tuple(global_mask_shape), tuple(mask_offset)) if global_mask_shape else None
+    return _words(x, seed, stream, tuple(mask_shape), block)
+
+
+@_words_operator.register_fake
+def _(
+    x: torch.Tensor,
+    key: list[int],
+    mask_shape: list[int],
+    global_mask_shape: list[int],
+    mask_offset: list[int],
+) -> torch.Tensor:
+    return x.new_empty(mask_shape, dtype=torch.int64)
 
 
 def copy_into(x: torch.Tensor, y: torch.Tensor) -> None:
