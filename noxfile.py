@@ -23,6 +23,12 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 TEST_TOOLS = ["pytest==9.2.0", "hypothesis==6.170.17"]
 SUITE = ["--pyargs", "unidrop.conformance", "--hypothesis-profile=unidrop-ci", "-p", "no:cacheprovider"]
+#: A backend's own tests subclass the suite (so that ``pytest backends/NAME/tests`` alone checks it);
+#: a session that has just run SUITE leaves those subclasses out rather than run the suite twice.
+NOT_THE_SUITE_AGAIN = [
+    "-k",
+    "not (TestNumpyConformance or TestTorchConformance or TestJaxConformance or TestCupyConformance)",
+]
 
 #: What each backend's session installs besides the backend itself: pinned, CPU builds.
 BACKEND_PINS: dict[str, list[str]] = {
@@ -148,7 +154,9 @@ def conformance(session: nox.Session, backend: str) -> None:
     session.run("pytest", "tests/test_docs_examples.py", "-p", "no:cacheprovider", "-q", "-rs")
     own_tests = ROOT / "backends" / backend / "tests"
     if own_tests.is_dir():
-        session.run("pytest", str(own_tests), "-p", "no:cacheprovider", *session.posargs)
+        session.run(
+            "pytest", str(own_tests), "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN, *session.posargs
+        )
 
 
 @nox.session
@@ -158,7 +166,8 @@ def numpy_fallback(session: nox.Session) -> None:
     session.install("-e", ".", "-e", "backends/numpy")
     session.env["UNIDROP_NUMPY_KERNEL"] = "numpy"
     session.run("pytest", *SUITE, "--unidrop-backend=numpy", *session.posargs)
-    session.run("pytest", "backends/numpy/tests", "-p", "no:cacheprovider", *session.posargs)
+    own_tests = ["backends/numpy/tests", "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN]
+    session.run("pytest", *own_tests, *session.posargs)
 
 
 #: unidrop-keras's session: Keras and what it needs, pinned; its layers run on these Keras backends.
@@ -263,6 +272,5 @@ def lowest(session: nox.Session, backend: str) -> None:
         session.install("--no-deps", "-e", "backends/numpy")
     session.run("python", "-m", "pip", "check")
     session.run("pytest", *SUITE, f"--unidrop-backend={backend}", *session.posargs)
-    session.run(
-        "pytest", str(ROOT / "backends" / backend / "tests"), "-p", "no:cacheprovider", *session.posargs
-    )
+    own_tests = ROOT / "backends" / backend / "tests"
+    session.run("pytest", str(own_tests), "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN, *session.posargs)
