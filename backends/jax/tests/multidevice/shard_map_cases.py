@@ -5,7 +5,7 @@ Run in a process whose XLA_FLAGS were set before JAX loaded:
     XLA_FLAGS=--xla_force_host_platform_device_count=4 JAX_PLATFORMS=cpu \
         pytest backends/jax/tests/multidevice/shard_map_cases.py
 
-(``tests/test_shard_map.py`` does exactly that in a subprocess.) Expected values come from
+(``tests/test_multidevice.py`` does exactly that in a subprocess.) Expected values come from
 ``unidrop.reference`` for the unsharded array.
 """
 

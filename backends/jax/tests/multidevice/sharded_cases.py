@@ -3,7 +3,7 @@
     XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu \
         pytest backends/jax/tests/multidevice/sharded_cases.py
 
-(``tests/test_sharding.py`` does exactly that in a subprocess.) The file name keeps the
+(``tests/test_multidevice.py`` does exactly that in a subprocess.) The file name keeps the
 normal collection, where JAX has one device, from picking it up.
 """
 
