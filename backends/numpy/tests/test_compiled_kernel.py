@@ -7,6 +7,10 @@ conformance session with UNIDROP_NUMPY_KERNEL=compiled fails instead of skipping
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from unidrop_numpy import compiled
@@ -223,3 +227,32 @@ def test_every_16_bit_pattern(dtype: str) -> None:
     """All 65536 inputs of a 16-bit dtype (NaN, Inf, subnormals, rounding ties after scaling)."""
     x = np.arange(1 << 16, dtype=np.uint16).view(DTYPES[dtype])
     check(x, dtype, 0.3, 12345, 6)
+
+
+NO_SIMD = "UNIDROP_NUMPY_NO_SIMD"
+
+
+def test_no_simd_turns_the_simd_paths_off() -> None:
+    """Under UNIDROP_NUMPY_NO_SIMD (the run below sets it) the kernel says both paths are off."""
+    if os.environ.get(NO_SIMD) is None:
+        pytest.skip(f"runs in the subprocess of test_the_portable_paths_match_the_reference ({NO_SIMD} set)")
+    assert getattr(_kernel, "AVX2_PHILOX", 0) == 0 and getattr(_kernel, "F16C", 0) == 0
+
+
+@pytest.mark.skipif(
+    not (getattr(_kernel, "AVX2_PHILOX", 0) or getattr(_kernel, "F16C", 0)),
+    reason="this build or CPU has no SIMD path: the tests above already ran the portable one",
+)
+def test_the_portable_paths_match_the_reference() -> None:
+    """The loops that run on CPUs without AVX2 or F16C give the reference's bits too: this module's
+    layout, tile-boundary and 16-bit tests again, in a subprocess with the SIMD paths turned off."""
+    selection = "no_simd or layouts or tile_boundaries or every_16_bit or past_2_to_the_32"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", __file__, "-k", selection],
+        env={**os.environ, NO_SIMD: "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "test_no_simd_turns_the_simd_paths_off PASSED" in result.stdout, result.stdout[-2000:]

@@ -293,36 +293,103 @@ UD_FN ud_u64 ud_block_index(ud_u64 local, int ndim, const ud_u64 *shape, const u
 }
 
 #if !UD_CUDA
+/* The words of the whole Philox blocks b .. b+count-1, block k's four words to u[4k .. 4k+3]: a
+ * loop the compiler may vectorize when the caller is built for SIMD. */
+typedef void (*ud_blocks_fn)(ud_u32 *u, ud_u64 b, ud_u64 count, ud_rng r);
+
+UD_FN void ud_whole_blocks(ud_u32 *u, ud_u64 b, ud_u64 count, ud_rng r) {
+    ud_u64 k;
+    for (k = 0; k < count; ++k) {
+        ud_words w = ud_philox_block_wide(b + k, r);
+        u[4 * k + 0] = w.w[0];
+        u[4 * k + 1] = w.w[1];
+        u[4 * k + 2] = w.w[2];
+        u[4 * k + 3] = w.w[3];
+    }
+}
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+/* ud_whole_blocks with AVX2 intrinsics (call only where the CPU has AVX2): compilers synthesize a
+ * SIMD multiply by a 64-bit constant from shifts and adds, so the rounds are written with
+ * vpmuludq, the 32x32->64-bit multiply, directly. Each 64-bit lane holds one block's word in its
+ * low half; the high halves carry garbage that no low half ever reads (vpmuludq reads low halves,
+ * XOR is bitwise, and only products are shifted right). Eight blocks per step, two independent
+ * sets of four, so that one set's multiplies overlap the other's. */
+#define UD_HAVE_AVX2_BLOCKS 1
+#include <immintrin.h>
+
+#define UD_AVX2_ROUND(c0, c1, c2, c3, k0, k1, m0, m1)                                              \
+    do {                                                                                           \
+        __m256i p0_ = _mm256_mul_epu32(c0, m0), p1_ = _mm256_mul_epu32(c2, m1);                    \
+        UD_PHILOX_MIX(c0, c1, c2, c3, k0, k1, _mm256_srli_epi64(p0_, 32), p0_,                     \
+                      _mm256_srli_epi64(p1_, 32), p1_);                                            \
+    } while (0)
+
+/* Four blocks' words, one block per 64-bit lane of c0..c3, to u[0..15] in block order. */
+__attribute__((target("avx2"))) static inline void ud_avx2_store(ud_u32 *u, __m256i c0, __m256i c1,
+                                                                 __m256i c2, __m256i c3) {
+    __m256i w01 = _mm256_blend_epi32(c0, _mm256_slli_epi64(c1, 32), 0xAA);
+    __m256i w23 = _mm256_blend_epi32(c2, _mm256_slli_epi64(c3, 32), 0xAA);
+    __m256i even = _mm256_unpacklo_epi64(w01, w23), odd = _mm256_unpackhi_epi64(w01, w23);
+    _mm256_storeu_si256((__m256i *)u, _mm256_permute2x128_si256(even, odd, 0x20));
+    _mm256_storeu_si256((__m256i *)(u + 8), _mm256_permute2x128_si256(even, odd, 0x31));
+}
+
+__attribute__((target("avx2"))) UD_FN void ud_whole_blocks_avx2(ud_u32 *u, ud_u64 b, ud_u64 count, ud_rng r) {
+    const __m256i m0 = _mm256_set1_epi64x(UD_PHILOX_M0), m1 = _mm256_set1_epi64x(UD_PHILOX_M1);
+    const __m256i s0 = _mm256_set1_epi64x(r.s0), s1 = _mm256_set1_epi64x(r.s1);
+    const __m256i eight = _mm256_set1_epi64x(8);
+    __m256i k0[UD_PHILOX_ROUNDS], k1[UD_PHILOX_ROUNDS];
+    __m256i lanes = _mm256_add_epi64(_mm256_set1_epi64x((long long)b), _mm256_setr_epi64x(0, 1, 2, 3));
+    ud_u32 key0 = r.k0, key1 = r.k1;
+    ud_u64 k = 0;
+    int round;
+    for (round = 0; round < UD_PHILOX_ROUNDS; ++round) {
+        k0[round] = _mm256_set1_epi64x(key0);
+        k1[round] = _mm256_set1_epi64x(key1);
+        key0 += UD_PHILOX_W0;
+        key1 += UD_PHILOX_W1;
+    }
+    for (; k + 8 <= count; k += 8) {
+        __m256i a0 = lanes, a1 = _mm256_srli_epi64(lanes, 32), a2 = s0, a3 = s1;
+        __m256i next = _mm256_add_epi64(lanes, _mm256_set1_epi64x(4));
+        __m256i b0 = next, b1 = _mm256_srli_epi64(next, 32), b2 = s0, b3 = s1;
+        for (round = 0; round < UD_PHILOX_ROUNDS; ++round) {
+            UD_AVX2_ROUND(a0, a1, a2, a3, k0[round], k1[round], m0, m1);
+            UD_AVX2_ROUND(b0, b1, b2, b3, k0[round], k1[round], m0, m1);
+        }
+        ud_avx2_store(u + 4 * k, a0, a1, a2, a3);
+        ud_avx2_store(u + 4 * k + 16, b0, b1, b2, b3);
+        lanes = _mm256_add_epi64(lanes, eight);
+    }
+    ud_whole_blocks(u + 4 * k, b + k, count - k, r);
+}
+#endif
+
 /* The words u_i of the n consecutive mask indices start .. start+n-1 into u[0..n-1]; `start` is
- * any index (not only a multiple of 4). Whole Philox blocks in the middle are made in a loop the
- * compiler vectorizes when the caller is built for SIMD; the partial blocks at either end take
- * what they need. */
-UD_FN void ud_fill_words(ud_u32 *u, ud_u64 start, ud_u64 n, ud_rng r) {
-    ud_u64 j = 0, b, whole;
+ * any index (not only a multiple of 4). The whole Philox blocks in the middle come from `blocks`
+ * (ud_whole_blocks, or a SIMD version of it); the partial blocks at either end take what they
+ * need. */
+UD_FN void ud_fill_words_by(ud_u32 *u, ud_u64 start, ud_u64 n, ud_rng r, ud_blocks_fn blocks) {
+    ud_u64 j = 0, whole;
     ud_u32 lane = (ud_u32)(start & 3u);
     if (n == 0) return;
     if (lane) { /* the head: the rest of the block start lies in */
         ud_words w = ud_philox_block_wide(start >> 2, r);
         for (; lane < 4u && j < n; ++lane, ++j) u[j] = ud_word(w, lane);
     }
-    b = (start + j) >> 2;
     whole = (n - j) >> 2;
-    {
-        ud_u32 *out = u + j;
-        ud_u64 k;
-        for (k = 0; k < whole; ++k) {
-            ud_words w = ud_philox_block_wide(b + k, r);
-            out[4 * k + 0] = w.w[0];
-            out[4 * k + 1] = w.w[1];
-            out[4 * k + 2] = w.w[2];
-            out[4 * k + 3] = w.w[3];
-        }
-    }
+    blocks(u + j, (start + j) >> 2, whole, r);
     j += 4 * whole;
     if (j < n) { /* the tail: the first words of one more block */
-        ud_words w = ud_philox_block_wide(b + whole, r);
+        ud_words w = ud_philox_block_wide((start + j) >> 2, r);
         for (lane = 0; j < n; ++lane, ++j) u[j] = ud_word(w, lane);
     }
+}
+
+/* ud_fill_words_by with the portable block loop. */
+UD_FN void ud_fill_words(ud_u32 *u, ud_u64 start, ud_u64 n, ud_rng r) {
+    ud_fill_words_by(u, start, n, r, ud_whole_blocks);
 }
 #endif
 

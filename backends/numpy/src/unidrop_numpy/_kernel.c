@@ -2,9 +2,10 @@
  *
  * Every rule of the mask stream (Philox4x32-10, the keep decision, scale, select, 16-bit
  * rounding) comes from the core's header, unidrop/mask_stream_v1.h (unidrop.get_include());
- * this file only walks the array. Philox blocks are made TILE_BLOCKS at a time in a loop the
- * compiler vectorizes (the 32x32->64 products of many blocks in SIMD lanes), then the elements of
- * the tile are scaled and selected in a second vectorizable loop.
+ * this file only walks the array. Philox blocks are made TILE_BLOCKS at a time, by the header's
+ * AVX2 rounds where the CPU has AVX2 and otherwise by its portable loop, which the compiler
+ * vectorizes; then the elements of the tile are scaled and selected in a second vectorizable loop
+ * (float16 with F16C intrinsics, eight at a time, where the CPU has F16C).
  *
  * Entry points take any objects with the buffer protocol (NumPy arrays; bfloat16 arrays are
  * passed as uint16 views) and release the GIL while they compute. A call computes the logical
@@ -13,7 +14,8 @@
  *
  * Builds: the portable baseline of the target (SSE2 on x86-64, NEON on arm64). On x86-64 with
  * GCC or clang on Linux the hot loops are also compiled for AVX2 and picked at load time
- * (target_clones, glibc ifunc), so one wheel runs on every x86-64 CPU.
+ * (target_clones, glibc ifunc), so one wheel runs on every x86-64 CPU. The AVX2 and F16C
+ * intrinsics are picked at import (__builtin_cpu_supports); UNIDROP_NUMPY_NO_SIMD turns them off.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -44,7 +46,16 @@ enum { KIND_FLOAT16 = 0, KIND_BFLOAT16 = 1, KIND_FLOAT32 = 2, KIND_FLOAT64 = 3 }
 
 /* The words of mask indices start .. start+n-1 (any start; n <= 4 * TILE_BLOCKS): the header's
  * ud_fill_words, compiled here once per clone so that its block loop vectorizes. */
+#if UD_HAVE_AVX2_BLOCKS
+static int have_avx2; /* set at import: the CPU has AVX2 and UNIDROP_NUMPY_NO_SIMD is unset */
+#endif
 UD_CLONES static void fill_words(ud_u32 *restrict words, ud_u64 start, ud_u64 n, ud_rng r) {
+#if UD_HAVE_AVX2_BLOCKS
+    if (have_avx2) {
+        ud_fill_words_by(words, start, n, r, ud_whole_blocks_avx2);
+        return;
+    }
+#endif
     ud_fill_words(words, start, n, r);
 }
 
@@ -110,6 +121,7 @@ DEFINE_RUN(f16, ud_u16, ud_scale_f16, float, ud_u16)
  * bits as the header's integer routines, NaN payloads aside), picked at load where the CPU has
  * them. The scale and select are the header's. */
 #define UD_HAVE_F16C 1
+#include <immintrin.h>
 __attribute__((target("avx2,f16c"))) static ud_u16 scale_f16c(ud_u16 x, float s) {
     _Float16 h, r;
     ud_u16 out;
@@ -125,7 +137,18 @@ __attribute__((target("avx2,f16c"))) static void run_f16c(const char *restrict x
                                                            ud_u32 t, float s) {
     if (xs == 2) {
         const ud_u16 *restrict xc = (const ud_u16 *)x;
-        for (ud_u64 j = 0; j < n; ++j) {
+        const __m256 scale = _mm256_set1_ps(s);
+        const __m256i threshold = _mm256_set1_epi32((int)t);
+        ud_u64 j = 0;
+        for (; j + 8 <= n; j += 8) { /* eight at a time: the scalar loop's instructions, packed */
+            __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xc + j)));
+            __m128i h = _mm256_cvtps_ph(_mm256_mul_ps(v, scale), _MM_FROUND_TO_NEAREST_INT);
+            __m256i w = _mm256_loadu_si256((const __m256i *)(u + j));
+            __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w, threshold), w); /* w >= t */
+            __m128i keep16 = _mm_packs_epi32(_mm256_castsi256_si128(keep), _mm256_extracti128_si256(keep, 1));
+            _mm_storeu_si128((__m128i *)(y + j), _mm_and_si128(h, keep16));
+        }
+        for (; j < n; ++j) {
             y[j] = select_ud_u16(scale_f16c(xc[j], s), u[j], t);
         }
     } else {
@@ -574,10 +597,15 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__kernel(void) {
-#if UD_HAVE_F16C
+#if UD_HAVE_F16C || UD_HAVE_AVX2_BLOCKS
+    const int simd = getenv("UNIDROP_NUMPY_NO_SIMD") == NULL;
     __builtin_cpu_init();
-    have_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-                getenv("UNIDROP_NUMPY_NO_F16C") == NULL;
+#endif
+#if UD_HAVE_F16C
+    have_f16c = simd && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+#endif
+#if UD_HAVE_AVX2_BLOCKS
+    have_avx2 = simd && __builtin_cpu_supports("avx2");
 #endif
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
@@ -585,6 +613,9 @@ PyMODINIT_FUNC PyInit__kernel(void) {
         PyModule_AddIntConstant(m, "TILE_ELEMENTS", 4 * TILE_BLOCKS) < 0
 #if UD_HAVE_F16C
         || PyModule_AddIntConstant(m, "F16C", have_f16c) < 0
+#endif
+#if UD_HAVE_AVX2_BLOCKS
+        || PyModule_AddIntConstant(m, "AVX2_PHILOX", have_avx2) < 0
 #endif
     ) {
         Py_DECREF(m);

@@ -7,8 +7,9 @@ depends on the number of threads.
 
 ``UNIDROP_NUMPY_KERNEL`` chooses: ``auto`` (the default: compiled if it was built), ``compiled``
 (an error if it was not built) or ``numpy`` (the pure-NumPy kernel of :mod:`.chunked`).
-``UNIDROP_NUMPY_NO_F16C`` (read when the kernel is imported) makes float16 use the header's integer
-conversions even where the CPU has F16C (to test that path).
+``UNIDROP_NUMPY_NO_SIMD`` (read when the kernel is imported) turns off the kernel's AVX2 Philox
+blocks and F16C float16 conversions, so that the portable loops run where the CPU has those
+(to test them).
 """
 
 from __future__ import annotations
