@@ -63,8 +63,12 @@ def dropout(
         >>> unidrop.dropout(x, 0.5, seed=42)
         array([ 2.,  0.,  0.,  0., 10.,  0., 14.,  0.], dtype=float32)
     """
-    p = arguments.check_p(p)
-    training = arguments.check_training(training)
+    # The common case of each argument is judged inline: a call costs microseconds, and small
+    # arrays are dropped out often (the checks called otherwise raise naming the bad value).
+    if type(p) is not float or not 0.0 <= p <= 1.0:
+        p = arguments.check_p(p)
+    if training is not True:
+        training = arguments.check_training(training)
     if return_mask is not True and return_mask is not False:
         raise TypeError(f"return_mask must be True or False, got {return_mask!r}")
     if inplace is not False and inplace is not True:
@@ -75,10 +79,14 @@ def dropout(
             f"inplace=True needs a mutable array; the unidrop backend for {type(x).__name__} "
             "does not write into its arrays: call without inplace=True and use the result"
         )
-    arguments.check_dtype(dtype, supported)
-    # broadcast_dims is judged before the randomness (remembered per shape: a repeated call is cheap)
-    dims, mask_shape = arguments.broadcast_and_mask_shape(shape, broadcast_dims)
-    block = check_block(shape, global_shape, offset, dims)
+    if dtype not in supported or dtype not in arguments.FLOAT_DTYPES:
+        arguments.check_dtype(dtype, supported)
+    if type(broadcast_dims) is tuple and not broadcast_dims and global_shape is None and offset is None:
+        dims, mask_shape, block = (), shape, None  # the default: the whole array, its own mask shape
+    else:
+        # broadcast_dims is judged before the randomness (remembered per shape: a repeated call is cheap)
+        dims, mask_shape = arguments.broadcast_and_mask_shape(shape, broadcast_dims)
+        block = check_block(shape, global_shape, offset, dims)
     if block is not None and not implementation.supports_blocks:
         raise TypeError(
             f"the unidrop backend for {type(x).__name__} does not implement blocks of a global mask "

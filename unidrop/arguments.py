@@ -11,7 +11,7 @@ import numbers
 import operator
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def compute_dtype(dtype: str) -> str:
     return "float32" if dtype in HALF_DTYPES else dtype
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DropoutPlan:
     """A validated dropout request, as a backend receives it.
 
@@ -295,6 +295,8 @@ class DropoutPlan:
     ``resolve_randomness`` returned framework values (a traced JAX key, a device tensor).
     ``block`` is None for a whole array; for a block of a larger logical array it says where
     the block's mask (of shape ``mask_shape``) lies in the global mask (see :mod:`unidrop.blocks`).
+    ``threshold``, ``scale`` and ``drops_all`` follow from ``p`` (worked out once, when the plan
+    is made: a backend reads them on every call).
     """
 
     p: float
@@ -306,6 +308,42 @@ class DropoutPlan:
     broadcast_dims: tuple[int, ...]
     return_mask: bool = False
     block: MaskBlock | None = None
+    #: t = floor(p * 2**32), in [0, 2**32]: an element is dropped iff its word u < t.
+    threshold: int = field(init=False, repr=False, compare=False)
+    #: s = 1 / (1 - p) in float64 (inf for p == 1).
+    scale: float = field(init=False, repr=False, compare=False)
+    #: True when t == 2**32 (p == 1): every element is dropped.
+    drops_all: bool = field(init=False, repr=False, compare=False)
+
+    def __init__(
+        self,
+        p: float,
+        seed: Any,
+        stream: Any,
+        shape: tuple[int, ...],
+        dtype: str,
+        mask_shape: tuple[int, ...],
+        broadcast_dims: tuple[int, ...],
+        return_mask: bool = False,
+        block: MaskBlock | None = None,
+    ) -> None:
+        t = threshold(p)
+        # one update of the instance's dict: the frozen dataclass's generated __init__ would set
+        # each field through object.__setattr__, a cost paid on every dropout call
+        vars(self).update(
+            p=p,
+            seed=seed,
+            stream=stream,
+            shape=shape,
+            dtype=dtype,
+            mask_shape=mask_shape,
+            broadcast_dims=broadcast_dims,
+            return_mask=return_mask,
+            block=block,
+            threshold=t,
+            scale=scale(p),
+            drops_all=t >= TWO_POW_32,
+        )
 
     @classmethod
     def build(
@@ -328,21 +366,6 @@ class DropoutPlan:
         dims, mask = broadcast_and_mask_shape(shape, broadcast_dims)
         block = check_block(shape, global_shape, offset, dims)
         return cls(p, seed, stream, shape, dtype, mask, dims, return_mask, block)
-
-    @property
-    def threshold(self) -> int:
-        """t = floor(p * 2**32), in [0, 2**32]."""
-        return threshold(self.p)
-
-    @property
-    def scale(self) -> float:
-        """s = 1 / (1 - p) in float64."""
-        return scale(self.p)
-
-    @property
-    def drops_all(self) -> bool:
-        """True when t == 2**32 (p == 1): every element is dropped."""
-        return self.threshold >= TWO_POW_32
 
     @property
     def compute_dtype(self) -> str:

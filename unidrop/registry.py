@@ -311,7 +311,11 @@ def _resolve(state: _Snapshot, x: Any) -> tuple[Plugin, ...]:
 
 def accepting(x: Any) -> tuple[Plugin, ...]:
     """The backends that accept ``x``, the one that serves it first (empty if none does)."""
-    state = _current()
+    return _accepting(_current(), x)
+
+
+def _accepting(state: _Snapshot, x: Any) -> tuple[Plugin, ...]:
+    """:func:`accepting` in the registry's published ``state``."""
     cached = state.by_type.get(type(x))
     if cached is not None:
         found, skipped = cached
@@ -349,7 +353,7 @@ def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
             raise TypeError(f"backend {plugin.name!r} does not take arrays of type {_type_name(x)}")
         candidates: tuple[Plugin, ...] = (plugin,)
     else:
-        candidates = accepting(x)
+        candidates = _accepting(state, x)
         if not candidates:
             raise _no_backend(state, x)
     fault: Exception | None = None
@@ -384,7 +388,10 @@ def _read_answer(implementation: Implementation, answer: Any) -> Dispatch:
     shape, dtype = answer
     if isinstance(shape, (str, bytes)) or not isinstance(dtype, str):
         raise TypeError(f"shape_and_dtype() answered {answer!r}, not a shape and a dtype name")
-    return Dispatch(implementation, tuple(shape), dtype, frozenset(implementation.dtypes()))
+    supported = implementation.dtypes()
+    if type(supported) is not frozenset:
+        supported = frozenset(supported)
+    return tuple.__new__(Dispatch, (implementation, tuple(shape), dtype, supported))  # as Dispatch(), faster
 
 
 def _fault(plugin: Plugin, x: Any, what: str, cause: Exception) -> RuntimeError:

@@ -7,6 +7,7 @@ conformance session with UNIDROP_NUMPY_KERNEL=compiled fails instead of skipping
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -256,3 +257,16 @@ def test_the_portable_paths_match_the_reference() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "test_no_simd_turns_the_simd_paths_off PASSED" in result.stdout, result.stdout[-2000:]
+
+
+def test_buffers_without_strides_are_read_in_c_order() -> None:
+    """An exporter may leave a buffer's strides out (ctypes arrays do): C order is meant, and the
+    kernel reads it so (it used to read a null pointer and crash)."""
+    x = values((3, 5), "float32", seed=4)
+    source = ((ctypes.c_float * 5) * 3)()
+    ctypes.memmove(source, x.tobytes(), x.nbytes)
+    out = ((ctypes.c_float * 5) * 3)()
+    plan = plan_for(x, "float32", 0.4, 21, 3, mask=False)
+    _kernel.dropout(source, out, None, 2, 0, 21, 3, plan.threshold, plan.scale, 0, x.size, 0, None, None)
+    want, _ = expected(x, "float32", 0.4, 21, 3)
+    assert_exact(np.frombuffer(out, np.float32).reshape(x.shape), want, "ctypes buffers")

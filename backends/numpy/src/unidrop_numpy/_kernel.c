@@ -41,6 +41,9 @@
 /* Philox blocks made at a time: 4 elements each, 16 KiB of words per thread on the stack. */
 #define TILE_BLOCKS 1024
 #define MAX_DIMS 64
+/* Calls on fewer elements than this keep the GIL: releasing and taking it back would cost more
+ * than the work (NumPy's ufuncs make the same trade for small arrays). */
+#define GIL_FREE_FROM 4096
 
 enum { KIND_FLOAT16 = 0, KIND_BFLOAT16 = 1, KIND_FLOAT32 = 2, KIND_FLOAT64 = 3 };
 
@@ -497,8 +500,17 @@ static PyObject *py_dropout(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, bad);
     } else if (start < stop) {
         layout L;
-        Py_ssize_t one = 1, zero = 0;
-        collapse(&L, xb.ndim, xb.ndim ? xb.shape : &one, xb.ndim ? xb.strides : &zero, broadcast,
+        Py_ssize_t one = 1, zero = 0, c_strides[MAX_DIMS];
+        const Py_ssize_t *x_strides = xb.strides;
+        if (x_strides == NULL) { /* an exporter may leave strides out (ctypes): C order, then */
+            Py_ssize_t step = xb.itemsize;
+            for (int d = xb.ndim - 1; d >= 0; --d) {
+                c_strides[d] = step;
+                step *= xb.shape[d];
+            }
+            x_strides = c_strides;
+        }
+        collapse(&L, xb.ndim, xb.ndim ? xb.shape : &one, xb.ndim ? x_strides : &zero, broadcast,
                  ordero == Py_None ? NULL : order, stridero == Py_None ? NULL : given);
         J.kind = kind;
         J.x = (const char *)xb.buf;
@@ -506,9 +518,13 @@ static PyObject *py_dropout(PyObject *self, PyObject *args) {
         J.mask = has_mask ? (ud_u8 *)mb.buf : NULL;
         J.scale = scale;
         J.mask_offset = offset;
-        Py_BEGIN_ALLOW_THREADS
-        compute(&J, &L, start, stop);
-        Py_END_ALLOW_THREADS
+        if (stop - start < GIL_FREE_FROM) {
+            compute(&J, &L, start, stop);
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            compute(&J, &L, start, stop);
+            Py_END_ALLOW_THREADS
+        }
     }
     if (has_mask) PyBuffer_Release(&mb);
     PyBuffer_Release(&yb);

@@ -106,9 +106,11 @@ def dropout_into(
         xk, yk = xk.view(np.uint16), yk.view(np.uint16)
     fused = keep if (keep is not None and not broadcast and order is None) else None
     args = (kind, broadcast, plan.seed, plan.stream, plan.threshold, plan.scale)
-    offset, strides = block_layout(plan)
+    offset, strides = (0, None) if plan.block is None else block_layout(plan)
     n = x.size
-    count = min(threads, n // MIN_ELEMENTS_PER_THREAD)
+    count = n // MIN_ELEMENTS_PER_THREAD  # threads that get enough work each
+    if count > threads:
+        count = threads
     if count <= 1:
         _kernel.dropout(xk, yk, fused, *args, 0, n, offset, order, strides)
     else:

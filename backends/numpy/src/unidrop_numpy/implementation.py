@@ -14,6 +14,7 @@ from .chunked import dropout_array
 from .threads import get_num_threads
 
 _BASE_DTYPES = frozenset({"float16", "float32", "float64"})
+_WITH_BFLOAT16 = _BASE_DTYPES | {bfloat16.NAME}
 
 
 class NumpyImplementation(Implementation):
@@ -33,14 +34,17 @@ class NumpyImplementation(Implementation):
 
     def dtypes(self) -> frozenset[str]:
         """float16, float32 and float64, and bfloat16 where ml_dtypes is installed."""
-        return (_BASE_DTYPES | {bfloat16.NAME}) if bfloat16.available() else _BASE_DTYPES
+        return _WITH_BFLOAT16 if bfloat16.available() else _BASE_DTYPES
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
         return tuple(x.shape), bfloat16.dtype_name(x.dtype)
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        _check_subclass(x)
-        array = np.asarray(x)  # a memmap's data as a plain ndarray view (no copy)
+        if type(x) is np.ndarray:
+            array = x
+        else:
+            _check_subclass(x)
+            array = np.asarray(x)  # a memmap's data as a plain ndarray view (no copy)
         if self._compiled and array.size and not plan.drops_all:
             y, keep = compiled.dropout(array, plan, get_num_threads())
         else:
