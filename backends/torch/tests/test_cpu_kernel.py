@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch_helpers import DTYPES, assert_same, expected_output, sample
+from torch_helpers import DTYPES, assert_same, expected_at, expected_output, sample
 from unidrop_numpy import compiled
 from unidrop_torch import cpu, ops
 
@@ -137,3 +137,106 @@ def test_eager_cpu_autograd_never_dispatches_the_operator(monkeypatch: pytest.Mo
     assert_same(grad, expected_output(v, 0.35, 13, 2, (1,)), "backward")
     assert_same(grad_of_v, expected_output(torch.ones(9, 7), 0.35, 13, 2, (1,)), "double backward")
     assert keep.reshape(-1).tolist() == reference.keep_bits(13, 2, (9, 1), 0.35)
+
+
+def _small_layouts(dtype: torch.dtype) -> list[tuple[str, torch.Tensor, tuple[int, ...]]]:
+    """Inputs whose result ``torch.empty_like`` makes C-contiguous: the small-tensor fast path's."""
+    return [
+        ("contiguous", sample((3, 5, 4), dtype, seed=1), ()),
+        ("broadcast", sample((3, 5, 4), dtype, seed=2), (0, 2)),
+        ("expanded", sample((1, 6), dtype, seed=5).expand(4, 6), ()),
+        ("sliced", sample((12, 10), dtype, seed=4)[1::3, ::2], (1,)),
+        ("zero-d", sample((), dtype, seed=6), ()),
+        ("one element", sample((1,), dtype, seed=7), ()),
+    ]
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_small_tensors_call_the_kernel_once_on_views_of_their_memory(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The small-tensor fast path: one kernel call on this thread, no copy, the reference's bits,
+    without the general layout code of ``compiled.dropout_into`` (its per-call cost)."""
+    kernel = compiled._kernel
+    calls = []
+
+    class Spy:
+        def dropout(self, x, y, *args):  # type: ignore[no-untyped-def]
+            calls.append((x.__array_interface__["data"][0], y.__array_interface__["data"][0], args))
+            return kernel.dropout(x, y, *args)
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the general path ran for a small tensor")
+
+    monkeypatch.setattr(compiled, "_kernel", Spy())
+    monkeypatch.setattr(compiled, "dropout_into", refuse)
+    for name, x in [(name, x) for name, x, _ in _small_layouts(dtype)]:
+        for dims in [(), (0,)] if x.dim() else [()]:
+            calls.clear()
+            y = unidrop.dropout(x, 0.4, seed=3, stream=2, broadcast_dims=dims)
+            assert len(calls) == 1, name
+            x_address, y_address, args = calls[0]
+            assert (x_address, y_address) == (x.data_ptr(), y.data_ptr()), name
+            assert args[-2:] == (0, x.numel()), name
+            assert y.dtype == dtype and y.stride() == torch.empty_like(x).stride(), name
+            assert_same(y, expected_output(x, 0.4, 3, 2, dims), f"{name} {dtype} dims={dims}")
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_small_tensor_autograd_takes_the_fast_path_both_ways(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forward and backward (an expanded gradient, as ``y.sum().backward()`` gives) of small tensors."""
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the general path ran for a small tensor")
+
+    monkeypatch.setattr(compiled, "dropout_into", refuse)
+    for name, x, dims in _small_layouts(dtype):
+        leaf = x.detach().clone().requires_grad_(True)
+        y = unidrop.dropout(leaf, 0.3, seed=9, stream=1, broadcast_dims=dims)
+        y.sum().backward()
+        assert_same(y, expected_output(x, 0.3, 9, 1, dims), f"{name} forward")
+        assert_same(leaf.grad, expected_output(torch.ones_like(x), 0.3, 9, 1, dims), f"{name} backward")
+
+
+@needs_kernel
+@pytest.mark.parametrize("extra", [-1, 0], ids=["below", "at"])
+def test_the_fast_path_ends_where_the_thread_split_begins(
+    extra: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At ``cpu.ONE_CALL`` elements the general path (which may split over threads) takes over;
+    both sides of the bound give the reference's bits."""
+    n = cpu.ONE_CALL + extra
+    general = []
+    real = compiled.dropout_into
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        general.append(args)
+        real(*args)
+
+    monkeypatch.setattr(compiled, "dropout_into", spy)
+    monkeypatch.setattr(cpu, "get_num_threads", lambda: 2)
+    x = sample((n,), torch.float32, seed=13)
+    y = unidrop.dropout(x, 0.2, seed=14, stream=5)
+    assert len(general) == (extra >= 0)
+    last = [0, 1, 2, 3, 5, 7, n // 2, n - 2, n - 1]
+    expected = expected_at(x, last, 0.2, 14, 5, ())
+    assert_same(y[last], torch.tensor(expected, dtype=torch.float64), f"{n} elements")
+
+
+def test_a_leftover_functorch_wrapper_still_gets_the_reference_bits() -> None:
+    """A tensor that escaped a finished torch.func transform goes through the Function's C++ entry
+    unwrapped, as the public ``apply`` would unwrap it."""
+    leaked: list[torch.Tensor] = []
+
+    def f(a: torch.Tensor) -> torch.Tensor:
+        leaked.append(a)
+        return (a * 2).sum()
+
+    x = sample((3, 4), torch.float32, seed=15, specials=False).requires_grad_(True)
+    torch.func.grad(f)(x)
+    y = unidrop.dropout(leaked[0], 0.5, seed=16)
+    assert_same(y, expected_output(x, 0.5, 16), "leftover wrapper")

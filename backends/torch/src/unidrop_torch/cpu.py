@@ -44,6 +44,11 @@ _NAMES = {
 }
 #: The 16-bit dtypes, viewed as their bits: NumPy has no bfloat16.
 _BITS = {torch.float16: torch.int16, torch.bfloat16: torch.int16}
+#: The compiled kernel's type code of each dtype, and the dtype a view of its bits takes (or None).
+_KERNEL_KINDS = {dtype: (compiled.KINDS[name], _BITS.get(dtype)) for dtype, name in _NAMES.items()}
+#: Below this many elements :func:`unidrop_numpy.compiled.dropout_into` makes one kernel call on the
+#: calling thread whatever the thread count; the small-tensor fast path makes that call itself.
+ONE_CALL = 2 * compiled.MIN_ELEMENTS_PER_THREAD
 
 
 def describe() -> str:
@@ -65,25 +70,56 @@ def run(x: torch.Tensor, plan: DropoutPlan) -> tuple[torch.Tensor, torch.Tensor 
     ``y`` is a new tensor from ``torch.empty_like(x)``; ``keep`` (only if ``plan.return_mask``)
     is a bool tensor of ``plan.mask_shape``.
     """
+    return _run(x, plan, plan.return_mask)
+
+
+def output(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
+    """``y`` alone, as :func:`run` gives it, whatever ``plan.return_mask`` says (no mask is made)."""
+    return _run(x, plan, False)[0]
+
+
+def _run(x: torch.Tensor, plan: DropoutPlan, with_mask: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     if x.requires_grad:  # inside the operator it never does; numpy() refuses such a tensor
         x = x.detach()
     if not COMPILED:
         y = _dropout_numpy(x, plan)
-        keep = keep_mask_of(plan) if plan.return_mask else None
+        keep = keep_mask_of(plan) if with_mask else None
         return y, keep
     y = torch.empty_like(x)
-    keep = torch.empty(plan.mask_shape, dtype=torch.bool) if plan.return_mask else None
-    if plan.drops_all:
+    keep = torch.empty(plan.mask_shape, dtype=torch.bool) if with_mask else None
+    threshold = plan.threshold
+    n = x.numel()
+    if threshold >= arguments.TWO_POW_32:  # p == 1: everything is dropped
         y.zero_()
         if keep is not None:
             keep.zero_()
-    elif x.numel():
+    elif keep is None and n < ONE_CALL and plan.block is None and y.is_contiguous():
+        if n:
+            _one_kernel_call(x, y, plan, threshold, n)
+    elif n:
         compiled.dropout_into(
             _view(x), _view(y), None if keep is None else keep.numpy(), plan, get_num_threads()
         )
     elif keep is not None and keep.numel():  # an empty input can have a mask that is not empty
         compiled.keep_into(keep.numpy(), plan)
     return y, keep
+
+
+def _one_kernel_call(x: torch.Tensor, y: torch.Tensor, plan: DropoutPlan, threshold: int, n: int) -> None:
+    """The small-tensor fast path: what :func:`unidrop_numpy.compiled.dropout_into` does for a
+    C-contiguous ``y``, no block, no mask and fewer than :data:`ONE_CALL` elements (one kernel call
+    on this thread, the same bits), without its general layout and thread-splitting code."""
+    kind, bits = _KERNEL_KINDS[x.dtype]
+    broadcast = 0
+    for axis in plan.broadcast_dims:
+        broadcast |= 1 << axis
+    if bits is not None:  # the kernel reads only the 16 bits of float16 and bfloat16
+        x, y = x.view(bits), y.view(bits)
+    kernel = compiled._kernel
+    assert kernel is not None  # COMPILED
+    kernel.dropout(
+        x.numpy(), y.numpy(), None, kind, broadcast, plan.seed, plan.stream, threshold, plan.scale, 0, n
+    )
 
 
 def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:

@@ -319,20 +319,41 @@ class CpuDropoutFunction(torch.autograd.Function):
     """Eager autograd on a plain CPU tensor with the CPU kernel called directly (no operator
     dispatch): :attr:`unidrop_torch.routes.Route.CPU_AUTOGRAD`. The saved state is the plan (Python
     numbers, no tensor); the backward regenerates the mask and applies it to the incoming gradient,
-    through this Function again when a graph of the backward is recorded (double backward)."""
+    through this Function again when a graph of the backward is recorded (double backward).
+    ``plan.return_mask`` is not read: the forward makes ``y`` alone."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, plan: DropoutPlan) -> Tensor:
         ctx.plan = plan
-        return cpu.run(x, plan)[0]
+        return cpu.output(x, plan)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None
         if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable too
-            return CpuDropoutFunction.apply(grad, ctx.plan), None
-        return cpu.run(grad, ctx.plan)[0], None
+            return _apply_cpu_function(grad, ctx.plan), None
+        return cpu.output(grad, ctx.plan), None
+
+
+#: ``CpuDropoutFunction.apply`` without the Python layer of ``torch.autograd.Function.apply`` (the
+#: C++ ``_FunctionBase.apply``, bound to the class). That layer binds default arguments (for a
+#: ``setup_context``, which this Function has not) and hands off to functorch when a transform is
+#: active (never on this route: :func:`unidrop_torch.routes.route_for` checks), and costs a few
+#: microseconds per call. None where torch has no such method: the public ``apply`` runs.
+_RAW_APPLY = getattr(super(torch.autograd.Function, CpuDropoutFunction), "apply", None)
+_UNWRAP_IF_DEAD = getattr(torch._C._functorch, "unwrap_if_dead", None)
+
+
+def _apply_cpu_function(x: Tensor, plan: DropoutPlan) -> Tensor:
+    """``CpuDropoutFunction.apply(x, plan)``, outside every functorch transform, through its C++ entry.
+
+    What the Python layer would still do there is done here: a tensor left over from a finished
+    transform (a "dead" functorch wrapper) is unwrapped first.
+    """
+    if _RAW_APPLY is None or _UNWRAP_IF_DEAD is None:  # pragma: no cover - another torch
+        return CpuDropoutFunction.apply(x, plan)
+    return _RAW_APPLY(_UNWRAP_IF_DEAD(x), plan)
 
 
 def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
@@ -349,8 +370,7 @@ def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
             plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
         if route is Route.CPU_KERNEL:
             return cpu.run(x, plan)
-        forward = dataclasses.replace(plan, return_mask=False)
-        y = CpuDropoutFunction.apply(x, forward)  # the mask, if asked for, is made once, below
+        y = _apply_cpu_function(x, plan)  # the mask, if asked for, is made once, below
         keep = cpu.keep_mask_of(plan) if plan.return_mask else None
         return y, keep
     key = keys.make_key(seed, plan.stream)

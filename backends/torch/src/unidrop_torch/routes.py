@@ -28,6 +28,14 @@ import enum
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad as _forward_ad
+
+# The queries below, looked up once (each is a few attribute lookups per call otherwise).
+_functorch_transforms_active = torch._C._are_functorch_transforms_active
+_len_torch_dispatch_stack = torch._C._len_torch_dispatch_stack
+_profiler_enabled = torch.autograd._profiler_enabled
+_has_torch_function = torch.overrides.has_torch_function
+_is_tracing = torch.jit.is_tracing
 
 
 class Route(enum.Enum):
@@ -55,11 +63,12 @@ def route_for(x: Tensor, seed: int | Tensor) -> Route:
         return Route.OPERATOR
     # torch.func transforms differentiate and batch only autograd Functions, not torch.library
     # autograd formulas. Private: torch has no public "is a functorch transform active" query.
-    if torch._C._are_functorch_transforms_active():
+    if _functorch_transforms_active():
         return Route.AUTOGRAD_FUNCTION
     # A forward-mode dual tensor's tangent must go through the same mask: only the Function
-    # has a jvp.
-    if torch.autograd.forward_ad.unpack_dual(x).tangent is not None:
+    # has a jvp. Tangents exist only inside a dual level: outside one (``_current_level`` is -1,
+    # private, the module global unpack_dual itself reads) unpack_dual's answer is known.
+    if _forward_ad._current_level >= 0 and _forward_ad.unpack_dual(x).tangent is not None:
         return Route.AUTOGRAD_FUNCTION
     cpu_kernel_alone_would_run = (
         # A subclass (or a Parameter) may override __torch_function__ or __torch_dispatch__.
@@ -68,15 +77,15 @@ def route_for(x: Tensor, seed: int | Tensor) -> Route:
         and x.is_cpu
         and (not isinstance(seed, Tensor) or seed.is_cpu)
         # torch.jit.trace records only operators.
-        and not torch.jit.is_tracing()
+        and not _is_tracing()
         # A TorchFunctionMode sees only calls into torch (public: with a plain tensor, true
         # exactly when such a mode is active).
-        and not torch.overrides.has_torch_function((x,))
+        and not _has_torch_function((x,))
         # A TorchDispatchMode (FakeTensorMode, FunctionalTensorMode, a user's) sees only
         # dispatched operators. Private: torch.utils._python_dispatch's query is private too.
-        and torch._C._len_torch_dispatch_stack() == 0
+        and _len_torch_dispatch_stack() == 0
         # The profiler records only dispatched operators. Private: torch has no public query.
-        and not torch.autograd._profiler_enabled()
+        and not _profiler_enabled()
     )
     if not cpu_kernel_alone_would_run:
         return Route.OPERATOR
