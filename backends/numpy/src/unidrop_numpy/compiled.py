@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,9 @@ KINDS = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}
 MIN_ELEMENTS_PER_THREAD = 1 << 16
 #: Slice boundaries are multiples of this (whole Philox tiles for every thread but the last).
 ALIGN = 1 << 12
+#: Below this many elements :func:`dropout_into` makes one kernel call on the calling thread,
+#: whatever the thread count.
+ONE_CALL = 2 * MIN_ELEMENTS_PER_THREAD
 
 
 def available() -> bool:
@@ -95,9 +99,7 @@ def dropout_into(
     """
     assert _kernel is not None
     kind = KINDS[plan.dtype]
-    broadcast = 0
-    for axis in plan.broadcast_dims:
-        broadcast |= 1 << axis
+    broadcast = broadcast_bits(plan.broadcast_dims)
     xk, yk, order = x, y, None
     if x.ndim > 1 and not y.flags.c_contiguous:  # walk both in y's memory order
         axes = tuple(sorted(range(x.ndim), key=lambda axis: -y.strides[axis]))
@@ -119,6 +121,38 @@ def dropout_into(
         _run_slices(lambda a, b: _kernel.dropout(xk, yk, fused, *args, a, b, offset, order, strides), slices)
     if keep is not None and fused is None:
         keep_into(keep, plan)
+
+
+def dropout_one_call(x: Any, y: Any, plan: DropoutPlan) -> None:
+    """What :func:`dropout_into` does for a C-contiguous ``y``, no block and no mask, in one kernel
+    call on the calling thread (the same bits), without its layout and thread-splitting work: the
+    fast path for small arrays (meant for fewer than :data:`ONE_CALL` elements).
+
+    ``x`` (any strides) and ``y`` are buffers of the same shape; 16-bit floats are passed as their
+    16-bit integer bits. The plan's ``p`` is in (0, 1).
+    """
+    assert _kernel is not None
+    _kernel.dropout(
+        x,
+        y,
+        None,
+        KINDS[plan.dtype],
+        broadcast_bits(plan.broadcast_dims),
+        plan.seed,
+        plan.stream,
+        plan.threshold,
+        plan.scale,
+        0,
+        x.size,
+    )
+
+
+def broadcast_bits(broadcast_dims: tuple[int, ...]) -> int:
+    """The kernel's broadcast argument: bit ``d`` set for each broadcast axis ``d``."""
+    bits = 0
+    for axis in broadcast_dims:
+        bits |= 1 << axis
+    return bits
 
 
 def block_layout(plan: DropoutPlan) -> tuple[int, tuple[int, ...] | None]:

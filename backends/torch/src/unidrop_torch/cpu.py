@@ -44,11 +44,8 @@ _NAMES = {
 }
 #: The 16-bit dtypes, viewed as their bits: NumPy has no bfloat16.
 _BITS = {torch.float16: torch.int16, torch.bfloat16: torch.int16}
-#: The compiled kernel's type code of each dtype, and the dtype a view of its bits takes (or None).
-_KERNEL_KINDS = {dtype: (compiled.KINDS[name], _BITS.get(dtype)) for dtype, name in _NAMES.items()}
-#: Below this many elements :func:`unidrop_numpy.compiled.dropout_into` makes one kernel call on the
-#: calling thread whatever the thread count; the small-tensor fast path makes that call itself.
-ONE_CALL = 2 * compiled.MIN_ELEMENTS_PER_THREAD
+#: Below this many elements the small-tensor fast path runs (one kernel call on this thread).
+ONE_CALL = compiled.ONE_CALL
 
 
 def describe() -> str:
@@ -87,15 +84,14 @@ def _run(x: torch.Tensor, plan: DropoutPlan, with_mask: bool) -> tuple[torch.Ten
         return y, keep
     y = torch.empty_like(x)
     keep = torch.empty(plan.mask_shape, dtype=torch.bool) if with_mask else None
-    threshold = plan.threshold
     n = x.numel()
-    if threshold >= arguments.TWO_POW_32:  # p == 1: everything is dropped
+    if plan.drops_all:
         y.zero_()
         if keep is not None:
             keep.zero_()
     elif keep is None and n < ONE_CALL and plan.block is None and y.is_contiguous():
         if n:
-            _one_kernel_call(x, y, plan, threshold, n)
+            _one_kernel_call(x, y, plan)
     elif n:
         compiled.dropout_into(
             _view(x), _view(y), None if keep is None else keep.numpy(), plan, get_num_threads()
@@ -105,21 +101,13 @@ def _run(x: torch.Tensor, plan: DropoutPlan, with_mask: bool) -> tuple[torch.Ten
     return y, keep
 
 
-def _one_kernel_call(x: torch.Tensor, y: torch.Tensor, plan: DropoutPlan, threshold: int, n: int) -> None:
-    """The small-tensor fast path: what :func:`unidrop_numpy.compiled.dropout_into` does for a
-    C-contiguous ``y``, no block, no mask and fewer than :data:`ONE_CALL` elements (one kernel call
-    on this thread, the same bits), without its general layout and thread-splitting code."""
-    kind, bits = _KERNEL_KINDS[x.dtype]
-    broadcast = 0
-    for axis in plan.broadcast_dims:
-        broadcast |= 1 << axis
+def _one_kernel_call(x: torch.Tensor, y: torch.Tensor, plan: DropoutPlan) -> None:
+    """The small-tensor fast path (:func:`unidrop_numpy.compiled.dropout_one_call`) on views of
+    ``x`` and the C-contiguous ``y``: no block, no mask, fewer than :data:`ONE_CALL` elements."""
+    bits = _BITS.get(x.dtype)
     if bits is not None:  # the kernel reads only the 16 bits of float16 and bfloat16
         x, y = x.view(bits), y.view(bits)
-    kernel = compiled._kernel
-    assert kernel is not None  # COMPILED
-    kernel.dropout(
-        x.numpy(), y.numpy(), None, kind, broadcast, plan.seed, plan.stream, threshold, plan.scale, 0, n
-    )
+    compiled.dropout_one_call(x.numpy(), y.numpy(), plan)
 
 
 def dropout(x: torch.Tensor, seed: int, stream: int, p: float, broadcast_dims: list[int]) -> torch.Tensor:
