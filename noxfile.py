@@ -27,6 +27,9 @@ TEST_TOOLS = ["pytest==9.2.0", "hypothesis==6.170.17", XDIST]
 #: that import a framework), and CI's machine has 2 cores; each worker imports the framework once.
 #: ``nox -s NAME -- -n 0`` runs in one process (a later -n wins).
 PARALLEL = ["--numprocesses=auto", "--maxprocesses=4"]
+#: Backends whose own tests run under PARALLEL (checked there: minutes of CPU-bound tests). The
+#: others' take seconds, or start process pools of their own (dask's LocalCluster).
+PARALLEL_OWN_TESTS = {"jax", "torch"}
 SUITE = ["--pyargs", "unidrop.conformance", "--hypothesis-profile=unidrop-ci", "-p", "no:cacheprovider"]
 #: A backend's own tests subclass the suite (so that ``pytest backends/NAME/tests`` alone checks it);
 #: a session that has just run SUITE leaves those subclasses out rather than run the suite twice.
@@ -159,7 +162,8 @@ def conformance(session: nox.Session, backend: str) -> None:
     session.run("pytest", "tests/test_docs_examples.py", "-p", "no:cacheprovider", "-q", "-rs")
     own_tests = ROOT / "backends" / backend / "tests"
     if own_tests.is_dir():
-        own = [str(own_tests), "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN, *PARALLEL]
+        parallel = PARALLEL if backend in PARALLEL_OWN_TESTS else []
+        own = [str(own_tests), "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN, *parallel]
         session.run("pytest", *own, *session.posargs)
 
 
