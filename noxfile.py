@@ -21,7 +21,15 @@ nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
-TEST_TOOLS = ["pytest==9.2.0", "hypothesis==6.170.17"]
+XDIST = "pytest-xdist==3.8.0"
+TEST_TOOLS = ["pytest==9.2.0", "hypothesis==6.170.17", XDIST]
+#: pytest-xdist for the long runs: their tests are CPU-bound in one process (jit compiles, subprocesses
+#: that import a framework), and CI's machine has 2 cores; each worker imports the framework once.
+#: ``nox -s NAME -- -n 0`` runs in one process (a later -n wins).
+PARALLEL = ["--numprocesses=auto", "--maxprocesses=4"]
+#: Backends whose own tests run under PARALLEL (checked there: minutes of CPU-bound tests). The
+#: others' take seconds, or start process pools of their own (dask's LocalCluster).
+PARALLEL_OWN_TESTS = {"jax", "torch"}
 SUITE = ["--pyargs", "unidrop.conformance", "--hypothesis-profile=unidrop-ci", "-p", "no:cacheprovider"]
 #: A backend's own tests subclass the suite (so that ``pytest backends/NAME/tests`` alone checks it);
 #: a session that has just run SUITE leaves those subclasses out rather than run the suite twice.
@@ -99,7 +107,7 @@ def tests(session: nox.Session) -> None:
     # arguments after -- replace the test selection: nox -s tests -- tests/test_mutants.py -rxX
     named = any(arg.startswith("tests") for arg in session.posargs)
     selection = [] if named else ["tests", "--ignore=tests/porting"]  # porting needs torch and JAX
-    session.run("pytest", *selection, "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", *selection, "-p", "no:cacheprovider", *PARALLEL, *session.posargs)
 
 
 @nox.session
@@ -154,9 +162,9 @@ def conformance(session: nox.Session, backend: str) -> None:
     session.run("pytest", "tests/test_docs_examples.py", "-p", "no:cacheprovider", "-q", "-rs")
     own_tests = ROOT / "backends" / backend / "tests"
     if own_tests.is_dir():
-        session.run(
-            "pytest", str(own_tests), "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN, *session.posargs
-        )
+        parallel = PARALLEL if backend in PARALLEL_OWN_TESTS else []
+        own = [str(own_tests), "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN, *parallel]
+        session.run("pytest", *own, *session.posargs)
 
 
 @nox.session
@@ -266,11 +274,31 @@ def lowest(session: nox.Session, backend: str) -> None:
         (ROOT / "pyproject.toml", ["conformance"]), (ROOT / "backends" / backend / "pyproject.toml", extras)
     )
     session.log(f"declared floors: Python {python}, {' '.join(pins)}")
-    session.install(*pins)
+    session.install(*pins, XDIST)  # for PARALLEL; pytest-xdist 3.8 works with the pytest floor (7)
     session.install("--no-deps", "-e", ".", "-e", f"backends/{backend}")
     if backend != "numpy":
         session.install("--no-deps", "-e", "backends/numpy")
     session.run("python", "-m", "pip", "check")
     session.run("pytest", *SUITE, f"--unidrop-backend={backend}", *session.posargs)
     own_tests = ROOT / "backends" / backend / "tests"
-    session.run("pytest", str(own_tests), "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN, *session.posargs)
+    own = [str(own_tests), "-p", "no:cacheprovider", *NOT_THE_SUITE_AGAIN, *PARALLEL]
+    session.run("pytest", *own, *_framework_only_left_out(backend, pins, session), *session.posargs)
+
+
+#: A backend's own tests that exercise its framework alone (NumPy only builds their inputs and
+#: compares): where the framework's declared floor is the very version the backend's conformance
+#: session pins, that session has run them on it already, so the lowest session leaves them out.
+#: Once the floor and the pin differ, they run here too.
+FRAMEWORK_ONLY = {"jax": ("jax", ["test_multidevice.py"])}
+
+
+def _framework_only_left_out(backend: str, pins: list[str], session: nox.Session) -> list[str]:
+    """``--ignore`` options for FRAMEWORK_ONLY[backend] when ``pins`` hold the framework's pinned version."""
+    if backend not in FRAMEWORK_ONLY:
+        return []
+    framework, files = FRAMEWORK_ONLY[backend]
+    pinned = [pin for pin in BACKEND_PINS[backend] if Requirement(pin).name == framework]
+    if not pinned or pinned[0] not in pins:
+        return []
+    session.log(f"{', '.join(files)}: run by conformance(backend={backend!r}) on {pinned[0]}, the floor")
+    return [f"--ignore={ROOT / 'backends' / backend / 'tests' / name}" for name in files]

@@ -159,7 +159,11 @@ class BrokenIndex:
         raise RuntimeError("a multi-element tensor cannot be converted to an index")
 
 
-@pytest.mark.parametrize("make", [Index, np.uint64, np.int16, lambda n: np.array(n, np.uint64)], ids=str)
+@pytest.mark.parametrize(
+    "make",
+    [Index, np.uint64, np.int16, lambda n: np.array(n, np.uint64)],
+    ids=["Index", "uint64", "int16", "0-d-uint64-array"],  # stable ids: pytest-xdist's workers compare them
+)
 def test_any_integer_with_index_is_a_seed_and_a_stream(make):
     got = unidrop.dropout(X, 0.5, seed=make(41), stream=make(6))
     assert np.array_equal(as_float64(got), reference_for(41, 6))
