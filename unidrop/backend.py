@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import arguments, seeding
-from .arguments import DropoutPlan
+from .arguments import TWO_POW_64, DropoutPlan
 
 if TYPE_CHECKING:  # the suite imports pytest and Hypothesis: only the suite loads it
     from .conformance.adapter import SuiteAdapter
@@ -80,6 +80,8 @@ class Implementation(ABC):
         The default takes integers in [0, 2**64) and draws a missing seed from unidrop's global
         source (:func:`unidrop.manual_seed` governs it).
         """
+        if type(seed) is int and type(stream) is int and 0 <= seed < TWO_POW_64 and 0 <= stream < TWO_POW_64:
+            return seed, stream  # the common case, judged inline (a call costs microseconds)
         stream = arguments.check_uint64(stream, "stream")
         if seed is None:
             return seeding.draw_seed(), stream
