@@ -81,6 +81,7 @@ def dropout(
         )
     if dtype not in supported or dtype not in arguments.FLOAT_DTYPES:
         arguments.check_dtype(dtype, supported)
+    dims: tuple[int, ...]
     if type(broadcast_dims) is tuple and not broadcast_dims and global_shape is None and offset is None:
         dims, mask_shape, block = (), shape, None  # the default: the whole array, its own mask shape
     else:
