@@ -233,8 +233,9 @@ UD_FN ud_words ud_philox_block(ud_u64 b, ud_rng r) {
 }
 
 #if !UD_CUDA
-/* The same block with each word held in a 64-bit lane (high half zero): on the host a loop over
- * blocks then vectorizes into 32x32->64-bit SIMD multiplies (pmuludq) with no repacking. */
+/* The same block with each word held in a 64-bit lane (high half zero), so that a loop over blocks
+ * vectorizes with no repacking. Compilers may still build each lane's multiply by a constant from
+ * shifts and adds (GCC 12 does); ud_whole_blocks_avx2 below writes the vpmuludq form directly. */
 UD_FN ud_words ud_philox_block_wide(ud_u64 b, ud_rng r) {
     ud_u64 c0 = (ud_u32)b, c1 = b >> 32, c2 = r.s0, c3 = r.s1;
     ud_u32 k0 = r.k0, k1 = r.k1;
