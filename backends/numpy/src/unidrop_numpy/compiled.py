@@ -78,8 +78,15 @@ def describe(active: bool) -> str:
 
 def dropout(x: np.ndarray, plan: DropoutPlan, threads: int) -> tuple[np.ndarray, np.ndarray | None]:
     """``(y, keep)`` for a non-empty ``x`` and a plan with ``0 < p < 1``; ``y`` keeps ``x``'s memory
-    order (as ``numpy.empty_like``), ``keep`` is None unless ``plan.return_mask``."""
+    order (as ``numpy.empty_like``), ``keep`` is None unless ``plan.return_mask``. A small array
+    with a C-ordered result, no block and no mask is :func:`dropout_one_call`."""
     y = np.empty_like(x)
+    if x.size < ONE_CALL and plan.block is None and not plan.return_mask and y.flags.c_contiguous:
+        if KINDS[plan.dtype] == 1:  # the kernel reads bfloat16 as its 16 bits
+            dropout_one_call(x.view(np.uint16), y.view(np.uint16), plan)
+        else:
+            dropout_one_call(x, y, plan)
+        return y, None
     keep = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
     dropout_into(x, y, keep, plan, threads)
     return y, keep

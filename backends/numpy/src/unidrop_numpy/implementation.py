@@ -45,19 +45,9 @@ class NumpyImplementation(Implementation):
         else:
             _check_subclass(x)
             array = np.asarray(x)  # a memmap's data as a plain ndarray view (no copy)
-        size = array.size
         threads = get_num_threads()  # a bad UNIDROP_NUM_THREADS is refused at the first call, any size
-        if self._compiled and size and not plan.drops_all:
-            y, keep = np.empty_like(array), None  # x's memory order
-            small = size < compiled.ONE_CALL and plan.block is None and not plan.return_mask
-            if small and y.flags.c_contiguous:
-                if plan.dtype == bfloat16.NAME:  # the kernel reads bfloat16 as its 16 bits
-                    compiled.dropout_one_call(array.view(np.uint16), y.view(np.uint16), plan)
-                else:
-                    compiled.dropout_one_call(array, y, plan)
-            else:
-                keep = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
-                compiled.dropout_into(array, y, keep, plan, threads)
+        if self._compiled and array.size and not plan.drops_all:
+            y, keep = compiled.dropout(array, plan, threads)
         else:
             y, keep = dropout_array(array, plan)
         return (y[()] if isinstance(x, np.generic) else y), keep
