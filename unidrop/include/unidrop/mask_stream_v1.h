@@ -141,12 +141,21 @@ UD_FN ud_u16 ud_f32_to_f16_soft(float v) {
     }
 }
 
+/* The bfloat16 rounding of float bits F: round to nearest even, a finite value that overflows
+ * carries into the exponent (inf), a NaN stays NaN (quiet: bit 6 set, the rest truncated). The
+ * result's low 16 bits are the bfloat16; the high ones are 0. F is a ud_u32 variable or one of a
+ * GCC/clang vector type of 32-bit unsigned lanes: the rule is arithmetic alone (no branch, and no
+ * comparison, whose value differs between scalars and vector lanes), so that host loops over it
+ * vectorize and one rule serves every lane width. UD_BF16_NAN_MASK_(F) is all ones for a NaN, else
+ * 0: |F| + 0x7FFFFF reaches 2^31 exactly when |F| > 0x7F800000 (and never wraps). */
+#define UD_BF16_NAN_MASK_(F) (0u - ((((F) & 0x7FFFFFFFu) + 0x007FFFFFu) >> 31))
+#define UD_BF16_ROUND_BITS(F) \
+    ((((F) + ((0x7FFFu + (((F) >> 16) & 1u)) & ~UD_BF16_NAN_MASK_(F))) >> 16) | (0x40u & UD_BF16_NAN_MASK_(F)))
+
 /* float -> bfloat16 bits, round to nearest even; NaN stays NaN (quiet). */
 UD_FN ud_u16 ud_f32_to_bf16(float v) {
     ud_u32 f = ud_f32_bits(v);
-    if ((f & 0x7FFFFFFFu) > 0x7F800000u) return (ud_u16)((f >> 16) | 0x40u);
-    f += 0x7FFFu + ((f >> 16) & 1u); /* finite overflow carries into the exponent: inf */
-    return (ud_u16)(f >> 16);
+    return (ud_u16)UD_BF16_ROUND_BITS(f);
 }
 
 UD_FN float ud_bf16_to_f32(ud_u16 h) { return ud_bits_f32((ud_u32)h << 16); }
