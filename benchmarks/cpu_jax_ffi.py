@@ -5,11 +5,15 @@ power of two from 2^4 to 2^24 elements, float32 and bfloat16:
 
 * ``copy``: a jitted ``x + 0`` (the memory limit as XLA sees it; fwd+bwd: ``value_and_grad`` of its sum);
 * ``xla``: the JAX backend's jitted dropout on its XLA path (``unidrop_jax.cpu_ffi`` off);
-* ``ffi``: the same on the FFI path (``unidrop_jax.cpu_ffi`` at every size).
+* ``ffi``: the same on the FFI path (``unidrop_jax.cpu_ffi`` at every size), forward and backward;
+* ``ffi fwd``: the FFI path for the forward only, the backward by XLA;
+* ``auto``: the backend's default (``UNIDROP_JAX_FFI=auto``: each way by the FFI at the sizes
+  ``unidrop_jax.cpu_ffi.AUTO_FORWARD`` and ``AUTO_TANGENT``, chosen from this benchmark).
 
 Forward is ``jax.jit(dropout)``; fwd+bwd is ``jax.jit(jax.value_and_grad(sum of dropout))``
 (``value_and_grad`` rather than ``grad``, so that XLA cannot drop the forward). Each variant is
-compiled ahead of time with the path chosen at its trace, and checked bit for bit against the other.
+compiled ahead of time with the path chosen at its trace, and checked bit for bit against the other
+(outputs and gradients; the loss, a sum XLA may reduce in another order, to float32 rounding).
 
     python benchmarks/cpu_jax_ffi.py [--sizes 4 6 ... 24] [--reps 7] [--json FILE]
 """
@@ -35,6 +39,7 @@ from unidrop.bench.timing import Timed, median_seconds
 
 P = 0.1
 DTYPES = ("float32", "bfloat16")
+PATHS = ("xla", "ffi", "ffi fwd", "auto")
 
 
 def programs(path: str) -> dict[str, Callable[[Any], Any]]:
@@ -51,15 +56,22 @@ def programs(path: str) -> dict[str, Callable[[Any], Any]]:
 
 def copies() -> dict[str, Callable[[Any], Any]]:
     """The copy's forward and forward+backward."""
-    return {"fwd": lambda a: a + 0, "fwd+bwd": jax.value_and_grad(lambda a: jnp.sum((a + 0).astype(jnp.float32)))}
+    loss = lambda a: jnp.sum((a + 0).astype(jnp.float32))  # noqa: E731
+    return {"fwd": lambda a: a + 0, "fwd+bwd": jax.value_and_grad(loss)}
 
 
 def compiled(x: Any, path: str) -> dict[str, Any]:
-    """``programs`` compiled for ``x`` with the FFI path at every size (``path="ffi"``) or off."""
-    cpu_ffi.MIN_ELEMENTS = 0 if path == "ffi" else None
+    """``programs`` compiled for ``x`` on one of :data:`PATHS`."""
+    every = (cpu_ffi.EVERY,)
+    cpu_ffi.FORWARD, cpu_ffi.TANGENT = {
+        "xla": ((), ()),
+        "ffi": (every, every),
+        "ffi fwd": (every, ()),
+        "auto": (cpu_ffi.AUTO_FORWARD, cpu_ffi.AUTO_TANGENT),
+    }[path]
     jax.clear_caches()
     made = {name: jax.jit(fn).lower(x).compile() for name, fn in programs(path).items()}
-    if path == "ffi":  # the path really taken
+    if path in ("ffi", "ffi fwd"):  # the path really taken
         assert "unidrop_dropout_v1" in jax.jit(programs(path)["fwd"]).lower(x).as_text()
     return made
 
@@ -68,8 +80,16 @@ def ready(result: Any) -> None:
     jax.block_until_ready(result)
 
 
-def bits(result: Any) -> list[np.ndarray]:
-    return [np.asarray(leaf).view(np.uint8) for leaf in jax.tree_util.tree_leaves(result)]
+def same(a: Any, b: Any) -> bool:
+    """The same dropout output or gradient, bit for bit; a loss (a sum, which XLA may reduce in
+    another order when dropout is fused into it) within float32 rounding."""
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        u, v = np.asarray(u), np.asarray(v)
+        if u.ndim == 0 and not np.allclose(u, v, rtol=1e-5):
+            return False
+        if u.ndim and not np.array_equal(u.view(np.uint8), v.view(np.uint8)):
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,30 +100,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not cpu_ffi.BUILT:
         raise SystemExit(f"the FFI handler is not built: {cpu_ffi.describe()}")
-    print(f"jax {jax.__version__} on {jax.devices()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
-    print(f"p = {P}; medians of {args.reps} interleaved repetitions; ffi/xla < 1: the FFI path is faster")
+    load = os.getloadavg()[0]
+    print(f"jax {jax.__version__} on {jax.devices()[0]}, {os.cpu_count()} CPUs, load {load:.1f}")
+    print(f"p = {P}; medians of {args.reps} interleaved repetitions")
     rows = []
-    print(f"{'dtype':9} {'n':>5} {'pass':8} {'copy':>10} {'xla':>10} {'ffi':>10} {'ffi/xla':>8}")
+    print("microseconds per call; the last columns are each FFI variant's time / xla's (< 1: faster)")
+    heads = " ".join(f"{c:>9}" for c in ("copy", *PATHS)) + " " + " ".join(f"{c:>7}" for c in PATHS[1:])
+    print(f"{'dtype':9} {'n':5} {'pass':8} {heads}")
     for dtype in DTYPES:
         for k in args.sizes:
             x = jnp.asarray(np.random.default_rng(k).standard_normal(2**k), dtype)
-            variants = {"xla": compiled(x, "xla"), "ffi": compiled(x, "ffi")}
+            variants = {path: compiled(x, path) for path in PATHS}
             copy = {name: jax.jit(fn).lower(x).compile() for name, fn in copies().items()}
             for name in ("fwd", "fwd+bwd"):
-                same = all(
-                    np.array_equal(a, b)
-                    for a, b in zip(bits(variants["xla"][name](x)), bits(variants["ffi"][name](x)), strict=True)
-                )
-                assert same, f"{dtype} 2^{k} {name}: the FFI and XLA paths differ"
-                timed = {
-                    "copy": Timed(lambda c=copy[name]: c(x), ready),
-                    "xla": Timed(lambda c=variants["xla"][name]: c(x), ready),
-                    "ffi": Timed(lambda c=variants["ffi"][name]: c(x), ready),
-                }
+                for path in PATHS[1:]:
+                    got = variants[path][name](x)
+                    assert same(variants["xla"][name](x), got), f"{dtype} 2^{k} {name} {path} differ"
+                timed = {"copy": Timed(lambda c=copy[name], x=x: c(x), ready)}
+                timed |= {path: Timed(lambda c=variants[path][name], x=x: c(x), ready) for path in PATHS}
                 found = median_seconds(timed, args.reps)
-                ratio = found["ffi"] / found["xla"]
-                cells = " ".join(f"{found[c] * 1e6:8.1f}us" for c in ("copy", "xla", "ffi"))
-                print(f"{dtype:9} 2^{k:<3} {name:8} {cells} {ratio:8.2f}", flush=True)
+                cells = " ".join(f"{found[c] * 1e6:9.1f}" for c in ("copy", *PATHS))
+                ratios = " ".join(f"{found[path] / found['xla']:7.2f}" for path in PATHS[1:])
+                print(f"{dtype:9} 2^{k:<3} {name:8} {cells} {ratios}", flush=True)
                 rows.append({"dtype": dtype, "log2_n": k, "pass": name, **{c: found[c] for c in found}})
     if args.json:
         with open(args.json, "w") as out:

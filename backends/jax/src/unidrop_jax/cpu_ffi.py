@@ -10,11 +10,13 @@ other platform (and in programs partitioned over several devices, where a custom
 replicated) the JAX backend's XLA formulation, :func:`.dropout.xla_dropout`. It is linear in ``x``
 once ``flush`` is set (tangents), transposes to itself (the backward regenerates the mask) and
 batches by the XLA formulation under ``vmap``. :func:`applicable` says when the backend binds it:
-a whole array (no block), ``0 < p < 1``, at least :data:`MIN_ELEMENTS` elements.
+a whole array (no block), ``0 < p < 1``, whose element count lies in :data:`FORWARD` (the forward)
+or :data:`TANGENT` (tangents and cotangents).
 
 ``UNIDROP_JAX_FFI`` (read at import; :func:`configure` changes it) chooses: ``auto`` (the default:
-the handler where it was built, from :data:`AUTO_MIN_ELEMENTS` elements), ``always`` (at every
-size; ImportError if the handler is not built: CI's setting) or ``off`` (the XLA path only).
+the handler where it was built and where it was measured faster, :data:`AUTO`), ``always`` (at
+every size, both ways; ImportError if the handler is not built: CI's setting) or ``off`` (the XLA
+path only).
 Compiled programs keep the choice they were traced with (``jax.clear_caches()`` after a change).
 """
 
@@ -40,15 +42,23 @@ else:
 ENV = "UNIDROP_JAX_FFI"
 CHOICES = ("auto", "always", "off")
 TARGET = "unidrop_dropout_v1"
-#: Below this many elements ``auto`` keeps the XLA path (faster there; docs/benchmarks.md).
-AUTO_MIN_ELEMENTS = 1 << 14
+#: Sizes are half-open element-count ranges ``[low, high)``; this bounds "every size".
+EVERY = (1, 1 << 62)
+#: ``auto``'s sizes, where the handler was measured faster (benchmarks/results/cpu_jax_ffi.txt,
+#: forward and value_and_grad of a sum): at 2^9..2^10 XLA's whole forward+backward is one small
+#: program that both beat; from 2^16 XLA's backward is faster (it fuses the cotangent's producer
+#: and consumer into the regenerated mask, which a custom call cannot).
+AUTO_FORWARD = ((1, 1 << 9), (1 << 11, EVERY[1]))
+AUTO_TANGENT = ((1, 1 << 9), (1 << 11, 1 << 16))
 #: The kernel's element kinds.
 DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
 #: Whether the handler is built and registered with XLA (the tests check it in CI).
 BUILT = False
-#: The smallest array the backend computes with the handler; None: never.
-MIN_ELEMENTS: int | None = None
+#: The sizes whose forward the backend computes with the handler (none: never).
+FORWARD: tuple[tuple[int, int], ...] = ()
+#: The same for tangents and cotangents (the backward).
+TANGENT: tuple[tuple[int, int], ...] = ()
 
 if _cpu_ffi is not None:
     jax.ffi.register_ffi_target(TARGET, _cpu_ffi.handler(), platform="cpu")
@@ -56,24 +66,26 @@ if _cpu_ffi is not None:
 
 
 def configure(setting: str) -> None:
-    """Set :data:`MIN_ELEMENTS` from a ``UNIDROP_JAX_FFI`` value (``auto``, ``always`` or ``off``).
+    """Set the thresholds from a ``UNIDROP_JAX_FFI`` value (``auto``, ``always`` or ``off``).
 
     ``always`` without a built handler raises ImportError saying why it is missing; any other
     value raises ValueError naming it.
     """
-    global MIN_ELEMENTS
+    global FORWARD, TANGENT
     choice = setting.strip().lower() or "auto"
     if choice not in CHOICES:
         raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, got {setting!r}")
     if choice == "always" and not BUILT:
         raise ImportError(
             f"{ENV}=always but unidrop_jax._cpu_ffi is not available ({MISSING}); reinstall unidrop-jax "
-            "with jax installed and UNIDROP_JAX_FFI_INCLUDE=$(python -c 'import jax; print(jax.ffi.include_dir())')"
+            "with jax installed and UNIDROP_JAX_FFI_INCLUDE set to jax.ffi.include_dir()"
         )
     if not BUILT or choice == "off":
-        MIN_ELEMENTS = None
+        FORWARD, TANGENT = (), ()
+    elif choice == "always":
+        FORWARD, TANGENT = (EVERY,), (EVERY,)
     else:
-        MIN_ELEMENTS = 0 if choice == "always" else AUTO_MIN_ELEMENTS
+        FORWARD, TANGENT = AUTO_FORWARD, AUTO_TANGENT
 
 
 configure(os.environ.get(ENV, "auto"))
@@ -81,19 +93,26 @@ configure(os.environ.get(ENV, "auto"))
 
 def describe() -> str:
     """One line: whether and from which size the CPU handler runs, or why not."""
-    if MIN_ELEMENTS is not None:
-        return f"CPU: compiled kernel through XLA FFI from {MIN_ELEMENTS} elements ({_cpu_ffi.FP_CONTROL})"  # type: ignore[union-attr]
-    return f"CPU: XLA only ({MISSING or ENV + '=off'})"
+    if not FORWARD and not TANGENT:
+        return f"CPU: XLA only ({MISSING or ENV + '=off'})"
+
+    def sizes(ranges: tuple[tuple[int, int], ...]) -> str:
+        named = [f"{low}..{high - 1}" if high < EVERY[1] else f">= {low}" for low, high in ranges]
+        return " and ".join(named) or "none"
+
+    forward, backward = sizes(FORWARD), sizes(TANGENT)
+    return f"CPU: compiled kernel through XLA FFI, forward at {forward}, backward at {backward} elements"
 
 
-def applicable(shape: tuple[int, ...], dtype: Any, whole_array: bool) -> bool:
-    """Whether dropout of an array of ``shape`` and ``dtype`` takes :data:`dropout_p` (on the CPU)."""
+def applicable(shape: tuple[int, ...], dtype: Any, whole_array: bool, tangent: bool = False) -> bool:
+    """Whether dropout of an array of ``shape`` and ``dtype`` takes :data:`dropout_p` (on the CPU):
+    a forward (``tangent=False``) or a tangent map."""
+    n = math.prod(shape)
     return (
-        MIN_ELEMENTS is not None
-        and whole_array
+        whole_array
         and np.dtype(dtype).name in DTYPES
         and len(shape) < 64
-        and math.prod(shape) >= max(MIN_ELEMENTS, 1)
+        and any(low <= n < high for low, high in (TANGENT if tangent else FORWARD))
     )
 
 
@@ -155,7 +174,9 @@ mlir.register_lowering(dropout_p, _xla_lowering)
 mlir.register_lowering(dropout_p, _cpu_lowering, platform="cpu")
 
 
-def _jvp(primals: tuple[Any, ...], tangents: tuple[Any, ...], *, mask_shape: tuple[int, ...], flush: bool) -> Any:
+def _jvp(
+    primals: tuple[Any, ...], tangents: tuple[Any, ...], *, mask_shape: tuple[int, ...], flush: bool
+) -> Any:
     """Linear in ``x`` (the words are integers or constants): the tangent is dropped with the same mask."""
     x, *words = primals
     out = dropout_p.bind(x, *words, mask_shape=mask_shape, flush=flush)
