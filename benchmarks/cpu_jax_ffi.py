@@ -10,8 +10,10 @@ power of two from 2^4 to 2^24 elements, float32 and bfloat16:
 * ``auto``: the backend's default (``UNIDROP_JAX_FFI=auto``: each way by the FFI at the sizes
   ``unidrop_jax.cpu_ffi.AUTO_FORWARD`` and ``AUTO_TANGENT``, chosen from this benchmark).
 
-Forward is ``jax.jit(dropout)``; fwd+bwd is ``jax.jit(jax.value_and_grad(sum of dropout))``
-(``value_and_grad`` rather than ``grad``, so that XLA cannot drop the forward). Each variant is
+Passes: ``fwd`` is ``jax.jit(dropout)``; ``fwd+bwd`` is ``jax.jit(jax.value_and_grad(sum of
+dropout))`` (``value_and_grad`` rather than ``grad``, so that XLA cannot drop the forward), whose
+cotangent is a constant XLA fuses; ``fwd+bwd w`` the same for ``sum(dropout(x) * w)``, ``w`` a
+second input, so that the cotangent is an array in memory, as in a model. Each variant is
 compiled ahead of time with the path chosen at its trace, and checked bit for bit against the other
 (outputs and gradients; the loss, a sum XLA may reduce in another order, to float32 rounding).
 
@@ -42,26 +44,37 @@ DTYPES = ("float32", "bfloat16")
 PATHS = ("xla", "ffi", "ffi fwd", "auto")
 
 
-def programs(path: str) -> dict[str, Callable[[Any], Any]]:
-    """The two timed programs (not yet compiled): forward and forward+backward."""
+PASSES = ("fwd", "fwd+bwd", "fwd+bwd w")
 
-    def drop(a: Any) -> Any:
-        return unidrop.dropout(a, P, seed=1)
+
+def passes(op: Callable[[Any], Any]) -> dict[str, Callable[[Any, Any], Any]]:
+    """The timed programs of ``op`` (dropout, or the copy), each taking ``(x, w)``."""
 
     def loss(a: Any) -> Any:
-        return jnp.sum(drop(a).astype(jnp.float32))
+        return jnp.sum(op(a).astype(jnp.float32))
 
-    return {"fwd": drop, "fwd+bwd": jax.value_and_grad(loss)}
+    def weighted(a: Any, w: Any) -> Any:
+        return jnp.sum((op(a) * w).astype(jnp.float32))
+
+    return {
+        "fwd": lambda a, w: op(a),
+        "fwd+bwd": lambda a, w: jax.value_and_grad(loss)(a),
+        "fwd+bwd w": jax.value_and_grad(weighted),
+    }
 
 
-def copies() -> dict[str, Callable[[Any], Any]]:
-    """The copy's forward and forward+backward."""
-    loss = lambda a: jnp.sum((a + 0).astype(jnp.float32))  # noqa: E731
-    return {"fwd": lambda a: a + 0, "fwd+bwd": jax.value_and_grad(loss)}
+def programs(path: str) -> dict[str, Callable[[Any, Any], Any]]:
+    """The timed programs of dropout (not yet compiled)."""
+    return passes(lambda a: unidrop.dropout(a, P, seed=1))
 
 
-def compiled(x: Any, path: str) -> dict[str, Any]:
-    """``programs`` compiled for ``x`` on one of :data:`PATHS`."""
+def copies() -> dict[str, Callable[[Any, Any], Any]]:
+    """The copy's."""
+    return passes(lambda a: a + 0)
+
+
+def compiled(x: Any, w: Any, path: str) -> dict[str, Any]:
+    """``programs`` compiled for ``(x, w)`` on one of :data:`PATHS`."""
     every = (cpu_ffi.EVERY,)
     cpu_ffi.FORWARD, cpu_ffi.TANGENT = {
         "xla": ((), ()),
@@ -70,9 +83,9 @@ def compiled(x: Any, path: str) -> dict[str, Any]:
         "auto": (cpu_ffi.AUTO_FORWARD, cpu_ffi.AUTO_TANGENT),
     }[path]
     jax.clear_caches()
-    made = {name: jax.jit(fn).lower(x).compile() for name, fn in programs(path).items()}
+    made = {name: jax.jit(fn).lower(x, w).compile() for name, fn in programs(path).items()}
     if path in ("ffi", "ffi fwd"):  # the path really taken
-        assert "unidrop_dropout_v1" in jax.jit(programs(path)["fwd"]).lower(x).as_text()
+        assert "unidrop_dropout_v1" in jax.jit(programs(path)["fwd"]).lower(x, w).as_text()
     return made
 
 
@@ -106,22 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print("microseconds per call; the last columns are each FFI variant's time / xla's (< 1: faster)")
     heads = " ".join(f"{c:>9}" for c in ("copy", *PATHS)) + " " + " ".join(f"{c:>7}" for c in PATHS[1:])
-    print(f"{'dtype':9} {'n':5} {'pass':8} {heads}")
+    print(f"{'dtype':9} {'n':5} {'pass':9} {heads}")
     for dtype in DTYPES:
         for k in args.sizes:
-            x = jnp.asarray(np.random.default_rng(k).standard_normal(2**k), dtype)
-            variants = {path: compiled(x, path) for path in PATHS}
-            copy = {name: jax.jit(fn).lower(x).compile() for name, fn in copies().items()}
-            for name in ("fwd", "fwd+bwd"):
+            x, w = (jnp.asarray(np.random.default_rng(k + i).standard_normal(2**k), dtype) for i in (0, 99))
+            variants = {path: compiled(x, w, path) for path in PATHS}
+            copy = {name: jax.jit(fn).lower(x, w).compile() for name, fn in copies().items()}
+            for name in PASSES:
                 for path in PATHS[1:]:
-                    got = variants[path][name](x)
-                    assert same(variants["xla"][name](x), got), f"{dtype} 2^{k} {name} {path} differ"
-                timed = {"copy": Timed(lambda c=copy[name], x=x: c(x), ready)}
-                timed |= {path: Timed(lambda c=variants[path][name], x=x: c(x), ready) for path in PATHS}
+                    got = variants[path][name](x, w)
+                    assert same(variants["xla"][name](x, w), got), f"{dtype} 2^{k} {name} {path} differ"
+                timed = {"copy": Timed(lambda c=copy[name], x=x, w=w: c(x, w), ready)}
+                timed |= {
+                    path: Timed(lambda c=variants[path][name], x=x, w=w: c(x, w), ready) for path in PATHS
+                }
                 found = median_seconds(timed, args.reps)
                 cells = " ".join(f"{found[c] * 1e6:9.1f}" for c in ("copy", *PATHS))
                 ratios = " ".join(f"{found[path] / found['xla']:7.2f}" for path in PATHS[1:])
-                print(f"{dtype:9} 2^{k:<3} {name:8} {cells} {ratios}", flush=True)
+                print(f"{dtype:9} 2^{k:<3} {name:9} {cells} {ratios}", flush=True)
                 rows.append({"dtype": dtype, "log2_n": k, "pass": name, **{c: found[c] for c in found}})
     if args.json:
         with open(args.json, "w") as out:
