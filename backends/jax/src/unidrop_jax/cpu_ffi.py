@@ -14,7 +14,8 @@ a whole array (no block), ``0 < p < 1``, whose element count lies in :data:`FORW
 or :data:`TANGENT` (tangents and cotangents).
 
 ``UNIDROP_JAX_FFI`` (read at import; :func:`configure` changes it) chooses: ``auto`` (the default:
-the handler where it was built and where it was measured faster, :data:`AUTO`), ``always`` (at
+the handler where it was built and measured faster, :data:`AUTO_FORWARD` and
+:data:`AUTO_TANGENT`), ``always`` (at
 every size, both ways; ImportError if the handler is not built: CI's setting) or ``off`` (the XLA
 path only).
 Compiled programs keep the choice they were traced with (``jax.clear_caches()`` after a change).
@@ -44,10 +45,11 @@ CHOICES = ("auto", "always", "off")
 TARGET = "unidrop_dropout_v1"
 #: Sizes are half-open element-count ranges ``[low, high)``; this bounds "every size".
 EVERY = (1, 1 << 62)
-#: ``auto``'s sizes, where the handler was measured faster (benchmarks/results/cpu_jax_ffi.txt,
-#: forward and value_and_grad of a sum): at 2^9..2^10 XLA's whole forward+backward is one small
-#: program that both beat; from 2^16 XLA's backward is faster (it fuses the cotangent's producer
-#: and consumer into the regenerated mask, which a custom call cannot).
+#: ``auto``'s sizes, where the handler was measured faster (benchmarks/results/cpu_jax_ffi.txt:
+#: forward, and value_and_grad with a constant and with an in-memory cotangent): at 2^9..2^10
+#: XLA's whole forward+backward is a small program the handler does not beat; from 2^16 XLA's
+#: backward is as fast or faster (it fuses the cotangent's producer and consumer into the
+#: regenerated mask, which a custom call cannot).
 AUTO_FORWARD = ((1, 1 << 9), (1 << 11, EVERY[1]))
 AUTO_TANGENT = ((1, 1 << 9), (1 << 11, 1 << 16))
 #: The kernel's element kinds.
@@ -66,7 +68,8 @@ if _cpu_ffi is not None:
 
 
 def configure(setting: str) -> None:
-    """Set the thresholds from a ``UNIDROP_JAX_FFI`` value (``auto``, ``always`` or ``off``).
+    """Set :data:`FORWARD` and :data:`TANGENT` from a ``UNIDROP_JAX_FFI`` value (``auto``, ``always``
+    or ``off``).
 
     ``always`` without a built handler raises ImportError saying why it is missing; any other
     value raises ValueError naming it.
@@ -92,7 +95,7 @@ configure(os.environ.get(ENV, "auto"))
 
 
 def describe() -> str:
-    """One line: whether and from which size the CPU handler runs, or why not."""
+    """One line: at which sizes the CPU handler runs, or why it does not."""
     if not FORWARD and not TANGENT:
         return f"CPU: XLA only ({MISSING or ENV + '=off'})"
 
@@ -152,10 +155,13 @@ _ffi_lowering = jax.ffi.ffi_lowering(TARGET)
 
 
 def _unpartitioned(ctx: Any) -> bool:
-    """Whether the program being lowered runs on one device, or on each shard inside ``shard_map``."""
-    from jax._src import sharding_impls
-
-    axes = ctx.module_context.axis_context
+    """Whether the program being lowered runs on one device, or on each shard inside ``shard_map``
+    (JAX's private axis contexts; a JAX without them gets the XLA path)."""
+    try:
+        from jax._src import sharding_impls
+    except ImportError:  # pragma: no cover - depends on the JAX version
+        return False
+    axes = getattr(ctx.module_context, "axis_context", None)
     if isinstance(axes, sharding_impls.ShardingContext):
         return axes.num_devices == 1
     if isinstance(axes, sharding_impls.SPMDAxisContext):
