@@ -148,10 +148,16 @@ def docs(session: nox.Session) -> None:
 def conformance(session: nox.Session, backend: str) -> None:
     """The conformance suite, then the backend's own tests, on one backend."""
     session.install(*TEST_TOOLS, *BACKEND_PINS.get(backend, []))
+    env = {}
+    if backend == "jax":  # its CPU FFI handler builds against the installed jaxlib's headers
+        code = "import jax.ffi; print(jax.ffi.include_dir())"
+        env["UNIDROP_JAX_FFI_INCLUDE"] = session.run("python", "-c", code, silent=True).strip()
     # backends/numpy too: other backends may build on it (torch's CPU path does), and it is not on PyPI
-    session.install("-e", ".", "-e", "backends/numpy", "-e", f"backends/{backend}")
+    session.install("-e", ".", "-e", "backends/numpy", "-e", f"backends/{backend}", env=env)
     if backend == "numpy":  # the compiled kernel, and a failed build fails here instead of falling back
         session.env["UNIDROP_NUMPY_KERNEL"] = "compiled"
+    if backend == "jax":  # the FFI path at every size (a missing handler fails); tests pin XLA where needed
+        session.env["UNIDROP_JAX_FFI"] = "always"
     if backend in GPU_ONLY and shutil.which("nvidia-smi") is None:
         session.warn(f"conformance suite skipped: the {backend} backend needs an NVIDIA GPU (no nvidia-smi)")
     else:

@@ -21,6 +21,8 @@ from setuptools.command.sdist import sdist
 
 HERE = Path(__file__).resolve().parent
 HEADER = Path("unidrop") / "mask_stream_v1.h"
+#: Every core header the kernel includes (cpu_kernel_api.h: the C entry point it exports).
+HEADERS = [HEADER, Path("unidrop") / "cpu_kernel_api.h"]
 
 
 #: Where an sdist carries its own copy of the header (see :class:`SdistWithHeader`).
@@ -50,14 +52,15 @@ def core_include() -> str:
 
 
 class SdistWithHeader(sdist):
-    """An sdist that builds anywhere: it carries the core's header under ``include/unidrop/``, so a
+    """An sdist that builds anywhere: it carries the core's headers under ``include/unidrop/``, so a
     build from it needs neither the checkout nor an installed ``unidrop``."""
 
     def make_release_tree(self, base_dir: str, files: list[str]) -> None:
         super().make_release_tree(base_dir, files)
-        target = Path(base_dir) / SDIST_INCLUDE / HEADER
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(core_include()) / HEADER, target)
+        for header in HEADERS:
+            target = Path(base_dir) / SDIST_INCLUDE / header
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(core_include()) / header, target)
 
 
 class BuildExt(build_ext):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import settings
-from unidrop_jax import philox_lax
+from unidrop_jax import cpu_ffi, philox_lax
 
 from unidrop import reference
 from unidrop.conformance.plugin import CI_PROFILE
@@ -49,8 +50,19 @@ def same_bits(got: np.ndarray, want: np.ndarray) -> bool:
     return bool(np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want)))
 
 
+@pytest.fixture
+def xla_path(monkeypatch):
+    """Run a test on the XLA path: the CPU's FFI path (unidrop_jax.cpu_ffi) off. The choice is made
+    at trace time: programs traced before or during the test are dropped."""
+    monkeypatch.setattr(cpu_ffi, "FORWARD", ())
+    monkeypatch.setattr(cpu_ffi, "TANGENT", ())
+    jax.clear_caches()
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(params=["wide", "split", "native"])
-def mulhi(request, monkeypatch):
-    """Run a test under each mulhi formulation of unidrop_jax.philox_lax."""
+def mulhi(request, monkeypatch, xla_path):
+    """Run a test under each mulhi formulation of unidrop_jax.philox_lax (on the XLA path)."""
     monkeypatch.setattr(philox_lax, "MULHI", request.param)
     return request.param

@@ -1,7 +1,8 @@
 """The compiled program computes each Philox block once: the packed keep bits are materialized.
 
 Without that, XLA fuses the Philox computation into the per-element consumer and evaluates
-every block four times. The check reads the optimized HLO of the backend's default device.
+every block four times. The check reads the optimized HLO of the backend's default device, with
+the CPU's FFI path (unidrop_jax.cpu_ffi) off: these are the XLA path's checks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from unidrop_jax import mask
 import unidrop
 
 SIZE = 1 << 16
+
+pytestmark = pytest.mark.usefixtures("xla_path")
 
 
 def fusion_outputs(materialize: str, shape: tuple[int, ...]) -> list[str]:

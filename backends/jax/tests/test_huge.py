@@ -23,6 +23,8 @@ import unidrop
 from unidrop import arguments, philox, reference
 
 SEED, STREAM, P = 20240917, 2**40 + 5, 0.5
+#: The XLA path's 64-bit index arithmetic, and XLA computing only the returned elements.
+pytestmark = pytest.mark.usefixtures("xla_path")
 
 
 def reference_output(shape, region, dtype):

@@ -23,7 +23,7 @@ import numpy as np
 
 from unidrop.arguments import HALF_DTYPES as HALF
 
-from . import pallas_gpu
+from . import cpu_ffi, pallas_gpu
 from .keys import Words64
 from .mask import BlockLayout, keep_bits
 from .scaling import linear_scaled, scaled
@@ -95,8 +95,21 @@ def apply_mask(
         threshold, scale = cfg.kernel_rate
         compute = jnp.float32 if x.dtype.name in HALF else x.dtype
         return pallas_gpu.dropout_pallas(x, seed, stream, threshold, np.asarray(scale, dtype=compute))
+    if cpu_ffi.applicable(x.shape, x.dtype, cfg.block is None, linear):  # the compiled kernel, on the CPU
+        return cpu_ffi.dropout(x, (*seed, *stream, rate.threshold, rate.scale), cfg.mask_shape, linear)
     keep = jnp.broadcast_to(mask_of(cfg, seed, stream, rate.threshold, origin), x.shape)
     kept = (linear_scaled if linear else scaled)(x, rate.scale)
+    return jnp.where(keep, kept, jnp.zeros((), x.dtype))
+
+
+def xla_dropout(x: Any, words: tuple[Any, ...], mask_shape: tuple[int, ...], linear: bool) -> Any:
+    """What :func:`apply_mask` computes for a whole array by XLA's own operations: the lowering of
+    :data:`.cpu_ffi.dropout_p` off the CPU, and under ``vmap``. ``words``: the seed's and stream's
+    (low, high) words, the threshold and the scale."""
+    seed_lo, seed_hi, stream_lo, stream_hi, threshold, scale = words
+    keep = keep_bits(mask_shape, (seed_lo, seed_hi), (stream_lo, stream_hi), threshold)
+    keep = jnp.broadcast_to(keep, x.shape)
+    kept = (linear_scaled if linear else scaled)(x, scale)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
 

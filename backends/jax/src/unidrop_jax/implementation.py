@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from unidrop import DropoutPlan, Implementation
 
-from . import family, pallas_gpu
+from . import cpu_ffi, family, pallas_gpu
 from .blocks import block_origin
 from .dropout import ORIGIN, Config, forward, rate_of
 from .keys import words
@@ -30,6 +30,10 @@ class JaxImplementation(Implementation):
     """
 
     supports_blocks = True
+
+    def describe(self) -> str:
+        """Where the CPU's compiled kernel (through XLA's FFI) computes dropout, or why it does not."""
+        return cpu_ffi.describe()
 
     def dtypes(self) -> frozenset[str]:
         """float16, bfloat16, float32, and float64 while ``jax_enable_x64`` is on (read at each call).

@@ -640,6 +640,8 @@ static struct PyModuleDef module = {
     methods, NULL, NULL, NULL, NULL,
 };
 
+static int add_c_api(PyObject *m); /* the C entry point for other extensions: at the end */
+
 PyMODINIT_FUNC PyInit__kernel(void) {
 #if UD_HAVE_F16C || UD_HAVE_AVX2_BLOCKS
     const int simd = getenv("UNIDROP_NUMPY_NO_SIMD") == NULL;
@@ -661,9 +663,62 @@ PyMODINIT_FUNC PyInit__kernel(void) {
 #if UD_HAVE_AVX2_BLOCKS
         || PyModule_AddIntConstant(m, "AVX2_PHILOX", have_avx2) < 0
 #endif
+        || add_c_api(m) < 0
     ) {
         Py_DECREF(m);
         return NULL;
     }
     return m;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * C entry point for other extensions (unidrop-jax's XLA FFI handler): the capsule _C_API holds a
+ * ud_cpu_kernel_api (unidrop/cpu_kernel_api.h) whose dropout runs compute() above, so that no
+ * second copy of these loops is compiled anywhere.
+ * --------------------------------------------------------------------------------------------- */
+#include "unidrop/cpu_kernel_api.h"
+
+static int c_api_dropout(int kind, const void *x, void *y, int ndim, const int64_t *shape,
+                         uint64_t broadcast, uint64_t seed, uint64_t stream, uint32_t threshold,
+                         double scale, uint64_t start, uint64_t stop) {
+    static const Py_ssize_t sizes[4] = {2, 2, 4, 8};
+    Py_ssize_t dims[MAX_DIMS], strides[MAX_DIMS], one = 1, zero = 0;
+    ud_u64 count = 1;
+    if (kind < KIND_FLOAT16 || kind > KIND_FLOAT64 || ndim < 0 || ndim > MAX_DIMS) return -1;
+    for (int d = ndim - 1; d >= 0; --d) {
+        if (shape[d] < 0) return -1;
+        dims[d] = (Py_ssize_t)shape[d];
+        strides[d] = (Py_ssize_t)count * sizes[kind];
+        count *= (ud_u64)shape[d];
+    }
+    if (start > stop || stop > count) return -1;
+    if (start == stop) return 0;
+    job J;
+    layout L;
+    J.r.k0 = (ud_u32)seed;
+    J.r.k1 = (ud_u32)(seed >> 32);
+    J.r.s0 = (ud_u32)stream;
+    J.r.s1 = (ud_u32)(stream >> 32);
+    J.r.t = threshold;
+    J.kind = kind;
+    J.x = (const char *)x;
+    J.y = (char *)y;
+    J.mask = NULL;
+    J.scale = scale;
+    J.mask_offset = 0;
+    collapse(&L, ndim, ndim ? dims : &one, ndim ? strides : &zero, broadcast, NULL, NULL);
+    compute(&J, &L, start, stop);
+    return 0;
+}
+
+static const ud_cpu_kernel_api c_api = {UD_CPU_KERNEL_API_VERSION, c_api_dropout};
+
+static int add_c_api(PyObject *m) {
+    PyObject *capsule = PyCapsule_New((void *)&c_api, UD_CPU_KERNEL_CAPSULE, NULL);
+    if (capsule == NULL) return -1;
+    if (PyModule_AddObject(m, "_C_API", capsule) < 0) {
+        Py_DECREF(capsule);
+        return -1;
+    }
+    return 0;
 }

@@ -1,0 +1,212 @@
+"""The CPU fast path: dropout by unidrop-numpy's compiled kernel, called from XLA through its FFI.
+
+``unidrop_jax._cpu_ffi`` (built from ``_cpu_ffi.cc`` where XLA's FFI headers and a C++ compiler
+were found at install) holds an XLA FFI handler that calls the kernel's C entry point, so the
+Philox rounds, rounding rules and loops are those of ``unidrop/mask_stream_v1.h`` as unidrop-numpy
+compiles them; large arrays are split over XLA's intra-op thread pool.
+
+:data:`dropout_p` is a primitive with two lowerings: on the CPU the handler's custom call, on every
+other platform (and in programs partitioned over several devices, where a custom call would be
+replicated) the JAX backend's XLA formulation, :func:`.dropout.xla_dropout`. It is linear in ``x``
+once ``flush`` is set (tangents), transposes to itself (the backward regenerates the mask) and
+batches by the XLA formulation under ``vmap``. :func:`applicable` says when the backend binds it:
+a whole array (no block), ``0 < p < 1``, whose element count lies in :data:`FORWARD` (the forward)
+or :data:`TANGENT` (tangents and cotangents).
+
+``UNIDROP_JAX_FFI`` (read at import; :func:`configure` changes it) chooses: ``auto`` (the default:
+the handler where it was built and measured faster, :data:`AUTO_FORWARD` and
+:data:`AUTO_TANGENT`), ``always`` (at
+every size, both ways; ImportError if the handler is not built: CI's setting) or ``off`` (the XLA
+path only).
+Compiled programs keep the choice they were traced with (``jax.clear_caches()`` after a change).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
+
+try:
+    from . import _cpu_ffi
+except ImportError as error:  # not built, or unidrop-numpy's compiled kernel missing: XLA only
+    _cpu_ffi = None
+    MISSING = f"{type(error).__name__}: {error}"
+else:
+    MISSING = ""
+
+ENV = "UNIDROP_JAX_FFI"
+CHOICES = ("auto", "always", "off")
+TARGET = "unidrop_dropout_v1"
+#: Sizes are half-open element-count ranges ``[low, high)``; this bounds "every size".
+EVERY = (1, 1 << 62)
+#: ``auto``'s sizes, where the handler was measured faster (benchmarks/results/cpu_jax_ffi.txt:
+#: forward, and value_and_grad with a constant and with an in-memory cotangent): at 2^9..2^10
+#: XLA's whole forward+backward is a small program the handler does not beat; from 2^16 XLA's
+#: backward is as fast or faster (it fuses the cotangent's producer and consumer into the
+#: regenerated mask, which a custom call cannot).
+AUTO_FORWARD = ((1, 1 << 9), (1 << 11, EVERY[1]))
+AUTO_TANGENT = ((1, 1 << 9), (1 << 11, 1 << 16))
+#: The kernel's element kinds.
+DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+
+#: Whether the handler is built and registered with XLA (the tests check it in CI).
+BUILT = False
+#: The sizes whose forward the backend computes with the handler (none: never).
+FORWARD: tuple[tuple[int, int], ...] = ()
+#: The same for tangents and cotangents (the backward).
+TANGENT: tuple[tuple[int, int], ...] = ()
+
+if _cpu_ffi is not None:
+    jax.ffi.register_ffi_target(TARGET, _cpu_ffi.handler(), platform="cpu")
+    BUILT = True
+
+
+def configure(setting: str) -> None:
+    """Set :data:`FORWARD` and :data:`TANGENT` from a ``UNIDROP_JAX_FFI`` value (``auto``, ``always``
+    or ``off``).
+
+    ``always`` without a built handler raises ImportError saying why it is missing; any other
+    value raises ValueError naming it.
+    """
+    global FORWARD, TANGENT
+    choice = setting.strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, got {setting!r}")
+    if choice == "always" and not BUILT:
+        raise ImportError(
+            f"{ENV}=always but unidrop_jax._cpu_ffi is not available ({MISSING}); reinstall unidrop-jax "
+            "with jax installed and UNIDROP_JAX_FFI_INCLUDE set to jax.ffi.include_dir()"
+        )
+    if not BUILT or choice == "off":
+        FORWARD, TANGENT = (), ()
+    elif choice == "always":
+        FORWARD, TANGENT = (EVERY,), (EVERY,)
+    else:
+        FORWARD, TANGENT = AUTO_FORWARD, AUTO_TANGENT
+
+
+configure(os.environ.get(ENV, "auto"))
+
+
+def describe() -> str:
+    """One line: at which sizes the CPU handler runs, or why it does not."""
+    if not FORWARD and not TANGENT:
+        return f"CPU: XLA only ({MISSING or ENV + '=off'})"
+
+    def sizes(ranges: tuple[tuple[int, int], ...]) -> str:
+        named = [f"{low}..{high - 1}" if high < EVERY[1] else f">= {low}" for low, high in ranges]
+        return " and ".join(named) or "none"
+
+    forward, backward = sizes(FORWARD), sizes(TANGENT)
+    return f"CPU: compiled kernel through XLA FFI, forward at {forward}, backward at {backward} elements"
+
+
+def applicable(shape: tuple[int, ...], dtype: Any, whole_array: bool, tangent: bool = False) -> bool:
+    """Whether dropout of an array of ``shape`` and ``dtype`` takes :data:`dropout_p` (on the CPU):
+    a forward (``tangent=False``) or a tangent map."""
+    n = math.prod(shape)
+    return (
+        whole_array
+        and np.dtype(dtype).name in DTYPES
+        and len(shape) < 64
+        and any(low <= n < high for low, high in (TANGENT if tangent else FORWARD))
+    )
+
+
+def broadcast_bits(shape: tuple[int, ...], mask_shape: tuple[int, ...]) -> int:
+    """The handler's ``broadcast`` attribute: bit ``d`` set where the mask has 1 element along axis ``d``."""
+    return sum(1 << d for d, (n, m) in enumerate(zip(shape, mask_shape, strict=True)) if m == 1 and n != 1)
+
+
+def dropout(x: Any, words: tuple[Any, ...], mask_shape: tuple[int, ...], flush: bool) -> Any:
+    """Mask stream v1 dropout of the whole array ``x`` by :data:`dropout_p`.
+
+    ``words``: the uint32 scalars seed low, seed high, stream low, stream high and threshold, then
+    the scale (the compute dtype's scalar). ``flush``: the tangent map (flushing subnormals as
+    XLA:CPU's multiply does, and linear in ``x``) rather than the exact forward.
+    """
+    return dropout_p.bind(x, *words, mask_shape=tuple(mask_shape), flush=bool(flush))
+
+
+dropout_p = Primitive("unidrop_dropout")
+
+
+@dropout_p.def_abstract_eval
+def _abstract(x: Any, *words: Any, mask_shape: tuple[int, ...], flush: bool) -> Any:
+    return x  # x's shape, dtype, sharding (explicit axes) and varying manual axes (shard_map)
+
+
+def _xla(x: Any, *words: Any, mask_shape: tuple[int, ...], flush: bool) -> Any:
+    from .dropout import xla_dropout  # dropout imports this module
+
+    return xla_dropout(x, words, mask_shape, flush)
+
+
+dropout_p.def_impl(jax.jit(_xla, static_argnames=("mask_shape", "flush")))
+
+_xla_lowering = mlir.lower_fun(_xla, multiple_results=False)
+_ffi_lowering = jax.ffi.ffi_lowering(TARGET)
+
+
+def _unpartitioned(ctx: Any) -> bool:
+    """Whether the program being lowered runs on one device, or on each shard inside ``shard_map``
+    (JAX's private axis contexts; a JAX without them gets the XLA path)."""
+    try:
+        from jax._src import sharding_impls
+    except ImportError:  # pragma: no cover - depends on the JAX version
+        return False
+    axes = getattr(ctx.module_context, "axis_context", None)
+    if isinstance(axes, sharding_impls.ShardingContext):
+        return axes.num_devices == 1
+    if isinstance(axes, sharding_impls.SPMDAxisContext):
+        return set(axes.manual_axes) == set(axes.mesh.axis_names)
+    return False
+
+
+def _cpu_lowering(ctx: Any, x: Any, *words: Any, mask_shape: tuple[int, ...], flush: bool) -> Any:
+    if not _unpartitioned(ctx):  # the partitioner would replicate a custom call: XLA's loops instead
+        return _xla_lowering(ctx, x, *words, mask_shape=mask_shape, flush=flush)
+    broadcast = broadcast_bits(ctx.avals_in[0].shape, mask_shape)
+    return _ffi_lowering(ctx, x, *words, broadcast=np.int64(broadcast), flush=np.int64(flush))
+
+
+mlir.register_lowering(dropout_p, _xla_lowering)
+mlir.register_lowering(dropout_p, _cpu_lowering, platform="cpu")
+
+
+def _jvp(
+    primals: tuple[Any, ...], tangents: tuple[Any, ...], *, mask_shape: tuple[int, ...], flush: bool
+) -> Any:
+    """Linear in ``x`` (the words are integers or constants): the tangent is dropped with the same mask."""
+    x, *words = primals
+    out = dropout_p.bind(x, *words, mask_shape=mask_shape, flush=flush)
+    t = tangents[0]
+    if type(t) is ad.Zero:
+        return out, ad.Zero.from_primal_value(out)
+    return out, dropout_p.bind(t, *words, mask_shape=mask_shape, flush=True)
+
+
+def _transpose(ct: Any, x: Any, *words: Any, mask_shape: tuple[int, ...], flush: bool) -> list[Any]:
+    """The map is diagonal, ``t -> select(keep, t * s, +0)``: its transpose is itself."""
+    assert ad.is_undefined_primal(x) and not any(ad.is_undefined_primal(w) for w in words)
+    if type(ct) is ad.Zero:
+        return [ad.Zero(x.aval), *([None] * len(words))]
+    return [dropout_p.bind(ct, *words, mask_shape=mask_shape, flush=True), *([None] * len(words))]
+
+
+def _batch(args: tuple[Any, ...], dims: tuple[Any, ...], *, mask_shape: tuple[int, ...], flush: bool) -> Any:
+    """Under ``vmap``, the XLA formulation, vmapped: each batch element is its own dropout call."""
+    axes = [d if isinstance(d, int) else None for d in dims]  # unmapped: None or NotMapped
+    out = jax.vmap(lambda x, *w: _xla(x, *w, mask_shape=mask_shape, flush=flush), in_axes=axes)(*args)
+    return out, 0
+
+
+ad.primitive_jvps[dropout_p] = _jvp
+ad.primitive_transposes[dropout_p] = _transpose
+batching.primitive_batchers[dropout_p] = _batch
