@@ -144,12 +144,13 @@ __attribute__((target("avx2,f16c"))) static void run_f16c(const char *restrict x
         const __m256i threshold = _mm256_set1_epi32((int)t);
         ud_u64 j = 0;
         for (; j + 8 <= n; j += 8) { /* eight at a time: the scalar loop's instructions, packed */
-            __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xc + j)));
-            __m128i h = _mm256_cvtps_ph(_mm256_mul_ps(v, scale), _MM_FROUND_TO_NEAREST_INT);
+            __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xc + j))), scale);
             __m256i w = _mm256_loadu_si256((const __m256i *)(u + j));
             __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w, threshold), w); /* w >= t */
-            __m128i keep16 = _mm_packs_epi32(_mm256_castsi256_si128(keep), _mm256_extracti128_si256(keep, 1));
-            _mm_storeu_si128((__m128i *)(y + j), _mm_and_si128(h, keep16));
+            /* the select before the rounding: +0.0f rounds to the float16 +0, every other value
+             * is untouched, so the bits are those of rounding first (and no narrowing of the mask) */
+            v = _mm256_and_ps(v, _mm256_castsi256_ps(keep));
+            _mm_storeu_si128((__m128i *)(y + j), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
         }
         for (; j < n; ++j) {
             y[j] = select_ud_u16(scale_f16c(xc[j], s), u[j], t);
@@ -188,6 +189,31 @@ __attribute__((target("avx2"))) static void run_f32_avx2(const float *restrict x
         _mm256_storeu_ps(y + j, _mm256_and_ps(v, _mm256_castsi256_ps(keep)));
     }
     for (; j < n; ++j) y[j] = select_ud_u32(ud_scale_f32(x[j], s), u[j], t);
+    if (mask)
+        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
+}
+
+/* run_bf16 for a contiguous run with AVX2, eight at a time: widen to float bits, the IEEE
+ * single-precision multiply of ud_scale_bf16, the header's own rounding rule
+ * (UD_BF16_ROUND_BITS) applied to all eight lanes at once, then the same AND with the keep mask. */
+typedef ud_u32 ud_v8u32 __attribute__((vector_size(32)));
+__attribute__((target("avx2"))) static void run_bf16_avx2(const ud_u16 *restrict x, ud_u16 *restrict y,
+                                                          ud_u8 *restrict mask, const ud_u32 *restrict u,
+                                                          ud_u64 n, ud_u32 t, float s) {
+    const __m256 scale = _mm256_set1_ps(s);
+    const __m256i threshold = _mm256_set1_epi32((int)t);
+    ud_u64 j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i wide = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + j))), 16);
+        ud_v8u32 f = (ud_v8u32)_mm256_castps_si256(_mm256_mul_ps(_mm256_castsi256_ps(wide), scale));
+        __m256i h = (__m256i)UD_BF16_ROUND_BITS(f); /* < 2^16 in every lane */
+        __m256i w = _mm256_loadu_si256((const __m256i *)(u + j));
+        __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w, threshold), w); /* w >= t */
+        h = _mm256_and_si256(h, keep);
+        __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        _mm_storeu_si128((__m128i *)(y + j), packed);
+    }
+    for (; j < n; ++j) y[j] = select_ud_u16(ud_scale_bf16(x[j], s), u[j], t);
     if (mask)
         for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
@@ -267,6 +293,12 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
         run_f16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
         break;
     case KIND_BFLOAT16:
+#if UD_HAVE_AVX2_BLOCKS
+        if (have_avx2 && xs == (ud_i64)sizeof(ud_u16)) {
+            run_bf16_avx2((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            break;
+        }
+#endif
         run_bf16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
         break;
     case KIND_FLOAT32:
