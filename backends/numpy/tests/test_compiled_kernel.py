@@ -270,3 +270,31 @@ def test_buffers_without_strides_are_read_in_c_order() -> None:
     _kernel.dropout(source, out, None, 2, 0, 21, 3, plan.threshold, plan.scale, 0, x.size, 0, None, None)
     want, _ = expected(x, "float32", 0.4, 21, 3)
     assert_exact(np.frombuffer(out, np.float32).reshape(x.shape), want, "ctypes buffers")
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("step", [1, 0, -1, 3])
+def test_dropout_at_reads_memory_by_address_and_step(dtype: str, step: int) -> None:
+    """``dropout_at`` (raw addresses, one strided run; unidrop-torch's small tensors) gives the
+    reference's bits for contiguous, repeated (step 0), reversed and strided elements."""
+    n = 3 * TILE // 2 + 5  # more than one tile of words
+    base = values((3 * n + 2,), dtype, seed=12)
+    x = {1: base[:n], 0: base[4:5], -1: base[n - 1 :: -1][:n], 3: base[::3][:n]}[step]
+    logical = np.broadcast_to(x, (n,)) if step == 0 else x
+    y = np.empty(n, dtype=DTYPES[dtype])
+    plan = plan_for(logical, dtype, 0.35, 77, 5, mask=False)
+    byte_step = x.strides[0] if step else 0
+    compiled.dropout_at(x.ctypes.data, byte_step, y.ctypes.data, n, plan)
+    assert_exact(y, expected(np.ascontiguousarray(logical), dtype, 0.35, 77, 5)[0], f"step {step}")
+
+
+def test_dropout_at_refuses_a_bad_kind_threshold_or_null_address() -> None:
+    x = np.ones(4, np.float32)
+    y = np.empty_like(x)
+    with pytest.raises(ValueError, match=r"kind must be 0\.\.3, got 7"):
+        _kernel.dropout_at(7, x.ctypes.data, 4, y.ctypes.data, 4, 1, 0, 10, 1.0)
+    with pytest.raises(ValueError, match="threshold must be below 2"):
+        _kernel.dropout_at(2, x.ctypes.data, 4, y.ctypes.data, 4, 1, 0, 1 << 32, 1.0)
+    with pytest.raises(ValueError, match="non-null addresses"):
+        _kernel.dropout_at(2, 0, 4, y.ctypes.data, 4, 1, 0, 10, 1.0)
+    _kernel.dropout_at(2, 0, 4, 0, 0, 1, 0, 10, 1.0)  # nothing to do: no memory is touched

@@ -211,3 +211,42 @@ def test_modes_profiler_and_tracing_still_see_the_operator() -> None:
     assert "unidrop::dropout" in str(traced.graph)
     other = sample((6, 5), torch.float32, seed=10)
     assert_same(traced(other), expected_output(other, 0.5, 3, 1), "traced")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_a_negated_view_gets_dropout_of_its_values(dtype: torch.dtype) -> None:
+    """``z.conj().imag`` is a lazily negated view: the kernels must see the values, not the memory."""
+    z = torch.complex(sample((33,), dtype, seed=6), sample((33,), dtype, seed=7))
+    x = z.conj().imag
+    assert x.is_neg()
+    assert_same(unidrop.dropout(x, 0.3, seed=4), expected_output(x, 0.3, 4), str(dtype))
+
+
+def test_a_negated_view_that_needs_grad_gets_the_reference_and_its_gradient() -> None:
+    z = torch.complex(
+        sample((40,), torch.float32, seed=8), sample((40,), torch.float32, seed=9, specials=False)
+    )
+    z.requires_grad_(True)
+    x = z.conj().imag
+    assert x.is_neg() and x.requires_grad
+    y = unidrop.dropout(x, 0.5, seed=2, stream=1)
+    assert_same(y, expected_output(x, 0.5, 2, 1))
+    (grad,) = torch.autograd.grad(y.sum(), z)
+    # d(-imag z)/dz seen by autograd: the imaginary part of the gradient is -dropout(ones)
+    assert_same(grad.imag, -expected_output(torch.ones(40), 0.5, 2, 1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("n", [1, 7, 64, 1000])
+def test_one_value_repeated_and_offset_views_match_the_reference(dtype: torch.dtype, n: int) -> None:
+    """The small-tensor path reads memory by address: a stride-0 tensor (the gradient of a sum)
+    and a contiguous view into the middle of a buffer must still give the reference's bits."""
+    repeated = torch.tensor(-2.5, dtype=dtype).expand(n)
+    assert_same(unidrop.dropout(repeated, 0.25, seed=3), expected_output(repeated, 0.25, 3), "repeated")
+    buffer = sample((n + 11,), dtype, seed=10)
+    view = buffer[11:]
+    assert view.is_contiguous() and view.storage_offset() == 11
+    assert_same(unidrop.dropout(view, 0.25, seed=3), expected_output(view, 0.25, 3), "offset view")
+    x = sample((n,), dtype, seed=11, specials=False).requires_grad_(True)
+    unidrop.dropout(x, 0.25, seed=3).sum().backward()  # the incoming gradient has stride 0
+    assert_same(x.grad, expected_output(torch.ones(n, dtype=dtype), 0.25, 3), "gradient of a sum")

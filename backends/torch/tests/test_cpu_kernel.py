@@ -157,14 +157,19 @@ def test_small_tensors_call_the_kernel_once_on_views_of_their_memory(
     dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The small-tensor fast path: one kernel call on this thread, no copy, the reference's bits,
-    without the general layout code of ``compiled.dropout_into`` (its per-call cost)."""
+    without the general layout code of ``compiled.dropout_into`` (its per-call cost): on NumPy
+    views, or by address (``dropout_at``) where the elements form one run of the mask."""
     kernel = compiled._kernel
     calls = []
 
     class Spy:
         def dropout(self, x, y, *args):  # type: ignore[no-untyped-def]
-            calls.append((x.__array_interface__["data"][0], y.__array_interface__["data"][0], args))
+            calls.append((x.__array_interface__["data"][0], y.__array_interface__["data"][0], args[-2:]))
             return kernel.dropout(x, y, *args)
+
+        def dropout_at(self, kind, x_address, x_step, y_address, count, *args):  # type: ignore[no-untyped-def]
+            calls.append((x_address, y_address, (0, count)))  # by address: the whole run 0 .. count
+            return kernel.dropout_at(kind, x_address, x_step, y_address, count, *args)
 
     def refuse(*args: object) -> None:
         raise AssertionError("the general path ran for a small tensor")
@@ -178,7 +183,7 @@ def test_small_tensors_call_the_kernel_once_on_views_of_their_memory(
             assert len(calls) == 1, name
             x_address, y_address, args = calls[0]
             assert (x_address, y_address) == (x.data_ptr(), y.data_ptr()), name
-            assert args[-2:] == (0, x.numel()), name
+            assert args == (0, x.numel()), name
             assert y.dtype == dtype and y.stride() == torch.empty_like(x).stride(), name
             assert_same(y, expected_output(x, 0.4, 3, 2, dims), f"{name} {dtype} dims={dims}")
 

@@ -593,6 +593,55 @@ static PyObject *py_dropout(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static const char dropout_at_doc[] =
+    "dropout_at(kind, x_address, x_step, y_address, count, seed, stream, threshold, scale)\n"
+    "\n"
+    "dropout(), for callers that hold raw memory rather than buffer objects (unidrop-torch's\n"
+    "small tensors: viewing a tensor as a NumPy array costs more than the kernel on it): the count\n"
+    "elements at x_address, x_address + x_step, ... (x_step in bytes, any sign, 0 for one value\n"
+    "repeated) are mask elements 0..count-1, written to the contiguous y_address. The caller\n"
+    "promises both regions are valid for the call and do not overlap. The GIL is released while\n"
+    "computing large counts.";
+
+static PyObject *py_dropout_at(PyObject *self, PyObject *args) {
+    unsigned long long x_address, y_address, count, seed, stream, threshold;
+    long long x_step;
+    int kind;
+    double scale;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iKLKKKKKd:dropout_at", &kind, &x_address, &x_step, &y_address, &count,
+                          &seed, &stream, &threshold, &scale))
+        return NULL;
+    if (kind < KIND_FLOAT16 || kind > KIND_FLOAT64) {
+        PyErr_Format(PyExc_ValueError, "kind must be 0..3, got %d", kind);
+        return NULL;
+    }
+    if (count > (unsigned long long)PY_SSIZE_T_MAX || (count && (!x_address || !y_address))) {
+        PyErr_SetString(PyExc_ValueError, "need count < 2^63 and non-null addresses");
+        return NULL;
+    }
+    job J;
+    if (rng_of(&J.r, seed, stream, threshold) < 0) return NULL;
+    if (count == 0) Py_RETURN_NONE;
+    layout L;
+    Py_ssize_t n = (Py_ssize_t)count, step = (Py_ssize_t)x_step;
+    collapse(&L, 1, &n, &step, 0, NULL, NULL);
+    J.kind = kind;
+    J.x = (const char *)(uintptr_t)x_address;
+    J.y = (char *)(uintptr_t)y_address;
+    J.mask = NULL;
+    J.scale = scale;
+    J.mask_offset = 0;
+    if (count < GIL_FREE_FROM) {
+        compute(&J, &L, 0, count);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        compute(&J, &L, 0, count);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
 static const char keep_mask_doc[] =
     "keep_mask(mask, seed, stream, threshold, start, stop, mask_offset=0)\n"
     "\n"
@@ -661,6 +710,7 @@ static PyObject *py_keep_block(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"dropout", py_dropout, METH_VARARGS, dropout_doc},
+    {"dropout_at", py_dropout_at, METH_VARARGS, dropout_at_doc},
     {"keep_mask", py_keep_mask, METH_VARARGS, keep_mask_doc},
     {"keep_block", py_keep_block, METH_VARARGS, keep_block_doc},
     {NULL, NULL, 0, NULL},

@@ -154,6 +154,28 @@ def dropout_one_call(x: Any, y: Any, plan: DropoutPlan) -> None:
     )
 
 
+def dropout_at(x_address: int, x_step: int, y_address: int, count: int, plan: DropoutPlan) -> None:
+    """What :func:`dropout_one_call` does, on raw memory: the ``count`` elements at ``x_address``,
+    ``x_address + x_step``, ... (``x_step`` in bytes; 0 repeats one value) into the contiguous
+    ``y_address``, with mask indices ``0 .. count - 1`` (the plan has no broadcast axis and no block).
+
+    For callers that hold addresses rather than arrays (unidrop-torch's small tensors, whose NumPy
+    views cost more than the kernel); the caller keeps both regions alive and apart for the call.
+    """
+    assert _kernel is not None
+    _kernel.dropout_at(
+        KINDS[plan.dtype],
+        x_address,
+        x_step,
+        y_address,
+        count,
+        plan.seed,
+        plan.stream,
+        plan.threshold,
+        plan.scale,
+    )
+
+
 def broadcast_bits(broadcast_dims: tuple[int, ...]) -> int:
     """The kernel's broadcast argument: bit ``d`` set for each broadcast axis ``d``."""
     bits = 0

@@ -76,8 +76,8 @@ def output(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
 
 
 def _run(x: torch.Tensor, plan: DropoutPlan, with_mask: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if x.requires_grad:  # inside the operator it never does; numpy() refuses such a tensor
-        x = x.detach()
+    if x.is_neg():  # a lazily negated view (``z.conj().imag``): the kernels read memory as it lies
+        x = x.resolve_neg()
     if not COMPILED:
         y = _dropout_numpy(x, plan)
         keep = keep_mask_of(plan) if with_mask else None
@@ -93,6 +93,8 @@ def _run(x: torch.Tensor, plan: DropoutPlan, with_mask: bool) -> tuple[torch.Ten
         if n:
             _one_kernel_call(x, y, plan)
     elif n:
+        if x.requires_grad:  # an autograd Function's input (never the operator's): numpy() refuses it
+            x = x.detach()
         compiled.dropout_into(
             _view(x), _view(y), None if keep is None else keep.numpy(), plan, get_num_threads()
         )
@@ -104,6 +106,14 @@ def _run(x: torch.Tensor, plan: DropoutPlan, with_mask: bool) -> tuple[torch.Ten
 def _one_kernel_call(x: torch.Tensor, y: torch.Tensor, plan: DropoutPlan) -> None:
     """The small-tensor fast path (:func:`unidrop_numpy.compiled.dropout_one_call`) on views of
     ``x`` and the C-contiguous ``y``: no block, no mask, fewer than :data:`ONE_CALL` elements."""
+    if not plan.broadcast_dims:  # one run of mask indices: by address, no NumPy views
+        if x.is_contiguous():
+            compiled.dropout_at(x.data_ptr(), x.element_size(), y.data_ptr(), x.numel(), plan)
+            return
+        if not any(x.stride()):  # one value repeated (the gradient of a sum)
+            compiled.dropout_at(x.data_ptr(), 0, y.data_ptr(), x.numel(), plan)
+            return
+    x = x.detach()  # numpy() refuses a tensor that requires grad
     bits = _BITS.get(x.dtype)
     if bits is not None:  # the kernel reads only the 16 bits of float16 and bfloat16
         x, y = x.view(bits), y.view(bits)
