@@ -10,7 +10,7 @@ The handler (``_cpu_ffi.cc``, C++17) needs two header folders at build time:
   ``get_include()``.
 
 Without either, or without a C++ compiler, the extension is left out and the install still succeeds:
-the backend then runs its XLA path everywhere (``unidrop_jax.cpu_ffi.ACTIVE`` is False).
+the backend then runs its XLA path everywhere (``unidrop_jax.cpu_ffi.BUILT`` is False).
 """
 
 from __future__ import annotations

@@ -151,3 +151,20 @@ def test_input_is_not_modified_and_eval_returns_it():
     assert np.array_equal(np.asarray(x), before)
     assert unidrop.dropout(x, 0.5, seed=1, training=False) is x
     assert unidrop.dropout(x, 0.0, seed=1) is x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(24, 40), (3, 700)])
+def test_an_input_made_by_a_multiply_under_jit_is_rounded_then_scaled(dtype, shape, xla_path):
+    """``jit(dropout(x * 3))``, a tangent ``x * 3`` and the cotangent of ``sum(dropout(x) * 3)``:
+    XLA's simplifier would fold the 3 into the scale (``x * (3 * s)``, one rounding where the spec
+    has two) if the kept values' multiply could see its input's producer."""
+    x = jnp.asarray(values_for(shape, dtype, seed=5), dtype)
+    want = expected(as_float64(x * 3), dtype, 0.25, 9)[0]
+    forward = jax.jit(lambda x: unidrop.dropout(x * 3, 0.25, seed=9))(x)
+    assert same_bits(as_float64(forward), want), "forward"
+    jvp = jax.jit(lambda x: jax.jvp(lambda x: unidrop.dropout(x, 0.25, seed=9), (x,), (x * 3,))[1])
+    assert same_bits(as_float64(jvp(x)), want), "tangent"
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(unidrop.dropout(x, 0.25, seed=9) * 3).astype(jnp.float32)))
+    want_grad = expected(np.full(shape, 3.0), dtype, 0.25, 9)[0]
+    assert same_bits(as_float64(grad(x)), want_grad), "cotangent"

@@ -26,7 +26,7 @@ from unidrop.arguments import HALF_DTYPES as HALF
 from . import cpu_ffi, pallas_gpu
 from .keys import Words64
 from .mask import BlockLayout, keep_bits
-from .scaling import linear_scaled, scaled
+from .scaling import kept_values
 
 
 class Rate(NamedTuple):
@@ -98,7 +98,7 @@ def apply_mask(
     if cpu_ffi.applicable(x.shape, x.dtype, cfg.block is None, linear):  # the compiled kernel, on the CPU
         return cpu_ffi.dropout(x, (*seed, *stream, rate.threshold, rate.scale), cfg.mask_shape, linear)
     keep = jnp.broadcast_to(mask_of(cfg, seed, stream, rate.threshold, origin), x.shape)
-    kept = (linear_scaled if linear else scaled)(x, rate.scale)
+    kept = kept_values(x, rate.scale, linear)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
 
@@ -109,7 +109,7 @@ def xla_dropout(x: Any, words: tuple[Any, ...], mask_shape: tuple[int, ...], lin
     seed_lo, seed_hi, stream_lo, stream_hi, threshold, scale = words
     keep = keep_bits(mask_shape, (seed_lo, seed_hi), (stream_lo, stream_hi), threshold)
     keep = jnp.broadcast_to(keep, x.shape)
-    kept = (linear_scaled if linear else scaled)(x, scale)
+    kept = kept_values(x, scale, linear)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
 

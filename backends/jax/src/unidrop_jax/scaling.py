@@ -142,3 +142,17 @@ def linear_scaled(x: Any, scale: Any) -> Any:
     ``x``'s bits, which is not a linear operation.
     """
     return (x.astype(scale.dtype) * scale).astype(x.dtype)
+
+
+def kept_values(x: Any, scale: Any, linear: bool) -> Any:
+    """Every element's kept value, for XLA's dropout programs: :func:`scaled`, or with ``linear``
+    (tangents and cotangents) :func:`linear_scaled`, of ``x`` behind an optimization barrier.
+
+    The barrier keeps XLA's algebraic simplifier from folding a constant factor of ``x``'s own
+    producer into the scale: under ``jit``, ``dropout(x * 3)`` would otherwise become
+    ``x * (3 * s)``, one rounding where the spec has two (float32, bfloat16 and float64 alike).
+    XLA:CPU drops the barrier after simplification and before fusion, so the fusions are
+    unchanged. (Not for Pallas kernels, whose inputs are loaded from memory.)
+    """
+    x = lax.optimization_barrier(x)
+    return linear_scaled(x, scale) if linear else scaled(x, scale)
