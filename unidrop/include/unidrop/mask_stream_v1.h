@@ -149,6 +149,9 @@ UD_FN ud_u16 ud_f32_to_f16_soft(float v) {
  * vectorize and one rule serves every lane width. UD_BF16_NAN_MASK_(F) is all ones for a NaN, else
  * 0: |F| + 0x7FFFFF reaches 2^31 exactly when |F| > 0x7F800000 (and never wraps). */
 #define UD_BF16_NAN_MASK_(F) (0u - ((((F) & 0x7FFFFFFFu) + 0x007FFFFFu) >> 31))
+/* The same rule for F known not to be a NaN (finite or infinite): the SIMD loops take it for a
+ * group of lanes holding no NaN, and UD_BF16_ROUND_BITS otherwise. */
+#define UD_BF16_ROUND_NOT_NAN_BITS(F) (((F) + 0x7FFFu + (((F) >> 16) & 1u)) >> 16)
 #define UD_BF16_ROUND_BITS(F) \
     ((((F) + ((0x7FFFu + (((F) >> 16) & 1u)) & ~UD_BF16_NAN_MASK_(F))) >> 16) | (0x40u & UD_BF16_NAN_MASK_(F)))
 

@@ -193,25 +193,39 @@ __attribute__((target("avx2"))) static void run_f32_avx2(const float *restrict x
         for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
 
-/* run_bf16 for a contiguous run with AVX2, eight at a time: widen to float bits, the IEEE
- * single-precision multiply of ud_scale_bf16, the header's own rounding rule
- * (UD_BF16_ROUND_BITS) applied to all eight lanes at once, then the same AND with the keep mask. */
+/* run_bf16 for a contiguous run with AVX2, sixteen at a time: each bfloat16 becomes the high half
+ * of its float (an interleave with zeros, in 128-bit lanes), the IEEE single-precision multiply of
+ * ud_scale_bf16, the header's rounding rule on all lanes (UD_BF16_ROUND_NOT_NAN_BITS, or
+ * UD_BF16_ROUND_BITS for a group holding a NaN), a pack back to 16 bits (which undoes the
+ * interleave's order) and the same AND with the keep mask of u >= t. */
 typedef ud_u32 ud_v8u32 __attribute__((vector_size(32)));
+__attribute__((target("avx2"))) static inline __m256i round_bf16_avx2(__m256 v, int any_nan) {
+    ud_v8u32 f = (ud_v8u32)_mm256_castps_si256(v);
+    return any_nan ? (__m256i)UD_BF16_ROUND_BITS(f) : (__m256i)UD_BF16_ROUND_NOT_NAN_BITS(f);
+}
+
 __attribute__((target("avx2"))) static void run_bf16_avx2(const ud_u16 *restrict x, ud_u16 *restrict y,
                                                           ud_u8 *restrict mask, const ud_u32 *restrict u,
                                                           ud_u64 n, ud_u32 t, float s) {
     const __m256 scale = _mm256_set1_ps(s);
-    const __m256i threshold = _mm256_set1_epi32((int)t);
+    const __m256i threshold = _mm256_set1_epi32((int)t), zero = _mm256_setzero_si256();
     ud_u64 j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256i wide = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + j))), 16);
-        ud_v8u32 f = (ud_v8u32)_mm256_castps_si256(_mm256_mul_ps(_mm256_castsi256_ps(wide), scale));
-        __m256i h = (__m256i)UD_BF16_ROUND_BITS(f); /* < 2^16 in every lane */
-        __m256i w = _mm256_loadu_si256((const __m256i *)(u + j));
-        __m256i keep = _mm256_cmpeq_epi32(_mm256_max_epu32(w, threshold), w); /* w >= t */
-        h = _mm256_and_si256(h, keep);
-        __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        _mm_storeu_si128((__m128i *)(y + j), packed);
+    for (; j + 16 <= n; j += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(x + j));
+        /* lanes: elements 0-3 and 8-11, then 4-7 and 12-15 */
+        __m256 lo = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, h)), scale);
+        __m256 hi = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, h)), scale);
+        int any_nan = _mm256_movemask_ps(_mm256_cmp_ps(lo, hi, _CMP_UNORD_Q)) != 0;
+        /* every lane < 2^16: the unsigned-saturating pack is exact, and restores elements 0-15 */
+        __m256i out = _mm256_packus_epi32(round_bf16_avx2(lo, any_nan), round_bf16_avx2(hi, any_nan));
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(u + j));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(u + j + 8));
+        __m256i k0 = _mm256_cmpeq_epi32(_mm256_max_epu32(w0, threshold), w0); /* w >= t */
+        __m256i k1 = _mm256_cmpeq_epi32(_mm256_max_epu32(w1, threshold), w1);
+        /* the signed pack keeps all-ones and zeros; its order (0-3, 8-11, 4-7, 12-15 by 64 bits)
+         * is put right by one permute */
+        __m256i keep = _mm256_permute4x64_epi64(_mm256_packs_epi32(k0, k1), 0xD8);
+        _mm256_storeu_si256((__m256i *)(y + j), _mm256_and_si256(out, keep));
     }
     for (; j < n; ++j) y[j] = select_ud_u16(ud_scale_bf16(x[j], s), u[j], t);
     if (mask)
