@@ -34,7 +34,9 @@ else:
 
 ENV = "UNIDROP_NUMPY_KERNEL"
 CHOICES = ("auto", "compiled", "numpy")
-#: The kernel's type code of each dtype name (bfloat16 is passed as its uint16 bits).
+#: The kernel's type code of each dtype name. Arrays of every kind, ml_dtypes' bfloat16 included, are
+#: passed as they are: the kernel asks for their buffers without a format (NumPy then describes
+#: no element type, only item size and strides), so no uint16 view is needed (each costs 0.75 µs).
 KINDS = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}
 #: Elements per thread below which one call on the calling thread is faster than a split.
 MIN_ELEMENTS_PER_THREAD = 1 << 16
@@ -82,10 +84,7 @@ def dropout(x: np.ndarray, plan: DropoutPlan, threads: int) -> tuple[np.ndarray,
     with a C-ordered result, no block and no mask is :func:`dropout_one_call`."""
     y = np.empty_like(x)
     if x.size < ONE_CALL and plan.block is None and not plan.return_mask and y.flags.c_contiguous:
-        if KINDS[plan.dtype] == 1:  # the kernel reads bfloat16 as its 16 bits
-            dropout_one_call(x.view(np.uint16), y.view(np.uint16), plan)
-        else:
-            dropout_one_call(x, y, plan)
+        dropout_one_call(x, y, plan)
         return y, None
     keep = np.empty(plan.mask_shape, dtype=bool) if plan.return_mask else None
     dropout_into(x, y, keep, plan, threads)
@@ -111,8 +110,6 @@ def dropout_into(
     if x.ndim > 1 and not y.flags.c_contiguous:  # walk both in y's memory order
         axes = tuple(sorted(range(x.ndim), key=lambda axis: -y.strides[axis]))
         xk, yk, order = x.transpose(axes), y.transpose(axes), axes
-    if kind == 1:
-        xk, yk = xk.view(np.uint16), yk.view(np.uint16)
     fused = keep if (keep is not None and not broadcast and order is None) else None
     args = (kind, broadcast, plan.seed, plan.stream, plan.threshold, plan.scale)
     offset, strides = (0, None) if plan.block is None else block_layout(plan)
