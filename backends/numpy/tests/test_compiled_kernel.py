@@ -210,6 +210,7 @@ def test_the_environment_variable_chooses_the_kernel(monkeypatch: pytest.MonkeyP
     assert "pure NumPy" in NumpyImplementation().describe()
     monkeypatch.setenv(compiled.ENV, "compiled")
     assert NumpyImplementation()._compiled and "compiled" in NumpyImplementation().describe()
+    assert f"SIMD: {_kernel.SIMD}" in NumpyImplementation().describe()
     monkeypatch.setenv(compiled.ENV, "fast")
     with pytest.raises(
         ValueError, match=r"UNIDROP_NUMPY_KERNEL must be one of auto, compiled, numpy, got 'fast'"
@@ -230,33 +231,64 @@ def test_every_16_bit_pattern(dtype: str) -> None:
     check(x, dtype, 0.3, 12345, 6)
 
 
-NO_SIMD = "UNIDROP_NUMPY_NO_SIMD"
+SIMD = "UNIDROP_NUMPY_SIMD"
+#: The kernel's SIMD levels, narrowest first (``_kernel.SIMD`` is the one in use).
+LEVELS = ("none", "avx2", "avx512")
 
 
-def test_no_simd_turns_the_simd_paths_off() -> None:
-    """Under UNIDROP_NUMPY_NO_SIMD (the run below sets it) the kernel says both paths are off."""
-    if os.environ.get(NO_SIMD) is None:
-        pytest.skip(f"runs in the subprocess of test_the_portable_paths_match_the_reference ({NO_SIMD} set)")
-    assert getattr(_kernel, "AVX2_PHILOX", 0) == 0 and getattr(_kernel, "F16C", 0) == 0
+def test_the_simd_setting_caps_the_kernel() -> None:
+    """Under UNIDROP_NUMPY_SIMD (the runs below set it) the kernel uses that level, and no F16C
+    under ``none``."""
+    wanted = os.environ.get(SIMD)
+    if wanted is None:
+        pytest.skip(f"runs in the subprocesses of test_the_narrower_paths_match_the_reference ({SIMD} set)")
+    assert wanted == _kernel.SIMD
+    if wanted == "none":
+        assert getattr(_kernel, "F16C", 0) == 0
 
 
-@pytest.mark.skipif(
-    not (getattr(_kernel, "AVX2_PHILOX", 0) or getattr(_kernel, "F16C", 0)),
-    reason="this build or CPU has no SIMD path: the tests above already ran the portable one",
-)
-def test_the_portable_paths_match_the_reference() -> None:
-    """The loops that run on CPUs without AVX2 or F16C give the reference's bits too: this module's
-    layout, tile-boundary and 16-bit tests again, in a subprocess with the SIMD paths turned off."""
-    selection = "no_simd or layouts or tile_boundaries or every_16_bit or past_2_to_the_32"
+@pytest.mark.parametrize("level", LEVELS[:-1])
+def test_the_narrower_paths_match_the_reference(level: str) -> None:
+    """The loops that run on CPUs without AVX-512 (or AVX2, or F16C) give the reference's bits too:
+    this module's layout, tile-boundary, 16-bit and 2^32-index tests again, in a subprocess with
+    the kernel capped at ``level``."""
+    if LEVELS.index(level) >= LEVELS.index(_kernel.SIMD):
+        pytest.skip(f"this CPU's widest path is {_kernel.SIMD}: the tests above already ran it")
+    selection = "simd_setting_caps or layouts or tile_boundaries or every_16_bit or past_2_to_the_32"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", __file__, "-k", selection],
-        env={**os.environ, NO_SIMD: "1"},
+        env={**os.environ, SIMD: level},
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "test_no_simd_turns_the_simd_paths_off PASSED" in result.stdout, result.stdout[-2000:]
+    assert "test_the_simd_setting_caps_the_kernel PASSED" in result.stdout, result.stdout[-2000:]
+
+
+def kernel_simd(setting: str | None) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter's ``_kernel.SIMD`` (its stdout) with UNIDROP_NUMPY_SIMD set to
+    ``setting`` (None: unset)."""
+    env = {name: value for name, value in os.environ.items() if name != SIMD}
+    if setting is not None:
+        env[SIMD] = setting
+    script = "from unidrop_numpy import _kernel; print(_kernel.SIMD)"
+    command = [sys.executable, "-c", script]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_simd_setting_is_read_in_any_case_and_checked() -> None:
+    """UNIDROP_NUMPY_SIMD is read in any case, and empty means unset (the widest the CPU has); any
+    other value stops the import with a ValueError that names it and what is allowed."""
+    widest = kernel_simd(None).stdout.strip()
+    assert widest in LEVELS
+    assert kernel_simd("").stdout.strip() == widest
+    assert kernel_simd("AVX2").stdout.strip() == ("none" if widest == "none" else "avx2")
+    assert kernel_simd("None").stdout.strip() == "none"
+    bad = kernel_simd("sse9")
+    assert bad.returncode != 0
+    message = "ValueError: UNIDROP_NUMPY_SIMD must be one of avx512, avx2, none (or unset), got 'sse9'"
+    assert message in bad.stderr
 
 
 def test_buffers_without_strides_are_read_in_c_order() -> None:

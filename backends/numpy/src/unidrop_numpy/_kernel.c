@@ -3,19 +3,20 @@
  * Every rule of the mask stream (Philox4x32-10, the keep decision, scale, select, 16-bit
  * rounding) comes from the core's header, unidrop/mask_stream_v1.h (unidrop.get_include());
  * this file only walks the array. Philox blocks are made TILE_BLOCKS at a time, by the header's
- * AVX2 rounds where the CPU has AVX2 and otherwise by its portable loop, which the compiler
- * vectorizes; then the elements of the tile are scaled and selected in a second vectorizable loop
- * (float16 with F16C intrinsics, eight at a time, where the CPU has F16C).
+ * AVX-512 or AVX2 rounds where the CPU has them and otherwise by its portable loop, which the
+ * compiler vectorizes; then the elements of the tile are scaled and selected in a second loop
+ * (AVX-512: sixteen at a time; AVX2 and F16C: eight or sixteen; else the compiler's vectorizing).
  *
- * Entry points take any objects with the buffer protocol (NumPy arrays; bfloat16 arrays are
- * passed as uint16 views) and release the GIL while they compute. A call computes the logical
+ * Entry points take any objects with the buffer protocol (NumPy arrays, bfloat16 ones included:
+ * only item size and strides are read) and release the GIL while they compute. A call computes the logical
  * C-order elements start .. stop-1 of the output, so several threads may each take a slice:
  * every element depends on its own index alone, so results never depend on the split.
  *
  * Builds: the portable baseline of the target (SSE2 on x86-64, NEON on arm64). On x86-64 with
  * GCC or clang on Linux the hot loops are also compiled for AVX2 and picked at load time
- * (target_clones, glibc ifunc), so one wheel runs on every x86-64 CPU. The AVX2 and F16C
- * intrinsics are picked at import (__builtin_cpu_supports); UNIDROP_NUMPY_NO_SIMD turns them off.
+ * (target_clones, glibc ifunc), so one wheel runs on every x86-64 CPU. The AVX-512F, AVX2 and
+ * F16C intrinsics are picked at import (__builtin_cpu_supports); UNIDROP_NUMPY_SIMD caps them
+ * (avx512, the default; avx2; none), so that the narrower paths are testable on any CPU.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -50,9 +51,16 @@ enum { KIND_FLOAT16 = 0, KIND_BFLOAT16 = 1, KIND_FLOAT32 = 2, KIND_FLOAT64 = 3 }
 /* The words of mask indices start .. start+n-1 (any start; n <= 4 * TILE_BLOCKS): the header's
  * ud_fill_words, compiled here once per clone so that its block loop vectorizes. */
 #if UD_HAVE_AVX2_BLOCKS
-static int have_avx2; /* set at import: the CPU has AVX2 and UNIDROP_NUMPY_NO_SIMD is unset */
+/* set at import: the CPU has AVX2 (AVX-512F), and UNIDROP_NUMPY_SIMD allows it */
+static int have_avx2, have_avx512;
 #endif
 UD_CLONES static void fill_words(ud_u32 *restrict words, ud_u64 start, ud_u64 n, ud_rng r) {
+#if UD_HAVE_AVX512_BLOCKS
+    if (have_avx512) {
+        ud_fill_words_by(words, start, n, r, ud_whole_blocks_avx512);
+        return;
+    }
+#endif
 #if UD_HAVE_AVX2_BLOCKS
     if (have_avx2) {
         ud_fill_words_by(words, start, n, r, ud_whole_blocks_avx2);
@@ -232,6 +240,67 @@ __attribute__((target("avx2"))) static void run_bf16_avx2(const ud_u16 *restrict
         for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
 #endif
+
+#if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
+/* The contiguous runs with AVX-512F, sixteen at a time. The keep decision u >= t is a mask
+ * register, and the multiply zeroes the dropped lanes (the select: +0 whatever x was, a NaN
+ * included) before any rounding, which keeps +0 as it is. float32 is the IEEE single-precision
+ * multiply of ud_scale_f32; float16 converts with the F16C instructions' 512-bit forms (the same
+ * rounding as run_f16c); bfloat16 rounds by the header's rule, UD_BF16_ROUND_NOT_NAN_BITS unless a
+ * kept lane is NaN. The last n mod 16 elements take the scalar forms. */
+#define UD_KEEP_AVX512(U, J, THRESHOLD) \
+    _mm512_cmpge_epu32_mask(_mm512_loadu_si512((const void *)((U) + (J))), (THRESHOLD))
+
+__attribute__((target("avx512f"))) static void run_f32_avx512(const float *restrict x, float *restrict y,
+                                                             ud_u8 *restrict mask, const ud_u32 *restrict u,
+                                                             ud_u64 n, ud_u32 t, float s) {
+    const __m512 scale = _mm512_set1_ps(s);
+    const __m512i threshold = _mm512_set1_epi32((int)t);
+    ud_u64 j = 0;
+    for (; j + 16 <= n; j += 16)
+        _mm512_storeu_ps(y + j, _mm512_maskz_mul_ps(UD_KEEP_AVX512(u, j, threshold), _mm512_loadu_ps(x + j), scale));
+    for (; j < n; ++j) y[j] = select_ud_u32(ud_scale_f32(x[j], s), u[j], t);
+    if (mask)
+        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
+}
+
+__attribute__((target("avx512f,f16c"))) static void run_f16_avx512(const ud_u16 *restrict x, ud_u16 *restrict y,
+                                                                  ud_u8 *restrict mask, const ud_u32 *restrict u,
+                                                                  ud_u64 n, ud_u32 t, float s) {
+    const __m512 scale = _mm512_set1_ps(s);
+    const __m512i threshold = _mm512_set1_epi32((int)t);
+    ud_u64 j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + j)));
+        v = _mm512_maskz_mul_ps(UD_KEEP_AVX512(u, j, threshold), v, scale);
+        _mm256_storeu_si256((__m256i *)(y + j), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; j < n; ++j) y[j] = select_ud_u16(scale_f16c(x[j], s), u[j], t);
+    if (mask)
+        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
+}
+
+typedef ud_u32 ud_v16u32 __attribute__((vector_size(64)));
+__attribute__((target("avx512f"))) static void run_bf16_avx512(const ud_u16 *restrict x, ud_u16 *restrict y,
+                                                              ud_u8 *restrict mask, const ud_u32 *restrict u,
+                                                              ud_u64 n, ud_u32 t, float s) {
+    const __m512 scale = _mm512_set1_ps(s);
+    const __m512i threshold = _mm512_set1_epi32((int)t);
+    ud_u64 j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512i wide = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + j))), 16);
+        __m512 v = _mm512_maskz_mul_ps(UD_KEEP_AVX512(u, j, threshold), _mm512_castsi512_ps(wide), scale);
+        ud_v16u32 f = (ud_v16u32)_mm512_castps_si512(v);
+        /* every lane < 2^16 after the rounding: the narrowing to 16 bits is exact */
+        __m512i bits = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) ? (__m512i)UD_BF16_ROUND_BITS(f)
+                                                               : (__m512i)UD_BF16_ROUND_NOT_NAN_BITS(f);
+        _mm256_storeu_si256((__m256i *)(y + j), _mm512_cvtepi32_epi16(bits));
+    }
+    for (; j < n; ++j) y[j] = select_ud_u16(ud_scale_bf16(x[j], s), u[j], t);
+    if (mask)
+        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
+}
+#endif
 DEFINE_RUN(f64, double, ud_scale_f64, double, ud_u64)
 
 /* A collapsed layout: axes of length > 1, merged where x and the mask both allow it. */
@@ -298,6 +367,12 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
     (void)m;
     switch (J->kind) {
     case KIND_FLOAT16:
+#if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
+        if (have_avx512 && xs == (ud_i64)sizeof(ud_u16)) {
+            run_f16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            break;
+        }
+#endif
 #if UD_HAVE_F16C
         if (have_f16c) {
             run_f16c(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
@@ -307,6 +382,12 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
         run_f16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
         break;
     case KIND_BFLOAT16:
+#if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
+        if (have_avx512 && xs == (ud_i64)sizeof(ud_u16)) {
+            run_bf16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            break;
+        }
+#endif
 #if UD_HAVE_AVX2_BLOCKS
         if (have_avx2 && xs == (ud_i64)sizeof(ud_u16)) {
             run_bf16_avx2((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
@@ -316,6 +397,12 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
         run_bf16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
         break;
     case KIND_FLOAT32:
+#if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
+        if (have_avx512 && xs == (ud_i64)sizeof(float)) {
+            run_f32_avx512((const float *)x, (float *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            break;
+        }
+#endif
 #if UD_HAVE_AVX2_BLOCKS
         if (have_avx2 && xs == (ud_i64)sizeof(float)) {
             run_f32_avx2((const float *)x, (float *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
@@ -738,26 +825,56 @@ static struct PyModuleDef module = {
 
 static int add_c_api(PyObject *m); /* the C entry point for other extensions: at the end */
 
+/* The SIMD level UNIDROP_NUMPY_SIMD allows: "avx512" or unset (whatever the CPU has), "avx2" or
+ * "none" (any case); -1 with ValueError set for any other value. */
+enum { SIMD_NONE = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
+static const char *const SIMD_NAMES[] = {"none", "avx2", "avx512"};
+
+static int same_name(const char *given, const char *name) {
+    for (; *given && *name; ++given, ++name)
+        if ((*given >= 'A' && *given <= 'Z' ? *given - 'A' + 'a' : *given) != *name) return 0;
+    return *given == *name;
+}
+
+static int simd_allowed(void) {
+    const char *setting = getenv("UNIDROP_NUMPY_SIMD");
+    if (setting == NULL || *setting == '\0') return SIMD_AVX512;
+    for (int level = SIMD_NONE; level <= SIMD_AVX512; ++level)
+        if (same_name(setting, SIMD_NAMES[level])) return level;
+    PyObject *given = PyUnicode_DecodeFSDefault(setting);
+    if (given != NULL) {
+        PyErr_Format(PyExc_ValueError, "UNIDROP_NUMPY_SIMD must be one of avx512, avx2, none (or unset), got %R",
+                     given);
+        Py_DECREF(given);
+    }
+    return -1;
+}
+
 PyMODINIT_FUNC PyInit__kernel(void) {
+    const int allowed = simd_allowed();
+    int level = SIMD_NONE;
+    if (allowed < 0) return NULL;
 #if UD_HAVE_F16C || UD_HAVE_AVX2_BLOCKS
-    const int simd = getenv("UNIDROP_NUMPY_NO_SIMD") == NULL;
     __builtin_cpu_init();
+    if (allowed >= SIMD_AVX2 && __builtin_cpu_supports("avx2")) level = SIMD_AVX2;
+#endif
+#if UD_HAVE_AVX512_BLOCKS
+    if (allowed >= SIMD_AVX512 && level == SIMD_AVX2 && __builtin_cpu_supports("avx512f")) level = SIMD_AVX512;
+    have_avx512 = level >= SIMD_AVX512;
 #endif
 #if UD_HAVE_F16C
-    have_f16c = simd && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    have_f16c = level >= SIMD_AVX2 && __builtin_cpu_supports("f16c");
 #endif
 #if UD_HAVE_AVX2_BLOCKS
-    have_avx2 = simd && __builtin_cpu_supports("avx2");
+    have_avx2 = level >= SIMD_AVX2;
 #endif
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddStringConstant(m, "BUILD", UD_CLONES_NAME) < 0 ||
-        PyModule_AddIntConstant(m, "TILE_ELEMENTS", 4 * TILE_BLOCKS) < 0
+        PyModule_AddIntConstant(m, "TILE_ELEMENTS", 4 * TILE_BLOCKS) < 0 ||
+        PyModule_AddStringConstant(m, "SIMD", SIMD_NAMES[level]) < 0
 #if UD_HAVE_F16C
         || PyModule_AddIntConstant(m, "F16C", have_f16c) < 0
-#endif
-#if UD_HAVE_AVX2_BLOCKS
-        || PyModule_AddIntConstant(m, "AVX2_PHILOX", have_avx2) < 0
 #endif
         || add_c_api(m) < 0
     ) {

@@ -7,9 +7,10 @@ depends on the number of threads.
 
 ``UNIDROP_NUMPY_KERNEL`` chooses: ``auto`` (the default: compiled if it was built), ``compiled``
 (an error if it was not built) or ``numpy`` (the pure-NumPy kernel of :mod:`.chunked`).
-``UNIDROP_NUMPY_NO_SIMD`` (read when the kernel is imported) turns off the kernel's AVX2 Philox
-blocks and F16C float16 conversions, so that the portable loops run where the CPU has those
-(to test them).
+``UNIDROP_NUMPY_SIMD`` (read when the kernel is imported) caps the instructions the kernel may use:
+``avx512`` (the default: AVX-512F, AVX2 and F16C where the CPU has them), ``avx2`` (AVX2 and F16C)
+or ``none`` (the portable loops), so that every path can be tested on a CPU that has the widest.
+The kernel's ``SIMD`` says which level runs.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ CHOICES = ("auto", "compiled", "numpy")
 #: passed as they are: the kernel asks for their buffers without a format (NumPy then describes
 #: no element type, only item size and strides), so no uint16 view is needed (each costs 0.75 µs).
 KINDS = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}
-#: Elements per thread below which one call on the calling thread is faster than a split.
-MIN_ELEMENTS_PER_THREAD = 1 << 16
+#: Elements per thread below which one call on the calling thread is faster than a split: about
+#: 60 µs of work on the 2-core Xeon of ``benchmarks/results`` (a split costs a thread's wake-up and
+#: two hand-offs of the GIL there), which the AVX-512 kernel does in twice as many elements.
+MIN_ELEMENTS_PER_THREAD = 1 << (17 if getattr(_kernel, "SIMD", "") == "avx512" else 16)
 #: Slice boundaries are multiples of this (whole Philox tiles for every thread but the last).
 ALIGN = 1 << 12
 #: Below this many elements :func:`dropout_into` makes one kernel call on the calling thread,
@@ -72,7 +75,7 @@ def use_compiled() -> bool:
 def describe(active: bool) -> str:
     """One line for ``unidrop backends``: which kernel runs (``active``: the compiled one) and why."""
     if active:
-        return f"compiled ({_kernel.BUILD})"  # type: ignore[union-attr]
+        return f"compiled ({_kernel.BUILD}; SIMD: {_kernel.SIMD})"  # type: ignore[union-attr]
     if _kernel is None:
         return f"pure NumPy (compiled kernel not built: {_MISSING})"
     return f"pure NumPy ({ENV}=numpy)"
