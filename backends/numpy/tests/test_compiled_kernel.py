@@ -233,7 +233,7 @@ def test_every_16_bit_pattern(dtype: str) -> None:
 
 SIMD = "UNIDROP_NUMPY_SIMD"
 #: The kernel's SIMD levels, narrowest first (``_kernel.SIMD`` is the one in use).
-LEVELS = ("none", "avx2", "avx512")
+LEVELS = ("none", "avx2", "avx512", "avx512bf16")
 
 
 def test_the_simd_setting_caps_the_kernel() -> None:
@@ -249,9 +249,9 @@ def test_the_simd_setting_caps_the_kernel() -> None:
 
 @pytest.mark.parametrize("level", LEVELS[:-1])
 def test_the_narrower_paths_match_the_reference(level: str) -> None:
-    """The loops that run on CPUs without AVX-512 (or AVX2, or F16C) give the reference's bits too:
-    this module's layout, tile-boundary, 16-bit and 2^32-index tests again, in a subprocess with
-    the kernel capped at ``level``."""
+    """The loops that run on CPUs without AVX512-BF16 (or AVX-512, AVX2, F16C) give the reference's
+    bits too: this module's layout, tile-boundary, 16-bit and 2^32-index tests again, in a
+    subprocess with the kernel capped at ``level``."""
     if LEVELS.index(level) >= LEVELS.index(_kernel.SIMD):
         pytest.skip(f"this CPU's widest path is {_kernel.SIMD}: the tests above already ran it")
     selection = "simd_setting_caps or layouts or tile_boundaries or every_16_bit or past_2_to_the_32"
@@ -287,7 +287,8 @@ def test_the_simd_setting_is_read_in_any_case_and_checked() -> None:
     assert kernel_simd("None").stdout.strip() == "none"
     bad = kernel_simd("sse9")
     assert bad.returncode != 0
-    message = "ValueError: UNIDROP_NUMPY_SIMD must be one of avx512, avx2, none (or unset), got 'sse9'"
+    allowed = "avx512bf16, avx512, avx2, none (or unset)"
+    message = f"ValueError: UNIDROP_NUMPY_SIMD must be one of {allowed}, got 'sse9'"
     assert message in bad.stderr
 
 

@@ -51,8 +51,9 @@ enum { KIND_FLOAT16 = 0, KIND_BFLOAT16 = 1, KIND_FLOAT32 = 2, KIND_FLOAT64 = 3 }
 /* The words of mask indices start .. start+n-1 (any start; n <= 4 * TILE_BLOCKS): the header's
  * ud_fill_words, compiled here once per clone so that its block loop vectorizes. */
 #if UD_HAVE_AVX2_BLOCKS
-/* set at import: the CPU has AVX2 (AVX-512F), and UNIDROP_NUMPY_SIMD allows it */
-static int have_avx2, have_avx512;
+/* set at import: the CPU has AVX2 (AVX-512F; AVX-512 with BF16, BW and DQ), and UNIDROP_NUMPY_SIMD
+ * allows it */
+static int have_avx2, have_avx512, have_avx512_bf16;
 #endif
 UD_CLONES static void fill_words(ud_u32 *restrict words, ud_u64 start, ud_u64 n, ud_rng r) {
 #if UD_HAVE_AVX512_BLOCKS
@@ -281,25 +282,65 @@ __attribute__((target("avx512f,f16c"))) static void run_f16_avx512(const ud_u16 
 }
 
 typedef ud_u32 ud_v16u32 __attribute__((vector_size(64)));
+/* Sixteen bfloat16 at x, widened to float, scaled, and +0 where u < t. */
+__attribute__((target("avx512f"))) static inline __m512 scaled_bf16_avx512(const ud_u16 *x, const ud_u32 *u,
+                                                                          __m512i threshold, __m512 scale) {
+    __m512i wide = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)x)), 16);
+    return _mm512_maskz_mul_ps(UD_KEEP_AVX512(u, 0, threshold), _mm512_castsi512_ps(wide), scale);
+}
+
+/* Sixteen floats rounded to bfloat16 by the header's rule (every lane < 2^16 after the rounding:
+ * the narrowing to 16 bits is exact). */
+__attribute__((target("avx512f"))) static inline __m256i rounded_bf16_avx512(__m512 v) {
+    ud_v16u32 f = (ud_v16u32)_mm512_castps_si512(v);
+    __m512i bits = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) ? (__m512i)UD_BF16_ROUND_BITS(f)
+                                                           : (__m512i)UD_BF16_ROUND_NOT_NAN_BITS(f);
+    return _mm512_cvtepi32_epi16(bits);
+}
+
 __attribute__((target("avx512f"))) static void run_bf16_avx512(const ud_u16 *restrict x, ud_u16 *restrict y,
                                                               ud_u8 *restrict mask, const ud_u32 *restrict u,
                                                               ud_u64 n, ud_u32 t, float s) {
     const __m512 scale = _mm512_set1_ps(s);
     const __m512i threshold = _mm512_set1_epi32((int)t);
     ud_u64 j = 0;
-    for (; j + 16 <= n; j += 16) {
-        __m512i wide = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + j))), 16);
-        __m512 v = _mm512_maskz_mul_ps(UD_KEEP_AVX512(u, j, threshold), _mm512_castsi512_ps(wide), scale);
-        ud_v16u32 f = (ud_v16u32)_mm512_castps_si512(v);
-        /* every lane < 2^16 after the rounding: the narrowing to 16 bits is exact */
-        __m512i bits = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) ? (__m512i)UD_BF16_ROUND_BITS(f)
-                                                               : (__m512i)UD_BF16_ROUND_NOT_NAN_BITS(f);
-        _mm256_storeu_si256((__m256i *)(y + j), _mm512_cvtepi32_epi16(bits));
-    }
+    for (; j + 16 <= n; j += 16)
+        _mm256_storeu_si256((__m256i *)(y + j), rounded_bf16_avx512(scaled_bf16_avx512(x + j, u + j, threshold, scale)));
     for (; j < n; ++j) y[j] = select_ud_u16(ud_scale_bf16(x[j], s), u[j], t);
     if (mask)
         for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
+
+#if defined(__clang__) ? (__clang_major__ >= 11) : (__GNUC__ >= 10)
+#define UD_HAVE_AVX512_BF16 1
+/* run_bf16_avx512 with AVX512-BF16's conversion, thirty-two at a time: vcvtne2ps2bf16 rounds to
+ * nearest even as the header's rule does, but it reads float32 subnormals as zero and does not
+ * keep NaN payloads, so a group holding a NaN or a subnormal (one vfpclassps each half) takes the
+ * header's rule instead. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512bf16"))) static void
+run_bf16_avx512bf16(const ud_u16 *restrict x, ud_u16 *restrict y, ud_u8 *restrict mask, const ud_u32 *restrict u,
+                    ud_u64 n, ud_u32 t, float s) {
+    enum { QUIET_NAN = 0x01, SUBNORMAL = 0x20, SIGNALLING_NAN = 0x80 };
+    const __m512 scale = _mm512_set1_ps(s);
+    const __m512i threshold = _mm512_set1_epi32((int)t);
+    ud_u64 j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512 lo = scaled_bf16_avx512(x + j, u + j, threshold, scale);
+        __m512 hi = scaled_bf16_avx512(x + j + 16, u + j + 16, threshold, scale);
+        if ((_mm512_fpclass_ps_mask(lo, QUIET_NAN | SUBNORMAL | SIGNALLING_NAN) |
+             _mm512_fpclass_ps_mask(hi, QUIET_NAN | SUBNORMAL | SIGNALLING_NAN)) == 0) {
+            /* the low sixteen results come from the second operand */
+            _mm512_storeu_si512((void *)(y + j), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        } else {
+            _mm256_storeu_si256((__m256i *)(y + j), rounded_bf16_avx512(lo));
+            _mm256_storeu_si256((__m256i *)(y + j + 16), rounded_bf16_avx512(hi));
+        }
+    }
+    run_bf16_avx512(x + j, y + j, NULL, u + j, n - j, t, s);
+    if (mask)
+        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
+}
+#endif
 #endif
 DEFINE_RUN(f64, double, ud_scale_f64, double, ud_u64)
 
@@ -383,6 +424,12 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
         break;
     case KIND_BFLOAT16:
 #if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
+#if UD_HAVE_AVX512_BF16
+        if (have_avx512_bf16 && xs == (ud_i64)sizeof(ud_u16)) {
+            run_bf16_avx512bf16((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            break;
+        }
+#endif
         if (have_avx512 && xs == (ud_i64)sizeof(ud_u16)) {
             run_bf16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
             break;
@@ -825,10 +872,10 @@ static struct PyModuleDef module = {
 
 static int add_c_api(PyObject *m); /* the C entry point for other extensions: at the end */
 
-/* The SIMD level UNIDROP_NUMPY_SIMD allows: "avx512" or unset (whatever the CPU has), "avx2" or
- * "none" (any case); -1 with ValueError set for any other value. */
-enum { SIMD_NONE = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
-static const char *const SIMD_NAMES[] = {"none", "avx2", "avx512"};
+/* The SIMD level UNIDROP_NUMPY_SIMD allows: "avx512bf16" or unset (whatever the CPU has),
+ * "avx512", "avx2" or "none" (any case); -1 with ValueError set for any other value. */
+enum { SIMD_NONE = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2, SIMD_AVX512_BF16 = 3 };
+static const char *const SIMD_NAMES[] = {"none", "avx2", "avx512", "avx512bf16"};
 
 static int same_name(const char *given, const char *name) {
     for (; *given && *name; ++given, ++name)
@@ -838,13 +885,13 @@ static int same_name(const char *given, const char *name) {
 
 static int simd_allowed(void) {
     const char *setting = getenv("UNIDROP_NUMPY_SIMD");
-    if (setting == NULL || *setting == '\0') return SIMD_AVX512;
-    for (int level = SIMD_NONE; level <= SIMD_AVX512; ++level)
+    if (setting == NULL || *setting == '\0') return SIMD_AVX512_BF16;
+    for (int level = SIMD_NONE; level <= SIMD_AVX512_BF16; ++level)
         if (same_name(setting, SIMD_NAMES[level])) return level;
     PyObject *given = PyUnicode_DecodeFSDefault(setting);
     if (given != NULL) {
-        PyErr_Format(PyExc_ValueError, "UNIDROP_NUMPY_SIMD must be one of avx512, avx2, none (or unset), got %R",
-                     given);
+        PyErr_Format(PyExc_ValueError,
+                     "UNIDROP_NUMPY_SIMD must be one of avx512bf16, avx512, avx2, none (or unset), got %R", given);
         Py_DECREF(given);
     }
     return -1;
@@ -861,6 +908,12 @@ PyMODINIT_FUNC PyInit__kernel(void) {
 #if UD_HAVE_AVX512_BLOCKS
     if (allowed >= SIMD_AVX512 && level == SIMD_AVX2 && __builtin_cpu_supports("avx512f")) level = SIMD_AVX512;
     have_avx512 = level >= SIMD_AVX512;
+#endif
+#if UD_HAVE_AVX512_BF16
+    if (allowed >= SIMD_AVX512_BF16 && level == SIMD_AVX512 && __builtin_cpu_supports("avx512bf16") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        level = SIMD_AVX512_BF16;
+    have_avx512_bf16 = level >= SIMD_AVX512_BF16;
 #endif
 #if UD_HAVE_F16C
     have_f16c = level >= SIMD_AVX2 && __builtin_cpu_supports("f16c");

@@ -8,9 +8,9 @@ depends on the number of threads.
 ``UNIDROP_NUMPY_KERNEL`` chooses: ``auto`` (the default: compiled if it was built), ``compiled``
 (an error if it was not built) or ``numpy`` (the pure-NumPy kernel of :mod:`.chunked`).
 ``UNIDROP_NUMPY_SIMD`` (read when the kernel is imported) caps the instructions the kernel may use:
-``avx512`` (the default: AVX-512F, AVX2 and F16C where the CPU has them), ``avx2`` (AVX2 and F16C)
-or ``none`` (the portable loops), so that every path can be tested on a CPU that has the widest.
-The kernel's ``SIMD`` says which level runs.
+``avx512bf16`` (the default: all that the CPU has), ``avx512`` (AVX-512F, AVX2 and F16C), ``avx2``
+(AVX2 and F16C) or ``none`` (the portable loops), so that every path can be tested on a CPU that
+has the widest. The kernel's ``SIMD`` says which level runs.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ KINDS = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}
 #: Elements per thread below which one call on the calling thread is faster than a split: about
 #: 60 µs of work on the 2-core Xeon of ``benchmarks/results`` (a split costs a thread's wake-up and
 #: two hand-offs of the GIL there), which the AVX-512 kernel does in twice as many elements.
-MIN_ELEMENTS_PER_THREAD = 1 << (17 if getattr(_kernel, "SIMD", "") == "avx512" else 16)
+MIN_ELEMENTS_PER_THREAD = 1 << (17 if getattr(_kernel, "SIMD", "").startswith("avx512") else 16)
 #: Slice boundaries are multiples of this (whole Philox tiles for every thread but the last).
 ALIGN = 1 << 12
 #: Below this many elements :func:`dropout_into` makes one kernel call on the calling thread,
