@@ -13,13 +13,18 @@ array) it times, with interleaved repetitions (the order rotates every repetitio
 * where torch is importable: ``torch`` (``F.dropout``), ``torch-fwdbwd`` (forward and backward),
   and ``unidrop-torch`` / ``unidrop-torch-fwdbwd`` (``unidrop.dropout`` on the tensor).
 
+With ``--runs K`` the whole sweep runs K times in a row and each cell is the median of the runs'
+medians; each target's figure is then the median of the runs' ratios (a ratio is taken within one
+run, from two medians measured side by side). On a shared machine one run's cell can be off by
+tens of per cent for a few seconds of a neighbour's load; runs minutes apart do not share that.
+
 It prints the machine, versions and every median, and writes ``benchmarks/results/cpu_sizes.json``
 and ``cpu_sizes.md`` (a table per dtype and p, and issue 11's targets with the figures that judge
 them), and, where matplotlib is installed (it is optional: not a dependency of anything here), the
 plot ``docs/benchmarks-cpu-sizes.png``: time per element against size, one line per
 implementation, the copy drawn in, one panel per dtype and p.
 
-    python benchmarks/cpu_sizes.py [--sizes 4 10 16 20 24] [--reps 7] [--dtypes float32 ...]
+    python benchmarks/cpu_sizes.py [--sizes 4 10 16 20 24] [--reps 7] [--runs 1] [--dtypes float32 ...]
     python benchmarks/cpu_sizes.py --replot     # the .md and the plot again, from the .json
 """
 
@@ -30,6 +35,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -136,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 10, 16, 20, 24], help="log2 sizes")
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="sweeps in a row; each cell is the median of the runs' medians"
+    )
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float16", "bfloat16"])
     parser.add_argument("--ps", type=float, nargs="+", default=[0.1, 0.5])
     parser.add_argument("--no-torch", action="store_true", help="leave torch out even if importable")
@@ -168,22 +177,28 @@ def main(argv: list[str] | None = None) -> int:
         "load average at start (other users of the machine)": os.getloadavg()[0],
         "sizes": [2**k for k in args.sizes],
         "reps": args.reps,
+        "runs": args.runs,
     }
     for key, value in meta.items():
         print(f"{key}: {value}")
-    rows = []
-    for dtype in args.dtypes:
-        for p in args.ps:
-            for k in args.sizes:
-                x = (
-                    np.random.default_rng(k)
-                    .standard_normal(2**k)
-                    .astype(np.float32)
-                    .astype(numpy_dtype(dtype))
-                )
-                medians = time_calls(candidates(x, p, torch_mod), args.reps)
-                rows.append({"dtype": dtype, "p": p, "log2_size": k, "seconds": medians})
-                print(f"{dtype} p={p} 2^{k}: " + ", ".join(f"{n} {fmt(s)}" for n, s in medians.items()))
+    runs: list[list[dict]] = []
+    for run in range(args.runs):
+        rows = []
+        for dtype in args.dtypes:
+            for p in args.ps:
+                for k in args.sizes:
+                    x = (
+                        np.random.default_rng(k)
+                        .standard_normal(2**k)
+                        .astype(np.float32)
+                        .astype(numpy_dtype(dtype))
+                    )
+                    medians = time_calls(candidates(x, p, torch_mod), args.reps)
+                    rows.append({"dtype": dtype, "p": p, "log2_size": k, "seconds": medians})
+                    cells = ", ".join(f"{n} {fmt(s)}" for n, s in medians.items())
+                    print(f"run {run + 1}/{args.runs} {dtype} p={p} 2^{k}: {cells}")
+        runs.append(rows)
+    rows = combine(runs)
     meta["load average at end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
@@ -191,6 +206,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {RESULTS / args.out}.json and .md")
     draw(meta, rows, args.plot)
     return 0
+
+
+def combine(runs: list[list[dict]]) -> list[dict]:
+    """One row per cell: ``seconds`` the median over the runs of each implementation's median, and
+    (for more than one run) ``runs``, each run's medians, from which :func:`targets` takes ratios."""
+    if len(runs) == 1:
+        return runs[0]
+    combined = []
+    for cells in zip(*runs, strict=True):
+        names = cells[0]["seconds"]
+        seconds = {name: statistics.median(cell["seconds"][name] for cell in cells) for name in names}
+        combined.append({**cells[0], "seconds": seconds, "runs": [cell["seconds"] for cell in cells]})
+    return combined
+
+
+def ratio(row: dict, name: str, base: str) -> float:
+    """``name``'s time over ``base``'s in ``row``: the median of the runs' ratios where the row has
+    several runs (each ratio from one run, whose two medians were measured side by side)."""
+    if "runs" not in row:
+        return row["seconds"][name] / row["seconds"][base]
+    return statistics.median(run[name] / run[base] for run in row["runs"])
 
 
 #: How each implementation is drawn: (label, line style); the copy is the thick grey floor.
@@ -256,13 +292,15 @@ def _groups(rows: list[dict]) -> dict[tuple[str, float], list[dict]]:
 def targets(rows: list[dict]) -> list[str]:
     """Issue 11's targets, each with the figures of this run that judge it (float32 unless said)."""
 
-    def at(dtype: str, p: float, k: int) -> dict[str, float] | None:
+    def at(dtype: str, p: float, k: int) -> dict | None:
         for row in rows:
             if (row["dtype"], row["p"], row["log2_size"]) == (dtype, p, k):
-                return row["seconds"]
+                return row
         return None
 
-    lines = ["", "## Issue 11's targets, judged on this run", ""]
+    several = any("runs" in row for row in rows)
+    how = "each figure the median of the runs' ratios" if several else "judged on this run"
+    lines = ["", f"## Issue 11's targets, {how}", ""]
     lines += ["| target | figure | met |", "|---|---|---|"]
 
     def add(target: str, value: float | None, limit: float) -> None:
@@ -270,33 +308,34 @@ def targets(rows: list[dict]) -> list[str]:
             lines.append(f"| {target} | {value:.2f}x | {'yes' if value <= limit else 'no'} |")
 
     for p in sorted({row["p"] for row in rows}):
-        s = at("float32", p, 24)
-        if s:
-            add(f"2^24 float32 p={p}: unidrop NumPy <= 2x a copy", s["unidrop"] / s["copy"], 2)
+        r = at("float32", p, 24)
+        if r:
+            add(f"2^24 float32 p={p}: unidrop NumPy <= 2x a copy", ratio(r, "unidrop", "copy"), 2)
         for k in sorted({row["log2_size"] for row in rows if row["log2_size"] >= 10}):
-            s = at("float32", p, k)
-            if not s:
+            r = at("float32", p, k)
+            if not r:
                 continue
-            add(f"2^{k} p={p}: unidrop NumPy <= naive NumPy", s["unidrop"] / s["naive"], 1)
-            if "unidrop-torch" in s:
-                add(f"2^{k} p={p}: unidrop torch <= F.dropout", s["unidrop-torch"] / s["torch"], 1)
+            add(f"2^{k} p={p}: unidrop NumPy <= naive NumPy", ratio(r, "unidrop", "naive"), 1)
+            if "unidrop-torch" in r["seconds"]:
+                add(f"2^{k} p={p}: unidrop torch <= F.dropout", ratio(r, "unidrop-torch", "torch"), 1)
                 add(
                     f"2^{k} p={p}: unidrop torch fwd+bwd <= torch's",
-                    s["unidrop-torch-fwdbwd"] / s["torch-fwdbwd"],
+                    ratio(r, "unidrop-torch-fwdbwd", "torch-fwdbwd"),
                     1,
                 )
-        s = at("float32", p, 4)
-        if s:
-            add(f"16 elements p={p}: unidrop NumPy <= 6x naive NumPy", s["unidrop"] / s["naive"], 6)
-            if "unidrop-torch" in s:
-                add(f"16 elements p={p}: unidrop torch <= 3x F.dropout", s["unidrop-torch"] / s["torch"], 3)
+        r = at("float32", p, 4)
+        if r:
+            add(f"16 elements p={p}: unidrop NumPy <= 6x naive NumPy", ratio(r, "unidrop", "naive"), 6)
+            if "unidrop-torch" in r["seconds"]:
+                torch_ratio = ratio(r, "unidrop-torch", "torch")
+                add(f"16 elements p={p}: unidrop torch <= 3x F.dropout", torch_ratio, 3)
         for half in ("float16", "bfloat16"):
             for k in sorted({row["log2_size"] for row in rows if row["log2_size"] >= 10}):
-                s = at(half, p, k)
-                if s and "unidrop-float32" in s:  # float32 timed beside it, in the same run
+                r = at(half, p, k)
+                if r and "unidrop-float32" in r["seconds"]:  # float32 timed beside it, in the same run
                     add(
                         f"2^{k} p={p}: {half} <= float32 (unidrop NumPy)",
-                        s["unidrop"] / s["unidrop-float32"],
+                        ratio(r, "unidrop", "unidrop-float32"),
                         1,
                     )
     return lines
@@ -316,13 +355,14 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     lines += [f"- {key}: {value}" for key, value in meta.items()]
     for (dtype, p), group in _groups(rows).items():
         names = list(group[0]["seconds"])
-        lines += ["", f"## {dtype}, p = {p} (median per call)", ""]
+        per_call = "median per call" + (", median of the runs" if "runs" in group[0] else "")
+        lines += ["", f"## {dtype}, p = {p} ({per_call})", ""]
         lines += ["| elements | " + " | ".join(names) + " | unidrop / copy | unidrop / naive |"]
         lines += ["|---" * (len(names) + 3) + "|"]
         for row in group:
             s = row["seconds"]
             cells = [fmt(s[n]) for n in names]
-            ratios = [f"{s['unidrop'] / s['copy']:.1f}x", f"{s['unidrop'] / s['naive']:.2f}x"]
+            ratios = [f"{ratio(row, 'unidrop', 'copy'):.1f}x", f"{ratio(row, 'unidrop', 'naive'):.2f}x"]
             lines += [f"| 2^{row['log2_size']} | " + " | ".join(cells + ratios) + " |"]
     lines += targets(rows)
     return "\n".join(lines) + "\n"
