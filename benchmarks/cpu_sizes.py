@@ -1,7 +1,7 @@
 """CPU size sweep: unidrop's NumPy backend (compiled and pure-NumPy kernels) beside NumPy and torch.
 
 For each dtype (float32, float16, bfloat16), p (0.1, 0.5) and size (2^4 .. 2^24 elements, a 1-D
-array) it times, with interleaved repetitions (the order rotates every repetition) and medians:
+array) it times, with interleaved repetitions (in a new, seeded order every repetition) and medians:
 
 * ``copy``: ``x.copy()``, the memory limit (read x, write y);
 * ``naive``: ``x * (rng.random(x.shape, float32) >= p).astype(x.dtype) / x.dtype.type(1 - p)``;

@@ -8,6 +8,7 @@ before and after the calls and reads the time between them.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -81,7 +82,11 @@ def cupy_timed(call: Callable[[], Any]) -> Timed:
 
 
 def median_seconds(calls: dict[str, Timed], reps: int, number: int | None = None) -> dict[str, float]:
-    """The median seconds per call of each, over ``reps`` repetitions whose order rotates.
+    """The median seconds per call of each, over ``reps`` repetitions in a shuffled order.
+
+    Each repetition runs every call in a new order (seeded: the same orders every time), so that no
+    call always follows the same other one: a call that warms the caches for the next (the same
+    Python code on another dtype, say) would otherwise favour that one in every repetition.
 
     Each call runs first as a warm-up. A repetition makes ``number`` calls in a row, or, with
     ``number=None``, as many as last :data:`MIN_REP_SECONDS` (judged from a second, timed call).
@@ -96,8 +101,8 @@ def median_seconds(calls: dict[str, Timed], reps: int, number: int | None = None
         numbers[name] = max(1, int(MIN_REP_SECONDS / once))
     samples: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
-    for rep in range(reps):
-        shift = rep % len(names)
-        for name in names[shift:] + names[:shift]:
+    orders = random.Random(0)
+    for _ in range(reps):
+        for name in orders.sample(names, len(names)):
             samples[name].append(calls[name].seconds(numbers[name]))
     return {name: statistics.median(values) for name, values in samples.items()}
