@@ -97,11 +97,11 @@ DEFINE_SELECT(ud_u32, float)
 DEFINE_SELECT(ud_u64, double)
 
 /* One run along the innermost axis: n elements at byte stride xs from x, to y (contiguous), with
- * mask words u[0..n-1]; keep bytes to mask (or NULL). Scaled values come from the core header. */
+ * mask words u[0..n-1]. Scaled values come from the core header. (run_tile writes the keep bytes
+ * of every kind of run.) */
 #define DEFINE_RUN(NAME, STORAGE, SCALE, COMPUTE, BITS)                                            \
     UD_CLONES static void run_##NAME(const char *restrict x, ud_i64 xs, STORAGE *restrict y,      \
-                                     ud_u8 *restrict mask, const ud_u32 *restrict u, ud_u64 n,    \
-                                     ud_u32 t, COMPUTE s) {                                        \
+                                     const ud_u32 *restrict u, ud_u64 n, ud_u32 t, COMPUTE s) {    \
         if (xs == (ud_i64)sizeof(STORAGE)) {                                                       \
             const STORAGE *restrict xc = (const STORAGE *)x;                                       \
             for (ud_u64 j = 0; j < n; ++j) {                                                       \
@@ -114,8 +114,6 @@ DEFINE_SELECT(ud_u64, double)
                 y[j] = SELECT(STORAGE, BITS, SCALE(xv, s), u[j], t);                               \
             }                                                                                      \
         }                                                                                          \
-        if (mask)                                                                                  \
-            for (ud_u64 j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);                      \
     }                                                                                              \
     /* A run whose elements all share one mask word (the innermost axis is broadcast). */          \
     static void fill_##NAME(const char *x, ud_i64 xs, STORAGE *y, ud_u64 n, int keep, COMPUTE s) { \
@@ -144,9 +142,8 @@ __attribute__((target("avx2,f16c"))) static ud_u16 scale_f16c(ud_u16 x, float s)
 }
 
 __attribute__((target("avx2,f16c"))) static void run_f16c(const char *restrict x, ud_i64 xs,
-                                                           ud_u16 *restrict y, ud_u8 *restrict mask,
-                                                           const ud_u32 *restrict u, ud_u64 n,
-                                                           ud_u32 t, float s) {
+                                                           ud_u16 *restrict y, const ud_u32 *restrict u,
+                                                           ud_u64 n, ud_u32 t, float s) {
     if (xs == 2) {
         const ud_u16 *restrict xc = (const ud_u16 *)x;
         const __m256 scale = _mm256_set1_ps(s);
@@ -171,8 +168,6 @@ __attribute__((target("avx2,f16c"))) static void run_f16c(const char *restrict x
             y[j] = select_ud_u16(scale_f16c(xv, s), u[j], t);
         }
     }
-    if (mask)
-        for (ud_u64 j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
 static int have_f16c;
 #else
@@ -186,8 +181,7 @@ DEFINE_RUN(f32, float, ud_scale_f32, float, ud_u32)
  * loop only in part): the multiply is the IEEE single-precision one of ud_scale_f32, and the
  * select the same AND with an all-ones or all-zeros mask of u >= t. */
 __attribute__((target("avx2"))) static void run_f32_avx2(const float *restrict x, float *restrict y,
-                                                         ud_u8 *restrict mask, const ud_u32 *restrict u,
-                                                         ud_u64 n, ud_u32 t, float s) {
+                                                         const ud_u32 *restrict u, ud_u64 n, ud_u32 t, float s) {
     const __m256 scale = _mm256_set1_ps(s);
     const __m256i threshold = _mm256_set1_epi32((int)t);
     ud_u64 j = 0;
@@ -198,8 +192,6 @@ __attribute__((target("avx2"))) static void run_f32_avx2(const float *restrict x
         _mm256_storeu_ps(y + j, _mm256_and_ps(v, _mm256_castsi256_ps(keep)));
     }
     for (; j < n; ++j) y[j] = select_ud_u32(ud_scale_f32(x[j], s), u[j], t);
-    if (mask)
-        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
 
 /* run_bf16 for a contiguous run with AVX2, sixteen at a time: each bfloat16 becomes the high half
@@ -214,8 +206,7 @@ __attribute__((target("avx2"))) static inline __m256i round_bf16_avx2(__m256 v, 
 }
 
 __attribute__((target("avx2"))) static void run_bf16_avx2(const ud_u16 *restrict x, ud_u16 *restrict y,
-                                                          ud_u8 *restrict mask, const ud_u32 *restrict u,
-                                                          ud_u64 n, ud_u32 t, float s) {
+                                                          const ud_u32 *restrict u, ud_u64 n, ud_u32 t, float s) {
     const __m256 scale = _mm256_set1_ps(s);
     const __m256i threshold = _mm256_set1_epi32((int)t), zero = _mm256_setzero_si256();
     ud_u64 j = 0;
@@ -237,8 +228,6 @@ __attribute__((target("avx2"))) static void run_bf16_avx2(const ud_u16 *restrict
         _mm256_storeu_si256((__m256i *)(y + j), _mm256_and_si256(out, keep));
     }
     for (; j < n; ++j) y[j] = select_ud_u16(ud_scale_bf16(x[j], s), u[j], t);
-    if (mask)
-        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
 #endif
 
@@ -253,21 +242,17 @@ __attribute__((target("avx2"))) static void run_bf16_avx2(const ud_u16 *restrict
     _mm512_cmpge_epu32_mask(_mm512_loadu_si512((const void *)((U) + (J))), (THRESHOLD))
 
 __attribute__((target("avx512f"))) static void run_f32_avx512(const float *restrict x, float *restrict y,
-                                                             ud_u8 *restrict mask, const ud_u32 *restrict u,
-                                                             ud_u64 n, ud_u32 t, float s) {
+                                                             const ud_u32 *restrict u, ud_u64 n, ud_u32 t, float s) {
     const __m512 scale = _mm512_set1_ps(s);
     const __m512i threshold = _mm512_set1_epi32((int)t);
     ud_u64 j = 0;
     for (; j + 16 <= n; j += 16)
         _mm512_storeu_ps(y + j, _mm512_maskz_mul_ps(UD_KEEP_AVX512(u, j, threshold), _mm512_loadu_ps(x + j), scale));
     for (; j < n; ++j) y[j] = select_ud_u32(ud_scale_f32(x[j], s), u[j], t);
-    if (mask)
-        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
 
 __attribute__((target("avx512f,f16c"))) static void run_f16_avx512(const ud_u16 *restrict x, ud_u16 *restrict y,
-                                                                  ud_u8 *restrict mask, const ud_u32 *restrict u,
-                                                                  ud_u64 n, ud_u32 t, float s) {
+                                                                  const ud_u32 *restrict u, ud_u64 n, ud_u32 t, float s) {
     const __m512 scale = _mm512_set1_ps(s);
     const __m512i threshold = _mm512_set1_epi32((int)t);
     ud_u64 j = 0;
@@ -277,8 +262,6 @@ __attribute__((target("avx512f,f16c"))) static void run_f16_avx512(const ud_u16 
         _mm256_storeu_si256((__m256i *)(y + j), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
     }
     for (; j < n; ++j) y[j] = select_ud_u16(scale_f16c(x[j], s), u[j], t);
-    if (mask)
-        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
 
 typedef ud_u32 ud_v16u32 __attribute__((vector_size(64)));
@@ -299,16 +282,13 @@ __attribute__((target("avx512f"))) static inline __m256i rounded_bf16_avx512(__m
 }
 
 __attribute__((target("avx512f"))) static void run_bf16_avx512(const ud_u16 *restrict x, ud_u16 *restrict y,
-                                                              ud_u8 *restrict mask, const ud_u32 *restrict u,
-                                                              ud_u64 n, ud_u32 t, float s) {
+                                                              const ud_u32 *restrict u, ud_u64 n, ud_u32 t, float s) {
     const __m512 scale = _mm512_set1_ps(s);
     const __m512i threshold = _mm512_set1_epi32((int)t);
     ud_u64 j = 0;
     for (; j + 16 <= n; j += 16)
         _mm256_storeu_si256((__m256i *)(y + j), rounded_bf16_avx512(scaled_bf16_avx512(x + j, u + j, threshold, scale)));
     for (; j < n; ++j) y[j] = select_ud_u16(ud_scale_bf16(x[j], s), u[j], t);
-    if (mask)
-        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
 }
 
 #if defined(__clang__) ? (__clang_major__ >= 11) : (__GNUC__ >= 10)
@@ -318,8 +298,8 @@ __attribute__((target("avx512f"))) static void run_bf16_avx512(const ud_u16 *res
  * keep NaN payloads, so a group holding a NaN or a subnormal (one vfpclassps each half) takes the
  * header's rule instead. */
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512bf16"))) static void
-run_bf16_avx512bf16(const ud_u16 *restrict x, ud_u16 *restrict y, ud_u8 *restrict mask, const ud_u32 *restrict u,
-                    ud_u64 n, ud_u32 t, float s) {
+run_bf16_avx512bf16(const ud_u16 *restrict x, ud_u16 *restrict y, const ud_u32 *restrict u, ud_u64 n, ud_u32 t,
+                    float s) {
     enum { QUIET_NAN = 0x01, SUBNORMAL = 0x20, SIGNALLING_NAN = 0x80 };
     const __m512 scale = _mm512_set1_ps(s);
     const __m512i threshold = _mm512_set1_epi32((int)t);
@@ -336,9 +316,7 @@ run_bf16_avx512bf16(const ud_u16 *restrict x, ud_u16 *restrict y, ud_u8 *restric
             _mm256_storeu_si256((__m256i *)(y + j + 16), rounded_bf16_avx512(hi));
         }
     }
-    run_bf16_avx512(x + j, y + j, NULL, u + j, n - j, t, s);
-    if (mask)
-        for (j = 0; j < n; ++j) mask[j] = (ud_u8)ud_keep(u[j], t);
+    run_bf16_avx512(x + j, y + j, u + j, n - j, t, s);
 }
 #endif
 #endif
@@ -404,64 +382,65 @@ typedef struct {
 
 static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m, const ud_u32 *u,
                      ud_u64 n) {
-    ud_u8 *mask = J->mask ? J->mask + o : NULL;
     (void)m;
     switch (J->kind) {
     case KIND_FLOAT16:
 #if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
         if (have_avx512 && xs == (ud_i64)sizeof(ud_u16)) {
-            run_f16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            run_f16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
 #if UD_HAVE_F16C
         if (have_f16c) {
-            run_f16c(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            run_f16c(x, xs, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
-        run_f16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+        run_f16(x, xs, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
         break;
     case KIND_BFLOAT16:
 #if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
 #if UD_HAVE_AVX512_BF16
         if (have_avx512_bf16 && xs == (ud_i64)sizeof(ud_u16)) {
-            run_bf16_avx512bf16((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            run_bf16_avx512bf16((const ud_u16 *)x, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
         if (have_avx512 && xs == (ud_i64)sizeof(ud_u16)) {
-            run_bf16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            run_bf16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
 #if UD_HAVE_AVX2_BLOCKS
         if (have_avx2 && xs == (ud_i64)sizeof(ud_u16)) {
-            run_bf16_avx2((const ud_u16 *)x, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            run_bf16_avx2((const ud_u16 *)x, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
-        run_bf16(x, xs, (ud_u16 *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+        run_bf16(x, xs, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
         break;
     case KIND_FLOAT32:
 #if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
         if (have_avx512 && xs == (ud_i64)sizeof(float)) {
-            run_f32_avx512((const float *)x, (float *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            run_f32_avx512((const float *)x, (float *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
 #if UD_HAVE_AVX2_BLOCKS
         if (have_avx2 && xs == (ud_i64)sizeof(float)) {
-            run_f32_avx2((const float *)x, (float *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+            run_f32_avx2((const float *)x, (float *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
-        run_f32(x, xs, (float *)J->y + o, mask, u, n, J->r.t, (float)J->scale);
+        run_f32(x, xs, (float *)J->y + o, u, n, J->r.t, (float)J->scale);
         break;
     default:
-        run_f64(x, xs, (double *)J->y + o, mask, u, n, J->r.t, J->scale);
+        run_f64(x, xs, (double *)J->y + o, u, n, J->r.t, J->scale);
         break;
     }
+    if (J->mask)
+        for (ud_u64 j = 0; j < n; ++j) J->mask[o + j] = (ud_u8)ud_keep(u[j], J->r.t);
 }
 
 static void fill(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 n, int keep) {
