@@ -8,15 +8,16 @@
  * (AVX-512: sixteen at a time; AVX2 and F16C: eight or sixteen; else the compiler's vectorizing).
  *
  * Entry points take any objects with the buffer protocol (NumPy arrays, bfloat16 ones included:
- * only item size and strides are read) and release the GIL while they compute. A call computes the logical
- * C-order elements start .. stop-1 of the output, so several threads may each take a slice:
- * every element depends on its own index alone, so results never depend on the split.
+ * only item size and strides are read) and release the GIL while they compute. A call computes
+ * the logical C-order elements start .. stop-1 of the output, so several threads may each take a
+ * slice: every element depends on its own index alone, so results never depend on the split.
  *
  * Builds: the portable baseline of the target (SSE2 on x86-64, NEON on arm64). On x86-64 with
  * GCC or clang on Linux the hot loops are also compiled for AVX2 and picked at load time
- * (target_clones, glibc ifunc), so one wheel runs on every x86-64 CPU. The AVX-512F, AVX2 and
- * F16C intrinsics are picked at import (__builtin_cpu_supports); UNIDROP_NUMPY_SIMD caps them
- * (avx512, the default; avx2; none), so that the narrower paths are testable on any CPU.
+ * (target_clones, glibc ifunc), so one wheel runs on every x86-64 CPU. The AVX-512 (BF16 included),
+ * AVX2 and F16C intrinsics are picked at import (__builtin_cpu_supports); UNIDROP_NUMPY_SIMD caps
+ * them (avx512bf16, the default; avx512; avx2; none), so that the narrower paths are testable on
+ * a CPU that has the widest.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -50,20 +51,21 @@ enum { KIND_FLOAT16 = 0, KIND_BFLOAT16 = 1, KIND_FLOAT32 = 2, KIND_FLOAT64 = 3 }
 
 /* The words of mask indices start .. start+n-1 (any start; n <= 4 * TILE_BLOCKS): the header's
  * ud_fill_words, compiled here once per clone so that its block loop vectorizes. */
-#if UD_HAVE_AVX2_BLOCKS
-/* set at import: the CPU has AVX2 (AVX-512F; AVX-512 with BF16, BW and DQ), and UNIDROP_NUMPY_SIMD
- * allows it */
-static int have_avx2, have_avx512, have_avx512_bf16;
-#endif
+/* The SIMD levels, narrowest first, by the names UNIDROP_NUMPY_SIMD and _kernel.SIMD use. */
+enum { SIMD_NONE = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2, SIMD_AVX512_BF16 = 3 };
+static const char *const SIMD_NAMES[] = {"none", "avx2", "avx512", "avx512bf16"};
+/* Set at import: the widest level the CPU has (AVX2; AVX-512F; AVX-512 with BF16, BW and DQ) and
+ * UNIDROP_NUMPY_SIMD allows. */
+static int simd_level = SIMD_NONE;
 UD_CLONES static void fill_words(ud_u32 *restrict words, ud_u64 start, ud_u64 n, ud_rng r) {
 #if UD_HAVE_AVX512_BLOCKS
-    if (have_avx512) {
+    if (simd_level >= SIMD_AVX512) {
         ud_fill_words_by(words, start, n, r, ud_whole_blocks_avx512);
         return;
     }
 #endif
 #if UD_HAVE_AVX2_BLOCKS
-    if (have_avx2) {
+    if (simd_level >= SIMD_AVX2) {
         ud_fill_words_by(words, start, n, r, ud_whole_blocks_avx2);
         return;
     }
@@ -386,7 +388,7 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
     switch (J->kind) {
     case KIND_FLOAT16:
 #if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
-        if (have_avx512 && xs == (ud_i64)sizeof(ud_u16)) {
+        if (simd_level >= SIMD_AVX512 && xs == (ud_i64)sizeof(ud_u16)) {
             run_f16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
@@ -402,18 +404,18 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
     case KIND_BFLOAT16:
 #if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
 #if UD_HAVE_AVX512_BF16
-        if (have_avx512_bf16 && xs == (ud_i64)sizeof(ud_u16)) {
+        if (simd_level >= SIMD_AVX512_BF16 && xs == (ud_i64)sizeof(ud_u16)) {
             run_bf16_avx512bf16((const ud_u16 *)x, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
-        if (have_avx512 && xs == (ud_i64)sizeof(ud_u16)) {
+        if (simd_level >= SIMD_AVX512 && xs == (ud_i64)sizeof(ud_u16)) {
             run_bf16_avx512((const ud_u16 *)x, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
 #if UD_HAVE_AVX2_BLOCKS
-        if (have_avx2 && xs == (ud_i64)sizeof(ud_u16)) {
+        if (simd_level >= SIMD_AVX2 && xs == (ud_i64)sizeof(ud_u16)) {
             run_bf16_avx2((const ud_u16 *)x, (ud_u16 *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
@@ -422,13 +424,13 @@ static void run_tile(const job *J, const char *x, ud_i64 xs, ud_u64 o, ud_u64 m,
         break;
     case KIND_FLOAT32:
 #if UD_HAVE_AVX512_BLOCKS && UD_HAVE_F16C
-        if (have_avx512 && xs == (ud_i64)sizeof(float)) {
+        if (simd_level >= SIMD_AVX512 && xs == (ud_i64)sizeof(float)) {
             run_f32_avx512((const float *)x, (float *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
 #endif
 #if UD_HAVE_AVX2_BLOCKS
-        if (have_avx2 && xs == (ud_i64)sizeof(float)) {
+        if (simd_level >= SIMD_AVX2 && xs == (ud_i64)sizeof(float)) {
             run_f32_avx2((const float *)x, (float *)J->y + o, u, n, J->r.t, (float)J->scale);
             break;
         }
@@ -851,17 +853,14 @@ static struct PyModuleDef module = {
 
 static int add_c_api(PyObject *m); /* the C entry point for other extensions: at the end */
 
-/* The SIMD level UNIDROP_NUMPY_SIMD allows: "avx512bf16" or unset (whatever the CPU has),
- * "avx512", "avx2" or "none" (any case); -1 with ValueError set for any other value. */
-enum { SIMD_NONE = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2, SIMD_AVX512_BF16 = 3 };
-static const char *const SIMD_NAMES[] = {"none", "avx2", "avx512", "avx512bf16"};
-
 static int same_name(const char *given, const char *name) {
     for (; *given && *name; ++given, ++name)
         if ((*given >= 'A' && *given <= 'Z' ? *given - 'A' + 'a' : *given) != *name) return 0;
     return *given == *name;
 }
 
+/* The SIMD level UNIDROP_NUMPY_SIMD allows: "avx512bf16" or unset (whatever the CPU has),
+ * "avx512", "avx2" or "none" (any case); -1 with ValueError set for any other value. */
 static int simd_allowed(void) {
     const char *setting = getenv("UNIDROP_NUMPY_SIMD");
     if (setting == NULL || *setting == '\0') return SIMD_AVX512_BF16;
@@ -886,20 +885,16 @@ PyMODINIT_FUNC PyInit__kernel(void) {
 #endif
 #if UD_HAVE_AVX512_BLOCKS
     if (allowed >= SIMD_AVX512 && level == SIMD_AVX2 && __builtin_cpu_supports("avx512f")) level = SIMD_AVX512;
-    have_avx512 = level >= SIMD_AVX512;
 #endif
 #if UD_HAVE_AVX512_BF16
     if (allowed >= SIMD_AVX512_BF16 && level == SIMD_AVX512 && __builtin_cpu_supports("avx512bf16") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
         level = SIMD_AVX512_BF16;
-    have_avx512_bf16 = level >= SIMD_AVX512_BF16;
 #endif
 #if UD_HAVE_F16C
     have_f16c = level >= SIMD_AVX2 && __builtin_cpu_supports("f16c");
 #endif
-#if UD_HAVE_AVX2_BLOCKS
-    have_avx2 = level >= SIMD_AVX2;
-#endif
+    simd_level = level;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddStringConstant(m, "BUILD", UD_CLONES_NAME) < 0 ||
