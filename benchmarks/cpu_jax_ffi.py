@@ -1,14 +1,15 @@
 """JAX on the CPU: the FFI path (unidrop-numpy's compiled kernel as an XLA custom call) against the XLA path.
 
 Times, in one run on the same machine (p = 0.1, medians of interleaved repetitions), for every even
-power of two from 2^4 to 2^24 elements, float32 and bfloat16:
+power of two from 2^4 to 2^24 elements, float32, bfloat16 and float16 (``--dtypes``):
 
 * ``copy``: a jitted ``x + 0`` (the memory limit as XLA sees it; fwd+bwd: ``value_and_grad`` of its sum);
 * ``xla``: the JAX backend's jitted dropout on its XLA path (``unidrop_jax.cpu_ffi`` off);
 * ``ffi``: the same on the FFI path (``unidrop_jax.cpu_ffi`` at every size), forward and backward;
 * ``ffi fwd``: the FFI path for the forward only, the backward by XLA;
 * ``auto``: the backend's default (``UNIDROP_JAX_FFI=auto``: each way by the FFI at the sizes
-  ``unidrop_jax.cpu_ffi.AUTO_FORWARD`` and ``AUTO_TANGENT``, chosen from this benchmark).
+  ``unidrop_jax.cpu_ffi.AUTO_FORWARD``, ``AUTO_TANGENT`` and ``AUTO_TANGENT_BY_DTYPE``, chosen from
+  this benchmark).
 
 Passes: ``fwd`` is ``jax.jit(dropout)``; ``fwd+bwd`` is ``jax.jit(jax.value_and_grad(sum of
 dropout))`` (``value_and_grad`` rather than ``grad``, so that XLA cannot drop the forward), whose
@@ -17,7 +18,7 @@ second input, so that the cotangent is an array in memory, as in a model. Each v
 compiled ahead of time with the path chosen at its trace, and checked bit for bit against the other
 (outputs and gradients; the loss, a sum XLA may reduce in another order, to float32 rounding).
 
-    python benchmarks/cpu_jax_ffi.py [--sizes 4 6 ... 24] [--reps 7] [--json FILE]
+    python benchmarks/cpu_jax_ffi.py [--sizes 4 6 ... 24] [--reps 7] [--dtypes ...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import unidrop
 from unidrop.bench.timing import Timed, median_seconds
 
 P = 0.1
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("float32", "bfloat16", "float16")
 PATHS = ("xla", "ffi", "ffi fwd", "auto")
 
 
@@ -76,11 +77,11 @@ def copies() -> dict[str, Callable[[Any, Any], Any]]:
 def compiled(x: Any, w: Any, path: str) -> dict[str, Any]:
     """``programs`` compiled for ``(x, w)`` on one of :data:`PATHS`."""
     every = (cpu_ffi.EVERY,)
-    cpu_ffi.FORWARD, cpu_ffi.TANGENT = {
-        "xla": ((), ()),
-        "ffi": (every, every),
-        "ffi fwd": (every, ()),
-        "auto": (cpu_ffi.AUTO_FORWARD, cpu_ffi.AUTO_TANGENT),
+    cpu_ffi.FORWARD, cpu_ffi.TANGENT, cpu_ffi.TANGENT_BY_DTYPE = {
+        "xla": ((), (), {}),
+        "ffi": (every, every, {}),
+        "ffi fwd": (every, (), {}),
+        "auto": (cpu_ffi.AUTO_FORWARD, cpu_ffi.AUTO_TANGENT, dict(cpu_ffi.AUTO_TANGENT_BY_DTYPE)),
     }[path]
     jax.clear_caches()
     made = {name: jax.jit(fn).lower(x, w).compile() for name, fn in programs(path).items()}
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(range(4, 25, 2)))
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
     if not cpu_ffi.BUILT:
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print("microseconds per call; the last columns are each FFI variant's time / xla's (< 1: faster)")
     heads = " ".join(f"{c:>9}" for c in ("copy", *PATHS)) + " " + " ".join(f"{c:>7}" for c in PATHS[1:])
     print(f"{'dtype':9} {'n':5} {'pass':9} {heads}")
-    for dtype in DTYPES:
+    for dtype in args.dtypes:
         for k in args.sizes:
             x, w = (jnp.asarray(np.random.default_rng(k + i).standard_normal(2**k), dtype) for i in (0, 99))
             variants = {path: compiled(x, w, path) for path in PATHS}

@@ -56,6 +56,7 @@ def xla_path(monkeypatch):
     at trace time: programs traced before or during the test are dropped."""
     monkeypatch.setattr(cpu_ffi, "FORWARD", ())
     monkeypatch.setattr(cpu_ffi, "TANGENT", ())
+    monkeypatch.setattr(cpu_ffi, "TANGENT_BY_DTYPE", {})
     jax.clear_caches()
     yield
     jax.clear_caches()

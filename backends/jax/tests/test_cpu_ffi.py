@@ -29,6 +29,7 @@ def ffi_path(monkeypatch):
         pytest.skip(f"FFI handler not built: {cpu_ffi.describe()}")
     monkeypatch.setattr(cpu_ffi, "FORWARD", (cpu_ffi.EVERY,))
     monkeypatch.setattr(cpu_ffi, "TANGENT", (cpu_ffi.EVERY,))
+    monkeypatch.setattr(cpu_ffi, "TANGENT_BY_DTYPE", {})
     jax.clear_caches()
     yield
     jax.clear_caches()
@@ -48,6 +49,7 @@ def test_the_handler_is_built_and_taken_where_ci_asks_for_it():
     if os.environ.get(cpu_ffi.ENV, "").lower() != "always":
         pytest.skip(f"{cpu_ffi.ENV} is not 'always' here")
     assert cpu_ffi.BUILT and cpu_ffi.FORWARD == cpu_ffi.TANGENT == (cpu_ffi.EVERY,), cpu_ffi.describe()
+    assert cpu_ffi.TANGENT_BY_DTYPE == {}
     jax.clear_caches()
     x = jnp.ones((8, 8), jnp.float32)
     assert cpu_ffi.TARGET in lowered_text(lambda x: unidrop.dropout(x, 0.5, seed=1), x)
@@ -63,6 +65,7 @@ def thresholds(monkeypatch):
     """configure() may be called: the thresholds are restored afterwards."""
     monkeypatch.setattr(cpu_ffi, "FORWARD", cpu_ffi.FORWARD)
     monkeypatch.setattr(cpu_ffi, "TANGENT", cpu_ffi.TANGENT)
+    monkeypatch.setattr(cpu_ffi, "TANGENT_BY_DTYPE", cpu_ffi.TANGENT_BY_DTYPE)
 
 
 def test_always_without_a_handler_says_why(monkeypatch, thresholds):
@@ -72,6 +75,7 @@ def test_always_without_a_handler_says_why(monkeypatch, thresholds):
         cpu_ffi.configure("always")
     cpu_ffi.configure("auto")  # falls back quietly
     assert cpu_ffi.FORWARD == cpu_ffi.TANGENT == ()
+    assert cpu_ffi.TANGENT_BY_DTYPE == {}
     assert "XLA only" in cpu_ffi.describe()
 
 
@@ -83,14 +87,22 @@ def test_auto_uses_the_handler_where_it_was_measured_faster(thresholds):
     assert not cpu_ffi.applicable((1 << 16,), jnp.float32, True, tangent=True)
     assert cpu_ffi.applicable((1 << 15,), jnp.float32, True, tangent=True)
     assert "backward at 1..511 and 2048..65535 elements" in cpu_ffi.describe()
+    # bfloat16's backward takes the handler at every size from 2^11 (XLA's goes through float32)
+    assert cpu_ffi.applicable((1 << 24,), jnp.bfloat16, True, tangent=True)
+    assert not cpu_ffi.applicable((1 << 24,), jnp.float16, True, tangent=True)
+    assert not cpu_ffi.applicable((1 << 10,), jnp.bfloat16, True, tangent=True)
+    assert "bfloat16's backward at 1..511 and >= 2048" in cpu_ffi.describe()
     cpu_ffi.configure("always")
     assert cpu_ffi.applicable((16,), jnp.float32, True)
     assert cpu_ffi.applicable((16,), jnp.float32, True, tangent=True)
+    assert cpu_ffi.applicable((1 << 24,), jnp.bfloat16, True, tangent=True)
     assert not cpu_ffi.applicable((16,), jnp.float32, False)  # a block of a global mask
     assert not cpu_ffi.applicable((16,), jnp.complex64, True)
     assert not cpu_ffi.applicable((0,), jnp.float32, True)
     cpu_ffi.configure("off")
     assert not cpu_ffi.applicable((16,), jnp.float32, True)
+    assert not cpu_ffi.applicable((1 << 24,), jnp.bfloat16, True, tangent=True)
+    assert "XLA only" in cpu_ffi.describe()
 
 
 CASES = [

@@ -11,11 +11,11 @@ replicated) the JAX backend's XLA formulation, :func:`.dropout.xla_dropout`. It 
 once ``flush`` is set (tangents), transposes to itself (the backward regenerates the mask) and
 batches by the XLA formulation under ``vmap``. :func:`applicable` says when the backend binds it:
 a whole array (no block), ``0 < p < 1``, whose element count lies in :data:`FORWARD` (the forward)
-or :data:`TANGENT` (tangents and cotangents).
+or :data:`TANGENT` (tangents and cotangents; :data:`TANGENT_BY_DTYPE` for the dtypes it names).
 
 ``UNIDROP_JAX_FFI`` (read at import; :func:`configure` changes it) chooses: ``auto`` (the default:
-the handler where it was built and measured faster, :data:`AUTO_FORWARD` and
-:data:`AUTO_TANGENT`), ``always`` (at
+the handler where it was built and measured faster, :data:`AUTO_FORWARD`, :data:`AUTO_TANGENT`
+and :data:`AUTO_TANGENT_BY_DTYPE`), ``always`` (at
 every size, both ways; ImportError if the handler is not built: CI's setting) or ``off`` (the XLA
 path only).
 Compiled programs keep the choice they were traced with (``jax.clear_caches()`` after a change).
@@ -48,10 +48,14 @@ EVERY = (1, 1 << 62)
 #: ``auto``'s sizes, where the handler was measured faster (benchmarks/results/cpu_jax_ffi.txt:
 #: forward, and value_and_grad with a constant and with an in-memory cotangent): at 2^9..2^10
 #: XLA's whole forward+backward is a small program the handler does not beat; from 2^16 XLA's
-#: backward is as fast or faster (it fuses the cotangent's producer and consumer into the
-#: regenerated mask, which a custom call cannot).
+#: backward of float32 and float16 is as fast or faster (it fuses the cotangent's producer and
+#: consumer into the regenerated mask, which a custom call cannot).
 AUTO_FORWARD = ((1, 1 << 9), (1 << 11, EVERY[1]))
 AUTO_TANGENT = ((1, 1 << 9), (1 << 11, 1 << 16))
+#: ``auto``'s tangent sizes for the dtypes named here, in place of AUTO_TANGENT: XLA's bfloat16
+#: backward goes through float32 and takes 1.1-2x the handler's from 2^16 to 2^24 (both ways by
+#: the handler: 0.36-0.57x XLA's time, against 0.43-0.78x with XLA's backward).
+AUTO_TANGENT_BY_DTYPE = {"bfloat16": ((1, 1 << 9), (1 << 11, EVERY[1]))}
 #: The kernel's element kinds.
 DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
@@ -61,6 +65,8 @@ BUILT = False
 FORWARD: tuple[tuple[int, int], ...] = ()
 #: The same for tangents and cotangents (the backward).
 TANGENT: tuple[tuple[int, int], ...] = ()
+#: TANGENT's sizes for the dtypes named here instead.
+TANGENT_BY_DTYPE: dict[str, tuple[tuple[int, int], ...]] = {}
 
 if _cpu_ffi is not None:
     jax.ffi.register_ffi_target(TARGET, _cpu_ffi.handler(), platform="cpu")
@@ -68,13 +74,13 @@ if _cpu_ffi is not None:
 
 
 def configure(setting: str) -> None:
-    """Set :data:`FORWARD` and :data:`TANGENT` from a ``UNIDROP_JAX_FFI`` value (``auto``, ``always``
-    or ``off``).
+    """Set :data:`FORWARD`, :data:`TANGENT` and :data:`TANGENT_BY_DTYPE` from a ``UNIDROP_JAX_FFI``
+    value (``auto``, ``always`` or ``off``).
 
     ``always`` without a built handler raises ImportError saying why it is missing; any other
     value raises ValueError naming it.
     """
-    global FORWARD, TANGENT
+    global FORWARD, TANGENT, TANGENT_BY_DTYPE
     choice = setting.strip().lower() or "auto"
     if choice not in CHOICES:
         raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, got {setting!r}")
@@ -83,12 +89,14 @@ def configure(setting: str) -> None:
             f"{ENV}=always but unidrop_jax._cpu_ffi is not available ({MISSING}); reinstall unidrop-jax "
             "with jax installed and UNIDROP_JAX_FFI_INCLUDE set to jax.ffi.include_dir()"
         )
+    TANGENT_BY_DTYPE = {}
     if not BUILT or choice == "off":
         FORWARD, TANGENT = (), ()
     elif choice == "always":
         FORWARD, TANGENT = (EVERY,), (EVERY,)
     else:
         FORWARD, TANGENT = AUTO_FORWARD, AUTO_TANGENT
+        TANGENT_BY_DTYPE = dict(AUTO_TANGENT_BY_DTYPE)
 
 
 configure(os.environ.get(ENV, "auto"))
@@ -96,7 +104,7 @@ configure(os.environ.get(ENV, "auto"))
 
 def describe() -> str:
     """One line: at which sizes the CPU handler runs, or why it does not."""
-    if not FORWARD and not TANGENT:
+    if not FORWARD and not TANGENT and not any(TANGENT_BY_DTYPE.values()):
         return f"CPU: XLA only ({MISSING or ENV + '=off'})"
 
     def sizes(ranges: tuple[tuple[int, int], ...]) -> str:
@@ -104,19 +112,19 @@ def describe() -> str:
         return " and ".join(named) or "none"
 
     forward, backward = sizes(FORWARD), sizes(TANGENT)
-    return f"CPU: compiled kernel through XLA FFI, forward at {forward}, backward at {backward} elements"
+    line = f"CPU: compiled kernel through XLA FFI, forward at {forward}, backward at {backward} elements"
+    return line + "".join(
+        f"; {dtype}'s backward at {sizes(each)}" for dtype, each in TANGENT_BY_DTYPE.items()
+    )
 
 
 def applicable(shape: tuple[int, ...], dtype: Any, whole_array: bool, tangent: bool = False) -> bool:
     """Whether dropout of an array of ``shape`` and ``dtype`` takes :data:`dropout_p` (on the CPU):
     a forward (``tangent=False``) or a tangent map."""
     n = math.prod(shape)
-    return (
-        whole_array
-        and np.dtype(dtype).name in DTYPES
-        and len(shape) < 64
-        and any(low <= n < high for low, high in (TANGENT if tangent else FORWARD))
-    )
+    name = np.dtype(dtype).name
+    sizes = TANGENT_BY_DTYPE.get(name, TANGENT) if tangent else FORWARD
+    return whole_array and name in DTYPES and len(shape) < 64 and any(low <= n < high for low, high in sizes)
 
 
 def broadcast_bits(shape: tuple[int, ...], mask_shape: tuple[int, ...]) -> int:
