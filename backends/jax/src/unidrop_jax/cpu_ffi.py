@@ -48,13 +48,14 @@ EVERY = (1, 1 << 62)
 #: ``auto``'s sizes, where the handler was measured faster (benchmarks/results/cpu_jax_ffi.txt:
 #: forward, and value_and_grad with a constant and with an in-memory cotangent): at 2^9..2^10
 #: XLA's whole forward+backward is a small program the handler does not beat; from 2^16 XLA's
-#: backward of float32 and float16 is as fast or faster (it fuses the cotangent's producer and
-#: consumer into the regenerated mask, which a custom call cannot).
+#: backward of float32 and float16 wins with a constant cotangent (it fuses the cotangent's
+#: producer and consumer into the regenerated mask, which a custom call cannot), while with a
+#: cotangent in memory neither path wins at every size.
 AUTO_FORWARD = ((1, 1 << 9), (1 << 11, EVERY[1]))
 AUTO_TANGENT = ((1, 1 << 9), (1 << 11, 1 << 16))
 #: ``auto``'s tangent sizes for the dtypes named here, in place of AUTO_TANGENT: XLA's bfloat16
-#: backward goes through float32 and takes 1.1-2x the handler's from 2^16 to 2^24 (both ways by
-#: the handler: 0.36-0.57x XLA's time, against 0.43-0.78x with XLA's backward).
+#: backward goes through float32, and from 2^16 to 2^24 the handler both ways takes 0.21-0.70x
+#: XLA's forward+backward time, against 0.39-0.95x with XLA's backward, with either cotangent.
 AUTO_TANGENT_BY_DTYPE = {"bfloat16": ((1, 1 << 9), (1 << 11, EVERY[1]))}
 #: The kernel's element kinds.
 DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
