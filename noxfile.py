@@ -41,7 +41,7 @@ def session(func: Callable[..., None]) -> Callable[..., None]:
     environment is removed when it ends, whatever the outcome.
 
     CI runs on a machine whose disk is shared with everything else on it: the sixteen environments
-    kept to the end took 8.2 GB, one at a time they take at most 1.8 GB (keras: torch and JAX).
+    kept to the end took 8.2 GB, one at a time they take at most 2.2 GB (porting: torch and JAX).
     """
 
     @functools.wraps(func)
