@@ -131,6 +131,12 @@ class SuiteAdapter(ABC):
         expand = getattr(x, "expand", None)
         return None if expand is None else expand(*shape)
 
+    def byte_swapped(self, x: Any) -> Any | None:
+        """``x``'s values stored in the other byte order (NumPy's ``'>f4'`` on a little-endian
+        machine), or None where the array type has no byte order (the default), and the suite's
+        byte-order check skips, saying so."""
+        return None
+
     def vjp(self, fn: Callable[[Any], Any], x: Any, cotangent: Any) -> tuple[Any, Any]:
         """``(fn(x), cotangent @ d fn/dx)`` through the framework's autograd (``autograd`` ability)."""
         raise NotImplementedError(f"the suite adapter of {self.name!r} does not implement vjp")

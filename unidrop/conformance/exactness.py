@@ -243,6 +243,25 @@ class ExactnessChecks(SuitePart):
         got = self.read(self.dropout(self.make(values, unidrop_dtype), p, seed=SEED, stream=STREAM))
         assert_same_floats(got, want, f"extreme {unidrop_dtype} values, p={p}")
 
+    @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+    def test_byte_order_does_not_change_the_result(self, dtype: str) -> None:
+        """An input stored in the other byte order (``'>f4'`` on a little-endian machine) gives the
+        reference's result and mask for its values, and is left unmodified (the IEEE dtypes: a
+        bfloat16 array of ml_dtypes has no other byte order)."""
+        self.skip_unless_supported(dtype)
+        values = np.concatenate([expected.extreme_values(dtype), sample_values((64,), dtype, 13)])
+        swapped = self.adapter.byte_swapped(self.make(values, dtype))
+        if swapped is None:
+            pytest.skip(f"the suite adapter of {self.adapter.name!r} gives no byte-swapped {dtype}")
+        before = self.read(swapped)
+        y, keep = self.dropout(swapped, 0.5, seed=SEED, stream=STREAM, return_mask=True)
+        want, want_keep = expected.reference_outputs(values, dtype, 0.5, SEED, STREAM)
+        context = f"a byte-swapped {dtype} input"
+        assert self.adapter.shape_and_dtype(y) == (values.shape, dtype), context
+        assert keep_string(self.read(keep)) == keep_string(want_keep), context
+        assert_same_floats(self.read(y), want, context)
+        assert_same_floats(self.read(swapped), before, f"{context}, after dropout")
+
     @pytest.mark.parametrize("layout", LAYOUTS)
     def test_layouts_give_the_logical_result(self, layout: str) -> None:
         """A Fortran-ordered, transposed, reversed (negative strides) or broadcast (zero strides)

@@ -44,6 +44,22 @@ def test_any_layout_gives_the_reference_result(make):
     np.testing.assert_array_equal(y, expected(view, 0.4, 9, 1))
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [">f2", ">f4", ">f8", "<f2", "<f4", "<f8"])
+def test_either_byte_order_gives_the_reference_result_in_the_input_dtype(dtype, order):
+    """Big- and little-endian arrays alike: the same values as their native copy, the input's own
+    dtype (byte order included, as ``numpy.empty_like`` keeps it), in place too."""
+    x = np.asarray(np.random.default_rng(1).standard_normal((5, 9)), dtype=dtype, order=order)
+    want = expected(x, 0.3, 4, 2)
+    y, keep = unidrop.dropout(x, 0.3, seed=4, stream=2, return_mask=True)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(keep, want != 0)
+    written = x.copy(order="K")
+    assert unidrop.dropout(written, 0.3, seed=4, stream=2, inplace=True) is written
+    np.testing.assert_array_equal(written, want)
+
+
 def test_fortran_input_keeps_its_memory_order():
     x = np.asfortranarray(np.ones((5, 7), np.float64))
     assert unidrop.dropout(x, 0.5, seed=1).flags.f_contiguous

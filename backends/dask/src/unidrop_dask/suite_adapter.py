@@ -61,3 +61,11 @@ class DaskSuiteAdapter(SuiteAdapter):
 
     def broadcast_view(self, x: Any, shape: tuple[int, ...]) -> Any:
         return da.broadcast_to(x, shape)
+
+    def byte_swapped(self, x: Any) -> Any | None:
+        """Every chunk in the other byte order, where the chunks' own adapter has one."""
+        chunk_adapter = unidrop.registry.backend_for(x._meta).suite_adapter()
+        swapped_meta = chunk_adapter.byte_swapped(x._meta)
+        if swapped_meta is None:
+            return None
+        return x.map_blocks(chunk_adapter.byte_swapped, dtype=swapped_meta.dtype, meta=swapped_meta)

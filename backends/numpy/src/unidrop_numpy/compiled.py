@@ -84,7 +84,14 @@ def describe(active: bool) -> str:
 def dropout(x: np.ndarray, plan: DropoutPlan, threads: int) -> tuple[np.ndarray, np.ndarray | None]:
     """``(y, keep)`` for a non-empty ``x`` and a plan with ``0 < p < 1``; ``y`` keeps ``x``'s memory
     order (as ``numpy.empty_like``), ``keep`` is None unless ``plan.return_mask``. A small array
-    with a C-ordered result, no block and no mask is :func:`dropout_one_call`."""
+    with a C-ordered result, no block and no mask is :func:`dropout_one_call`.
+
+    A non-native byte order (``'>f4'`` on a little-endian machine) is computed on a native-order
+    copy, and ``y`` has ``x``'s dtype, byte order included: the kernel reads memory as native numbers.
+    """
+    if not x.dtype.isnative:
+        y, keep = dropout(x.astype(x.dtype.newbyteorder("=")), plan, threads)
+        return y.astype(x.dtype), keep
     y = np.empty_like(x)
     if x.size < ONE_CALL and plan.block is None and not plan.return_mask and y.flags.c_contiguous:
         dropout_one_call(x, y, plan)

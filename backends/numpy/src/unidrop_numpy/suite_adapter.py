@@ -22,6 +22,12 @@ class NumpySuiteAdapter(SuiteAdapter):
             return np.asarray(x).astype(np.float32)  # exact: every bfloat16 is a float32
         return np.array(x, copy=True)
 
+    def byte_swapped(self, x: Any) -> Any | None:
+        """``x`` in the other byte order; None for bfloat16, which ml_dtypes keeps in native order."""
+        if bfloat16.dtype_name(x.dtype) == bfloat16.NAME:
+            return None
+        return x.astype(x.dtype.newbyteorder())
+
     def global_rng_state(self) -> Any:
         """The whole legacy ``np.random`` state as integers: key, position, and the cached Gaussian.
 

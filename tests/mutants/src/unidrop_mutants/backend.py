@@ -59,6 +59,7 @@ MUTANTS: dict[str, str] = {
     "fortran-3d-in-memory-order": "layout.FortranOrder3DInMemoryOrder",
     "negative-strides-in-memory-order": "layout.NegativeStridesInMemoryOrder",
     "zero-strides-share-mask": "layout.ZeroStridesShareMask",
+    "byte-order-ignored": "layout.ByteOrderIgnored",
     "strided-input-overwritten": "layout.StridedInputOverwritten",
     "block-offset-ignored": "layout.BlockOffsetIgnored",
     "block-uses-local-indices": "layout.BlockUsesLocalIndices",

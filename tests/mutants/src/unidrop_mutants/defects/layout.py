@@ -47,6 +47,16 @@ class NegativeStridesInMemoryOrder(StreamV1):
         return y[flip], keep[flip]
 
 
+class ByteOrderIgnored(StreamV1):
+    """An array in the other byte order (``'>f4'`` on a little-endian machine) is read as native."""
+
+    caught_by = ("test_byte_order_does_not_change_the_result",)
+
+    def compute(self, x: np.ndarray, plan: DropoutPlan) -> tuple[np.ndarray, np.ndarray]:
+        y, keep = super().compute(x.view(x.dtype.newbyteorder("=")), plan)
+        return y.view(x.dtype), keep
+
+
 class ZeroStridesShareMask(StreamV1):
     """An axis with stride 0 (a broadcast view) shares one mask element, as if in broadcast_dims."""
 
