@@ -139,6 +139,26 @@ def test_forward_mode_jvp_and_jacfwd() -> None:
     assert_same(jacobian, torch.diag(ones), "forward-mode jacobian")
 
 
+@pytest.mark.parametrize(
+    "second_order",
+    [
+        torch.func.hessian,
+        lambda f: torch.func.jacfwd(torch.func.jacrev(f)),
+        lambda f: torch.func.jacfwd(torch.func.jacfwd(f)),
+    ],
+    ids=["hessian", "jacfwd-of-jacrev", "jacfwd-of-jacfwd"],
+)
+@pytest.mark.parametrize("dims", [(), (1,)])
+def test_second_order_forward_over_reverse(second_order, dims) -> None:
+    """sum(dropout(x)**2) has the Hessian 2 * (keep * s)**2 on the diagonal: a vmap inside a jvp."""
+    x = torch.randn(3, 5, dtype=torch.float64)
+    kept = expected_output(torch.ones(3, 5, dtype=torch.float64), 0.4, 11, 2, dims).reshape(-1)
+    hessian = second_order(
+        lambda a: (unidrop_torch.dropout(a, 0.4, seed=11, stream=2, broadcast_dims=dims) ** 2).sum()
+    )(x)
+    assert_same(hessian.reshape(15, 15), torch.diag(2 * kept * kept), "Hessian")
+
+
 def test_compiling_gives_no_warning_on_any_supported_path() -> None:
     """Dynamo once warned about a functools.lru_cache-wrapped function on every compile.
 

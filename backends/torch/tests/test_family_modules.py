@@ -79,6 +79,31 @@ def test_alpha_gradcheck_in_float64() -> None:
     assert torch.autograd.gradcheck(layer, (x,))
 
 
+@pytest.mark.parametrize("cls", ["AlphaDropout", "FeatureAlphaDropout"])
+def test_alpha_forms_under_torch_func_and_forward_mode(cls: str) -> None:
+    """grad, jvp, forward-mode dual tensors and vmap give the eager layer's values and slopes."""
+    layer = getattr(unidrop_torch, cls)(0.3, seed=7, stream=2)
+    x = sample((3, 4, 5), torch.float64, seed=5, specials=False)
+    dims = (2,) if cls == "FeatureAlphaDropout" else ()
+    _, keep = expected_alpha(x, 0.3, 7, 2, dims)
+    a = torch.tensor(reference.alpha_affine(0.3)[0], dtype=torch.float64)
+    slope = torch.where(
+        torch.tensor(keep).reshape(3, 4, 1 if dims else 5), a, torch.zeros((), dtype=torch.float64)
+    )
+    slope = slope.expand(3, 4, 5)
+    assert_same(torch.func.grad(lambda t: layer(t).sum())(x), slope, "torch.func.grad")
+    y, tangent = torch.func.jvp(layer, (x,), (torch.ones_like(x),))
+    assert_alpha(y, x, 0.3, 7, 2, dims)
+    assert_same(tangent, slope, "torch.func.jvp")
+    with torch.autograd.forward_ad.dual_level():
+        dual = layer(torch.autograd.forward_ad.make_dual(x, torch.ones_like(x)))
+        assert_same(torch.autograd.forward_ad.unpack_dual(dual).tangent, slope, "forward-mode dual")
+    hessian = torch.func.hessian(lambda t: layer(t).sum())(x)
+    assert_same(hessian, torch.zeros(3, 4, 5, 3, 4, 5, dtype=torch.float64), "hessian (affine)")
+    batched = torch.func.vmap(layer)(torch.stack([x, 2 * x]))
+    assert_same(batched[1], layer(2 * x), "vmap: each example gets the unbatched mask")
+
+
 def test_alpha_seed_none_follows_torch_manual_seed_and_inplace() -> None:
     x = sample((8, 8), torch.float32, seed=5, specials=False)
     layer = unidrop_torch.AlphaDropout(0.5)

@@ -22,33 +22,49 @@ from unidrop.family import alpha_constants
 
 from . import keys
 from .modules import _MaskStreamDropout
+from .ops import MaskLayout
 from .support import refuse_scripting
 
 
 class _AlphaDropoutFunction(torch.autograd.Function):
-    """Alpha dropout whose backward regenerates the mask: only (p, seed, stream, axes) are saved."""
+    """Alpha dropout whose backward regenerates the mask: only (p, seed, stream, axes) are saved.
+
+    Written for torch.func too (``setup_context``, ``jvp`` and a generated vmap rule): ``grad``,
+    ``vmap``, ``jvp``, ``hessian`` and forward-mode dual tensors differentiate it. The axes come as
+    a :class:`~unidrop_torch.ops.MaskLayout`, which the vmap rule passes through whole.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, p: float, seed: int, stream: int, dims: tuple[int, ...]) -> Any:
-        ctx.randomness = (p, seed, stream, dims)
+    def forward(x: torch.Tensor, p: float, seed: int, stream: int, layout: MaskLayout) -> Any:
+        dims = tuple(layout.broadcast_dims)
         return unidrop.alpha_dropout(x, p, seed=seed, stream=stream, broadcast_dims=dims, backend="torch")
 
     @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        _, p, seed, stream, layout = inputs
+        ctx.randomness = (p, seed, stream, tuple(layout.broadcast_dims))
+
+    @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        p, seed, stream, dims = ctx.randomness
-        _, keep = unidrop.dropout(
-            grad, p, seed=seed, stream=stream, broadcast_dims=dims, return_mask=True, backend="torch"
-        )
-        compute = torch.float32 if grad.dtype in (torch.float16, torch.bfloat16) else grad.dtype
-        a = torch.tensor(alpha_constants(p)[0], dtype=compute)  # d(x a + c)/dx, rounded as the forward's
-        zero = torch.zeros((), dtype=compute, device=grad.device)
-        return (
-            torch.where(keep, grad.to(compute) * a.to(grad.device), zero).to(grad.dtype),
-            None,
-            None,
-            None,
-            None,
-        )
+        return _alpha_slope(grad, *ctx.randomness), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> torch.Tensor:
+        return _alpha_slope(tangent, *ctx.randomness)
+
+
+def _alpha_slope(t: torch.Tensor, p: float, seed: int, stream: int, dims: tuple[int, ...]) -> torch.Tensor:
+    """``t`` times alpha dropout's derivative: ``t a`` where kept, +0 where dropped, rounded as the
+    forward's products (a cotangent in the backward, a tangent in forward mode)."""
+    _, keep = unidrop.dropout(
+        t, p, seed=seed, stream=stream, broadcast_dims=dims, return_mask=True, backend="torch"
+    )
+    compute = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    a = torch.tensor(alpha_constants(p)[0], dtype=compute)  # d(x a + c)/dx, rounded as the forward's
+    zero = torch.zeros((), dtype=compute, device=t.device)
+    return torch.where(keep, t.to(compute) * a.to(t.device), zero).to(t.dtype)
 
 
 def _drawn_seed(x: torch.Tensor) -> int:
@@ -69,7 +85,7 @@ class _AlphaForm(_MaskStreamDropout):
         if not self.training or p == 0.0:
             return x
         seed = _drawn_seed(x) if self.seed is None else self.seed
-        y = _AlphaDropoutFunction.apply(x, p, seed, self.stream, tuple(dims))
+        y = _AlphaDropoutFunction.apply(x, p, seed, self.stream, MaskLayout(list(dims)))
         if self.inplace:
             return x.copy_(y)
         return y  # type: ignore[no-any-return]

@@ -276,6 +276,19 @@ def _apply(
     return dropout_block(x, key, p, broadcast_dims, *block)
 
 
+@dataclasses.dataclass(frozen=True)
+class MaskLayout:
+    """``broadcast_dims`` and ``block`` of a :class:`DropoutFunction` call, passed as one argument.
+
+    torch.func's generated vmap rule treats list and tuple arguments as trees of inputs and cannot
+    pair them with batch dimensions when a vmap runs inside a jvp (``jacfwd(jacrev(f))``,
+    ``hessian``); an object it does not flatten passes through like a float.
+    """
+
+    broadcast_dims: list[int]
+    block: tuple[list[int], list[int]] | None = None
+
+
 class DropoutFunction(torch.autograd.Function):
     """``unidrop::dropout`` as an autograd.Function, so that torch.func transforms (grad, jacrev,
     jvp, jacfwd, vmap of grad) can differentiate it too; ``torch.library`` autograd formulas do
@@ -286,33 +299,27 @@ class DropoutFunction(torch.autograd.Function):
     generate_vmap_rule = True  # the forward is the operator, which has a vmap rule
 
     @staticmethod
-    def forward(
-        x: Tensor,
-        key: Tensor,
-        p: float,
-        broadcast_dims: list[int],
-        block: tuple[list[int], list[int]] | None = None,
-    ) -> Tensor:
-        return _apply(x, key, p, broadcast_dims, block)
+    def forward(x: Tensor, key: Tensor, p: float, layout: MaskLayout) -> Tensor:
+        return _apply(x, key, p, layout.broadcast_dims, layout.block)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        _setup_context(ctx, inputs[:4], output)
-        ctx.block = inputs[4] if len(inputs) > 4 else None
-        ctx.save_for_forward(inputs[1])
+        _, key, ctx.p, ctx.layout = inputs
+        ctx.save_for_backward(key)  # 16 bytes: the mask is regenerated, never saved
+        ctx.save_for_forward(key)
 
     @staticmethod
     def jvp(ctx: Any, x_tangent: Tensor, *_: Any) -> Tensor:
         """Forward mode (torch.func.jvp): the tangent goes through the same mask and scale."""
         (key,) = ctx.saved_tensors
-        return DropoutFunction.apply(x_tangent, key, ctx.p, ctx.broadcast_dims, ctx.block)
+        return DropoutFunction.apply(x_tangent, key, ctx.p, ctx.layout)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
         (key,) = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
-        return DropoutFunction.apply(grad, key, ctx.p, ctx.broadcast_dims, ctx.block), None, None, None, None
+            return None, None, None, None
+        return DropoutFunction.apply(grad, key, ctx.p, ctx.layout), None, None, None
 
 
 class CpuDropoutFunction(torch.autograd.Function):
@@ -377,7 +384,7 @@ def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
     broadcast_dims = list(plan.broadcast_dims)
     block = None if plan.block is None else (list(plan.block.global_mask_shape), list(plan.block.mask_offset))
     if route is Route.AUTOGRAD_FUNCTION:
-        y = DropoutFunction.apply(x, key, plan.p, broadcast_dims, block)
+        y = DropoutFunction.apply(x, key, plan.p, MaskLayout(broadcast_dims, block))
     else:
         y = _apply(x, key, plan.p, broadcast_dims, block)
     if not plan.return_mask:
