@@ -122,6 +122,8 @@ def describe() -> str:
 def applicable(shape: tuple[int, ...], dtype: Any, whole_array: bool, tangent: bool = False) -> bool:
     """Whether dropout of an array of ``shape`` and ``dtype`` takes :data:`dropout_p` (on the CPU):
     a forward (``tangent=False``) or a tangent map."""
+    if not all(isinstance(size, int) for size in shape):  # symbolic (shape-polymorphic export)
+        return False
     n = math.prod(shape)
     name = np.dtype(dtype).name
     sizes = TANGENT_BY_DTYPE.get(name, TANGENT) if tangent else FORWARD
@@ -178,8 +180,17 @@ def _unpartitioned(ctx: Any) -> bool:
     return False
 
 
+def _for_export(ctx: Any) -> bool:
+    """Whether the program is lowered for ``jax.export`` (JAX's private lowering parameters), which
+    refuses custom calls outside JAX's list of stable targets."""
+    parameters = getattr(ctx.module_context, "lowering_parameters", None)
+    return bool(getattr(parameters, "for_export", False))
+
+
 def _cpu_lowering(ctx: Any, x: Any, *words: Any, mask_shape: tuple[int, ...], flush: bool) -> Any:
-    if not _unpartitioned(ctx):  # the partitioner would replicate a custom call: XLA's loops instead
+    if not _unpartitioned(ctx) or _for_export(ctx):
+        # the partitioner would replicate a custom call, and an exported program may only hold
+        # JAX's stable ones: XLA's loops instead (the same bits)
         return _xla_lowering(ctx, x, *words, mask_shape=mask_shape, flush=flush)
     broadcast = broadcast_bits(ctx.avals_in[0].shape, mask_shape)
     return _ffi_lowering(ctx, x, *words, broadcast=np.int64(broadcast), flush=np.int64(flush))

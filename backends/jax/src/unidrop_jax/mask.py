@@ -17,6 +17,9 @@ The four keep bits of a block are packed into one byte before being spread back 
 elements. XLA would otherwise fuse the Philox computation into that (4x reusing) consumer and
 recompute each block once per element; :data:`MATERIALIZE` prevents it (see
 :func:`divide_by_runtime_one`).
+
+Shape-polymorphic export (``jax.export`` with ``symbolic_shape``) is supported where only the mask
+shape's first axis is symbolic: its rows are then counted with 64-bit indices.
 """
 
 from __future__ import annotations
@@ -141,15 +144,16 @@ def iota64(shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
     an axis of 2**32 or more elements wraps: element ``2**32 + k`` would get index ``k``.)
     """
     length = shape[axis]
-    if length <= IOTA32_LIMIT:
+    symbolic = not isinstance(length, int)  # shape-polymorphic export: any length, so the split
+    if not symbolic and length <= IOTA32_LIMIT:
         return lax.broadcasted_iota(jnp.uint32, shape, axis), jnp.zeros(shape, jnp.uint32)
-    if length > 1 << 48:
+    if not symbolic and length > 1 << 48:
         raise ValueError(f"unidrop's JAX backend handles mask axes of up to 2**48 elements, got {length}")
     outers = -(-length // (1 << SPLIT_BITS))
     split = (*shape[:axis], outers, 1 << SPLIT_BITS, *shape[axis + 1 :])
     outer = lax.broadcasted_iota(jnp.uint32, split, axis)
     inner = lax.broadcasted_iota(jnp.uint32, split, axis + 1)
-    padded = (*shape[:axis], outers << SPLIT_BITS, *shape[axis + 1 :])
+    padded = (*shape[:axis], outers * (1 << SPLIT_BITS), *shape[axis + 1 :])
     low = ((outer << np.uint32(SPLIT_BITS)) | inner).reshape(padded)
     high = (outer >> np.uint32(32 - SPLIT_BITS)).reshape(padded)
     return lax.slice_in_dim(low, 0, length, axis=axis), lax.slice_in_dim(high, 0, length, axis=axis)
@@ -228,6 +232,12 @@ def keep_bits(
     first element has the global flat index ``origin`` ((low, high) uint32 words, possibly
     traced): element j uses the word of global index ``origin + sum(j[d] * global_strides[d])``.
     """
+    if not all(isinstance(n, int) for n in mask_shape[1:]):
+        raise NotImplementedError(
+            f"unidrop's JAX backend exports shape-polymorphic arrays whose mask shape has a symbolic "
+            f"first axis only (a batch, or any axis in broadcast_dims); got the mask shape {mask_shape}: "
+            "export with the other axes' sizes given, or move the symbolic axis first"
+        )
     size = math.prod(mask_shape)
     if size == 0:
         return jnp.zeros(mask_shape, bool)
@@ -248,8 +258,8 @@ def keep_bits(
         )
         if origin is None:
             raise ValueError("keep_bits: a block needs its origin (the global index of its first element)")
-    if wide is None:
-        wide = total > NARROW_LIMIT
+    if wide is None:  # a symbolic size (shape-polymorphic export) may exceed 2**32: 64-bit indices
+        wide = not isinstance(total, int) or total > NARROW_LIMIT
     per_row = length // 4 if aligned else (length + 2) // 4 + 1
     start = row_starts(rows, strides, wide, origin)
     block_shape = (*rows, per_row)
