@@ -72,6 +72,19 @@ def test_flat_indices_of_a_block_are_its_global_indices():
     assert got.reshape(-1).tolist() == [11, 12, 13, 18, 19, 20]
 
 
+def test_flat_indices_refuse_a_block_past_int64_rather_than_wrap():
+    """A gaussian_dropout block at global index 2**62 has pair indices past 2**63: an int64 would
+    wrap (NaN noise, no error), so it is refused naming the index; one below is exact."""
+    ones = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match=r"below 2\*\*63.*reaches index 9223372036854775819"):
+        unidrop.gaussian_dropout(ones, 0.5, seed=1, global_shape=(2**62 + 10,), offset=(2**62 + 2,))
+    got = unidrop.gaussian_dropout(ones, 0.5, seed=1, global_shape=(2**61 + 10,), offset=(2**61 + 2,))
+    want, bounds = reference.gaussian_dropout(
+        [1.0] * 4, (4,), "float32", 0.5, 1, 0, (), (2**61 + 10,), (2**61 + 2,)
+    )
+    assert np.all(np.abs(got.astype(np.float64) - np.array(want)) <= np.array(bounds))
+
+
 def test_gaussian_dropout_equals_the_reference_within_its_bound_on_numpy():
     values = np.random.default_rng(1).standard_normal((9, 31)).astype(np.float32)
     y = unidrop.gaussian_dropout(values, 0.4, seed=3, stream=7, backend="numpy")

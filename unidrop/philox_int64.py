@@ -15,6 +15,8 @@ from .blocks import MaskBlock, c_strides
 from .philox import MASK32, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, ROUNDS
 
 _LOW16 = 0xFFFF
+#: Flat mask indices must stay below this: they are held in int64 arrays.
+INDEX_LIMIT = 1 << 63
 
 
 def _mul(a: Any, const: int) -> tuple[Any, Any]:
@@ -51,11 +53,24 @@ def flat_indices(arange: Callable[[int], Any], mask_shape: tuple[int, ...], bloc
     """The (global) flat mask index of every element of ``mask_shape``, an int64 array of that shape.
 
     ``arange(n)`` returns the library's int64 ``0 .. n-1`` on the wanted device. For a block,
-    index j maps to ``sum((mask_offset[d] + j[d]) * global_strides[d])``.
+    index j maps to ``sum((mask_offset[d] + j[d]) * global_strides[d])``; a block reaching index
+    :data:`INDEX_LIMIT` raises ValueError (an int64 would wrap).
     """
     if block is None:
         return arange(math.prod(mask_shape)).reshape(mask_shape)
     strides = c_strides(block.global_mask_shape)
+    if math.prod(mask_shape):
+        last = sum(
+            (start + size - 1) * stride
+            for size, start, stride in zip(mask_shape, block.mask_offset, strides, strict=True)
+        )
+        if last >= INDEX_LIMIT:
+            raise ValueError(
+                f"this backend computes the dropout family's stream words for mask indices below 2**63; "
+                f"the block at offset {block.mask_offset} of the global mask {block.global_mask_shape} "
+                f"reaches index {last} (gaussian_dropout's mask has two words per element: 2 * the "
+                "element's index). Use the reference (unidrop.reference) for such indices"
+            )
     index: Any = 0
     ndim = len(mask_shape)
     for axis, (size, start, stride) in enumerate(zip(mask_shape, block.mask_offset, strides, strict=True)):

@@ -292,6 +292,22 @@ def test_the_simd_setting_is_read_in_any_case_and_checked() -> None:
     assert message in bad.stderr
 
 
+@pytest.mark.parametrize(("kernel", "works"), [("numpy", True), ("auto", False), ("compiled", False)])
+def test_a_bad_simd_setting_stops_only_the_compiled_kernel(kernel: str, works: bool) -> None:
+    """Where the pure-NumPy kernel is asked for (UNIDROP_NUMPY_KERNEL=numpy), the SIMD cap does not
+    matter and the backend loads; elsewhere the bad value is the backend's loading error."""
+    script = "import numpy as np, unidrop; print(unidrop.dropout(np.ones(4, np.float32), 0.5, seed=42))"
+    env = {**os.environ, SIMD: "sse9", "UNIDROP_NUMPY_KERNEL": kernel}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    if works:
+        assert result.returncode == 0 and result.stdout.strip() == "[2. 0. 0. 0.]", result.stderr[-2000:]
+    else:
+        assert result.returncode != 0
+        assert "loading it raised ValueError: UNIDROP_NUMPY_SIMD must be one of" in result.stderr
+
+
 def test_buffers_without_strides_are_read_in_c_order() -> None:
     """An exporter may leave a buffer's strides out (ctypes arrays do): C order is meant, and the
     kernel reads it so (it used to read a null pointer and crash)."""

@@ -134,8 +134,14 @@ def test_no_temporary_larger_than_a_chunk_beside_the_output():
 def test_ndarray_subclasses_are_refused_rather_than_silently_changed(make, hint):
     x = make(np.random.default_rng(0).random((4, 4)).astype(np.float32))
     kind = f"{type(x).__module__}.{type(x).__qualname__}"
-    with pytest.raises(TypeError, match=rf"got the subclass {re.escape(kind)}, whose meaning {hint}"):
-        unidrop.dropout(x, 0.5, seed=1)
+    for call in (
+        lambda: unidrop.dropout(x, 0.5, seed=1),
+        lambda: unidrop.dropout(x, 0.5, seed=1, training=False),  # refused in evaluation too
+        lambda: unidrop.dropout(x, 0.0, seed=1),
+        lambda: unidrop.alpha_dropout(x, 0.5, seed=1),
+    ):
+        with pytest.raises(TypeError, match=rf"got the subclass {re.escape(kind)}, whose meaning {hint}"):
+            call()
 
 
 class Tagged(np.ndarray):

@@ -25,10 +25,16 @@ from unidrop import DropoutPlan
 
 from .pool import Helpers
 
+#: A bad ``UNIDROP_NUMPY_SIMD``, which the kernel refuses at import: raised where the compiled
+#: kernel is wanted (:func:`use_compiled`), so that ``UNIDROP_NUMPY_KERNEL=numpy`` still loads.
+_BAD_SETTING: ValueError | None = None
 try:
     from . import _kernel
 except ImportError as error:  # no compiler at install time: the pure-NumPy kernel runs
     _kernel = None
+    _MISSING = f"{type(error).__name__}: {error}"
+except ValueError as error:
+    _kernel, _BAD_SETTING = None, error
     _MISSING = f"{type(error).__name__}: {error}"
 else:
     _MISSING = ""
@@ -59,11 +65,14 @@ def use_compiled() -> bool:
     """Whether dropout should use the compiled kernel, per ``UNIDROP_NUMPY_KERNEL``.
 
     ``compiled`` without a built kernel raises ImportError saying why it is missing; a value
-    other than ``auto``, ``compiled`` or ``numpy`` raises ValueError naming it.
+    other than ``auto``, ``compiled`` or ``numpy`` raises ValueError naming it, and so does a bad
+    ``UNIDROP_NUMPY_SIMD`` unless the choice is ``numpy``.
     """
     setting = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if setting not in CHOICES:
         raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, got {os.environ.get(ENV)!r}")
+    if _BAD_SETTING is not None and setting != "numpy":
+        raise _BAD_SETTING
     if setting == "compiled" and _kernel is None:
         raise ImportError(
             f"{ENV}=compiled but unidrop_numpy._kernel is not built ({_MISSING}); reinstall "

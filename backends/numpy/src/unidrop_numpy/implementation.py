@@ -37,14 +37,15 @@ class NumpyImplementation(Implementation):
         return _WITH_BFLOAT16 if bfloat16.available() else _BASE_DTYPES
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        """Also refuses the subclasses :func:`_check_subclass` refuses, at every call: in
+        evaluation mode (or at ``p == 0``) too, so that a model does not fail in training only."""
+        if type(x) is not np.ndarray:
+            _check_subclass(x)
         return tuple(x.shape), bfloat16.dtype_name(x.dtype)
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
-        if type(x) is np.ndarray:
-            array = x
-        else:
-            _check_subclass(x)
-            array = np.asarray(x)  # a memmap's data as a plain ndarray view (no copy)
+        # a memmap's data as a plain ndarray view (no copy); other subclasses were refused
+        array = x if type(x) is np.ndarray else np.asarray(x)
         threads = get_num_threads()  # a bad UNIDROP_NUM_THREADS is refused at the first call, any size
         if self._compiled and array.size and not plan.drops_all:
             y, keep = compiled.dropout(array, plan, threads)
