@@ -60,6 +60,13 @@ class NoFramework(_Minimal):
     name = "no-framework"
 
 
+class LoadRaisesBare(_Minimal):
+    """A sound descriptor whose load() raises an exception with no message (NotImplementedError)."""
+
+    name = "bare-load"
+    framework = "numpy"
+
+
 class ConstructorRaises(_Minimal):
     name = "constructor-raises"
     framework = "numpy"

@@ -106,7 +106,21 @@ def test_a_backend_the_bench_does_not_know_is_named(tmp_path, capsys):
 
 
 def test_devices_choose_the_cpu_or_the_first_gpu(tmp_path):
-    """numpy has only the CPU: ``gpu`` leaves nothing of it to time, ``cpu`` and ``all`` keep it."""
-    for devices, expected in (("cpu", ["cpu"]), ("all", ["cpu"]), ("gpu", [])):
+    """numpy has only the CPU: ``cpu`` and ``all`` keep it; ``gpu`` leaves nothing to time, which
+    is an error naming the backends, not an empty report."""
+    for devices, expected in (("cpu", ["cpu"]), ("all", ["cpu"])):
         chosen = targets(Options(out=tmp_path, quick=True, backends=("numpy",), devices=devices))
         assert [device for _, device, _ in chosen] == expected, devices
+    with pytest.raises(ValueError, match="--devices gpu: no GPU here for the backends numpy"):
+        targets(Options(out=tmp_path, quick=True, backends=("numpy",), devices="gpu"))
+
+
+@pytest.mark.parametrize("where", ["a-file", "a-file/below"])
+def test_an_out_that_cannot_be_written_is_refused_before_anything_runs(where, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["bench", "--quick", "--backend", "numpy", "--out", str(tmp_path / where)])
+    assert stop.value.code == 2
+    captured = capsys.readouterr()
+    assert f"unidrop bench: error: --out {str(tmp_path / where)!r}" in captured.err, captured.err
+    assert "2^4" not in captured.out + captured.err  # nothing was timed

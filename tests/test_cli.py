@@ -96,8 +96,9 @@ def test_check_refuses_a_device_the_backend_does_not_have(device, capfd):
     [
         (["--unidrop-backend", "numpy", "--unidrop-device", "cpu", "--unidrop-device", "gpu"], "'gpu'"),
         (["--unidrop-backend", "bogus"], "no unidrop backend named 'bogus'"),
+        ([], "ERROR: the unidrop conformance suite needs --unidrop-backend NAME"),
     ],
-    ids=["device", "backend"],
+    ids=["device", "backend", "no-backend"],
 )
 def test_pytest_refuses_an_unknown_device_or_backend_as_a_usage_error(options, expected):
     command = [sys.executable, "-m", "pytest", "--pyargs", "unidrop.conformance", "-p", "no:cacheprovider"]
@@ -105,6 +106,7 @@ def test_pytest_refuses_an_unknown_device_or_backend_as_a_usage_error(options, e
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
+    assert "ERROR test_conformance.py" not in done.stdout  # not a collection error
 
 
 def test_a_subclassed_suite_refuses_an_unknown_device(tmp_path):

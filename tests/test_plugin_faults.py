@@ -263,3 +263,21 @@ def test_a_load_that_fails_does_not_break_the_same_frameworks_other_backend(fres
         _numpy_still_works()
     with pytest.raises(RuntimeError, match=r"'broken-numpy-taker' \(clumsy-dist 1.0\) failed.*OSError"):
         unidrop.dropout(np.ones(4, np.float32), 0.5, seed=0, backend="broken-numpy-taker")
+
+
+def test_unidrop_backends_names_a_load_failure_and_still_lists_the_others(
+    fresh_registry, monkeypatch, capsys
+):
+    """``unidrop backends``: a backend whose load() raises (here a bare NotImplementedError, which
+    has no message) is listed with the exception's type; the other backends and their array types
+    are listed as usual."""
+    from unidrop.cli import main
+
+    install(monkeypatch, ("bare-load", "_faulty_plugins:LoadRaisesBare", DIST), NUMPY)
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"bare-load .*\(the backend failed to load: NotImplementedError\)$", out, re.MULTILINE
+    ), out
+    assert re.search(r"^  numpy .* cpu$", out, re.MULTILINE), out
+    assert re.search(r"^  numpy\.ndarray +numpy ", out, re.MULTILINE), out

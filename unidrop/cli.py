@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import subprocess
 import sys
@@ -30,14 +31,23 @@ def _backends(_: argparse.Namespace) -> int:
     notes: list[str] = []
     for info in infos:
         backend = registry.get_backend(info.name)
+        # a framework that fails to import, or a backend that fails to load, is reported, not fatal
+        note = ""
         try:
             framework = f"{info.framework} {backend.version()}"
-            devices = ", ".join(backend.implementation().devices())
-            samples.append(_sample_array(backend))
-        except Exception as error:  # a framework that fails to import is reported, not fatal
-            framework, devices = f"{info.framework} (unavailable: {error})", "-"
+        except Exception as error:
+            framework, devices = f"{info.framework} (unavailable: {_named(error)})", "-"
+        else:
+            try:
+                devices = ", ".join(backend.implementation().devices())
+            except Exception as error:
+                devices = f"- (the backend failed to load: {_named(error)})"
+            else:
+                note = _describe(backend)
+            with contextlib.suppress(Exception):  # an adapter's fault only leaves its type out below
+                samples.append(_sample_array(backend))
         rows.append((info.name, f"{info.distribution} {info.version}", framework, devices))
-        notes.append(_describe(backend))
+        notes.append(note)
     _print_table(rows)
     for info, note in zip(infos, notes, strict=True):
         if note:
@@ -54,6 +64,11 @@ def _backends(_: argparse.Namespace) -> int:
             served.append((kind, names[0] if names else "none", ", ".join(names[1:]) or "-"))
     _print_table(served)
     return 0
+
+
+def _named(error: BaseException) -> str:
+    """``Type: message``, or the type alone for an exception without a message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def _describe(backend: Backend) -> str:

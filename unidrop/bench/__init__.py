@@ -92,6 +92,8 @@ def targets(options: Options) -> list[tuple[str, str, str]]:
         declared = implementation.dtypes()
         dtypes = ["float32"] + ([] if options.quick else [d for d in HALVES if d in declared])
         found += [(name, device, dtype) for device in chosen for dtype in dtypes]
+    if not found and options.devices == "gpu":
+        raise ValueError(f"--devices gpu: no GPU here for the backends {', '.join(names) or 'installed'}")
     return found
 
 
@@ -119,6 +121,7 @@ def run(options: Options) -> dict[str, Any]:
     import numpy
 
     chosen = targets(options)
+    report.prepare(options.out)  # before the run: a bad --out must not cost the whole run
     sizes = options.sizes(physical_memory())
     left_out = [k for k in options.sizes() if k not in sizes]
     if left_out:

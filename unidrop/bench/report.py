@@ -77,6 +77,19 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def prepare(out: Path) -> None:
+    """Make the output folder ``out`` (and its parents) if needed, before anything is timed;
+    ValueError naming it where it cannot be made or written (a file there, no permission)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise ValueError(f"--out {str(out)!r} is not a folder ({error.strerror}): name a folder") from error
+    except OSError as error:
+        raise ValueError(f"--out {str(out)!r}: cannot make the folder ({error.strerror})") from error
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(out)!r}: the folder is not writable")
+
+
 def write(result: dict[str, Any], out: Path) -> list[Path]:
     """Write ``bench.json`` and ``bench.md`` under ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
