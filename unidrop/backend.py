@@ -58,7 +58,11 @@ class Implementation(ABC):
 
     @abstractmethod
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        """The shape of ``x`` and its dtype's canonical name; TypeError for an array it cannot take."""
+        """The shape of ``x`` and its dtype's canonical name; TypeError for an array it cannot take.
+
+        A size not known yet may be symbolic (under a compiler) or NaN (a dask array's unknown
+        chunks); :meth:`dropout` and :meth:`full_mask` then refuse what they cannot do without it.
+        """
 
     @abstractmethod
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:

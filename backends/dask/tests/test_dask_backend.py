@@ -148,12 +148,23 @@ def test_a_non_float_dtype_raises_when_the_graph_is_built(dtype: str) -> None:
 
 
 def test_unknown_chunk_sizes_raise_naming_the_fix() -> None:
-    """A dask array of unknown shape (NaN chunk sizes): a ValueError saying to compute them."""
+    """A dask array of unknown shape (NaN chunk sizes): a ValueError saying to compute them, except
+    where the identity is returned."""
     x = da.from_array(np.arange(10.0, dtype=np.float32), chunks=4)
     unknown = x[x > 3]
     assert np.isnan(unknown.shape[0])
-    with pytest.raises(ValueError, match=r"compute_chunk_sizes"):
-        unidrop.dropout(unknown, 0.5, seed=1)
+    for call in (
+        lambda: unidrop.dropout(unknown, 0.5, seed=1),
+        lambda: unidrop.dropout(unknown, 0.5, seed=1, training=False, return_mask=True),
+        lambda: unidrop.alpha_dropout(unknown, 0.5, seed=1),
+        lambda: unidrop.gaussian_dropout(unknown, 0.5, seed=1),
+    ):
+        with pytest.raises(ValueError, match=r"compute_chunk_sizes"):
+            call()
+    # evaluation and p == 0 need no size: x itself, as for every other array
+    assert unidrop.dropout(unknown, 0.5, seed=1, training=False) is unknown
+    assert unidrop.dropout(unknown, 0.0, seed=1) is unknown
+    assert unidrop.alpha_dropout(unknown, 0.5, training=False) is unknown
     known = unknown.compute_chunk_sizes()
     np.testing.assert_array_equal(
         unidrop.dropout(known, 0.5, seed=3).compute(),

@@ -40,19 +40,17 @@ class DaskImplementation(unidrop.Implementation):
         return frozenset(unidrop.get_backend(DEFAULT_CHUNK_BACKEND).implementation().dtypes())
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        """The shape and dtype of a dask array; ValueError where a chunk size is unknown (NaN)."""
+        """The shape and dtype of a dask array; an unknown size (after boolean indexing) stays NaN,
+        so that ``training=False`` and ``p == 0`` return ``x`` itself, and everything that needs the
+        size (dropout, a mask, the family's words) raises ValueError saying how to learn it."""
         if not isinstance(x, da.Array):
             raise TypeError(f"the dask backend takes dask.array.Array, got {type(x).__name__}")
-        if any(math.isnan(size) for size in x.shape):
-            raise ValueError(
-                f"dropout needs a dask array of known shape, got shape {x.shape} (unknown chunk sizes): "
-                "call x.compute_chunk_sizes() first"
-            )
-        return tuple(int(size) for size in x.shape), x.dtype.name
+        return tuple(size if math.isnan(size) else int(size) for size in x.shape), x.dtype.name
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
         """A lazy ``y`` (and ``keep``, a lazy boolean array chunked as ``x`` with size-1 chunks on the
         broadcast axes); errors knowable before computing (the chunks' backend, dtype) raise here."""
+        _check_known_shape(x)
         global_shape, origin = chunk_frame(plan)
         rehearse(x, plan, global_shape, origin)
         task = functools.partial(
@@ -91,6 +89,7 @@ class DaskImplementation(unidrop.Implementation):
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         """A lazy all-True boolean array of ``shape``, chunked as ``x`` (size-1 chunks where ``shape`` is 1
         and ``x``'s axis is not), with chunks of ``x``'s chunk type."""
+        _check_known_shape(x)
         dims = tuple(d for d, (n, m) in enumerate(zip(shape, x.shape, strict=True)) if n != m)
         return da.ones_like(x._meta, shape=shape, dtype=bool, chunks=mask_chunks(x, dims))
 
@@ -117,6 +116,7 @@ class DaskImplementation(unidrop.Implementation):
 
     def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
         """Lazy int64 words of ``plan.mask_shape``; each chunk's backend computes its block's words."""
+        _check_known_shape(x)
         return family.stream_words(x, plan)
 
     def namespace(self, x: Any) -> Any:
@@ -169,3 +169,12 @@ def chunk_frame(plan: DropoutPlan) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def mask_chunks(x: Any, broadcast_dims: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     """``x``'s chunks with a single chunk of size 1 on every broadcast axis."""
     return tuple((1,) if d in broadcast_dims else sizes for d, sizes in enumerate(x.chunks))
+
+
+def _check_known_shape(x: Any) -> None:
+    """ValueError for a dask array with unknown (NaN) chunk sizes, saying how to learn them."""
+    if any(math.isnan(size) for size in x.shape):
+        raise ValueError(
+            f"dropout needs a dask array of known shape, got shape {x.shape} (unknown chunk sizes): "
+            "call x.compute_chunk_sizes() first (training=False and p=0 return x as it is)"
+        )
