@@ -199,18 +199,37 @@ def check_dtype(dtype: str, supported: Iterable[str]) -> str:
     raise TypeError(f"dropout needs a floating-point array; got dtype {dtype}, allowed: {allowed}")
 
 
-def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
-    """Return the broadcast axes as sorted non-negative ints; raise naming a bad or repeated axis."""
+def check_broadcast_dims(broadcast_dims: Any) -> tuple[int, ...]:
+    """The axes as given, a tuple of ints (one int is one axis), for a layer made before it sees an
+    array: TypeError naming what is not an int, ValueError for an axis given twice. Whether an axis
+    is in range is judged at the call (:func:`normalize_broadcast_dims`)."""
+    axes = tuple(int(axis) for axis in _axes_of(broadcast_dims))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"broadcast_dims repeats an axis: {show(axes)}")
+    return axes
+
+
+def _axes_of(broadcast_dims: Any) -> list[Any]:
+    """The axes of ``broadcast_dims`` (one int, or a sequence of ints); TypeError naming a bad one."""
     if isinstance(broadcast_dims, (int, numbers.Integral)) and not isinstance(broadcast_dims, bool):
-        broadcast_dims = (broadcast_dims,)
+        return [broadcast_dims]
+    if isinstance(broadcast_dims, (str, bytes)):
+        raise TypeError(f"broadcast_dims must be a sequence of ints, got {show(broadcast_dims)}")
     try:
         axes = list(broadcast_dims)
     except TypeError:
         raise TypeError(f"broadcast_dims must be a sequence of ints, got {show(broadcast_dims)}") from None
-    normalized = []
     for axis in axes:
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"broadcast_dims must hold ints, got {show(axis)}")
+    return axes
+
+
+def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
+    """Return the broadcast axes as sorted non-negative ints; raise naming a bad or repeated axis."""
+    axes = _axes_of(broadcast_dims)
+    normalized = []
+    for axis in axes:
         axis = int(axis)
         if not -ndim <= axis < ndim:
             raise ValueError(

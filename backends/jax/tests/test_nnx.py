@@ -89,6 +89,11 @@ def test_bad_arguments_are_named():
         Dropout("0.5")
     with pytest.raises(TypeError, match="rngs"):
         Dropout(0.5, rngs=3)
+    with pytest.raises(TypeError, match="broadcast_dims must be a sequence of ints, got 'ab'"):
+        Dropout(0.5, broadcast_dims="ab")
+    with pytest.raises(ValueError, match=r"broadcast_dims repeats an axis: \(1, 1\)"):
+        Dropout(0.5, broadcast_dims=(1, 1))
+    assert Dropout(0.5, broadcast_dims=1).broadcast_dims == (1,)
 
 
 # -- flax's own tests for nnx.Dropout (tests/nnx/nn/stochastic_test.py), adapted -------------

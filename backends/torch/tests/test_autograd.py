@@ -36,7 +36,12 @@ def test_only_the_key_is_saved_for_backward(n: int) -> None:
     # the operator (any other route) saves its 16-byte key
     assert saved_bytes(lambda a: ops.dropout(a, keys.key_from_ints(1, 0), 0.5, []), x) == 16
     # the autograd.Function used under torch.func transforms and torch.compile saves the same
-    assert saved_bytes(lambda a: ops.DropoutFunction.apply(a, keys.key_from_ints(1, 0), 0.5, ops.MaskLayout([])), x) == 16
+    assert (
+        saved_bytes(
+            lambda a: ops.DropoutFunction.apply(a, keys.key_from_ints(1, 0), 0.5, ops.MaskLayout([])), x
+        )
+        == 16
+    )
     # torch's own dropout saves a mask of one byte per element, for contrast
     assert saved_bytes(lambda a: torch.nn.functional.dropout(a, 0.5), x) >= n
 

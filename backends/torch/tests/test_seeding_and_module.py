@@ -112,11 +112,27 @@ def test_torch_mask_stream_reproduces_torch_dropout() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error"), [({"p": 1.5}, ValueError), ({"p": 0.5, "seed": -1}, ValueError)]
+    ("kwargs", "error", "says"),
+    [
+        ({"p": 1.5}, ValueError, "1.5"),
+        ({"p": 0.5, "seed": -1}, ValueError, "-1"),
+        ({"broadcast_dims": "ab"}, TypeError, "broadcast_dims must be a sequence of ints, got 'ab'"),
+        ({"broadcast_dims": 1.0}, TypeError, "broadcast_dims must be a sequence of ints, got 1.0"),
+        ({"broadcast_dims": (1, 1)}, ValueError, r"broadcast_dims repeats an axis: \(1, 1\)"),
+        ({"seed": 3, "mask_stream": "torch"}, ValueError, "seed=3 needs unidrop's mask stream"),
+        ({"stream": 7, "mask_stream": "torch"}, ValueError, "stream=7 needs unidrop's mask stream"),
+    ],
 )
-def test_module_validates_arguments(kwargs: dict, error: type) -> None:
-    with pytest.raises(error):
+def test_module_validates_arguments_when_made(kwargs: dict, error: type, says: str) -> None:
+    """Bad arguments are refused by the constructor, naming them, not at the first call."""
+    with pytest.raises(error, match=says):
         unidrop_torch.Dropout(**kwargs)
+
+
+@pytest.mark.parametrize("cls", ["Dropout1d", "Dropout2d", "Dropout3d", "FeatureAlphaDropout"])
+def test_channel_forms_refuse_broadcast_dims_naming_why(cls: str) -> None:
+    with pytest.raises(TypeError, match="no broadcast_dims"):
+        getattr(unidrop_torch, cls)(0.5, broadcast_dims=(1,))
 
 
 def test_importing_the_backend_imports_neither_torch_nor_triton() -> None:

@@ -97,7 +97,7 @@ class Dropout(_nnx.Module):
         layer: int | None = None,
     ) -> None:
         self.rate = _check_rate(rate)
-        self.broadcast_dims = tuple(broadcast_dims)
+        self.broadcast_dims = arguments.check_broadcast_dims(broadcast_dims)
         self.deterministic = deterministic
         self.rng_collection = rng_collection
         self.stream = arguments.check_uint64(stream, "stream")

@@ -71,7 +71,7 @@ class _MaskStreamDropout(nn.Module):
         if not isinstance(inplace, bool):
             raise TypeError(f"inplace must be True or False, got {inplace!r}")
         super().__init__(p, inplace)  # type: ignore[call-arg]  # the torch class: sets p, inplace
-        self.broadcast_dims = (broadcast_dims,) if isinstance(broadcast_dims, int) else tuple(broadcast_dims)
+        self.broadcast_dims = arguments.check_broadcast_dims(broadcast_dims)
         self.seed = None if seed is None else arguments.check_uint64(seed, "seed")
         self.stream = arguments.check_uint64(stream, "stream")
         self.layer = None if layer is None else layer_seeds.check_uint32(layer, "layer")
@@ -84,8 +84,12 @@ class _MaskStreamDropout(nn.Module):
             self.stream = layer_seeds.layer_stream(0, self.layer)
         if mask_stream not in MASK_STREAMS:
             raise ValueError(f"mask_stream must be one of {MASK_STREAMS}, got {mask_stream!r}")
-        if mask_stream == "torch" and self.layer is not None:
-            raise ValueError(f"layer={self.layer} needs unidrop's mask stream, not mask_stream='torch'")
+        if mask_stream == "torch" and (self.layer is not None or self.seed is not None or self.stream):
+            given = "layer" if self.layer is not None else "seed" if self.seed is not None else "stream"
+            raise ValueError(
+                f"{given}={getattr(self, given)} needs unidrop's mask stream: mask_stream='torch' draws "
+                "from torch's generator (torch.manual_seed makes it reproducible)"
+            )
         if mask_stream == "torch" and any(0 <= axis < 2 for axis in self.broadcast_dims):
             # torch's streams share a mask only along axes after the first two, whatever the rank
             raise ValueError(
@@ -171,6 +175,14 @@ class _ChannelDropout(_MaskStreamDropout):
     #: Ranks torch takes without a warning (or, for dropout1d, at all).
     _RANKS: tuple[int, int] = (0, 0)
 
+    def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
+        if "broadcast_dims" in kwargs:
+            raise TypeError(
+                f"{type(self).__name__} shares its mask over every axis after the channel axis, as "
+                f"torch's {self._NAME} does: no broadcast_dims (unidrop_torch.Dropout takes any)"
+            )
+        super().__init__(p, inplace, broadcast_dims=self._default_broadcast_dims, **kwargs)  # type: ignore[arg-type]
+
     def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
         """torch's own class's forward: its rank rules and its random stream."""
         for cls in type(self).__mro__:
@@ -214,9 +226,6 @@ class Dropout1d(_ChannelDropout, nn.Dropout1d):
     _RANKS = (2, 3)
     _default_broadcast_dims = (-1,)
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
-        super().__init__(p, inplace, broadcast_dims=(-1,), **kwargs)  # type: ignore[arg-type]
-
     def _check_rank(self, rank: int) -> None:
         if rank not in self._RANKS:
             raise RuntimeError(
@@ -238,9 +247,6 @@ class Dropout2d(_ChannelDropout, nn.Dropout2d):
     _NAME = "dropout2d"
     _RANKS = (3, 4)
     _default_broadcast_dims = (-2, -1)
-
-    def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
-        super().__init__(p, inplace, broadcast_dims=(-2, -1), **kwargs)  # type: ignore[arg-type]
 
     def _check_rank(self, rank: int) -> None:
         super()._check_rank(rank)
@@ -267,6 +273,3 @@ class Dropout3d(_ChannelDropout, nn.Dropout3d):
     _BATCHED_RANK = 5
     _RANKS = (4, 5)
     _default_broadcast_dims = (-3, -2, -1)
-
-    def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
-        super().__init__(p, inplace, broadcast_dims=(-3, -2, -1), **kwargs)  # type: ignore[arg-type]
