@@ -127,6 +127,16 @@ def alpha_dropout(
     if plan is None:
         return (x, implementation.full_mask(x, mask_shape)) if return_mask else x
     keep = implementation.keep_mask(x, plan)
+    y = alpha_of_mask(implementation, x, keep, plan)
+    return (y, keep) if return_mask else y
+
+
+def alpha_of_mask(implementation: Implementation, x: Any, keep: Any, plan: arguments.DropoutPlan) -> Any:
+    """Alpha dropout's values for ``x`` and its keep mask ``keep`` (``plan``'s, broadcast over
+    ``x``): ``x a + c`` where kept, ``d`` where dropped, in the compute dtype, rounded to ``x``'s.
+
+    For a backend whose module computes the mask its own way (from a key it keeps for backward).
+    """
     xp, compute = _compute_type(implementation, x, plan.dtype)
     a, c, d = (_rounded(value, plan.compute_dtype) for value in alpha_constants(plan.p))
     x_compute = implementation.astype(x, compute)
@@ -134,8 +144,7 @@ def alpha_dropout(
         implementation.astype(x_compute * a + c, compute) if plan.p < 1.0 else x_compute
     )  # p == 1: none kept
     y = implementation.astype(xp.where(keep, kept, d), compute)
-    y = implementation.astype(y, x.dtype)
-    return (y, keep) if return_mask else y
+    return implementation.astype(y, x.dtype)
 
 
 def drop_path(

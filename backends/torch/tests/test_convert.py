@@ -53,6 +53,12 @@ def test_every_torch_dropout_is_replaced_keeping_p_inplace_and_mode() -> None:
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
 
 
+def test_a_truthy_inplace_that_torch_took_is_converted_to_a_bool() -> None:
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5, inplace=1), torch.nn.Dropout2d(0.5, inplace=0))
+    unidrop_torch.convert(model)
+    assert [(type(m).__name__, m.inplace) for m in model] == [("Dropout", True), ("Dropout2d", False)]
+
+
 def test_a_shared_module_stays_shared_and_a_dropout_model_is_replaced() -> None:
     shared = nn.Dropout(0.5)
     model = nn.Sequential(shared, nn.Linear(3, 3), shared)

@@ -106,6 +106,23 @@ def test_meta_tensors_get_shapes_only() -> None:
     assert y.device.type == "meta" and y.shape == x.shape and y.dtype == x.dtype and y.stride() == x.stride()
 
 
+@pytest.mark.parametrize("seed", [None, 1])
+def test_meta_tensors_get_masks_and_the_family_too(seed) -> None:
+    """A shape-inference run on the meta device: masks (whole arrays and blocks) and the alpha
+    modules give meta results of the right shapes, as torch's own classes do."""
+    x = torch.empty(4, 6, 5, device="meta")
+    y, keep = unidrop.dropout(x, 0.5, seed=seed, return_mask=True, broadcast_dims=(1,))
+    assert (y.device.type, y.shape, keep.device.type, keep.shape) == ("meta", x.shape, "meta", (4, 1, 5))
+    _, keep = unidrop.dropout(x, 0.5, seed=seed, return_mask=True, global_shape=(8, 6, 5), offset=(4, 0, 0))
+    assert (keep.device.type, keep.shape) == ("meta", x.shape)
+    for layer in (
+        unidrop_torch.AlphaDropout(0.5, seed=seed),
+        unidrop_torch.FeatureAlphaDropout(0.5, seed=seed),
+    ):
+        out = layer(x)
+        assert (out.device.type, out.shape, out.dtype) == ("meta", x.shape, x.dtype)
+
+
 def _unsupported_tensors() -> list[tuple[str, torch.Tensor, str]]:
     """(name, tensor, what the error must name) for every kind the kernels cannot run on."""
     dense = torch.eye(4)

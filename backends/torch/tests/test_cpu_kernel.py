@@ -121,6 +121,31 @@ def test_large_tensors_split_over_threads_give_the_one_thread_result(monkeypatch
     assert_same(threaded[:, :64], expected_output(x[:, :64], 0.2, 12, 4, (0,)), "first columns")
 
 
+@needs_kernel
+@pytest.mark.parametrize(("ours", "torchs", "expected"), [(8, 1, 1), (1, 8, 1), (3, 2, 2), (2, 3, 2)])
+def test_a_call_uses_no_more_threads_than_torch_allows(
+    ours: int, torchs: int, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.set_num_threads (OMP_NUM_THREADS, one per rank under torchrun) caps the kernel's split,
+    as unidrop-numpy's own setting does: the smaller of the two."""
+    seen = []
+    real = compiled.dropout_into
+
+    def spy(x, y, keep, plan, threads):  # type: ignore[no-untyped-def]
+        seen.append(threads)
+        real(x, y, keep, plan, threads)
+
+    monkeypatch.setattr(compiled, "dropout_into", spy)
+    monkeypatch.setattr(cpu, "get_num_threads", lambda: ours)
+    before = torch.get_num_threads()
+    torch.set_num_threads(torchs)
+    try:
+        unidrop.dropout(torch.ones(1 << 20), 0.5, seed=1)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [expected]
+
+
 def test_eager_cpu_autograd_never_dispatches_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forward, backward and double backward of a plain CPU tensor call the kernel directly."""
 

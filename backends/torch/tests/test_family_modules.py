@@ -7,6 +7,7 @@ import torch
 import unidrop_torch
 from torch import nn
 from torch_helpers import assert_same, sample
+from unidrop_torch import keys
 
 from unidrop import reference
 
@@ -43,6 +44,9 @@ def test_feature_alpha_dropout_follows_torch_rank_rules() -> None:
     layer = unidrop_torch.FeatureAlphaDropout(0.5, seed=1)
     with pytest.raises(RuntimeError, match="Feature dropout requires at least 2 dimensions"):
         layer(torch.ones(4))
+    for p in (0.0, 1.0):  # no mask drawn: torch gives the input, or zeros, with no error
+        ours, theirs = unidrop_torch.FeatureAlphaDropout(p, seed=1), nn.FeatureAlphaDropout(p)
+        assert torch.equal(ours(torch.ones(4)), theirs(torch.ones(4)))
     x = sample((2, 3, 2, 2), torch.float32, seed=2, specials=False)
     y = layer(x)
     assert_alpha(y, x, 0.5, 1, 0, (2, 3))
@@ -115,6 +119,48 @@ def test_alpha_seed_none_follows_torch_manual_seed_and_inplace() -> None:
     out = unidrop_torch.AlphaDropout(0.5, inplace=True, seed=3)(copy)
     assert out is copy
     assert_alpha(copy, x, 0.5, 3)
+
+
+@pytest.mark.parametrize("cls", ["AlphaDropout", "FeatureAlphaDropout"])
+def test_alpha_seed_none_compiles_fullgraph_exports_and_saves_only_the_seed(cls: str) -> None:
+    """With seed=None the drawn seed stays a tensor: it compiles with fullgraph (reproducible under
+    manual_seed), an exported program gives eager's values under the same manual_seed, and the
+    backward keeps the 8 bytes of the seed, not a mask."""
+    layer = getattr(unidrop_torch, cls)(0.4)
+    x = sample((4, 6, 5), torch.float32, seed=6, specials=False)
+    dims = (2,) if cls == "FeatureAlphaDropout" else ()
+    torch.manual_seed(11)
+    seed = keys.int_of_seed_words(keys.draw_seed_words(torch.device("cpu")))  # what seed=None draws
+    torch.manual_seed(11)
+    eager = layer(x)
+    assert_alpha(eager, x, 0.4, seed, 0, dims)
+    torch._dynamo.reset()
+    compiled = torch.compile(layer, fullgraph=True)  # Inductor draws the seed by its own RNG
+    torch.manual_seed(11)
+    first, second = compiled(x), compiled(x)
+    torch.manual_seed(11)
+    assert_same(compiled(x), first, "compiled, seed=None, the same manual_seed")
+    assert not torch.equal(first, second)
+    program = torch.export.export(layer, (x,))
+    torch.manual_seed(11)
+    assert_same(program.module()(x), eager, "exported, seed=None")
+    saved: list[int] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    leaf = x.clone().requires_grad_()
+    torch.manual_seed(11)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        y = layer(leaf)
+    assert saved == [8], saved
+    assert_same(y, eager, "eager with a gradient")
+    y.backward(torch.ones_like(y))
+    _, keep = expected_alpha(x, 0.4, seed, 0, dims)
+    kept = torch.tensor(keep).reshape(4, 6, 1 if dims else 5).expand(4, 6, 5)
+    a = torch.tensor(reference.alpha_affine(0.4)[0], dtype=torch.float32)
+    assert_same(leaf.grad, torch.where(kept, a, torch.zeros(())), "d/dx, the mask regenerated from the seed")
 
 
 def test_alpha_mask_stream_torch_is_torch_alpha_dropout() -> None:

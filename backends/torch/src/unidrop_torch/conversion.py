@@ -103,7 +103,7 @@ def _replacement(
         if isinstance(module, nn.modules.dropout._DropoutNd) and not isinstance(module, LAYERS):
             skipped.append(f"{path or '(the model)'} ({type(module).__qualname__})")
         return module
-    new = cls(module.p, module.inplace)
+    new = cls(module.p, bool(module.inplace))  # torch takes any truthy inplace (inplace=1)
     new.train(module.training)
     replaced[id(module)] = new
     return new

@@ -95,12 +95,16 @@ def _run(x: torch.Tensor, plan: DropoutPlan, with_mask: bool) -> tuple[torch.Ten
     elif n:
         if x.requires_grad:  # an autograd Function's input (never the operator's): numpy() refuses it
             x = x.detach()
-        compiled.dropout_into(
-            _view(x), _view(y), None if keep is None else keep.numpy(), plan, get_num_threads()
-        )
+        compiled.dropout_into(_view(x), _view(y), None if keep is None else keep.numpy(), plan, threads())
     elif keep is not None and keep.numel():  # an empty input can have a mask that is not empty
         compiled.keep_into(keep.numpy(), plan)
     return y, keep
+
+
+def threads() -> int:
+    """The threads a large tensor is split over: unidrop-numpy's setting (``UNIDROP_NUM_THREADS``),
+    at most torch's own (``torch.set_num_threads``, ``OMP_NUM_THREADS``), as a torch op would."""
+    return min(get_num_threads(), torch.get_num_threads())
 
 
 def _one_kernel_call(x: torch.Tensor, y: torch.Tensor, plan: DropoutPlan) -> None:

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 import unidrop
-from unidrop import arguments, layer_seeds
-from unidrop.family import alpha_constants
+from unidrop import DropoutPlan, Implementation, arguments, layer_seeds
+from unidrop.family import alpha_constants, alpha_of_mask
 
 from . import keys
 from .modules import _MaskStreamDropout
@@ -29,6 +29,8 @@ from .support import refuse_scripting
 class _AlphaDropoutFunction(torch.autograd.Function):
     """Alpha dropout whose backward regenerates the mask: only (p, seed, stream, axes) are saved.
 
+    ``seed`` is an int or, for ``seed=None``, the two seed words drawn on the input's device (a
+    tensor, never read on the host: no sync, and ``torch.compile(fullgraph=True)`` traces it).
     Written for torch.func too (``setup_context``, ``jvp`` and a generated vmap rule): ``grad``,
     ``vmap``, ``jvp``, ``hessian`` and forward-mode dual tensors differentiate it. The axes come as
     a :class:`~unidrop_torch.ops.MaskLayout`, which the vmap rule passes through whole.
@@ -37,39 +39,62 @@ class _AlphaDropoutFunction(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: torch.Tensor, p: float, seed: int, stream: int, layout: MaskLayout) -> Any:
-        dims = tuple(layout.broadcast_dims)
-        return unidrop.alpha_dropout(x, p, seed=seed, stream=stream, broadcast_dims=dims, backend="torch")
+    def forward(x: torch.Tensor, p: float, seed: int | torch.Tensor, stream: int, layout: MaskLayout) -> Any:
+        implementation, plan = _plan_for(x, p, seed, stream, layout.broadcast_dims)
+        return alpha_of_mask(implementation, x, implementation.keep_mask(x, plan), plan)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
         _, p, seed, stream, layout = inputs
-        ctx.randomness = (p, seed, stream, tuple(layout.broadcast_dims))
+        if isinstance(seed, torch.Tensor):
+            ctx.save_for_backward(seed)  # 8 bytes: the mask is regenerated, never saved
+            ctx.save_for_forward(seed)
+            seed = None
+        ctx.randomness = (p, seed, stream, layout.broadcast_dims)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        return _alpha_slope(grad, *ctx.randomness), None, None, None, None
+        return _alpha_slope(grad, *_randomness(ctx)), None, None, None, None
 
     @staticmethod
     def jvp(ctx: Any, tangent: torch.Tensor, *_: Any) -> torch.Tensor:
-        return _alpha_slope(tangent, *ctx.randomness)
+        return _alpha_slope(tangent, *_randomness(ctx))
 
 
-def _alpha_slope(t: torch.Tensor, p: float, seed: int, stream: int, dims: tuple[int, ...]) -> torch.Tensor:
+def _randomness(ctx: Any) -> tuple[Any, ...]:
+    """(p, seed, stream, axes) of a call, the drawn seed words taken back from where they were saved."""
+    p, seed, stream, dims = ctx.randomness
+    if seed is None:
+        (seed,) = ctx.saved_tensors
+    return p, seed, stream, dims
+
+
+def _plan_for(
+    t: torch.Tensor, p: float, seed: int | torch.Tensor, stream: int, dims: list[int]
+) -> tuple[Implementation, DropoutPlan]:
+    """The torch implementation and the plan of alpha dropout's mask for ``t``'s shape."""
+    implementation = unidrop.get_backend("torch").implementation()
+    _, dtype = implementation.shape_and_dtype(t)
+    return implementation, DropoutPlan.build(tuple(t.shape), dtype, p, seed, stream, dims)
+
+
+def _alpha_slope(
+    t: torch.Tensor, p: float, seed: int | torch.Tensor, stream: int, dims: list[int]
+) -> torch.Tensor:
     """``t`` times alpha dropout's derivative: ``t a`` where kept, +0 where dropped, rounded as the
     forward's products (a cotangent in the backward, a tangent in forward mode)."""
-    _, keep = unidrop.dropout(
-        t, p, seed=seed, stream=stream, broadcast_dims=dims, return_mask=True, backend="torch"
-    )
+    implementation, plan = _plan_for(t, p, seed, stream, dims)
+    keep = implementation.keep_mask(t, plan)
     compute = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
     a = torch.tensor(alpha_constants(p)[0], dtype=compute)  # d(x a + c)/dx, rounded as the forward's
     zero = torch.zeros((), dtype=compute, device=t.device)
     return torch.where(keep, t.to(compute) * a.to(t.device), zero).to(t.dtype)
 
 
-def _drawn_seed(x: torch.Tensor) -> int:
-    """A seed drawn as ``seed=None`` draws it (two words from torch's generator of ``x``'s device)."""
-    return keys.int_of_seed_words(keys.draw_seed_words(x.device))
+def _drawn_seed(x: torch.Tensor) -> torch.Tensor:
+    """A seed drawn as ``seed=None`` draws it: two words from torch's generator of ``x``'s device,
+    left there (reading them on the host would wait for the device)."""
+    return keys.draw_seed_words(x.device)
 
 
 class _AlphaForm(_MaskStreamDropout):
@@ -125,7 +150,7 @@ class FeatureAlphaDropout(_AlphaForm, nn.FeatureAlphaDropout):
         super().__init__(p, inplace, **kwargs)
 
     def _broadcast_dims_for(self, x: torch.Tensor) -> tuple[int, ...]:
-        if x.dim() < 2 and self.training and self.p > 0.0 and x.numel() > 0:
+        if x.dim() < 2 and self.training and 0.0 < self.p < 1.0 and x.numel() > 0:  # as torch
             raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
         return tuple(range(2, x.dim()))
 

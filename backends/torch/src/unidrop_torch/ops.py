@@ -115,6 +115,8 @@ def keep_mask(key: Tensor, mask_shape: list[int], p: float, device: torch.device
     keys.check_key(key)
     device = torch.device(device)
     shape = tuple(mask_shape)
+    if device.type == "meta":  # a mask for a meta tensor (the key may be a real CPU one): no values
+        return torch.empty(shape, dtype=torch.bool, device=device)
     if device.type == "cuda":
         return cuda.keep_mask(key, shape, p, device)
     if device.type == "cpu":
@@ -247,6 +249,8 @@ def keep_mask_block(
     """The boolean keep mask of a block of mask shape ``mask_shape`` at ``mask_offset`` in the global mask."""
     keys.check_key(key)
     device = torch.device(device)
+    if device.type == "meta":  # a mask for a meta tensor: no values
+        return torch.empty(tuple(mask_shape), dtype=torch.bool, device=device)
     if device.type == "cpu" and key.device.type == "cpu":
         seed, stream = keys.ints_of(key)
         block = MaskBlock(tuple(global_mask_shape), tuple(mask_offset))
