@@ -92,9 +92,14 @@ def test_a_batch_of_keys_outside_vmap_is_refused_with_advice():
         unidrop.dropout(X, 0.5, seed=jax.random.split(jax.random.key(0), 3))
 
 
-def test_rbg_keys_are_refused_by_name():
-    with pytest.raises(TypeError, match="rbg"):
-        unidrop.dropout(X, 0.5, seed=jax.random.key(0, impl="rbg"))
+@pytest.mark.parametrize("impl", ["rbg", "unsafe_rbg"])
+def test_rbg_keys_are_refused_by_name_saying_what_works(impl):
+    """One rbg key is not a batch: the message names the implementation and the way out."""
+    with pytest.raises(
+        TypeError, match=rf"a {impl} key holds \(4,\) words and is not supported.*impl='threefry2x32'"
+    ) as info:
+        unidrop.dropout(X, 0.5, seed=jax.random.key(0, impl=impl))
+    assert "batch" not in str(info.value)
 
 
 def test_a_key_as_stream_is_refused():

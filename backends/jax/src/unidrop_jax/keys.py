@@ -95,7 +95,16 @@ def words(value: Any, what: str) -> Words64:
                 f"{what} must be a single JAX key, got a key array of shape {value.shape}; "
                 "use jax.vmap to apply dropout with a batch of keys"
             )
-        return _from_key_data(jax.random.key_data(value), what, f"a {jax.random.key_impl(value)} key")
+        data = jax.random.key_data(value)
+        if data.shape != (2,):  # one key of another implementation (rbg, unsafe_rbg): not a batch
+            impl = jax.random.key_impl(value)
+            raise TypeError(
+                f"{what}: unidrop reads a JAX key's 2 uint32 words (threefry2x32 or philox4x32 keys); "
+                f"a {impl} key holds {data.shape} words and is not supported. Pass an integer seed, "
+                "or a key made with jax.random.key(n, impl='threefry2x32') (for flax: nnx.Rngs(dropout="
+                "jax.random.key(n, impl='threefry2x32')), whatever jax_default_prng_impl says)"
+            )
+        return _from_key_data(data, what, f"a {jax.random.key_impl(value)} key")
     if isinstance(value, (jax.Array, np.ndarray)):
         dtype = np.dtype(value.dtype)
         if value.shape == (2,) and dtype == np.uint32:
