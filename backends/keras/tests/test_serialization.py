@@ -48,3 +48,32 @@ def test_a_saved_model_loads_and_continues_with_the_next_stream(tmp_path, expect
     want = expected(expected(x, 0.5, 31, 1), 0.5, 32, 1, (1,))
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(y, np.asarray(keras.ops.convert_to_numpy(model(x, training=True))))
+
+
+def _dense_then(dropout: type) -> keras.Model:
+    inputs = keras.Input((4,))
+    outputs = dropout(0.5, seed=1, name="drop")(keras.layers.Dense(4, name="dense")(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def test_weights_files_keep_the_seed_state_and_load_into_keras_layers_skipping_it(tmp_path, make_inputs):
+    """docs/keras.md: a weights file holds the seed state (so a weights checkpoint resumes with the
+    next stream); the same model built with keras.layers.Dropout loads it with skip_mismatch=True."""
+    ours = _dense_then(uk.Dropout)
+    ours(make_inputs((2, 4)), training=True)
+    path = str(tmp_path / "ours.weights.h5")
+    ours.save_weights(path)
+    again = _dense_then(uk.Dropout)
+    again.load_weights(path)
+    state = keras.ops.convert_to_numpy(again.get_layer("drop").seed_generator.state.value)
+    assert (
+        state.tolist()
+        == keras.ops.convert_to_numpy(ours.get_layer("drop").seed_generator.state.value).tolist()
+    )
+    plain = _dense_then(keras.layers.Dropout)
+    with pytest.raises(ValueError, match="expected 0 variables"):
+        plain.load_weights(path)
+    with pytest.warns(UserWarning):
+        plain.load_weights(path, skip_mismatch=True)
+    kernel = keras.ops.convert_to_numpy(ours.get_layer("dense").kernel)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain.get_layer("dense").kernel), kernel)
