@@ -82,10 +82,18 @@ def test_a_torch_bool_tensor_is_refused_as_p():
 
 @pytest.mark.parametrize(
     "p",
-    [10**400, -(10**400), Fraction(10**400, 3), Decimal(10**400), Decimal("1e400"), 10**5000],
-    ids=["int", "negative-int", "fraction", "decimal", "decimal-exponent", "past-str-digits-limit"],
+    [
+        10**400,
+        -(10**400),
+        Fraction(10**400, 3),
+        Decimal(10**400),
+        Decimal("1e400"),
+        10**5000,
+        Decimal("sNaN"),
+    ],
+    ids=["int", "negative-int", "fraction", "decimal", "decimal-exponent", "past-str-digits-limit", "snan"],
 )
-def test_p_too_large_for_a_float_is_a_short_value_error(p):
+def test_p_too_large_for_a_float_or_nan_is_a_short_value_error(p):
     with pytest.raises(ValueError, match=r"p must be a real number in \[0, 1\], got ") as info:
         unidrop.dropout(np.ones(3, np.float32), p, seed=0)
     message = str(info.value)

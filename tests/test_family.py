@@ -144,6 +144,8 @@ def test_dropout_backward_from_mask_refuses_a_mask_of_another_shape():
         unidrop.dropout_backward_from_mask(
             np.ones((2, 4), np.float32), np.ones(3, bool), 0.5, backend="numpy"
         )
+    with pytest.raises(TypeError, match=r"keep must be the mask array .* got list"):
+        unidrop.dropout_backward_from_mask(np.ones(4, np.float32), [True, False, True, True], 0.5)
 
 
 def test_family_functions_validate_like_dropout():

@@ -123,7 +123,7 @@ def check_p(p: Any) -> float:
         raise TypeError(f"p must be a real number in [0, 1], got {show(p)} of type {type(p).__name__}")
     try:
         value = float(p)
-    except OverflowError:  # 10**400, a huge Fraction: a real number, far outside [0, 1]
+    except (OverflowError, ValueError):  # 10**400, a huge Fraction, Decimal('sNaN'): no p in [0, 1]
         raise ValueError(f"p must be a real number in [0, 1], got {show(p)}") from None
     except Exception:  # e.g. a traced value, which has no number yet
         raise TypeError(

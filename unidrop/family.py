@@ -331,7 +331,11 @@ def dropout_backward_from_mask(
     p = arguments.check_p(p)
     implementation, shape, dtype, supported = registry.dispatch(grad, backend)
     arguments.check_dtype(dtype, supported)
-    keep_shape = tuple(getattr(keep, "shape", ()))
+    if not hasattr(keep, "shape"):
+        raise TypeError(
+            f"keep must be the mask array dropout(..., return_mask=True) returned, got {type(keep).__name__}"
+        )
+    keep_shape = tuple(keep.shape)
     if len(keep_shape) != len(shape) or any(k not in (1, s) for k, s in zip(keep_shape, shape, strict=True)):
         raise ValueError(f"keep of shape {keep_shape} does not match grad of shape {shape} (a mask shape)")
     xp, compute = _compute_type(implementation, grad, dtype)
