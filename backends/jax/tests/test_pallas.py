@@ -95,24 +95,24 @@ def test_kernel_is_exact_on_subnormals(dtype):
         assert same_bits(np.asarray(y).astype(np.float64), np.array(want)), p
 
 
-@pytest.fixture
-def triton_lowering():
-    """Pallas's Triton backend (JAX may default to Mosaic GPU, which this kernel is not written for)."""
-    before = jax.config.jax_pallas_use_mosaic_gpu
-    jax.config.update("jax_pallas_use_mosaic_gpu", False)
-    yield
-    jax.config.update("jax_pallas_use_mosaic_gpu", before)
-
-
+@pytest.mark.parametrize(
+    "size", [12, 4100, 4096], ids=["one-partial-tile", "a-partial-last-tile", "whole-tiles"]
+)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_kernel_lowers_to_triton_for_cuda_on_any_machine(dtype, triton_lowering):
-    """Every operation of the kernel, the exact subnormal product included, has a Triton lowering
-    (``lax.round`` has none, for example). Lowering needs no GPU; compiling and running do."""
+def test_kernel_lowers_to_triton_for_cuda_on_any_machine(dtype, size):
+    """With JAX's defaults (which prefer Mosaic GPU, which refuses this kernel's 16-byte rows) the
+    kernel asks for Triton, and every operation, the exact subnormal product included, has a Triton
+    lowering (``lax.round`` has none, for example). A partial last tile is padded: every program
+    reads and writes whole tiles, and Triton adds no bounds mask. Lowering needs no GPU."""
     scale = np.asarray(arguments.scale(0.1), np.float32)
     run = jax.jit(
         lambda x: pallas_gpu.dropout_pallas(
             x, keys.from_int(3), keys.from_int(0), arguments.threshold(0.1), scale, interpret=False
         )
     )
-    lowered = run.trace(jax.ShapeDtypeStruct((4096,), dtype)).lower(lowering_platforms=("cuda",))
-    assert "triton" in lowered.as_text()
+    lowered = run.trace(jax.ShapeDtypeStruct((size,), dtype)).lower(lowering_platforms=("cuda",)).as_text()
+    assert "triton" in lowered
+    rows = size // 4
+    tile = min(pallas_gpu.BLOCK_ROWS, 1 << (rows - 1).bit_length())
+    padded = -(-rows // tile) * tile
+    assert f"tensor<{padded}x4x" in lowered  # the kernel's operand: whole tiles

@@ -267,3 +267,21 @@ def test_one_value_repeated_and_offset_views_match_the_reference(dtype: torch.dt
     x = sample((n,), dtype, seed=11, specials=False).requires_grad_(True)
     unidrop.dropout(x, 0.25, seed=3).sum().backward()  # the incoming gradient has stride 0
     assert_same(x.grad, expected_output(torch.ones(n, dtype=dtype), 0.25, 3), "gradient of a sum")
+
+
+def test_a_default_device_does_not_move_keys_or_masks_of_cpu_tensors() -> None:
+    """torch.set_default_device (meta stands in for cuda here) changes where torch.tensor() and
+    torch.empty() put new tensors; keys and the CPU path's masks stay on the CPU, so CPU tensors
+    keep the reference's results (a key on the default device gave uninitialised meta memory)."""
+    x = sample((3, 8), torch.float32, seed=7, specials=False)
+    torch.set_default_device("meta")
+    try:
+        assert keys.key_from_ints(1, 0).device.type == "cpu"
+        y, keep = unidrop.dropout(x, 0.5, seed=1, return_mask=True)
+        _, block_keep = unidrop.dropout(x, 0.5, seed=1, return_mask=True, global_shape=(6, 8), offset=(3, 0))
+        drawn = unidrop.dropout(x, 0.5)
+    finally:
+        torch.set_default_device(None)
+    assert_same(y, expected_output(x, 0.5, 1), "dropout under a default device")
+    assert keep.device.type == block_keep.device.type == drawn.device.type == "cpu"
+    assert torch.equal(keep, expected_output(torch.ones(3, 8), 0.5, 1) != 0)

@@ -66,6 +66,13 @@ def dropout_pallas(
     """
     rows = x.size // 4
     block_rows = min(block_rows, 1 << max(0, (rows - 1).bit_length()))  # a power of two, <= needed
+    # every program reads and writes a whole tile, with no bounds mask (the Triton lowering adds
+    # none): rows past the array's end would be read and written in neighbouring memory, so a
+    # last partial tile is padded (and cut off the result) instead
+    padded = -(-rows // block_rows) * block_rows
+    tiles = x.reshape(rows, 4)
+    if padded != rows:
+        tiles = jnp.pad(tiles, ((0, padded - rows), (0, 0)))
     words = jnp.stack([jnp.asarray(w, jnp.uint32) for w in (seed.lo, seed.hi, stream.lo, stream.hi)])
     t = np.uint32(threshold)
 
@@ -86,10 +93,25 @@ def dropout_pallas(
 
     y = pl.pallas_call(
         kernel,
-        out_shape=jax.ShapeDtypeStruct((rows, 4), x.dtype),
-        grid=(pl.cdiv(rows, block_rows),),
+        out_shape=jax.ShapeDtypeStruct((padded, 4), x.dtype),
+        grid=(padded // block_rows,),
         in_specs=[pl.BlockSpec((4,), lambda i: (0,)), pl.BlockSpec((block_rows, 4), lambda i: (i, 0))],
         out_specs=pl.BlockSpec((block_rows, 4), lambda i: (i, 0)),
         interpret=INTERPRET if interpret is None else interpret,
-    )(words, x.reshape(rows, 4))
-    return y.reshape(x.shape)
+        **_triton_options(),
+    )(words, tiles)
+    return (y if padded == rows else y[:rows]).reshape(x.shape)
+
+
+def _triton_options() -> dict[str, Any]:
+    """``compiler_params`` asking for the Triton lowering, which this kernel is written for (JAX
+    0.10 lowers to Mosaic GPU by default, which refuses its 16-byte rows); none where this JAX's
+    Pallas has no Triton parameters."""
+    try:
+        from jax.experimental.pallas import triton as pallas_triton
+    except ImportError:  # pragma: no cover - depends on the JAX version
+        return {}
+    params = getattr(pallas_triton, "CompilerParams", None) or getattr(
+        pallas_triton, "TritonCompilerParams", None
+    )
+    return {} if params is None else {"compiler_params": params()}

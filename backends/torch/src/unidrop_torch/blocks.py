@@ -67,8 +67,12 @@ def words_at(index: Tensor, key: Tensor) -> Tensor:
 
     ``key`` is the int32 tensor of shape (4,) of :mod:`unidrop_torch.keys`, on any device.
     """
-    k = key.to(device=index.device, dtype=torch.int64) & _MASK32
-    k0, k1, s0, s1 = k[0], k[1], k[2], k[3]
+    k = key.to(dtype=torch.int64) & _MASK32
+    if key.device.type == "cpu":  # read on the host as ints: no copy to the device (graph-safe)
+        k0, k1, s0, s1 = k.tolist()
+    else:  # drawn on index's device (seed=None): stays there
+        k = k.to(device=index.device)
+        k0, k1, s0, s1 = k[0], k[1], k[2], k[3]
     block = (index >> 2) & _LOW62  # a logical shift: the index is an unsigned 64-bit pattern
     c0 = block & _MASK32
     c1 = block >> 32

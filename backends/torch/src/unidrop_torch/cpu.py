@@ -83,7 +83,7 @@ def _run(x: torch.Tensor, plan: DropoutPlan, with_mask: bool) -> tuple[torch.Ten
         keep = keep_mask_of(plan) if with_mask else None
         return y, keep
     y = torch.empty_like(x)
-    keep = torch.empty(plan.mask_shape, dtype=torch.bool) if with_mask else None
+    keep = torch.empty(plan.mask_shape, dtype=torch.bool, device="cpu") if with_mask else None
     n = x.numel()
     if plan.drops_all:
         y.zero_()
@@ -139,9 +139,9 @@ def block_keep_mask(plan: DropoutPlan) -> torch.Tensor:
     """The keep mask of a block plan (``plan.block`` set, integer seed and stream), on the CPU:
     by the compiled kernel where it was built, else by the pure-NumPy one."""
     if plan.drops_all:
-        return torch.zeros(plan.mask_shape, dtype=torch.bool)
+        return torch.zeros(plan.mask_shape, dtype=torch.bool, device="cpu")
     if COMPILED:
-        keep = torch.empty(plan.mask_shape, dtype=torch.bool)
+        keep = torch.empty(plan.mask_shape, dtype=torch.bool, device="cpu")
         if keep.numel():
             compiled.keep_into(keep.numpy(), plan)
         return keep
@@ -165,7 +165,7 @@ def keep_mask(seed: int, stream: int, mask_shape: tuple[int, ...], p: float) -> 
     No temporary of the mask's size: the compiled kernel writes the bool tensor's memory, and the
     pure-NumPy one decides ``KEEP_CHUNK`` elements at a time into it.
     """
-    keep = torch.empty(mask_shape, dtype=torch.bool)
+    keep = torch.empty(mask_shape, dtype=torch.bool, device="cpu")
     flat = keep.view(-1).numpy()
     t = arguments.threshold(p)
     if t >= arguments.TWO_POW_32:  # p == 1: nothing is kept

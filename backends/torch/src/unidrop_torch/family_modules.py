@@ -86,9 +86,10 @@ def _alpha_slope(
     implementation, plan = _plan_for(t, p, seed, stream, dims)
     keep = implementation.keep_mask(t, plan)
     compute = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
-    a = torch.tensor(alpha_constants(p)[0], dtype=compute)  # d(x a + c)/dx, rounded as the forward's
+    # d(x a + c)/dx, rounded as the forward's; a 0-d CPU tensor multiplies a CUDA one with no copy
+    a = torch.tensor(alpha_constants(p)[0], dtype=compute, device="cpu")
     zero = torch.zeros((), dtype=compute, device=t.device)
-    return torch.where(keep, t.to(compute) * a.to(t.device), zero).to(t.dtype)
+    return torch.where(keep, t.to(compute) * a, zero).to(t.dtype)
 
 
 def _drawn_seed(x: torch.Tensor) -> torch.Tensor:

@@ -47,9 +47,10 @@ def key_from_ints(seed: int, stream: int) -> torch.Tensor:
     """
     if torch.compiler.is_compiling():
         halves = [seed % TWO_POW_32, seed // TWO_POW_32, stream % TWO_POW_32, stream // TWO_POW_32]
-        words = torch.tensor(halves, dtype=torch.int64)
+        words = torch.tensor(halves, dtype=torch.int64, device="cpu")
         return torch.where(words >= 1 << 31, words - TWO_POW_32, words).to(torch.int32)
-    return torch.tensor(words_of(seed, stream), dtype=torch.int32)
+    # on the CPU whatever torch.set_default_device says: a key is read as scalars (no device copy)
+    return torch.tensor(words_of(seed, stream), dtype=torch.int32, device="cpu")
 
 
 def draw_seed_words(device: torch.device) -> torch.Tensor:
