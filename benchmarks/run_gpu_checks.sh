@@ -1,45 +1,66 @@
 #!/usr/bin/env bash
 # The GPU checks in one command, for a machine with an NVIDIA GPU and PyTorch, Triton, JAX and
 # CuPy already installed: installs the backends (no dependencies pulled), runs the conformance
-# suite on the GPU for each backend, then the GPU benchmarks. Results go to $OUT (default
-# benchmarks/results/gpu), one log per step, so a partial run still leaves what it measured.
+# suite on the GPU for each backend, the backends' tests, then the GPU benchmarks. Results go to
+# $OUT (default benchmarks/results/gpu), one log per step and a summary line per step in
+# $OUT/summary.txt, so a partial run still leaves what it measured.
 #
-#   bash benchmarks/run_gpu_checks.sh
+#   bash benchmarks/run_gpu_checks.sh                      # every step
+#   STEPS="conformance-torch-cuda gpu_torch" bash benchmarks/run_gpu_checks.sh   # some of them
+#
+# Settings: PYTHON (default python3), STEPS (names below; default all), STEP_TIMEOUT (seconds per
+# step, default 300: a device session has about 15 minutes, 10 per command, so run the steps in
+# two or three calls). Installing the checkout needs setuptools >= 77 (the pyprojects use PEP 639
+# licenses); a machine with no network gets it from a .wheelhouse folder carried along, made
+# beforehand with
+#   python -m pip download -d .wheelhouse "setuptools>=77" wheel
+# The step names: conformance-torch-cuda conformance-cupy conformance-jax-gpu tests-torch
+# tests-cupy tests-jax gpu_torch gpu_cupy gpu_jax bench-gpu.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
 OUT=${OUT:-benchmarks/results/gpu}
+STEP_TIMEOUT=${STEP_TIMEOUT:-300}
 mkdir -p "$OUT"
 status=0
-step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, remember failures
+wanted() { [ -z "${STEPS:-}" ] || [[ " $STEPS " == *" $1 "* ]]; }
+step() {  # step NAME COMMAND...: run (if wanted) under the timeout, log to $OUT/NAME.log, summarise
   local name=$1; shift
+  wanted "$name" || return 0
+  local started=$SECONDS
   echo "== $name: $*" | tee "$OUT/$name.log"
-  "$@" 2>&1 | tee -a "$OUT/$name.log"
+  timeout "$STEP_TIMEOUT" "$@" 2>&1 | tee -a "$OUT/$name.log"
   local rc=${PIPESTATUS[0]}
   echo "== $name exit $rc" | tee -a "$OUT/$name.log"
+  echo "$name exit $rc in $((SECONDS - started)) s$([ "$rc" -eq 124 ] && echo ' (timed out)')" >> "$OUT/summary.txt"
   [ "$rc" -eq 0 ] || status=1
 }
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; python -V; } > "$OUT/machine.txt" 2>&1
-# A GPU machine may have no network: with a .wheelhouse folder (made beforehand with
-#   python -m pip download -d .wheelhouse setuptools wheel pytest hypothesis
-# and carried along), everything is installed from it and nothing is fetched.
-PIP=(python -m pip install -q)
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; "$PY" -V; } > "$OUT/machine.txt" 2>&1
+PIP=("$PY" -m pip install -q --disable-pip-version-check)
 [ -d .wheelhouse ] && PIP+=(--no-index --find-links .wheelhouse)
-"${PIP[@]}" "pytest>=7" "hypothesis>=6.80" "setuptools>=77" wheel 2>&1 | tail -2
-"${PIP[@]}" --no-deps --no-build-isolation -e . -e backends/numpy 2>&1 | tail -2
+install() {  # install WHAT...: stop the run with the installer's own message if it fails
+  if ! "${PIP[@]}" "$@" > "$OUT/install.log" 2>&1; then
+    echo "installing $* failed (see $OUT/install.log):"; tail -5 "$OUT/install.log"; exit 2
+  fi
+}
+"$PY" -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 77)" 2>/dev/null \
+  || install "setuptools>=77" wheel
+"$PY" -c "import pytest, hypothesis" 2>/dev/null || install "pytest>=7" "hypothesis>=6.80"
+install --no-deps --no-build-isolation -e . -e backends/numpy
 for b in torch jax cupy; do
-  [ -d "backends/$b" ] && "${PIP[@]}" --no-deps --no-build-isolation -e "backends/$b" 2>&1 | tail -2
+  [ -d "backends/$b" ] && install --no-deps --no-build-isolation -e "backends/$b"
 done
-python -m unidrop backends | tee "$OUT/backends.txt"
-SUITE=(python -m pytest --pyargs unidrop.conformance --hypothesis-profile=unidrop-ci -p no:cacheprovider -q)
+"$PY" -m unidrop backends | tee "$OUT/backends.txt"
+SUITE=("$PY" -m pytest --pyargs unidrop.conformance --hypothesis-profile=unidrop-ci -p no:cacheprovider -q)
 [ -d backends/torch ] && step conformance-torch-cuda "${SUITE[@]}" --unidrop-backend=torch --unidrop-device=cuda:0
 [ -d backends/cupy ] && step conformance-cupy "${SUITE[@]}" --unidrop-backend=cupy
 [ -d backends/jax ] && step conformance-jax-gpu "${SUITE[@]}" --unidrop-backend=jax --unidrop-device=gpu:0
-[ -d backends/torch ] && step tests-torch python -m pytest backends/torch/tests -q -p no:cacheprovider
-[ -d backends/cupy ] && step tests-cupy python -m pytest backends/cupy/tests -q -p no:cacheprovider
-[ -d backends/jax ] && step tests-jax python -m pytest backends/jax/tests -q -p no:cacheprovider
+[ -d backends/torch ] && step tests-torch "$PY" -m pytest backends/torch/tests -q -p no:cacheprovider
+[ -d backends/cupy ] && step tests-cupy "$PY" -m pytest backends/cupy/tests -q -p no:cacheprovider
+[ -d backends/jax ] && step tests-jax "$PY" -m pytest backends/jax/tests -q -p no:cacheprovider
 for bench in gpu_torch gpu_cupy gpu_jax; do
-  [ -f "benchmarks/$bench.py" ] && step "$bench" python "benchmarks/$bench.py" --out "$OUT/$bench.json"
+  [ -f "benchmarks/$bench.py" ] && step "$bench" "$PY" "benchmarks/$bench.py" --out "$OUT/$bench.json"
 done
 # every size 2^4 .. 2^28 on the first GPU, every installed backend beside its framework's own dropout
-step bench-gpu python -m unidrop bench --devices gpu --max-log2 28 --reps 5 --out "$OUT/bench"
+step bench-gpu "$PY" -m unidrop bench --devices gpu --max-log2 28 --reps 5 --out "$OUT/bench"
 exit $status
