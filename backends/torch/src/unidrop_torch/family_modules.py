@@ -21,7 +21,7 @@ from unidrop import DropoutPlan, Implementation, arguments, layer_seeds
 from unidrop.family import alpha_constants, alpha_of_mask
 
 from . import keys
-from .modules import _MaskStreamDropout
+from .modules import _MaskStreamDropout, refuse_broadcast_dims
 from .ops import MaskLayout
 from .support import refuse_scripting
 
@@ -85,17 +85,11 @@ def _alpha_slope(
     forward's products (a cotangent in the backward, a tangent in forward mode)."""
     implementation, plan = _plan_for(t, p, seed, stream, dims)
     keep = implementation.keep_mask(t, plan)
-    compute = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    compute = getattr(torch, plan.compute_dtype)
     # d(x a + c)/dx, rounded as the forward's; a 0-d CPU tensor multiplies a CUDA one with no copy
     a = torch.tensor(alpha_constants(p)[0], dtype=compute, device="cpu")
     zero = torch.zeros((), dtype=compute, device=t.device)
     return torch.where(keep, t.to(compute) * a, zero).to(t.dtype)
-
-
-def _drawn_seed(x: torch.Tensor) -> torch.Tensor:
-    """A seed drawn as ``seed=None`` draws it: two words from torch's generator of ``x``'s device,
-    left there (reading them on the host would wait for the device)."""
-    return keys.draw_seed_words(x.device)
 
 
 class _AlphaForm(_MaskStreamDropout):
@@ -110,7 +104,8 @@ class _AlphaForm(_MaskStreamDropout):
         dims = self._broadcast_dims_for(x)
         if not self.training or p == 0.0:
             return x
-        seed = _drawn_seed(x) if self.seed is None else self.seed
+        # seed=None: two words from torch's generator of x's device, left there (no host read)
+        seed = keys.draw_seed_words(x.device) if self.seed is None else self.seed
         y = _AlphaDropoutFunction.apply(x, p, seed, self.stream, MaskLayout(list(dims)))
         if self.inplace:
             return x.copy_(y)
@@ -144,10 +139,7 @@ class FeatureAlphaDropout(_AlphaForm, nn.FeatureAlphaDropout):
     """
 
     def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: Any) -> None:
-        if "broadcast_dims" in kwargs:
-            raise TypeError(
-                "FeatureAlphaDropout shares its mask over every axis after the first two: no broadcast_dims"
-            )
+        refuse_broadcast_dims(kwargs, "FeatureAlphaDropout", "every axis after the first two")
         super().__init__(p, inplace, **kwargs)
 
     def _broadcast_dims_for(self, x: torch.Tensor) -> tuple[int, ...]:

@@ -158,6 +158,14 @@ class Dropout(_MaskStreamDropout, nn.Dropout):
     """
 
 
+def refuse_broadcast_dims(kwargs: dict[str, object], layer: str, shared_over: str) -> None:
+    """TypeError naming ``layer``, whose mask axes are fixed, if it was given ``broadcast_dims``."""
+    if "broadcast_dims" in kwargs:
+        raise TypeError(
+            f"{layer} shares its mask over {shared_over}: no broadcast_dims (unidrop_torch.Dropout takes any)"
+        )
+
+
 class _ChannelDropout(_MaskStreamDropout):
     """The rank rules of ``torch.nn.functional.dropout1d/2d/3d``, with unidrop's mask stream.
 
@@ -176,11 +184,8 @@ class _ChannelDropout(_MaskStreamDropout):
     _RANKS: tuple[int, int] = (0, 0)
 
     def __init__(self, p: float = 0.5, inplace: bool = False, **kwargs: object) -> None:
-        if "broadcast_dims" in kwargs:
-            raise TypeError(
-                f"{type(self).__name__} shares its mask over every axis after the channel axis, as "
-                f"torch's {self._NAME} does: no broadcast_dims (unidrop_torch.Dropout takes any)"
-            )
+        shared = f"every axis after the channel axis, as torch's {self._NAME} does"
+        refuse_broadcast_dims(kwargs, type(self).__name__, shared)
         super().__init__(p, inplace, broadcast_dims=self._default_broadcast_dims, **kwargs)  # type: ignore[arg-type]
 
     def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
