@@ -34,6 +34,18 @@ def test_the_drawn_seed_is_two_randint_words() -> None:
     assert_same(unidrop.dropout(x, 0.5, stream=4), expected_output(x, 0.5, words[0] | words[1] << 32, 4), "")
 
 
+@pytest.mark.parametrize(("size", "p"), [(0, 0.5), (5, 1.0), (0, 1.0), (5, 0.5)])
+def test_every_call_draws_one_seed_whatever_its_size_and_p(size: int, p: float) -> None:
+    """The generator's position depends on the number of calls alone (docs/torch.md): an empty
+    tensor and p == 1 draw their two words too, so a later draw does not shift with them."""
+    torch.manual_seed(11)
+    torch.randint(-(1 << 31), 1 << 31, (2,), dtype=torch.int32)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    unidrop.dropout(torch.ones(size), p)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_fork_rng_governs_seed_none() -> None:
     x = torch.ones(256)
     torch.manual_seed(5)
