@@ -249,9 +249,11 @@ def gaussian_dropout(
     words = implementation.stream_words(x, _pair_plan(plan))
     w1, w2 = words[..., 0], words[..., 1]
     unit = 2.0**-UNIFORM_BITS
-    shift = 32 - UNIFORM_BITS
-    u1 = implementation.astype((w1 >> shift) + 1, compute) * unit
-    u2 = implementation.astype(w2 >> shift, compute) * unit
+    # w >> 8 as a floor division of the non-negative words: torch's DTensor (2.13) returns its
+    # input unchanged for ``>>`` and ``<<`` with a Python int, and every namespace divides alike.
+    drop_low_bits = 1 << (32 - UNIFORM_BITS)
+    u1 = implementation.astype(w1 // drop_low_bits + 1, compute) * unit
+    u2 = implementation.astype(w2 // drop_low_bits, compute) * unit
     radius = xp.sqrt(xp.log(u1) * -2.0)
     z = radius * xp.cos(u2 * _rounded(TWO_PI, plan.compute_dtype))
     noise = implementation.astype(z * _rounded(gaussian_stddev(plan.p), plan.compute_dtype) + 1.0, compute)

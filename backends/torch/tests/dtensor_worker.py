@@ -99,6 +99,33 @@ def _nothing_dropped_and_nested_block(mesh: Any) -> dict[str, Any]:
     }
 
 
+#: name -> (global shape, placement, broadcast_dims) of the family cases (gaussian_dropout, alpha_dropout)
+FAMILY_CASES: dict[str, tuple[tuple[int, ...], Any, tuple[int, ...]]] = {
+    "family_shard0_uneven": ((5, 6), Shard(0), ()),
+    "family_shard1_on_broadcast_axis": ((4, 6), Shard(1), (1,)),
+    "family_replicate": ((3, 5), Replicate(), ()),
+    "family_one_row_for_two_ranks": ((1, 9), Shard(0), ()),
+}
+
+
+def _family(mesh: Any) -> dict[str, Any]:
+    """gaussian_dropout and alpha_dropout of DTensors (full tensors and placements)."""
+    seen: dict[str, Any] = {}
+    for name, (shape, placement, dims) in FAMILY_CASES.items():
+        x = distribute_tensor(global_input(shape), mesh, [placement])
+        gaussian = unidrop.gaussian_dropout(x, P, seed=SEED, broadcast_dims=dims)
+        alpha = unidrop.alpha_dropout(x, P, seed=SEED, broadcast_dims=dims)
+        seen[name] = {
+            "gaussian": gaussian.full_tensor(),
+            "gaussian_placements": tuple(gaussian.placements),
+            "alpha": alpha.full_tensor(),
+        }
+    x = distribute_tensor(global_input((5, 7)), mesh, [Shard(1)])
+    nested = unidrop.gaussian_dropout(x, P, seed=SEED, global_shape=(9, 12), offset=(2, 3))
+    seen["family_nested"] = nested.full_tensor()
+    return seen
+
+
 def _drawn_seed(mesh: Any) -> dict[str, Any]:
     torch.manual_seed(7)  # every rank seeds alike: every rank draws the same seed
     x = distribute_tensor(global_input((5, 7)), mesh, [Shard(0)])
@@ -156,6 +183,7 @@ def run(rank: int, folder: str) -> None:
             **_errors(mesh),
             **_nothing_dropped_and_nested_block(mesh),
             **_drawn_seed(mesh),
+            **_family(mesh),
             **_module(mesh),
             **_tensor_parallel(mesh),
         }

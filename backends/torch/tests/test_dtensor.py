@@ -26,7 +26,7 @@ if not dist.is_available():  # pragma: no cover - torch builds without distribut
     pytest.skip("this torch build has no torch.distributed", allow_module_level=True)
 
 import dtensor_worker  # noqa: E402 (needs torch.distributed)
-from dtensor_worker import CASES, SEED, WORLD, P, global_input  # noqa: E402
+from dtensor_worker import CASES, FAMILY_CASES, SEED, WORLD, P, global_input  # noqa: E402
 
 DEADLINE_S = 120
 
@@ -117,6 +117,37 @@ def test_a_dtensor_that_is_itself_a_block_of_a_larger_array(ranks) -> None:
     want = torch.tensor(out, dtype=torch.float64).reshape(5, 7)
     for seen in ranks:
         assert_same(seen["nested"], want, "a DTensor block at (2, 3) of (9, 12)")
+
+
+def assert_within_gaussian_bound(actual: torch.Tensor, x: torch.Tensor, context: str, **block: Any) -> None:
+    """``actual`` within the documented bound of ``reference.gaussian_dropout`` of ``x``."""
+    dims = block.pop("broadcast_dims", ())
+    want, bounds = reference.gaussian_dropout(
+        x.reshape(-1).tolist(), tuple(x.shape), "float32", P, SEED, 0, dims, **block
+    )
+    error = (actual.reshape(-1).to(torch.float64) - torch.tensor(want, dtype=torch.float64)).abs()
+    assert bool((error <= torch.tensor(bounds, dtype=torch.float64)).all()), context
+
+
+@pytest.mark.parametrize("name", list(FAMILY_CASES))
+def test_the_family_on_a_dtensor_is_the_unsharded_family(ranks, name: str) -> None:
+    """gaussian_dropout (its stream words sharded as the input) and alpha_dropout of a DTensor."""
+    shape, placement, dims = FAMILY_CASES[name]
+    x = global_input(shape)
+    pairs, _ = reference.alpha_dropout(x.reshape(-1).tolist(), shape, "float32", P, SEED, 0, dims)
+    for rank, seen in enumerate(ranks):
+        case = seen[name]
+        assert_within_gaussian_bound(case["gaussian"], x, f"{name}, rank {rank}", broadcast_dims=dims)
+        if name != "family_one_row_for_two_ranks":  # torch's own ops replicate a size-1 sharded axis
+            assert case["gaussian_placements"] == (placement,)
+        alpha = case["alpha"].reshape(-1).tolist()
+        assert all(value in pair for value, pair in zip(alpha, pairs, strict=True)), f"{name}, rank {rank}"
+
+
+def test_gaussian_dropout_of_a_dtensor_that_is_a_block(ranks) -> None:
+    x = global_input((5, 7))
+    for seen in ranks:
+        assert_within_gaussian_bound(seen["family_nested"], x, "block", global_shape=(9, 12), offset=(2, 3))
 
 
 def test_seed_none_draws_the_same_seed_on_ranks_seeded_alike(ranks) -> None:

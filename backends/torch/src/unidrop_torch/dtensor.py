@@ -108,6 +108,42 @@ def run(
     return y, keep
 
 
+def stream_words(
+    x: DTensor, plan: DropoutPlan, local_words: Callable[[torch.Tensor, DropoutPlan], torch.Tensor]
+) -> DTensor:
+    """The stream words of ``plan`` for DTensor ``x``, as a DTensor of ``plan.mask_shape``:
+    ``local_words`` on the local shard's block of the words, wrapped back.
+
+    ``plan.mask_shape`` starts with ``x``'s axes (1 on broadcast axes) and may have trailing
+    axes of its own (``gaussian_dropout``'s pair of words per element), which every rank holds
+    whole. The words are sharded as ``x`` is, and replicated where ``x`` shards a broadcast axis.
+    """
+    _check_placements(x)
+    local = x.to_local()
+    shape, offset = compute_local_shape_and_global_offset(x.shape, x.device_mesh, x.placements)
+    if plan.block is None:  # the DTensor is the whole array
+        global_shape, base = plan.mask_shape, (0,) * len(plan.mask_shape)
+    else:  # the DTensor is itself a block of the caller's global array
+        global_shape, base = plan.block.global_mask_shape, plan.block.mask_offset
+    dims = tuple(axis for axis in range(x.dim()) if plan.mask_shape[axis] != x.shape[axis])
+    local_shape, local_offset = [], []
+    for axis, size in enumerate(plan.mask_shape):
+        sharded = axis < x.dim() and axis not in dims
+        local_shape.append(shape[axis] if sharded else size)
+        local_offset.append(base[axis] + (offset[axis] if sharded else 0))
+    mask_shape = tuple(local_shape)
+    block = MaskBlock(tuple(global_shape), tuple(local_offset))
+    local_plan = dataclasses.replace(plan, shape=mask_shape, mask_shape=mask_shape, block=block)
+    return DTensor.from_local(
+        local_words(local, local_plan),
+        x.device_mesh,
+        _mask_placements(x, dims),
+        run_check=False,
+        shape=torch.Size(plan.mask_shape),
+        stride=c_strides(plan.mask_shape),
+    )
+
+
 def full_mask(x: DTensor, mask_shape: tuple[int, ...], dims: tuple[int, ...]) -> DTensor:
     """An all-True keep mask for ``x`` as a DTensor of ``mask_shape`` (nothing dropped)."""
     _check_placements(x)

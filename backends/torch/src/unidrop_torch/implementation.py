@@ -67,6 +67,10 @@ class TorchImplementation(Implementation):
     mutable_arrays = True
 
     def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
+        """The words of ``plan`` on ``x``'s device; for a DTensor, a DTensor sharded as ``x``."""
+        distributed = _dtensor_support(x)
+        if distributed is not None:
+            return distributed.stream_words(x, plan, family.stream_words)
         return family.stream_words(x, plan)
 
     def namespace(self, x: Any) -> Any:
