@@ -99,6 +99,7 @@ FAILING_FUNCTIONS = {
         "test_layouts_give_the_logical_result",
         "test_p_zero_consumes_no_randomness",
         "test_seed_none_follows_the_backend_convention",
+        "test_the_result_shares_no_memory_with_the_input",  # the result is the input itself
     },
 }
 

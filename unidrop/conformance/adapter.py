@@ -72,6 +72,18 @@ class SuiteAdapter(ABC):
         """The device ``x`` lives on, in the form :meth:`devices` uses."""
         return "cpu"
 
+    def overwrite(self, x: Any, values: Any) -> bool:
+        """Write the NumPy ``values`` (``x``'s shape) into ``x`` and return True; return False,
+        writing nothing, where the backend's arrays are immutable (not ``mutable_arrays``).
+
+        The default writes through the implementation's ``copy_into``, as ``inplace=True`` does.
+        """
+        made = self.backend.implementation()
+        if not made.mutable_arrays:
+            return False
+        made.copy_into(x, self.from_numpy(values, self.shape_and_dtype(x)[1], self.device_of(x)))
+        return True
+
     def global_rng_state(self) -> Any:
         """A snapshot of the framework's global random state, or None if it has none.
 

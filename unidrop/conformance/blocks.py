@@ -32,6 +32,14 @@ UINT64 = st.integers(0, (1 << 64) - 1)
 #: multiple of 4, and the elements sampled against the stream.
 LARGE_GLOBAL, LARGE_BLOCK, LARGE_OFFSET = (3, 1001, 1031), (2, 999, 1029), (1, 1, 1)
 SAMPLES = 4000
+#: Blocks far out in huge global arrays, whose Philox block counters (global index // 4) have a
+#: non-zero high word, up to the last element of a 2**64-element mask: (global shape, block, offset).
+FAR_BLOCKS = [
+    ((1 << 40,), (13,), ((1 << 36) + 6,)),
+    ((3, 1 << 35), (2, 5), (1, (1 << 35) - 5)),
+    (((1 << 62) + 8,), (6,), ((1 << 62) - 3,)),
+    ((1 << 64,), (7,), ((1 << 64) - 7,)),
+]
 #: (global shape, cut points per axis, broadcast_dims) of the grid check: the blocks between the cut
 #: points tile the whole array.
 GRIDS = [
@@ -200,6 +208,33 @@ class BlockChecks(SuitePart):
             context = f"element {tuple(int(k) for k in j)} of the block at {LARGE_OFFSET} of {LARGE_GLOBAL}"
             assert bool(got_keep[i]) == kept, f"{context}: mask (global index {index})"
             assert got_y[i] == (scale if kept else 0.0), f"{context}: output"
+
+    @pytest.mark.parametrize(
+        ("global_shape", "shape", "offset"), FAR_BLOCKS, ids=["2^36", "2^36-2d", "2^62", "2^64-end"]
+    )
+    def test_blocks_far_out_in_huge_global_arrays(
+        self, global_shape: tuple[int, ...], shape: tuple[int, ...], offset: tuple[int, ...]
+    ) -> None:
+        """A small block whose global indices reach 2**34 and beyond (up to the last of 2**64): its
+        Philox counters' high words are set, and its output and mask are the reference's."""
+        self.require_blocks()
+        seed, stream = (1 << 63) + 12345, (1 << 32) + 7
+        values = sample_values(shape, "float32", 9)
+        y, keep = self.dropout(
+            self.make(values, "float32"),
+            0.5,
+            seed=seed,
+            stream=stream,
+            global_shape=global_shape,
+            offset=offset,
+            return_mask=True,
+        )
+        want, want_keep = reference.dropout(
+            values.reshape(-1).tolist(), shape, "float32", 0.5, seed, stream, (), global_shape, offset
+        )
+        context = f"block {shape} at {offset} of {global_shape}"
+        assert keep_string(self.read(keep)) == keep_string(np.array(want_keep)), f"{context}: mask"
+        assert_same_floats(self.read(y), np.array(want), context)
 
     @pytest.mark.parametrize(
         ("global_shape", "offset", "error", "says"),

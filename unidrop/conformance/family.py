@@ -74,27 +74,31 @@ class FamilyChecks(SuitePart):
         """``fn`` (a family function) on the backend under test, chosen by name."""
         return fn(x, p, backend=self.adapter.name, **kwargs)
 
-    def refuses_rules(self, x: Any) -> bool:
-        """True where the backend gives no namespace for its arrays (it implements only dropout):
-        then the family's functions must refuse it with a TypeError naming what is missing."""
+    def skip_unless_rules(self, x: Any) -> None:
+        """Skip the check, saying why, where the backend gives no namespace for its arrays (it
+        implements only dropout), once the family's functions are seen to refuse it with a
+        TypeError naming what is missing (another refusal, or none, fails the check)."""
         try:
             self.backend.implementation().namespace(x)
         except TypeError:
             with pytest.raises(TypeError, match="namespace"):
                 self.family(unidrop.alpha_dropout, x, 0.5, seed=1)
-            return True
-        return False
+            pytest.skip(
+                f"backend {self.adapter.name!r} gives no array namespace (Implementation.namespace): "
+                "the family's functions refuse its arrays, as they must"
+            )
 
-    def refuses_words(self, x: Any) -> bool:
-        """True where the backend provides no stream words (or no namespace): then
-        ``gaussian_dropout`` must refuse it with a TypeError naming what is missing."""
-        if self.refuses_rules(x):
-            return True
+    def skip_unless_words(self, x: Any) -> None:
+        """:meth:`skip_unless_rules`, and skip likewise where the backend provides no stream words,
+        once ``gaussian_dropout`` is seen to refuse it with a TypeError naming what is missing."""
+        self.skip_unless_rules(x)
         if type(self.backend.implementation()).stream_words is Implementation.stream_words:
             with pytest.raises(TypeError, match="stream_words"):
                 self.family(unidrop.gaussian_dropout, x, 0.5, seed=1)
-            return True
-        return False
+            pytest.skip(
+                f"backend {self.adapter.name!r} provides no stream words (Implementation.stream_words): "
+                "gaussian_dropout refuses its arrays, as it must"
+            )
 
     # --- alpha dropout --------------------------------------------------------------------------
 
@@ -106,8 +110,7 @@ class FamilyChecks(SuitePart):
         """Output and mask equal the reference's; the mask is dropout's for the same randomness."""
         values = sample_values(shape, unidrop_dtype, 21)
         x = self.make(values, unidrop_dtype, unidrop_device)
-        if self.refuses_rules(x):
-            return
+        self.skip_unless_rules(x)
         y, keep = self.family(
             unidrop.alpha_dropout, x, p, seed=SEED, stream=STREAM, broadcast_dims=dims, return_mask=True
         )
@@ -128,8 +131,7 @@ class FamilyChecks(SuitePart):
         """p == 1: every element +0 (PyTorch's rule); p == 0 and training=False: the input itself."""
         values = sample_values((5, 8), "float32", 3)
         x = self.make(values, "float32")
-        if self.refuses_rules(x):
-            return
+        self.skip_unless_rules(x)
         assert_same_floats(
             self.read(self.family(unidrop.alpha_dropout, x, 1.0, seed=1)), np.zeros((5, 8)), "p=1"
         )
@@ -141,8 +143,7 @@ class FamilyChecks(SuitePart):
         p = 0.3
         values = np.random.default_rng(2024).standard_normal(FAMILY_STAT_SIZE)
         x = self.make(values, "float32")
-        if self.refuses_rules(x):
-            return
+        self.skip_unless_rules(x)
         y = self.read(self.family(unidrop.alpha_dropout, x, p, seed=77)).astype(np.float64)
         a, c, d = reference.alpha_affine(p)
         q = 1.0 - arguments.threshold(p) / TWO_POW_32
@@ -164,8 +165,7 @@ class FamilyChecks(SuitePart):
         shape, p = (16, 3, 5), 0.4
         values = sample_values(shape, unidrop_dtype, 22)
         x = self.make(values, unidrop_dtype, unidrop_device)
-        if self.refuses_rules(x):
-            return
+        self.skip_unless_rules(x)
         y, keep = self.family(
             unidrop.drop_path, x, p, seed=SEED, stream=STREAM, scale_by_keep=scale_by_keep, return_mask=True
         )
@@ -180,8 +180,7 @@ class FamilyChecks(SuitePart):
 
     def test_drop_path_refuses_a_0d_array_and_a_non_bool_scale_by_keep(self) -> None:
         x = self.make(np.ones((2, 2)), "float32")
-        if self.refuses_rules(x):
-            return
+        self.skip_unless_rules(x)
         with pytest.raises(ValueError, match="leading"):
             self.family(unidrop.drop_path, self.make(np.array(1.0), "float32"), 0.5, seed=1)
         with pytest.raises(TypeError, match="scale_by_keep"):
@@ -197,8 +196,7 @@ class FamilyChecks(SuitePart):
         """``x (1 + sigma z)`` with z from words (u_2i, u_2i+1), within the spec's bound of the reference."""
         values = sample_values(shape, unidrop_dtype, 23)
         x = self.make(values, unidrop_dtype, unidrop_device)
-        if self.refuses_words(x):
-            return
+        self.skip_unless_words(x)
         y = self.family(unidrop.gaussian_dropout, x, p, seed=SEED, stream=STREAM, broadcast_dims=dims)
         want, bounds = reference.gaussian_dropout(
             values.reshape(-1).tolist(), shape, unidrop_dtype, p, SEED, STREAM, dims
@@ -212,8 +210,7 @@ class FamilyChecks(SuitePart):
         """On ones, the output's mean is 1 and its variance p / (1 - p), each within 5 sigma."""
         p, n = 0.25, FAMILY_STAT_SIZE
         x = self.make(np.ones(n), "float32")
-        if self.refuses_words(x):
-            return
+        self.skip_unless_words(x)
         y = self.read(self.family(unidrop.gaussian_dropout, x, p, seed=5))
         y = y.astype(np.float64)
         var = p / (1.0 - p)
@@ -225,8 +222,7 @@ class FamilyChecks(SuitePart):
 
     def test_gaussian_dropout_refuses_p_one_and_is_the_identity_at_p_zero(self) -> None:
         x = self.make(np.ones((3, 4)), "float32")
-        if self.refuses_words(x):
-            return
+        self.skip_unless_words(x)
         with pytest.raises(ValueError, match="p < 1"):
             self.family(unidrop.gaussian_dropout, x, 1.0, seed=1)
         assert self.family(unidrop.gaussian_dropout, x, 0.0, seed=1) is x
@@ -243,12 +239,14 @@ class FamilyChecks(SuitePart):
                 self.family(
                     fn, self.make(np.ones((2, 2)), "float32"), 0.3, seed=1, global_shape=(4, 4), offset=(0, 0)
                 )
-            return
+            pytest.skip(
+                f"backend {self.adapter.name!r} implements no blocks: {name} refuses them, as it must"
+            )
         probe = self.make(np.ones((2, 2)), "float32")  # a backend without the primitives refuses
-        if (name == "alpha_dropout" and self.refuses_rules(probe)) or (
-            name == "gaussian_dropout" and self.refuses_words(probe)
-        ):
-            return
+        if name == "alpha_dropout":
+            self.skip_unless_rules(probe)
+        else:
+            self.skip_unless_words(probe)
         whole_shape, start, size = (8, 12), (2, 5), (4, 6)
         values = sample_values(whole_shape, "float32", 24)
         whole = self.read(self.family(fn, self.make(values, "float32"), 0.3, seed=SEED, stream=STREAM))
@@ -286,8 +284,7 @@ class FamilyChecks(SuitePart):
         shape, p = (5, 11), 0.35
         grad_values = sample_values(shape, unidrop_dtype, 26)
         grad = self.make(grad_values, unidrop_dtype)
-        if self.refuses_rules(grad):
-            return
+        self.skip_unless_rules(grad)
         x = self.make(np.ones(shape), unidrop_dtype)
         _, keep = self.dropout(x, p, seed=SEED, stream=STREAM, broadcast_dims=dims, return_mask=True)
         want, _ = reference.dropout(

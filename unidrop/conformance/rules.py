@@ -95,6 +95,17 @@ class RulesChecks(SuitePart):
         self.dropout(x, 0.5, seed=1)
         assert_same_floats(self.read(x), values, "input after dropout")
 
+    @pytest.mark.parametrize("p", [1e-20, 0.5], ids=["nothing-dropped", "half"])
+    def test_the_result_shares_no_memory_with_the_input(self, p: float) -> None:
+        """Writing into a result leaves the input as it was: even where nothing is dropped and the
+        scale rounds to 1 (p = 1e-20), only p == 0 and evaluation return ``x`` itself."""
+        values = sample_values((4, 9), "float32", 12)
+        x = self.make(values, "float32")
+        y = self.dropout(x, p, seed=2)
+        if not self.adapter.overwrite(y, np.full((4, 9), 7.0)):
+            pytest.skip(f"backend {self.adapter.name!r} has immutable arrays: no result can alias its input")
+        assert_same_floats(self.read(x), values, f"the input after writing into dropout(x, {p})'s result")
+
     def test_type_shape_dtype_and_device_are_preserved(self, unidrop_device: str, unidrop_dtype: str) -> None:
         """Output and mask have the input's type and device; the output its shape and dtype."""
         x = self.make(sample_values((3, 4, 5), unidrop_dtype, 5), unidrop_dtype, unidrop_device)

@@ -68,6 +68,16 @@ class BlockHighWordFromStream(StreamV1):
         return b0, s0, s0, s1
 
 
+class BlockHighWordZero(StreamV1):
+    """The counter's block high word is 0: global indices from 2**34 on wrap to the start."""
+
+    caught_by = ("test_blocks_far_out_in_huge_global_arrays[2^36]",)
+
+    def counter(self, plan: DropoutPlan, blocks: np.ndarray) -> tuple[Any, Any, Any, Any]:
+        b0, _, s0, s1 = super().counter(plan, blocks)
+        return b0, 0, s0, s1
+
+
 class StreamHighWordIgnored(StreamV1):
     """The counter's stream high word is 0: stream >> 32 is ignored."""
 

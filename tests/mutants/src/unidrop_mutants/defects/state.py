@@ -83,6 +83,18 @@ class _ReusesBuffers(StreamV1):
         return buffer
 
 
+class ResultIsTheInputWhenNothingChanges(StreamV1):
+    """Where nothing is dropped and the scale is 1 (p = 1e-20), the result is a view of the input."""
+
+    caught_by = ("test_the_result_shares_no_memory_with_the_input[nothing-dropped]",)
+
+    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        y, keep = super().dropout(x, plan)
+        if isinstance(x, np.ndarray) and self.threshold(plan) == 0 and float(self.scale(plan)) == 1.0:
+            y = x.view()
+        return y, keep
+
+
 class OutputBufferReused(_ReusesBuffers):
     """The output is one buffer per shape and dtype, overwritten by the next call."""
 
