@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -152,6 +153,58 @@ def test_png_writes_a_picture(capsys, tmp_path):
     assert status == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"saved {path}" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("", "--png '': name a file ending in .png"),
+        ("afile", "--png 'afile': the name must end in .png"),
+        ("x.jpg", "--png 'x.jpg': the name must end in .png"),
+        ("a-folder", "--png 'a-folder' is a folder: name a file ending in .png"),
+        ("a-folder.png", "--png 'a-folder.png' is a folder: name a file ending in .png"),
+        ("a-file/x.png", "--png 'a-file/x.png': cannot make its folder"),
+    ],
+)
+def test_png_refuses_a_name_it_cannot_write_before_running(name, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-folder.png").mkdir()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--backend", "numpy", "--png", name])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing ran
+    assert captured.err.startswith(f"unidrop demo: error: {says}"), captured.err
+    assert captured.err.count("\n") == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "a-folder", "a-folder.png"]
+
+
+def test_png_refuses_a_folder_it_cannot_write_in(capsys, tmp_path):
+    if os.geteuid() == 0:  # root writes in a read-only folder: use one no user can write in
+        target = Path("/proc/unidrop-demo.png")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = locked / "x.png"
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--backend", "numpy", "--png", str(target)])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"unidrop demo: error: --png {str(target)!r}: cannot write the file (")
+    assert not target.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed")
+def test_png_makes_missing_folders_and_says_the_path_it_wrote(capsys, tmp_path):
+    path = tmp_path / "nested" / "dir" / "demo.PNG"
+    status, out = run(capsys, "--backend", "numpy", "--png", str(path))
+    assert status == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.splitlines()[-1] == f"saved {path}"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["demo.PNG"]
 
 
 def test_png_without_matplotlib_names_what_to_install(capsys, monkeypatch, tmp_path):

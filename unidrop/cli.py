@@ -194,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--p", type=float, default=0.5)
     demo.add_argument("--backend", action="append", metavar="NAME", help="only this backend (repeatable)")
-    demo.add_argument("--png", metavar="FILE", help="also save the demo as a PNG picture (needs matplotlib)")
+    demo.add_argument(
+        "--png", metavar="FILE", help="also save it as a PNG picture, FILE.png (needs matplotlib)"
+    )
     demo.set_defaults(run=_demo)
     bench = commands.add_parser("bench", help="time unidrop beside each framework's dropout and a copy")
     bench.add_argument("--quick", action="store_true", help="sizes 2^4, 2^10, 2^16, 2^20, float32, 3 reps")

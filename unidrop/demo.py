@@ -17,6 +17,7 @@ import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import arguments, hints, reference, registry
@@ -359,8 +360,35 @@ def render_text(lines: Sequence[Line], styled: bool) -> None:
 # --- picture -----------------------------------------------------------------------------------
 
 
-def save_png(demo: Demo, path: str) -> None:
-    """Draw the two sections of the demo (masks, digests, verdicts) as a PNG at ``path``."""
+def check_png(path: str) -> Path:
+    """The ``--png`` file, checked before the demo runs: a name ending in ``.png`` (any case) that is
+    not a folder, in a folder that exists (missing parents are made, as ``bench --out`` makes its
+    folder) and takes a new file. Raises ValueError naming ``path`` and why otherwise."""
+    shown = f"--png {path!r}"
+    if not path.strip():
+        raise ValueError(f"{shown}: name a file ending in .png")
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{shown} is a folder: name a file ending in .png")
+    if target.suffix.lower() != ".png":
+        raise ValueError(f"{shown}: the name must end in .png (the demo saves PNG pictures only)")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{shown}: cannot make its folder ({error.strerror})") from error
+    existed = target.exists()
+    try:  # the one sure test that the file can be written: open it, and take back a new one
+        with target.open("ab"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{shown}: cannot write the file ({error.strerror})") from error
+    if not existed:
+        target.unlink()
+    return target
+
+
+def save_png(demo: Demo, path: str | Path) -> None:
+    """Draw the two sections of the demo (masks, digests, verdicts) as a PNG at exactly ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -390,7 +418,7 @@ def save_png(demo: Demo, path: str) -> None:
                 f"mask {panel.mask_digest}\n{panel.verdict or 'mask stream v1'}", fontsize=8, color=colour
             )
     figure.suptitle(f"dropout(x, p={demo.p}, seed={demo.seed}): dark = kept", fontsize=10)
-    figure.savefig(path, dpi=110, metadata={"Software": None})
+    figure.savefig(path, format="png", dpi=110, metadata={"Software": None})
     plt.close(figure)
 
 
@@ -399,11 +427,13 @@ def run_demo(
 ) -> int:
     """Print the demo (and save it as a PNG at ``png``); 0 iff every backend agrees with the reference.
 
-    ``names`` limits it to those backends (and their frameworks' own dropout).
+    ``names`` limits it to those backends (and their frameworks' own dropout). A ``png`` that
+    :func:`check_png` refuses raises its ValueError before anything runs.
     """
+    target = check_png(png) if png is not None else None
     demo, how = collect(seed, p, names)
     render_text(text_lines(demo, how), styled=sys.stdout.isatty())
-    if png is not None:
-        save_png(demo, png)
-        print(f"saved {png}")
+    if target is not None:
+        save_png(demo, target)
+        print(f"saved {target}")
     return 0 if demo.ok else 1
