@@ -6,12 +6,15 @@ import importlib.util
 import json
 import subprocess
 import sys
+import types
+from pathlib import Path
 
 import pytest
 
 import unidrop
+from unidrop import bench as bench_package
 from unidrop import cli
-from unidrop.bench import Options, targets
+from unidrop.bench import Options, gpus, parse_backends, report, targets
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
@@ -45,6 +48,36 @@ def test_quick_writes_json_with_machine_versions_sizes_and_medians(quick):
         assert all(seconds > 0 for seconds in row["seconds"].values())
 
 
+def test_quick_records_the_options_of_the_run(quick):
+    out, _ = quick
+    options = json.loads((out / "bench.json").read_text())["meta"]["options"]
+    assert options == {
+        "out": str(out),
+        "max_log2": 10,
+        "quick": True,
+        "reps": 3,
+        "p": 0.5,
+        "backends": ["numpy"],
+        "devices": "all",
+    }
+
+
+def test_quick_markdown_prints_the_meta_as_readable_lines(quick):
+    out, _ = quick
+    text = (out / "bench.md").read_text()
+    assert "{" not in text and "[" not in text  # no Python dict or list reprs
+    lines = text.splitlines()
+    assert "- machine:" in lines and "- versions:" in lines and "- options:" in lines
+    assert f"  - numpy: {np_version()}" in lines
+    assert "- sizes: 16, 1024" in lines
+
+
+def np_version() -> str:
+    import numpy
+
+    return numpy.__version__
+
+
 def test_quick_writes_a_markdown_table_with_the_ratios(quick):
     out, _ = quick
     text = (out / "bench.md").read_text()
@@ -75,7 +108,10 @@ def test_sizes_that_do_not_fit_in_half_the_memory_are_left_out(tmp_path):
         (["--max-log2", "3"], "--max-log2 must be in 4..30, not 3"),
         (["--max-log2", "31"], "--max-log2 must be in 4..30, not 31"),
         (["--reps", "0"], "--reps must be at least 1, not 0"),
-        (["--p", "1.5"], "1.5"),
+        (["--p", "1.5"], "--p must be in (0, 1), not 1.5"),
+        (["--p", "1"], "--p must be in (0, 1), not 1.0"),
+        (["--p", "nan"], "--p must be in (0, 1), not nan"),
+        (["--p", "0"], "--p must be in (0, 1), not 0: at p = 0 dropout returns x itself and draws no mask"),
         (["--backend", "no-such-backend"], "no-such-backend"),
         (["--max-log2", "ten"], "invalid int value: 'ten'"),
         (["--devices", "tpu"], "--devices must be one of all, cpu, gpu, not 'tpu'"),
@@ -124,3 +160,242 @@ def test_an_out_that_cannot_be_written_is_refused_before_anything_runs(where, tm
     captured = capsys.readouterr()
     assert f"unidrop bench: error: --out {str(tmp_path / where)!r}" in captured.err, captured.err
     assert "2^4" not in captured.out + captured.err  # nothing was timed
+
+
+def test_a_repeated_backend_counts_once(tmp_path):
+    assert parse_backends(["numpy", "numpy"]) == ("numpy",)
+    chosen = targets(Options(out=tmp_path, quick=True, backends=("numpy", "numpy")))
+    assert chosen == [("numpy", "cpu", "float32")]
+
+
+def test_an_empty_out_is_refused_and_nothing_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["bench", "--quick", "--backend", "numpy", "--out", ""])
+    assert stop.value.code == 2
+    assert "unidrop bench: error: --out '': name a folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+#: What the fake timing below reports for every case (not measured: fixed here).
+FAKE_SECONDS = {"copy": 1e-6, "naive": 2e-6, "unidrop": 3e-6}
+
+
+def fake_timing(monkeypatch: pytest.MonkeyPatch, cases_before_ctrl_c: int | None = None) -> None:
+    """Replace the timing by fixed seconds; raise KeyboardInterrupt (as Ctrl-C does) after some cases."""
+    done = [0]
+
+    def median_seconds(calls, reps, number=None):
+        if cases_before_ctrl_c is not None and done[0] == cases_before_ctrl_c:
+            raise KeyboardInterrupt
+        done[0] += 1
+        return dict(FAKE_SECONDS)
+
+    monkeypatch.setattr(bench_package, "median_seconds", median_seconds)
+
+
+def test_ctrl_c_writes_what_was_measured_and_exits_130(tmp_path, monkeypatch, capsys):
+    fake_timing(monkeypatch, cases_before_ctrl_c=2)
+    out = tmp_path / "out"
+    status = cli.main(["bench", "--quick", "--backend", "numpy", "--max-log2", "20", "--out", str(out)])
+    assert status == 130
+    captured = capsys.readouterr()
+    assert f"unidrop bench: interrupted: partial results written to {out}" in captured.err
+    assert f"wrote {out / 'bench.json'}" in captured.out
+    result = json.loads((out / "bench.json").read_text())
+    assert result["meta"]["interrupted"] is True
+    assert [(row["log2_size"], row["seconds"]) for row in result["rows"]] == [
+        (4, FAKE_SECONDS),
+        (10, FAKE_SECONDS),
+    ]
+    text = (out / "bench.md").read_text()
+    assert "**Interrupted: partial results, 2 rows measured before it.**" in text
+    assert text.count("| 2^") == 2
+
+
+def test_a_complete_run_is_not_marked_interrupted(tmp_path, monkeypatch):
+    fake_timing(monkeypatch)
+    out = tmp_path / "out"
+    assert cli.main(["bench", "--quick", "--backend", "numpy", "--max-log2", "10", "--out", str(out)]) == 0
+    assert json.loads((out / "bench.json").read_text())["meta"]["interrupted"] is False
+    assert "Interrupted" not in (out / "bench.md").read_text()
+
+
+def write_earlier_run(out: Path, files: list[str]) -> None:
+    out.mkdir()
+    (out / "bench.json").write_text(json.dumps({"meta": {"files": files}, "rows": []}))
+
+
+def test_a_rerun_removes_only_the_files_an_earlier_run_wrote_and_this_one_did_not(tmp_path, monkeypatch):
+    fake_timing(monkeypatch)
+    out = tmp_path / "out"
+    listed = ["bench.json", "bench.md", "bench-torch-cuda0.png", "notes.txt", "../bench-outside.png"]
+    write_earlier_run(out, listed)
+    for name in ["bench.md", "bench-torch-cuda0.png", "bench-jax-cpu0.png", "notes.txt"]:
+        (out / name).write_text("earlier")
+    (tmp_path / "bench-outside.png").write_text("not in the folder")
+    monkeypatch.setattr(report, "plot", raise_import_error)  # as without matplotlib: no plots
+    assert cli.main(["bench", "--quick", "--backend", "numpy", "--max-log2", "10", "--out", str(out)]) == 0
+    # the earlier run's plot is gone; a plot it did not list, and a file not named as bench names
+    # its files, are kept although listed, and so is a file outside the folder
+    assert sorted(path.name for path in out.iterdir()) == [
+        "bench-jax-cpu0.png",
+        "bench.json",
+        "bench.md",
+        "notes.txt",
+    ]
+    assert (tmp_path / "bench-outside.png").exists()
+    assert json.loads((out / "bench.json").read_text())["meta"]["files"] == ["bench.json", "bench.md"]
+
+
+def raise_import_error(*args: object) -> list[Path]:
+    raise ImportError("no matplotlib here")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_a_run_lists_its_plots_and_the_next_run_without_them_removes_them(tmp_path, monkeypatch, capsys):
+    fake_timing(monkeypatch)
+    out = tmp_path / "out"
+    args = ["bench", "--quick", "--backend", "numpy", "--max-log2", "10", "--out", str(out)]
+    assert cli.main(args) == 0
+    files = ["bench.json", "bench.md", "bench-numpy-cpu.png"]
+    assert json.loads((out / "bench.json").read_text())["meta"]["files"] == files
+    monkeypatch.setattr(report, "plot", raise_import_error)
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    assert sorted(path.name for path in out.iterdir()) == ["bench.json", "bench.md"]
+    assert f"removed {out / 'bench-numpy-cpu.png'}" in capsys.readouterr().out
+
+
+def test_an_earlier_bench_json_without_a_file_list_removes_nothing(tmp_path, monkeypatch):
+    fake_timing(monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "bench.json").write_text("not json")
+    (out / "bench-torch-cpu.png").write_text("earlier")
+    monkeypatch.setattr(report, "plot", raise_import_error)
+    assert cli.main(["bench", "--quick", "--backend", "numpy", "--max-log2", "10", "--out", str(out)]) == 0
+    assert (out / "bench-torch-cpu.png").read_text() == "earlier"
+
+
+def fake_torch(name: str = "Fake GPU") -> types.SimpleNamespace:
+    def get_device_name(index: int) -> str:
+        if name == "raises":
+            raise RuntimeError("no CUDA driver")
+        return f"{name} {index}"
+
+    return types.SimpleNamespace(
+        cuda=types.SimpleNamespace(get_device_name=get_device_name),
+        version=types.SimpleNamespace(cuda="12.4", hip=None),
+    )
+
+
+DRIVER_FILE = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n"
+
+
+def test_gpus_are_read_through_the_imported_framework(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", fake_torch())
+    (tmp_path / "version").write_text(DRIVER_FILE)
+    monkeypatch.setattr(gpus, "NVIDIA_DRIVER_FILE", tmp_path / "version")
+    chosen = [("torch", "cpu", "float32"), ("torch", "cuda:1", "float32"), ("torch", "cuda:1", "float16")]
+    assert gpus.describe(chosen) == [
+        {"backend": "torch", "device": "cuda:1", "model": "Fake GPU 1", "cuda": "12.4", "driver": "550.54.15"}
+    ]
+
+
+def test_cupy_and_jax_gpus(tmp_path, monkeypatch):
+    runtime = types.SimpleNamespace(
+        getDeviceProperties=lambda index: {"name": f"Fake CuPy GPU {index}".encode()},
+        runtimeGetVersion=lambda: 12040,
+        driverGetVersion=lambda: 12080,
+    )
+    monkeypatch.setitem(
+        sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
+    )
+    devices = [types.SimpleNamespace(platform="gpu", id=i, device_kind=f"Fake JAX GPU {i}") for i in (0, 1)]
+    monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(devices=lambda: devices))
+    monkeypatch.setattr(gpus, "NVIDIA_DRIVER_FILE", tmp_path / "absent")
+    assert gpus.describe([("cupy", "cuda:0", "float32"), ("jax", "gpu:1", "float32")]) == [
+        {
+            "backend": "cupy",
+            "device": "cuda:0",
+            "model": "Fake CuPy GPU 0",
+            "cuda": "12.4",
+            "driver supports cuda": "12.8",
+        },
+        {"backend": "jax", "device": "gpu:1", "model": "Fake JAX GPU 1"},
+    ]
+
+
+def test_a_framework_that_cannot_say_costs_only_its_entry(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", fake_torch("raises"))
+    monkeypatch.setattr(gpus, "NVIDIA_DRIVER_FILE", tmp_path / "absent")
+    assert gpus.describe([("torch", "cuda:0", "float32")]) == [
+        {"backend": "torch", "device": "cuda:0", "error": "RuntimeError: no CUDA driver"}
+    ]
+
+
+def test_no_gpu_no_gpu_entry_and_no_framework_imported(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert gpus.describe([("numpy", "cpu", "float32")]) == []
+    assert "gpus" not in report.machine(gpus.describe([("numpy", "cpu", "float32")]))
+    # a GPU of a framework that is not imported is named by its device alone, and nothing is imported
+    assert gpus.describe([("torch", "cuda:0", "float32")])[0].keys() <= {"backend", "device", "driver"}
+    assert "torch" not in sys.modules
+
+
+def gpu_result() -> dict:
+    gpu = {"backend": "torch", "device": "cuda:0", "model": "Fake GPU 0", "cuda": "12.4"}
+    machine = {"cpu": "Fake CPU", "cpus": 2, "system": "Linux", "python": "3", "gpus": [gpu]}
+    rows = [
+        {
+            "backend": "torch",
+            "device": device,
+            "dtype": "float32",
+            "mode": mode,
+            "framework": "F.dropout",
+            "log2_size": 4,
+            "seconds": {copy: 1e-6, "F.dropout": 2e-6, "unidrop": 3e-6},
+        }
+        for device in ("cpu", "cuda:0")
+        for mode, copy in (("forward", "copy"), ("fwd+bwd", "copy (forward only)"))
+    ]
+    return {"meta": {"p": 0.5, "machine": machine, "interrupted": False}, "rows": rows}
+
+
+def test_the_markdown_prints_the_gpus_and_gives_no_ratio_over_a_forward_copy():
+    text = report.markdown(gpu_result())
+    assert "    - backend torch, device cuda:0, model Fake GPU 0, cuda 12.4" in text.splitlines()
+    assert "| elements | copy | F.dropout | unidrop | unidrop / F.dropout | unidrop / copy |" in text
+    assert "| elements | copy (forward only) | F.dropout | unidrop | unidrop / F.dropout |" in text
+    assert "| 2^4 | 1.0 µs | 2.0 µs | 3.0 µs | 1.50x |" in text  # fwd+bwd: no unidrop / copy
+    assert "| 2^4 | 1.0 µs | 2.0 µs | 3.0 µs | 1.50x | 3.00x |" in text  # forward
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_each_plot_is_titled_by_its_own_device(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    titles = []
+    real = matplotlib.figure.Figure.suptitle
+
+    def suptitle(self, text, **kwargs):
+        titles.append(text)
+        return real(self, text, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", suptitle)
+    paths = report.plot(gpu_result(), tmp_path)
+    assert [path.name for path in paths] == ["bench-torch-cpu.png", "bench-torch-cuda0.png"]
+    assert titles == [
+        "unidrop bench, p = 0.5: Fake CPU",
+        "unidrop bench, p = 0.5: Fake GPU 0 (cuda:0)",
+    ]
+
+
+def test_torch_labels_the_fwd_bwd_copy_as_forward_only():
+    torch = pytest.importorskip("torch")
+    from unidrop.bench.cases import calls_for
+
+    modes = calls_for("torch", torch.ones(4), 0.5, "cpu")
+    assert list(modes["forward"]) == ["copy", "F.dropout", "unidrop"]
+    assert list(modes["fwd+bwd"]) == ["copy (forward only)", "F.dropout", "unidrop"]

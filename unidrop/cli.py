@@ -158,13 +158,21 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(seed=seed, p=p, names=args.backend, png=args.png)
 
 
+#: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
 def _bench(args: argparse.Namespace) -> int:
-    """Time unidrop beside each framework's own dropout and a copy; write JSON, Markdown and plots."""
+    """Time unidrop beside each framework's own dropout and a copy; write JSON, Markdown and plots.
+
+    Ctrl-C writes what was measured so far (marked interrupted) and exits with status 130.
+    """
     if importlib.util.find_spec("numpy") is None:
         return _usage_error("bench", "unidrop bench needs numpy (pip install numpy)")
     from .bench import Options, parse_backends, run
 
-    check_p(args.p)
+    if not args.out.strip():
+        raise ValueError(f"--out {args.out!r}: name a folder (the default is ./unidrop-bench/)")
     max_log2 = args.max_log2 if args.max_log2 is not None else (20 if args.quick else 24)
     options = Options(
         out=Path(args.out),
@@ -175,7 +183,10 @@ def _bench(args: argparse.Namespace) -> int:
         backends=parse_backends(args.backend),
         devices=args.devices,
     )
-    run(options)
+    result = run(options)
+    if result["meta"]["interrupted"]:
+        print(f"unidrop bench: interrupted: partial results written to {options.out}", file=sys.stderr)
+        return INTERRUPTED
     return 0
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import __version__, registry
 from ..arguments import STREAM_VERSION
-from . import report
+from . import gpus, report
 from .cases import OWN, calls_for
 from .timing import median_seconds
 
@@ -48,8 +48,9 @@ def physical_memory() -> int | None:
 
 @dataclass(frozen=True)
 class Options:
-    """What to run: ``max_log2`` in 4..30, ``reps`` >= 1, ``p`` in [0, 1), backend names (all if empty),
-    ``devices`` one of :data:`DEVICE_CHOICES` (the CPU, the first GPU, or both)."""
+    """What to run: ``max_log2`` in 4..30, ``reps`` >= 1, ``p`` in (0, 1), backend names (all if empty;
+    a repeated name counts once), ``devices`` one of :data:`DEVICE_CHOICES` (the CPU, the first GPU, or
+    both). ``p`` = 0 is refused: dropout then returns ``x`` itself and draws nothing, so nothing is timed."""
 
     out: Path
     max_log2: int = 24
@@ -66,6 +67,25 @@ class Options:
             raise ValueError(f"--max-log2 must be in {SMALLEST}..{LARGEST}, not {self.max_log2}")
         if self.reps < 1:
             raise ValueError(f"--reps must be at least 1, not {self.reps}")
+        if self.p == 0:
+            raise ValueError(
+                "--p must be in (0, 1), not 0: at p = 0 dropout returns x itself and draws no mask, "
+                "so there is no dropout to time"
+            )
+        if not 0 < self.p < 1:  # NaN fails too
+            raise ValueError(f"--p must be in (0, 1), not {self.p!r}")
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as ``bench.json`` records them (defaults resolved; ``out`` as text)."""
+        return {
+            "out": str(self.out),
+            "max_log2": self.max_log2,
+            "quick": self.quick,
+            "reps": self.reps,
+            "p": self.p,
+            "backends": list(self.backends) or "all installed",
+            "devices": self.devices,
+        }
 
     def sizes(self, memory: int | None = None) -> list[int]:
         """The log2 sizes to time: those asked for that fit in half of ``memory`` bytes (if given)."""
@@ -79,7 +99,9 @@ class Options:
 
 def targets(options: Options) -> list[tuple[str, str, str]]:
     """(backend, device, dtype) for every installed backend this benchmark knows, or those named."""
-    names = list(options.backends) or [info.name for info in registry.list_backends() if info.name in OWN]
+    names = list(dict.fromkeys(options.backends)) or [
+        info.name for info in registry.list_backends() if info.name in OWN
+    ]
     found = []
     for name in names:
         if name not in OWN:
@@ -117,11 +139,16 @@ def progress(total: int) -> Iterator[Any]:
 
 
 def run(options: Options) -> dict[str, Any]:
-    """Time everything ``options`` asks for; write the results under ``options.out``; return them."""
+    """Time everything ``options`` asks for; write the results under ``options.out``; return them.
+
+    A KeyboardInterrupt (Ctrl-C) stops the timing: what was measured before it is written all the
+    same, with ``meta["interrupted"]`` True (the caller decides the exit status). Files an earlier run
+    wrote in the folder that this run does not write again are removed (see :func:`report.remove_stale`).
+    """
     import numpy
 
     chosen = targets(options)
-    report.prepare(options.out)  # before the run: a bad --out must not cost the whole run
+    earlier = report.prepare(options.out)  # before the run: a bad --out must not cost the whole run
     sizes = options.sizes(physical_memory())
     left_out = [k for k in options.sizes() if k not in sizes]
     if left_out:
@@ -129,7 +156,8 @@ def run(options: Options) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "unidrop": __version__,
         "mask stream": STREAM_VERSION,
-        "machine": report.machine(),
+        "options": options.recorded(),
+        "machine": report.machine(gpus.describe(chosen)),
         "versions": {"numpy": numpy.__version__},
         "load average at start": report.load_average(),
         "p": options.p,
@@ -138,14 +166,48 @@ def run(options: Options) -> dict[str, Any]:
         "reps": options.reps,
         "timing": "median seconds per call over interleaved repetitions after a warm-up; "
         "GPU: device events (torch, CuPy), block_until_ready (JAX)",
+        "interrupted": False,
     }
     for name in dict.fromkeys(name for name, _, _ in chosen):
         backend = registry.get_backend(name)
         meta["versions"][f"{name} backend"] = (
             f"{backend.distribution} {backend.framework} {backend.version()}"
         )
-    rows = []
+    rows: list[dict[str, Any]] = []
     started = time.perf_counter()
+    try:
+        measure(options, chosen, sizes, rows)
+    except KeyboardInterrupt:
+        meta["interrupted"] = True
+        print(f"interrupted: writing the {len(rows)} results measured before it")
+    meta["load average at end"] = report.load_average()
+    meta["wall seconds"] = round(time.perf_counter() - started, 1)
+    result = {"meta": meta, "rows": rows}
+    meta["files"] = list(report.RESULT_FILES)
+    written = report.write(result, options.out)
+    try:
+        plots = report.plot(result, options.out)
+    except ImportError:
+        plots = []
+        print(f"matplotlib is not installed: no plots ({report.PLOT_INSTALL})")
+    if plots:  # bench.json lists every file this run wrote, so that the next run knows its own
+        meta["files"] += [path.name for path in plots]
+        report.write(result, options.out)
+    written += plots
+    for path in written:
+        print(f"wrote {path}")
+    for path in report.remove_stale(options.out, earlier, written):
+        print(f"removed {path} (an earlier run's, not written by this one)")
+    return result
+
+
+def measure(
+    options: Options, chosen: Sequence[tuple[str, str, str]], sizes: Sequence[int], rows: list[dict[str, Any]]
+) -> None:
+    """Time each (backend, device, dtype) of ``chosen`` at each log2 size, appending a row per mode to
+    ``rows`` as it is measured (so that an interruption keeps those already done)."""
+    import numpy
+
     with progress(len(chosen) * len(sizes)) as advance:
         for name, device, dtype in chosen:
             adapter = registry.get_backend(name).suite_adapter()
@@ -166,24 +228,14 @@ def run(options: Options) -> dict[str, Any]:
                             "seconds": seconds,
                         }
                     )
-    meta["load average at end"] = report.load_average()
-    meta["wall seconds"] = round(time.perf_counter() - started, 1)
-    result = {"meta": meta, "rows": rows}
-    written = report.write(result, options.out)
-    try:
-        written += report.plot(result, options.out)
-    except ImportError:
-        print(f"matplotlib is not installed: no plots ({report.PLOT_INSTALL})")
-    for path in written:
-        print(f"wrote {path}")
-    return result
 
 
 def parse_backends(names: Sequence[str] | None) -> tuple[str, ...]:
-    """The ``--backend`` names, each checked to be installed (a clear error otherwise)."""
+    """The ``--backend`` names, each checked to be installed (a clear error otherwise), each once, in
+    the order first given."""
     for name in names or ():
         registry.get_backend(name)
-    return tuple(names or ())
+    return tuple(dict.fromkeys(names or ()))
 
 
 __all__ = ["Options", "run"]

@@ -1,9 +1,10 @@
 """What is timed for each backend: a copy, the framework's own dropout and unidrop, on one array.
 
 :func:`calls_for` returns, for one array of a backend's framework, the modes it has (``forward``,
-and ``fwd+bwd`` where the framework has autograd) and in each the calls to time, keyed ``copy``,
-the framework's own dropout (see :data:`OWN`) and ``unidrop``. Each framework is imported here,
-inside the function for its backend: only when that backend is benchmarked.
+and ``fwd+bwd`` where the framework has autograd) and in each the calls to time, keyed ``copy``
+(:data:`FORWARD_COPY` in ``fwd+bwd``), the framework's own dropout (see :data:`OWN`) and
+``unidrop``. Each framework is imported here, inside the function for its backend: only when that
+backend is benchmarked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from .timing import Timed, cupy_timed, torch_timed
 
 #: The key of each framework's own dropout in the results, by backend name.
 OWN = {"numpy": "naive", "cupy": "naive", "torch": "F.dropout", "jax": "jax.random.bernoulli"}
+#: The key of the copy in a ``fwd+bwd`` mode: it is the forward copy (no autograd), a memory-bound
+#: floor shown for scale, so that mode's tables give no unidrop / copy ratio.
+FORWARD_COPY = "copy (forward only)"
 #: The seed unidrop is given (any fixed seed: the cost does not depend on it).
 SEED = 1
 
@@ -76,7 +80,7 @@ def _torch(x: Any, p: float, device: str) -> Modes:
             "unidrop": timed(lambda: ours(x)),
         },
         "fwd+bwd": {
-            "copy": timed(x.clone),
+            FORWARD_COPY: timed(x.clone),
             "F.dropout": timed(both(own)),
             "unidrop": timed(both(ours)),
         },
@@ -112,7 +116,7 @@ def _jax(x: Any, p: float, device: str) -> Modes:
             "unidrop": Timed(lambda: forward["ours"](x), wait),
         },
         "fwd+bwd": {
-            "copy": Timed(lambda: copy(x), wait),
+            FORWARD_COPY: Timed(lambda: copy(x), wait),
             "jax.random.bernoulli": Timed(lambda: backward["own"](x), wait),
             "unidrop": Timed(lambda: backward["ours"](x), wait),
         },

@@ -8,8 +8,13 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from .cases import FORWARD_COPY
+from .gpus import model_of
+
 #: What to install for the plots (the ``bench`` extra brings matplotlib and rich).
 PLOT_INSTALL = "pip install matplotlib (or, from a checkout of unidrop, pip install './[bench]')"
+#: The files ``unidrop bench`` writes in its folder: these two, and ``bench-*.png``.
+RESULT_FILES = ("bench.json", "bench.md")
 
 
 def cpu_model() -> str:
@@ -31,14 +36,26 @@ def load_average() -> float | None:
         return None
 
 
-def machine() -> dict[str, Any]:
-    """The machine and Python the run is on."""
-    return {
+def machine(gpus: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The machine and Python the run is on, with ``gpus`` (see :func:`.gpus.describe`) where given."""
+    found: dict[str, Any] = {
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "system": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),
     }
+    if gpus:
+        found["gpus"] = gpus
+    return found
+
+
+def device_title(meta: dict[str, Any], backend: str, device: str) -> str:
+    """What ``backend``'s ``device`` is, for a title: the CPU's model on a CPU, the GPU's model (or the
+    device's name where it is unknown) on another device."""
+    if device.startswith("cpu"):
+        return str(meta["machine"]["cpu"])
+    model = model_of(meta["machine"].get("gpus", ()), backend, device)
+    return f"{model} ({device})" if model else device
 
 
 def fmt(seconds: float) -> str:
@@ -58,28 +75,66 @@ def groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def _plain(value: Any) -> str:
+    """A value of the results' meta as readable text: lists joined by commas, a mapping as
+    ``key value`` pairs, no Python reprs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_plain(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(item) for item in value) or "none"
+    return "n/a" if value is None else str(value)
+
+
+def meta_lines(meta: dict[str, Any]) -> list[str]:
+    """The meta of a run as a Markdown list; a mapping (machine, versions, options) as a nested list,
+    a list of mappings (the GPUs) as one nested line each."""
+    lines = []
+    for key, value in meta.items():
+        if isinstance(value, dict):
+            lines.append(f"- {key}:")
+            for inner, item in value.items():
+                if isinstance(item, list) and item and all(isinstance(entry, dict) for entry in item):
+                    lines += [f"  - {inner}:"] + [f"    - {_plain(entry)}" for entry in item]
+                else:
+                    lines.append(f"  - {inner}: {_plain(item)}")
+        else:
+            lines.append(f"- {key}: {_plain(value)}")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """The run's tables: a median per call of each implementation, unidrop / framework and / copy."""
+    """The run's tables: a median per call of each implementation, unidrop / framework and, where the
+    table has a copy of the same mode, unidrop / copy (never over :data:`FORWARD_COPY`)."""
     meta = result["meta"]
     lines = ["# unidrop bench", ""]
-    lines += [f"- {key}: {value}" for key, value in meta.items()]
+    if meta.get("interrupted"):
+        lines += [f"**Interrupted: partial results, {len(result['rows'])} rows measured before it.**", ""]
+    lines += meta_lines(meta)
     for title, group in groups(result["rows"]).items():
         own = group[0]["framework"]
         names = list(group[0]["seconds"])
+        ratios = [own] + (["copy"] if "copy" in names else [])
         lines += ["", f"## {title}, p = {meta['p']} (median per call)", ""]
-        lines += ["| elements | " + " | ".join(names) + f" | unidrop / {own} | unidrop / copy |"]
-        lines += ["|---" * (len(names) + 3) + "|"]
+        lines += ["| elements | " + " | ".join(names + [f"unidrop / {name}" for name in ratios]) + " |"]
+        lines += ["|---" * (len(names) + len(ratios) + 1) + "|"]
         for row in group:
             s = row["seconds"]
-            ratios = [f"{s['unidrop'] / s[own]:.2f}x", f"{s['unidrop'] / s['copy']:.2f}x"]
-            cells = [fmt(s[name]) for name in names] + ratios
+            cells = [fmt(s[name]) for name in names] + [f"{s['unidrop'] / s[name]:.2f}x" for name in ratios]
             lines += [f"| 2^{row['log2_size']} | " + " | ".join(cells) + " |"]
+        if FORWARD_COPY in names:
+            lines += [
+                "",
+                f"{FORWARD_COPY}: the forward copy alone, for scale (no ratio: the others run backward too).",
+            ]
     return "\n".join(lines) + "\n"
 
 
-def prepare(out: Path) -> None:
+def prepare(out: Path) -> list[str]:
     """Make the output folder ``out`` (and its parents) if needed, before anything is timed;
-    ValueError naming it where it cannot be made or written (a file there, no permission)."""
+    ValueError naming it where it cannot be made or written (a file there, no permission).
+
+    Returns the files an earlier run recorded writing there (see :func:`earlier_files`).
+    """
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as error:
@@ -88,12 +143,44 @@ def prepare(out: Path) -> None:
         raise ValueError(f"--out {str(out)!r}: cannot make the folder ({error.strerror})") from error
     if not os.access(out, os.W_OK | os.X_OK):
         raise ValueError(f"--out {str(out)!r}: the folder is not writable")
+    return earlier_files(out)
+
+
+def is_result_file(name: str) -> bool:
+    """True for a name bench writes in its folder: ``bench.json``, ``bench.md``, ``bench-*.png``."""
+    plain = name == Path(name).name and name not in ("", ".", "..")
+    return plain and (name in RESULT_FILES or (name.startswith("bench-") and name.endswith(".png")))
+
+
+def earlier_files(out: Path) -> list[str]:
+    """The files an earlier run wrote in ``out``, as its ``bench.json`` lists them (``meta.files``),
+    bench's own names only; none where there is no such list."""
+    try:
+        files = json.loads((out / "bench.json").read_text())["meta"]["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(files, list):
+        return []
+    return [name for name in files if isinstance(name, str) and is_result_file(name)]
+
+
+def remove_stale(out: Path, earlier: list[str], written: list[Path]) -> list[Path]:
+    """Remove from ``out`` the files of ``earlier`` (an earlier run's) that this run did not write
+    again; return their paths. Nothing else is touched."""
+    rewritten = {path.name for path in written}
+    removed = []
+    for name in earlier:
+        path = out / name
+        if name not in rewritten and is_result_file(name) and path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def write(result: dict[str, Any], out: Path) -> list[Path]:
     """Write ``bench.json`` and ``bench.md`` under ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "bench.json", out / "bench.md"]
+    paths = [out / name for name in RESULT_FILES]
     paths[0].write_text(json.dumps(result, indent=1) + "\n")
     paths[1].write_text(markdown(result))
     return paths
@@ -124,7 +211,7 @@ def plot(result: dict[str, Any], out: Path) -> list[Path]:
             for name in group[0]["seconds"]:
                 ns = [row["seconds"][name] * 1e9 / n for row, n in zip(group, sizes, strict=True)]
                 style: dict[str, Any] = {"linewidth": 2}
-                if name == "copy":
+                if name in ("copy", FORWARD_COPY):
                     style = {"color": "0.55", "linewidth": 3}
                 elif name != "unidrop":
                     style = {"linestyle": "--"}
@@ -136,8 +223,10 @@ def plot(result: dict[str, Any], out: Path) -> list[Path]:
             ax.legend(fontsize=7)
         for ax in list(axes.flat)[len(panels) :]:
             ax.remove()
-        meta = result["meta"]
-        fig.suptitle(f"unidrop bench, p = {meta['p']}: {meta['machine']['cpu']}")
+        meta, first = result["meta"], next(iter(panels.values()))[0]
+        fig.suptitle(
+            f"unidrop bench, p = {meta['p']}: {device_title(meta, first['backend'], first['device'])}"
+        )
         fig.tight_layout()
         path = out / f"bench-{target}.png"
         fig.savefig(path, dpi=100)
