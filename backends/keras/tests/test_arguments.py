@@ -80,3 +80,13 @@ def test_broadcast_dims_of_noise_shapes():
     assert broadcast_dims((1, None), (2, 3)) == (0,)
     assert broadcast_dims((2, 1), (2, 3)) == (1,)
     assert broadcast_dims((1, 1), (1, 3)) == (1,)  # an axis of size 1 needs no sharing
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last", None])
+def test_spatial_dropout_1d_has_no_data_format_as_in_keras(data_format):
+    """Keras' own SpatialDropout1D takes no data_format: the same TypeError, naming the layer (not
+    an internal base class's "multiple values")."""
+    expected = "SpatialDropout1D.__init__() got an unexpected keyword argument 'data_format'"
+    with pytest.raises(TypeError) as info:
+        uk.SpatialDropout1D(0.5, data_format=data_format)
+    assert str(info.value) == expected

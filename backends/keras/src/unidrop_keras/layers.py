@@ -141,6 +141,10 @@ class SpatialDropout1D(BaseSpatialDropout):
     RANK = 3
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
+        if "data_format" in kwargs:  # as Keras' own SpatialDropout1D, which has no such argument
+            raise TypeError(
+                f"{type(self).__name__}.__init__() got an unexpected keyword argument 'data_format'"
+            )
         super().__init__(rate, seed, data_format="channels_last", **kwargs)
 
 
