@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -40,11 +41,12 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 def column_of(out: str, label: str) -> list[str]:
     """The cells under ``label`` in the demo's side-by-side layout (label row, 4 mask rows, mask,
-    out or verdict, ...), read by the label's column position."""
+    out or verdict, ...), read by the label's column position; a label's further lines are skipped."""
     lines = out.splitlines()
     row = next(i for i, line in enumerate(lines) if label in line)
     start = lines[row].index(label)
-    return [line[start : start + 17].strip() for line in lines[row : row + 8]]
+    masks = next(i for i in range(row + 1, len(lines)) if {"█", "·"} & set(lines[i]))
+    return [line[start : start + 17].strip() for line in [lines[row], *lines[masks : masks + 7]]]
 
 
 @pytest.mark.parametrize(("seed", "p"), [(42, 0.5), (2**64 - 1, 0.25)])
@@ -106,8 +108,37 @@ def test_a_wrong_backend_makes_it_exit_1_and_say_so(capsys):
 def test_every_installed_backend_is_shown_and_a_wrong_one_fails_the_run(capsys):
     status, out = run(capsys)
     assert status == 1  # this session installs the deliberately wrong backends
+    labels = grid_labels(out)
     for info in registry.list_backends():
-        assert info.name[:17] in out
+        assert f"{info.name} (cpu)" in labels, info.name  # whole: no name is cut
+
+
+#: The verdicts under the masks (a line of these ends a group of masks).
+VERDICTS = {"", "identical", "DIFFERENT", "failed", "skipped", "same as ref", "different"}
+
+
+def grid_labels(out: str) -> list[str]:
+    """The labels above the masks in the demo's layout (8 columns of row labels, then columns of
+    18), each joined from its lines: directly after a hyphen, else with a space."""
+    found: list[str] = []
+    block: list[list[str]] = []
+    for line in out.splitlines():
+        if not line.startswith(" " * 8) or not line.strip():
+            block = []
+            continue
+        cells = [line[8 + 18 * i : 8 + 18 * (i + 1)].strip() for i in range(-(-(len(line) - 8) // 18))]
+        if any(cell and set(cell) <= {"█", "·"} for cell in cells):  # a mask row: the labels are above
+            for pieces in itertools.zip_longest(*block, fillvalue=""):
+                label = ""
+                for piece in filter(None, pieces):
+                    label += ("" if not label or label.endswith("-") else " ") + piece
+                found.append(label)
+            block = []
+        elif set(cells) <= VERDICTS:
+            block = []
+        else:
+            block.append(cells)
+    return found
 
 
 class Broken(Backend):
@@ -262,3 +293,50 @@ def test_a_keras_backend_that_fails_is_named_with_its_last_error_line(monkeypatc
     monkeypatch.setattr(demo, "KERAS_BACKENDS", {"numpy": ("numpy",)})
     with pytest.raises(RuntimeError, match="Keras on numpy did not draw a mask: no Keras here"):
         demo._keras_own(7, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("label", "lines"),
+    [
+        ("numpy (cpu)", ["numpy (cpu)"]),
+        ("mutant-threshold-off-by-one (cpu)", ["mutant-threshold-", "off-by-one (cpu)"]),
+        ("mutant-bfloat16-ties-away (cpu)", ["mutant-bfloat16-", "ties-away (cpu)"]),
+        (
+            "mutant-block-is-one-run-from-its-start (cpu)",
+            ["mutant-block-is-", "one-run-from-its-", "start (cpu)"],
+        ),
+        ("keras (tensorflow)", ["keras", "(tensorflow)"]),
+        ("x" * 20, ["x" * 17, "xxx"]),  # one word wider than a column: the only cut
+    ],
+)
+def test_a_long_label_is_broken_after_a_hyphen_or_at_a_space(label, lines):
+    from unidrop.demo import label_lines
+
+    assert label_lines(label) == lines
+
+
+def test_the_masks_stay_in_their_columns_under_a_long_label():
+    from unidrop.demo import Demo, Panel, text_lines
+
+    keep = [[True] * 16 for _ in range(4)]
+    panels = [Panel("reference", keep, "a" * 12, "b" * 12), Panel("mutant-threshold-off-by-one (cpu)", keep)]
+    lines = ["".join(text for text, _ in line) for line in text_lines(Demo(7, 0.5, panels, [], []), [])]
+    start = lines.index("        reference         mutant-threshold-")
+    assert lines[start + 1] == "                          off-by-one (cpu)"
+    assert lines[start + 2] == "        " + "█" * 16 + "  " + "█" * 16
+
+
+def test_why_a_mask_was_not_drawn_is_wrapped_never_cut():
+    from unidrop.demo import Demo, Panel, text_lines
+
+    reason = (
+        "RuntimeError: Keras on numpy did not draw a mask: OverflowError: Python integer "
+        "18446744073709551615 out of bounds for uint32"
+    )
+    demo = Demo(2**64 - 1, 0.5, [Panel("reference", None)], [Panel("keras", None, "failed", note=reason)], [])
+    lines = ["".join(text for text, _ in line) for line in text_lines(demo, [])]
+    start = next(i for i, line in enumerate(lines) if line.startswith("  keras: "))
+    assert lines[start : start + 2] == [
+        "  keras: RuntimeError: Keras on numpy did not draw a mask: OverflowError: Python integer",
+        "    18446744073709551615 out of bounds for uint32",
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -278,12 +279,38 @@ def _cell(text: str) -> str:
     return text[: COLUMN - 1].ljust(COLUMN)
 
 
+def label_lines(label: str) -> list[str]:
+    """``label`` in lines that fit a column (COLUMN - 1 characters), broken after a hyphen or at a
+    space, never inside a word (a single word longer than a column alone is broken)."""
+    width, lines, current = COLUMN - 1, [], ""
+    for piece in re.findall(r"[^\s-]*-+|[^\s-]+|\s+", label):  # "word-", "word", spaces
+        if current and len(current + piece.rstrip()) > width:
+            lines.append(current.rstrip())
+            current = piece.lstrip()
+        else:
+            current += piece
+        while len(current) > width:  # one word longer than a column
+            lines.append(current[:width])
+            current = current[width:]
+    return [*lines, current.rstrip()] if current.strip() or not lines else lines
+
+
+def note_lines(text: str) -> list[str]:
+    """A note (why a mask could not be drawn) in lines of at most 100 characters, the later ones
+    indented; broken at spaces only, so that no number or name is cut."""
+    return textwrap.wrap(text, 100, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
+
+
 def _grid_lines(panels: Sequence[Panel], with_output: bool) -> list[Line]:
     """Masks side by side, in rows of at most COLUMNS_PER_ROW, with their digests and verdicts."""
     lines: list[Line] = []
     for start in range(0, len(panels), COLUMNS_PER_ROW):
         group = panels[start : start + COLUMNS_PER_ROW]
-        lines.append([(" " * LEFT, "")] + [(_cell(panel.label), "bold") for panel in group])
+        labels = [label_lines(panel.label) for panel in group]
+        for i in range(max(len(label) for label in labels)):
+            lines.append(
+                [(" " * LEFT, "")] + [(_cell(label[i] if i < len(label) else ""), "bold") for label in labels]
+            )
         for row in range(SHAPE[0]):
             line: Line = [(" " * LEFT, "")]
             for panel in group:
@@ -306,6 +333,15 @@ def _style(panel: Panel) -> str:
     return "green" if panel.agrees else "bold red"
 
 
+def _notes(panels: Sequence[Panel]) -> list[Line]:
+    return [
+        [(text, "")]
+        for panel in panels
+        if panel.note
+        for text in note_lines(f"  {panel.label}: {panel.note}")
+    ]
+
+
 def text_lines(demo: Demo, how: Sequence[str]) -> list[Line]:
     """The demo as lines of styled text, at most 100 columns wide."""
     scale = reference.round_to(arguments.scale(demo.p), "float32")
@@ -324,7 +360,7 @@ def text_lines(demo: Demo, how: Sequence[str]) -> list[Line]:
         ],
         *_grid_lines(demo.backends, with_output=True),
     ]
-    lines += [[(f"  {panel.label}: {panel.note}"[:100], "")] for panel in demo.backends if panel.note]
+    lines += _notes(demo.backends)
     if demo.ok:
         lines.append([("Every backend and device: the same mask and output, bit for bit.", "bold green")])
     else:
@@ -332,7 +368,7 @@ def text_lines(demo: Demo, how: Sequence[str]) -> list[Line]:
     if demo.own:
         lines += [[], [(f"Each framework's own dropout, same seed {demo.seed}: each its own mask", "bold")]]
         lines += _grid_lines(demo.own, with_output=False)
-        lines += [[(f"  {panel.label}: {panel.note}"[:100], "")] for panel in demo.own if panel.note]
+        lines += _notes(demo.own)
         lines += [[(f"  {text}", "")] for text in how]
     if demo.missing:
         lines += [[], [("Not installed: add a backend with the command after its name", "bold")]]
