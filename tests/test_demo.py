@@ -141,6 +141,11 @@ def grid_labels(out: str) -> list[str]:
     return found
 
 
+def test_a_repeated_backend_is_shown_once(capsys):
+    _, out = run(capsys, "--backend", "numpy", "--backend", "numpy")
+    assert grid_labels(out) == ["reference", "numpy (cpu)", "numpy rng"]
+
+
 class Broken(Backend):
     """A backend whose framework fails to load: the demo reports it, the others still run."""
 

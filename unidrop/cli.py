@@ -155,7 +155,8 @@ def _demo(args: argparse.Namespace) -> int:
         registry.get_backend(name)  # a clear error for an unknown name before anything runs
     if args.png is not None and importlib.util.find_spec("matplotlib") is None:
         return _usage_error("demo", f"--png needs matplotlib: {PNG_INSTALL}")
-    return run_demo(seed=seed, p=p, names=args.backend, png=args.png)
+    names = list(dict.fromkeys(args.backend)) if args.backend else None  # a repeated name shows once
+    return run_demo(seed=seed, p=p, names=names, png=args.png)
 
 
 #: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
