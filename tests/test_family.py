@@ -144,8 +144,27 @@ def test_dropout_backward_from_mask_refuses_a_mask_of_another_shape():
         unidrop.dropout_backward_from_mask(
             np.ones((2, 4), np.float32), np.ones(3, bool), 0.5, backend="numpy"
         )
-    with pytest.raises(TypeError, match=r"keep must be the mask array .* got list"):
+    with pytest.raises(TypeError, match=r"keep must be the boolean mask .* got list"):
         unidrop.dropout_backward_from_mask(np.ones(4, np.float32), [True, False, True, True], 0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.uint8, np.int32])
+def test_dropout_backward_from_mask_refuses_a_mask_that_is_not_boolean(dtype: type) -> None:
+    """A float mask of 0.5 would read as "kept" everywhere: only dropout's bool mask is taken."""
+    grad = np.ones((3, 4), np.float32)
+    with pytest.raises(TypeError, match=rf"boolean mask .* dtype {np.dtype(dtype).name}"):
+        unidrop.dropout_backward_from_mask(grad, np.full((3, 4), 0.5).astype(dtype), 0.5, backend="numpy")
+
+
+def test_gaussian_dropout_refuses_p_one_before_drawing_a_seed() -> None:
+    """A refused call changes nothing: unidrop's seed source is where it was."""
+    x = np.ones((4, 5), np.float32)
+    unidrop.manual_seed(3)
+    want = unidrop.dropout(x, 0.5, backend="numpy")
+    unidrop.manual_seed(3)
+    with pytest.raises(ValueError, match="p < 1"):
+        unidrop.gaussian_dropout(x, 1.0, backend="numpy")
+    np.testing.assert_array_equal(unidrop.dropout(x, 0.5, backend="numpy"), want)
 
 
 def test_family_functions_validate_like_dropout():

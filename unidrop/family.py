@@ -236,15 +236,15 @@ def gaussian_dropout(
         >>> np.round(y, 3)
         array([ 0.03 , -0.236,  0.927, -0.107], dtype=float32)
     """
+    if arguments.check_p(p) == 1.0 and arguments.check_training(training):  # refused before any draw
+        raise ValueError(
+            "gaussian_dropout needs p < 1 (the noise's variance p / (1 - p) is infinite at 1), got 1.0"
+        )
     implementation, plan, _ = _prepare(
         x, p, training, seed, stream, broadcast_dims, global_shape, offset, backend
     )
     if plan is None:
         return x
-    if plan.p == 1.0:
-        raise ValueError(
-            "gaussian_dropout needs p < 1 (the noise's variance p / (1 - p) is infinite at 1), got 1.0"
-        )
     xp, compute = _compute_type(implementation, x, plan.dtype)
     words = implementation.stream_words(x, _pair_plan(plan))
     w1, w2 = words[..., 0], words[..., 1]
@@ -333,17 +333,32 @@ def dropout_backward_from_mask(
     p = arguments.check_p(p)
     implementation, shape, dtype, supported = registry.dispatch(grad, backend)
     arguments.check_dtype(dtype, supported)
-    if not hasattr(keep, "shape"):
-        raise TypeError(
-            f"keep must be the mask array dropout(..., return_mask=True) returned, got {type(keep).__name__}"
-        )
-    keep_shape = tuple(keep.shape)
+    keep_shape = _check_keep(keep, implementation, grad, backend)
     if len(keep_shape) != len(shape) or any(k not in (1, s) for k, s in zip(keep_shape, shape, strict=True)):
         raise ValueError(f"keep of shape {keep_shape} does not match grad of shape {shape} (a mask shape)")
     xp, compute = _compute_type(implementation, grad, dtype)
     s = 0.0 if p == 1.0 else _rounded(arguments.scale(p), arguments.compute_dtype(dtype))
     scaled = implementation.astype(implementation.astype(grad, compute) * s, compute)
     return implementation.astype(implementation.astype(xp.where(keep, scaled, 0.0), compute), grad.dtype)
+
+
+def _check_keep(
+    keep: Any, implementation: Implementation, grad: Any, backend: str | Backend | None
+) -> tuple[int, ...]:
+    """The shape of ``keep`` if it is a boolean array of ``grad``'s backend (``backend`` if given),
+    as dropout's ``return_mask=True`` gives it; a TypeError naming what it is otherwise."""
+    what = "keep must be the boolean mask dropout(..., return_mask=True) returned for grad"
+    if not hasattr(keep, "shape"):
+        raise TypeError(f"{what}, got {type(keep).__name__}")
+    try:
+        keep_implementation, keep_shape, keep_dtype, _ = registry.dispatch(keep, backend)
+    except TypeError:
+        keep_implementation = None
+    if keep_implementation is not implementation:
+        raise TypeError(f"{what} (a {type(grad).__name__}), got a {type(keep).__name__}")
+    if keep_dtype != "bool":
+        raise TypeError(f"{what}, got an array of dtype {keep_dtype}")
+    return keep_shape
 
 
 def _rounded(value: float, compute: str) -> float:

@@ -188,6 +188,21 @@ def test_torch_alpha_dropout_tests_adapted() -> None:
         assert torch.equal(y, x if p == 0 else torch.zeros_like(x))
 
 
+@pytest.mark.parametrize("cls", ["AlphaDropout", "FeatureAlphaDropout"])
+@pytest.mark.parametrize(
+    "dtype", [torch.int64, torch.bool, torch.uint8, torch.complex64, torch.float8_e4m3fn], ids=str
+)
+def test_alpha_forms_refuse_a_non_float_tensor_naming_its_dtype(cls: str, dtype: torch.dtype) -> None:
+    """The spec's TypeError, in training, at p == 1 and in evaluation, as unidrop.dropout gives it."""
+    x = torch.ones(2, 3, 4).to(dtype)
+    for layer in [getattr(unidrop_torch, cls)(0.5, seed=1), getattr(unidrop_torch, cls)(1.0, seed=1)]:
+        for training in (True, False):
+            with pytest.raises(
+                TypeError, match=rf"dtype {str(dtype)[6:]}\b.*float16, bfloat16, float32, float64"
+            ):
+                layer.train(training)(x)
+
+
 def test_drop_path_is_timms_with_reference_values() -> None:
     layer = unidrop_torch.DropPath(0.25, seed=8)
     assert repr(layer) == "DropPath(drop_prob=0.250, seed=8)"

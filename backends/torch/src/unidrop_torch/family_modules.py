@@ -101,6 +101,9 @@ class _AlphaForm(_MaskStreamDropout):
         p = arguments.check_p(self.p)
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{type(self).__name__} needs a torch.Tensor, got {type(x).__qualname__}")
+        implementation = unidrop.get_backend("torch").implementation()
+        # the spec's refusal of integer, bool, complex and float8 tensors, in evaluation too
+        arguments.check_dtype(implementation.shape_and_dtype(x)[1], implementation.dtypes())
         dims = self._broadcast_dims_for(x)
         if not self.training or p == 0.0:
             return x
