@@ -18,6 +18,12 @@ NUMPY = ("numpy", "unidrop_numpy.backend:NumpyBackend", "unidrop-numpy")
 class FakeDistribution:
     name: str
     version: str = "1.0"
+    requires: tuple[str, ...] | None = None  # its Requires-Dist lines
+
+
+def entry_point(name: str, value: str, dist: FakeDistribution) -> EntryPoint:
+    """One entry point of the group, installed by ``dist``."""
+    return EntryPoint(name, value, registry.ENTRY_POINT_GROUP)._for(dist)  # type: ignore[attr-defined]
 
 
 def entry_points(*specs: tuple[str, str, str | None]) -> Callable[..., list[EntryPoint]]:

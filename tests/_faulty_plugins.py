@@ -60,6 +60,13 @@ class NoFramework(_Minimal):
     name = "no-framework"
 
 
+class NamedClumsy(_Minimal):
+    """Claims the name ``clumsy`` and takes no array: kept, it pushes the real ``clumsy`` out."""
+
+    name = "clumsy"
+    framework = "builtins"
+
+
 class LoadRaisesBare(_Minimal):
     """A sound descriptor whose load() raises an exception with no message (NotImplementedError)."""
 

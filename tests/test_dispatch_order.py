@@ -50,6 +50,47 @@ def test_two_third_parties_claiming_one_name_keep_the_same_one_in_any_order(fres
     assert kept == {"Impostor"}
 
 
+def test_an_array_only_the_ignored_one_of_two_same_named_plugins_takes_names_it_and_the_fix(
+    fresh_registry, monkeypatch, capsys
+):
+    """'clumsy' of aaa-decoy (first by distribution name) is kept and takes nothing; 'clumsy' of
+    clumsy-dist, ignored, would take ClumsyArray. The errors used to name neither."""
+    from _faulty_plugins import ClumsyArray
+
+    from unidrop.cli import main
+
+    install(
+        monkeypatch,
+        ("clumsy", "_faulty_plugins:Clumsy", "clumsy-dist"),
+        ("clumsy", "_faulty_plugins:NamedClumsy", "aaa-decoy"),
+        NUMPY,
+    )
+    with pytest.warns(
+        RuntimeWarning, match=r"keeping aaa-decoy 1.0 .*ignoring clumsy-dist 1.0; uninstall one"
+    ):
+        registry.backends()
+    fix = (
+        "its backend 'clumsy' (clumsy-dist 1.0) is installed but ignored: 'clumsy' (aaa-decoy 1.0) "
+        "claims the same name and is kept (first by distribution name); uninstall one of the two "
+        "distributions, clumsy-dist or aaa-decoy"
+    )
+    with pytest.raises(TypeError, match=r"no backend for _faulty_plugins\.ClumsyArray") as info:
+        unidrop.dropout(ClumsyArray([1.0]), 0.5, seed=0)
+    assert fix in str(info.value), str(info.value)
+    with pytest.raises(TypeError, match="backend 'clumsy' does not take arrays of type") as info:
+        unidrop.dropout(ClumsyArray([1.0]), 0.5, seed=0, backend="clumsy")
+    assert fix in str(info.value), str(info.value)
+    assert [(e.plugin.distribution, e.kept.distribution) for e in registry.ignored()] == [
+        ("clumsy-dist", "aaa-decoy")
+    ]
+    assert main(["backends"]) == 0
+    assert "installed but ignored: 'clumsy' (clumsy-dist 1.0): 'clumsy' (aaa-decoy 1.0) claims" in (
+        capsys.readouterr().out
+    )
+    x = np.linspace(-1.0, 1.0, 8, dtype=np.float32)
+    assert_reference_dropout(unidrop.dropout(x, 0.5, seed=1), x, 0.5, 1)
+
+
 @pytest.mark.parametrize("greedy", [HOARDER, ALSO_NUMPY], ids=["other-framework", "same-framework"])
 @pytest.mark.parametrize("greedy_first", [True, False])
 def test_a_third_party_accepting_ndarrays_does_not_capture_numpy_dispatch(

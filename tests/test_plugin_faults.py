@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _fake_entry_points import NUMPY, assert_reference_dropout, install
+from _fake_entry_points import NUMPY, FakeDistribution, assert_reference_dropout, entry_point, install
 
 import unidrop
 from unidrop import registry
@@ -52,6 +52,11 @@ LOAD_FAULTS = [
     ("missing-attribute", "_faulty_plugins:NoSuchThing", "AttributeError"),
     ("missing-module", "unidrop_no_such_module:Backend", "ModuleNotFoundError"),
     ("import-raises", "_plugin_that_raises:Backend", "RuntimeError: boom at import"),
+    (
+        "fmal",  # an entry point named otherwise than the backend it loads ('clumsy')
+        "_faulty_plugins:Clumsy",
+        "its entry point is named 'fmal' but its Backend.name is 'clumsy': they must be the same",
+    ),
 ]
 
 
@@ -156,15 +161,54 @@ def test_a_malformed_answer_falls_back_to_the_next_backend(fresh_registry, monke
     assert_reference_dropout(y, values, 0.5, 3)
 
 
-@pytest.mark.parametrize("value", ["!!! not an entry point", "module.with space:Attr", "mod:attr [extra"])
+MALFORMED_VALUES = [
+    "!!! not an entry point",
+    "module.with space:Attr",
+    "mod:attr [extra",
+    "fault_malformed:::B c",
+    "",
+    "1bad-module:B",
+    "unidrop_numpy.backend",  # a module alone is a valid entry point, but never a Backend
+]
+
+
+@pytest.mark.parametrize("value", MALFORMED_VALUES)
 @pytest.mark.parametrize("first", [True, False], ids=["faulty-first", "faulty-last"])
 def test_a_malformed_entry_point_value_costs_only_that_plugin(fresh_registry, monkeypatch, value, first):
-    """EntryPoint.module raised AttributeError outside the try: ``import unidrop`` itself failed."""
+    """EntryPoint.module raised AttributeError outside the try: ``import unidrop`` itself failed.
+    The warning quotes the value and the form expected (it said "'NoneType' object has no
+    attribute 'group'", from inside importlib.metadata)."""
     faulty = ("malformed", value, DIST)
     install(monkeypatch, *((faulty, NUMPY) if first else (NUMPY, faulty)))
-    with pytest.warns(RuntimeWarning, match=f"'malformed' \\({DIST} 1.0\\) failed to load"):
+    with pytest.warns(RuntimeWarning, match=f"'malformed' \\({DIST} 1.0\\) failed to load") as caught:
         assert list(registry.backends()) == ["numpy"]
+    message = next(str(w.message) for w in caught if "'malformed'" in str(w.message))
+    assert f"its entry point's value {value!r} is malformed: expected 'module:Class'" in message, message
+    assert "NoneType" not in message
     _numpy_still_works()
+
+
+def test_an_entry_point_named_otherwise_than_its_backend_does_not_displace_the_real_one(
+    fresh_registry, monkeypatch
+):
+    """Registered under its Backend.name, 'fmal' (from a distribution first by name) used to beat the
+    real 'clumsy' and be credited with clumsy-dist's name. It is a fault of its own plugin now."""
+    from _faulty_plugins import ClumsyArray
+
+    install(
+        monkeypatch,
+        ("fmal", "_faulty_plugins:Clumsy", "aaa-dist"),
+        ("clumsy", "_faulty_plugins:Clumsy", "clumsy-dist"),
+    )
+    with pytest.warns(RuntimeWarning) as caught:
+        plugins = {info.name: info.distribution for info in unidrop.list_backends()}
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "claim the name" in m], messages
+    assert any(
+        "'fmal' (aaa-dist 1.0) failed to load" in m and "Backend.name is 'clumsy'" in m for m in messages
+    ), messages
+    assert plugins == {"clumsy": "clumsy-dist"}
+    assert registry.backend_for(ClumsyArray([1.0])).name == "clumsy"
 
 
 def test_a_backend_refusing_an_array_is_its_verdict_not_a_fault(fresh_registry, monkeypatch):
@@ -193,6 +237,51 @@ def test_a_plugin_that_failed_to_load_is_named_for_arrays_of_its_framework(fresh
     assert "pip install" not in message
     with pytest.raises(ValueError, match=r"'torch' \(unidrop-torch 1.0\) is installed but failed to load"):
         unidrop.dropout(np.ones(2), 0.5, seed=0, backend="torch")
+
+
+def _array_of(module: str) -> object:
+    """An instance of a class whose module is ``module`` (an array type of that framework)."""
+    return type("FakeArray", (), {"__module__": module})()
+
+
+@pytest.mark.parametrize(
+    ("module", "requires"),
+    [
+        ("faultarr", "faultarr>=1.0"),
+        ("faultarr.core", "FaultArr; python_version >= '3'"),
+        ("_pytest", "pytest"),
+    ],
+    ids=["same-name", "normalized-with-a-marker", "module-of-another-distribution"],
+)
+def test_a_failed_plugin_whose_distribution_requires_the_framework_is_named(
+    fresh_registry, monkeypatch, module, requires
+):
+    """Its entry point is not named after the framework ('fimp' for faultarr) and its import failed,
+    so its framework is unknown: its distribution's Requires-Dist tells (``_pytest`` is installed by
+    the distribution ``pytest``, which the installed metadata says)."""
+    dist = FakeDistribution("fault-imp", requires=(requires, "numpy"))
+    points = [entry_point("fimp", "_plugin_that_raises:Backend", dist)]
+    monkeypatch.setattr(registry, "entry_points", lambda group: points)
+    with pytest.warns(RuntimeWarning, match="'fimp' .* failed to load"):
+        registry.backends()
+    with pytest.raises(TypeError) as info:
+        unidrop.dropout(_array_of(module), 0.5, seed=0)
+    message = str(info.value)
+    assert "its backend 'fimp' (fault-imp 1.0) is installed but failed to load: RuntimeError: boom" in message
+    assert "write a backend" not in message
+
+
+def test_a_failed_plugin_is_not_named_for_a_framework_it_requires_only_in_an_extra(
+    fresh_registry, monkeypatch
+):
+    dist = FakeDistribution("fault-imp", requires=("faultarr; extra == 'test'",))
+    points = [entry_point("fimp", "_plugin_that_raises:Backend", dist)]
+    monkeypatch.setattr(registry, "entry_points", lambda group: points)
+    with pytest.warns(RuntimeWarning, match="'fimp'"):
+        registry.backends()
+    with pytest.raises(TypeError, match="write a backend for it") as info:
+        unidrop.dropout(_array_of("faultarr"), 0.5, seed=0)
+    assert "fimp" not in str(info.value)
 
 
 #: Plugins taking ClumsyArray whose ``load()`` fails: name -> (entry point value, what the error says)
@@ -240,7 +329,13 @@ def test_a_load_that_fails_falls_back_to_the_next_accepting_backend(fresh_regist
     assert_reference_dropout(y, values, 0.5, 3)
     faults = [str(w.message) for w in caught if f"{name!r} (clumsy-dist 1.0) failed" in str(w.message)]
     assert faults and error in faults[0] and "trying the next backend" in faults[0], faults
-    assert registry.backend_for(ClumsyArray(values)).name == name  # still asked first: its type's owner
+    # the conflict warning names the backend that really served it, not the one that failed
+    conflicts = [str(w.message) for w in caught if "several unidrop backends accept" in str(w.message)]
+    assert len(conflicts) == 1, conflicts
+    assert "'rescuer' (rescuer-dist 1.0) serves it (those before it failed on it)" in conflicts[0]
+    assert f"{name!r} (clumsy-dist 1.0), which failed on it" in conflicts[0]
+    assert registry.server(ClumsyArray(values)).name == "rescuer"
+    assert registry.backend_for(ClumsyArray(values)).name == name  # by accepts() alone: its type's owner
     _numpy_still_works()
 
 
@@ -281,3 +376,33 @@ def test_unidrop_backends_names_a_load_failure_and_still_lists_the_others(
     ), out
     assert re.search(r"^  numpy .* cpu$", out, re.MULTILINE), out
     assert re.search(r"^  numpy\.ndarray +numpy ", out, re.MULTILINE), out
+
+
+def test_unidrop_backends_names_the_backend_that_really_serves_a_type(fresh_registry, monkeypatch, capsys):
+    """A rival accepting ClumsyArray first whose load() raises: the table names the backend that
+    serves it (it named the one that failed), and marks the other as failed on it."""
+    from _faulty_plugins import ClumsyArray, Rescuer
+
+    from unidrop.cli import main
+    from unidrop.conformance.adapter import SuiteAdapter
+
+    class ClumsyAdapter(SuiteAdapter):
+        def from_numpy(self, array: np.ndarray, dtype: str, device: str | None = None) -> ClumsyArray:
+            return ClumsyArray(array.astype(dtype))
+
+        def to_numpy(self, x: ClumsyArray) -> np.ndarray:
+            return np.asarray(x)
+
+    class AdaptedRescuer(Rescuer):
+        def suite_adapter(self) -> SuiteAdapter:
+            return ClumsyAdapter(self)
+
+    install(monkeypatch, ("load-raises", "_faulty_plugins:LoadRaises", "clumsy-dist"), NUMPY)
+    registry.register(AdaptedRescuer(), version="1.0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["_faulty_plugins.ClumsyArray", "rescuer", "load-raises", "(failed", "on", "it)"] in rows, out
+    assert not [w for w in caught if "several" in str(w.message) or "next backend" in str(w.message)]

@@ -58,7 +58,7 @@ def test_two_plugins_claiming_one_name_warn_and_the_first_is_kept(fresh_registry
         "entry_points",
         fake_entry_points(
             ("numpy", "unidrop_numpy.backend:NumpyBackend"),
-            ("numpy-again", "unidrop_numpy.backend:NumpyBackend"),
+            ("numpy", "unidrop_numpy.backend:NumpyBackend"),  # another entry point, the same name
         ),
     )
     with pytest.warns(RuntimeWarning, match="two unidrop backends claim the name 'numpy'"):

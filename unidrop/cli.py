@@ -22,6 +22,8 @@ def _backends(_: argparse.Namespace) -> int:
     infos = registry.list_backends()
     for failure in registry.failures():
         print(f"installed but failed to load: {failure.label}: {failure.error}")
+    for entry in registry.ignored():
+        print(f"installed but ignored: {entry.plugin.label}: {entry.reason}")
     if not infos:
         print(f"no unidrop backend is installed; try {hints.install_command('numpy')}")
         return 1
@@ -57,13 +59,28 @@ def _backends(_: argparse.Namespace) -> int:
     for sample in samples:
         kind = f"{type(sample).__module__}.{type(sample).__qualname__}"
         if sample is not None and kind not in [row[0] for row in served]:
-            with warnings.catch_warnings():  # the table says it: no warning about the same conflict
-                warnings.filterwarnings("ignore", message="several unidrop backends accept")
-                found = registry.accepting(sample)
-            names = [plugin.name for plugin in found]
-            served.append((kind, names[0] if names else "none", ", ".join(names[1:]) or "-"))
+            served.append((kind, *_served(sample)))
     _print_table(served)
     return 0
+
+
+def _served(sample: Any) -> tuple[str, str]:
+    """Which backend really serves ``sample`` (the one dispatch uses: the first accepting it that loads
+    and reads it), and the others accepting it, those that failed on it marked so."""
+    found = registry.accepting(sample)
+    with warnings.catch_warnings():  # the table says it: no warning about the same conflict or fault
+        warnings.filterwarnings("ignore", message="several unidrop backends accept")
+        warnings.filterwarnings("ignore", message=".*; trying the next backend")
+        try:
+            server: Any = registry.server(sample)
+        except Exception:  # every backend accepting it failed on it
+            server = None
+    if server is None or server not in found:
+        return "none", ", ".join(f"{plugin.name} (failed on it)" for plugin in found) or "-"
+    index = found.index(server)
+    others = [f"{plugin.name} (failed on it)" for plugin in found[:index]]
+    others += [plugin.name for plugin in found[index + 1 :]]
+    return server.name, ", ".join(others) or "-"
 
 
 def _named(error: BaseException) -> str:

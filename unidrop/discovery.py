@@ -1,15 +1,18 @@
 """Finding the installed backends: entry points of the group ``unidrop.backends``, read defensively.
 
-Any fault of a plugin (its import, a missing or unusable ``name`` or ``framework``, an object
-that is not a Backend) costs that plugin alone: it is skipped with a ``RuntimeWarning`` naming
+Any fault of a plugin (an entry point whose value is not ``module:Class``, its import, a missing
+or unusable ``name`` or ``framework``, an object that is not a Backend, a ``name`` that is not
+its entry point's name) costs that plugin alone: it is skipped with a ``RuntimeWarning`` naming
 it and its distribution, and remembered, so that an error for an array of its framework says
 it is installed but failed to load. Two plugins claiming one name: this project's ``unidrop-*``
-distribution is kept whatever the entry points' order, otherwise the first distribution by
-name; the warning names both.
+distribution is kept whatever the entry points' order, otherwise the first by normalized
+distribution name (then by entry point value); the warning names both, and the other one is
+remembered as :class:`Ignored`, so that an error for an array only it takes names it.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from collections.abc import Iterable
@@ -54,11 +57,44 @@ class Failure:
     version: str
     framework: str | None  # the framework it would have served, where known
     error: str
+    requires: frozenset[str] = frozenset()  # what its distribution requires (normalized names)
 
     @property
     def label(self) -> str:
         """``'torch' (unidrop-torch 0.1.0)``: how messages name it."""
         return f"{self.name!r} ({self.distribution} {self.version})".replace(" )", ")")
+
+    def may_serve(self, framework: str) -> bool:
+        """True if, as far as is known without importing it, it is the plugin for ``framework``'s arrays.
+
+        That is: its framework (read where the backend loaded, or one of this project's) or its
+        entry point's name is ``framework``, or its distribution requires the distribution that
+        installs the module ``framework`` (``Requires-Dist``, outside extras).
+        """
+        if framework in (self.framework, self.name):
+            return True
+        return bool(self.requires) and not self.requires.isdisjoint(hints.distributions_of_module(framework))
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A usable plugin left out because another plugin, ``kept``, claims the same name."""
+
+    plugin: Plugin
+    kept: Plugin
+
+    @property
+    def reason(self) -> str:
+        """Why it is not used, and the fix: uninstall one of the two."""
+        return (
+            f"{self.kept.label} claims the same name and is kept ({_why_kept(self.kept, self.plugin)}); "
+            f"uninstall one of the two distributions, {self.plugin.distribution} or {self.kept.distribution}"
+        )
+
+    @property
+    def advice(self) -> str:
+        """What an error for an array that only it takes says."""
+        return f"its backend {self.plugin.label} is installed but ignored: {self.reason}"
 
 
 class PluginFault(Exception):
@@ -114,6 +150,22 @@ def _importing_elsewhere(error: BaseException) -> bool:
     return isinstance(name, str) and name in sys.modules
 
 
+#: An entry point's value as unidrop loads it: ``module:attribute``, each a dotted Python name,
+#: optionally followed by ``[extras]`` (the packaging specification's form, minus a bare module).
+_VALUE = re.compile(r"\s*[^\W\d]\w*(\.[^\W\d]\w*)*\s*:\s*[^\W\d]\w*(\.[^\W\d]\w*)*\s*(\[[^\[\]]*\])?\s*")
+#: The name that starts a requirement (``faultarr>=1.0; python_version > '3.9'``).
+_REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def check_value(value: Any) -> None:
+    """Nothing if ``value`` is an entry point value of the form ``module:Class``; PluginFault otherwise."""
+    if not isinstance(value, str) or not _VALUE.fullmatch(value):
+        raise PluginFault(
+            f"its entry point's value {value!r} is malformed: expected 'module:Class' (a dotted module "
+            "path, a colon, the Backend class), e.g. 'unidrop_numpy.backend:NumpyBackend'"
+        )
+
+
 def _origin(entry_point: EntryPoint) -> tuple[str, str]:
     dist = getattr(entry_point, "dist", None)
     if dist is None:
@@ -122,8 +174,25 @@ def _origin(entry_point: EntryPoint) -> tuple[str, str]:
 
 
 def _load(entry_point: EntryPoint) -> Any:
+    check_value(entry_point.value)  # EntryPoint.load() would fail with an AttributeError about a regex
     obj = entry_point.load()
     return obj() if isinstance(obj, type) else obj
+
+
+def _required_distributions(entry_point: EntryPoint) -> frozenset[str]:
+    """The distributions the entry point's distribution requires outside extras, normalized; read from
+    its metadata (nothing is imported), empty where it has none or they cannot be read."""
+    try:
+        requirements = getattr(getattr(entry_point, "dist", None), "requires", None) or ()
+        names = set()
+        for requirement in requirements:
+            spec, _, marker = str(requirement).partition(";")
+            match = _REQUIREMENT_NAME.match(spec)
+            if match and "extra" not in marker:
+                names.add(hints.normalize_distribution(match.group(1)))
+        return frozenset(names)
+    except Exception:  # unreadable metadata costs only the hint
+        return frozenset()
 
 
 def _guess_framework(entry_point: EntryPoint, distribution: str, backend: Any) -> str | None:
@@ -141,7 +210,12 @@ def _guess_framework(entry_point: EntryPoint, distribution: str, backend: Any) -
 
 def _fail(entry_point: EntryPoint, distribution: str, version: str, backend: Any, error: str) -> Failure:
     failure = Failure(
-        entry_point.name, distribution, version, _guess_framework(entry_point, distribution, backend), error
+        entry_point.name,
+        distribution,
+        version,
+        _guess_framework(entry_point, distribution, backend),
+        error,
+        _required_distributions(entry_point),
     )
     warnings.warn(
         f"unidrop backend {failure.label} failed to load and is skipped: {error}",
@@ -151,8 +225,8 @@ def _fail(entry_point: EntryPoint, distribution: str, version: str, backend: Any
     return failure
 
 
-def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure]] | None:
-    """The usable plugins in the documented order, and the failed ones.
+def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure], list[Ignored]] | None:
+    """The usable plugins in the documented order, the failed ones, and those ignored for a name taken.
 
     None if a plugin's own import is what is importing or calling unidrop (its module is still
     partially initialised): discover again once it has finished.
@@ -165,6 +239,11 @@ def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure]
         try:
             backend = _load(entry_point)
             name, framework = read_identity(backend)
+            if name != entry_point.name:  # registered under one name, the guide promises
+                raise PluginFault(
+                    f"its entry point is named {entry_point.name!r} but its Backend.name is {name!r}: "
+                    "they must be the same (rename the entry point or the backend)"
+                )
         except Exception as error:  # a broken plugin must not take the others down
             if _importing_elsewhere(error):
                 return None  # its import led to unidrop: discover once it has finished
@@ -175,25 +254,36 @@ def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure]
         ours = hints.is_project_distribution(distribution)
         plugin = Plugin(backend, name, framework, distribution, version, ours)
         candidates.append((plugin, str(entry_point.value)))
-    return _resolve_duplicates(candidates), failures
+    plugins, ignored = _resolve_duplicates(candidates)
+    return plugins, failures, ignored
 
 
-def _resolve_duplicates(candidates: list[tuple[Plugin, str]]) -> list[Plugin]:
-    """One plugin per name: this project's first, then by distribution and entry point (not path order)."""
+def _why_kept(kept: Plugin, other: Plugin) -> str:
+    return "this project's own" if kept.ours and not other.ours else "first by distribution name"
+
+
+def _resolve_duplicates(candidates: list[tuple[Plugin, str]]) -> tuple[list[Plugin], list[Ignored]]:
+    """One plugin per name, the same whatever the entry points' order: this project's ``unidrop-*``
+    one first, then the first by normalized distribution name, then by entry point value.
+
+    The others are returned as :class:`Ignored`, each with a warning naming both and the fix.
+    """
     candidates.sort(
         key=lambda item: (not item[0].ours, hints.normalize_distribution(item[0].distribution), item[1])
     )
     kept: dict[str, Plugin] = {}
+    ignored: list[Ignored] = []
     for plugin, _ in candidates:
         first = kept.get(plugin.name)
         if first is None:
             kept[plugin.name] = plugin
             continue
-        why = "this project's own" if first.ours and not plugin.ours else "first by distribution name"
+        ignored.append(Ignored(plugin, first))
         warnings.warn(
-            f"two unidrop backends claim the name {plugin.name!r}: keeping {first.origin} ({why}), "
-            f"ignoring {plugin.origin}",
+            f"two unidrop backends claim the name {plugin.name!r}: keeping {first.origin} "
+            f"({_why_kept(first, plugin)}), ignoring {plugin.origin}; uninstall one of the two to "
+            "choose the other",
             RuntimeWarning,
             stacklevel=4,
         )
-    return sorted(kept.values(), key=sort_key)
+    return sorted(kept.values(), key=sort_key), ignored

@@ -8,8 +8,10 @@ error message and the CLI take their install commands from here.
 from __future__ import annotations
 
 import array
+import contextlib
 import numbers
 import re
+from importlib.metadata import packages_distributions
 from typing import Any
 
 #: The project's backends: backend name (= framework module = folder under ``backends/``) -> distribution.
@@ -44,6 +46,19 @@ def normalize_distribution(name: str) -> str:
 def is_project_distribution(name: str | None) -> bool:
     """True if ``name`` is one of this project's ``unidrop-*`` backend distributions."""
     return name is not None and normalize_distribution(name) in PROJECT_DISTRIBUTIONS
+
+
+def distributions_of_module(module: str) -> frozenset[str]:
+    """The normalized names of the distributions that may install the top-level module ``module``.
+
+    Its own name (``torch`` -> ``torch``) and those the installed metadata names for it
+    (``cupy`` -> ``cupy-cuda12x``); read from metadata, importing nothing. Slow (it reads every
+    installed distribution's file list): for error messages only.
+    """
+    names = {normalize_distribution(module)}
+    with contextlib.suppress(Exception):  # unreadable metadata costs only the hint
+        names.update(normalize_distribution(name) for name in packages_distributions().get(module, ()))
+    return frozenset(names)
 
 
 def framework_of_module(module: str) -> str:

@@ -16,9 +16,10 @@ Which backend serves an array ``x`` (docs/backend-guide.md, "Which backend serve
 
 each group in the documented order (this project's ``unidrop-*`` backends first, then the
 others, each by name), and a specific one only once its framework is imported. The first whose ``accepts(x)``
-is true serves ``x``; if several accept it, a ``RuntimeWarning`` names them all, once. The
-answer is cached per ``type(x)`` (``accepts`` must depend on the type alone), and recomputed
-when a backend is registered or a skipped framework is imported.
+is true serves ``x``, unless it fails to load or to read ``x``: then the next one does. If several
+accept it, a ``RuntimeWarning`` names them all and the one that served it, once. The answer is
+cached per ``type(x)`` (``accepts`` must depend on the type alone), and recomputed when a backend
+is registered or a skipped framework is imported.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ import sys
 import threading
 import types
 import warnings
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, NamedTuple
 
 from . import discovery, hints
 from .backend import Backend, Implementation
-from .discovery import ENTRY_POINT_GROUP, Failure, Plugin, PluginFault
+from .discovery import ENTRY_POINT_GROUP, Failure, Ignored, Plugin, PluginFault
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -46,9 +47,11 @@ __all__ = [
     "dispatch",
     "failures",
     "get_backend",
+    "ignored",
     "list_backends",
     "register",
     "reset",
+    "server",
 ]
 
 
@@ -83,18 +86,21 @@ class _Snapshot:
     by_name: Mapping[str, Plugin]
     backends: Mapping[str, Backend]
     failures: tuple[Failure, ...]
+    #: usable plugins left out because another plugin of their name is kept
+    ignored: tuple[Ignored, ...] = ()
     #: type -> (accepting plugins in dispatch order, frameworks skipped because not yet imported)
     by_type: dict[type, tuple[tuple[Plugin, ...], tuple[str, ...]]] = field(default_factory=dict)
     warned: dict[Any, bool] = field(default_factory=dict)
 
 
-def _snapshot(plugins: list[Plugin], failures: list[Failure]) -> _Snapshot:
+def _snapshot(plugins: list[Plugin], failures: list[Failure], ignored: Sequence[Ignored] = ()) -> _Snapshot:
     ordered = tuple(sorted(plugins, key=discovery.sort_key))
     return _Snapshot(
         plugins=ordered,
         by_name=types.MappingProxyType({plugin.name: plugin for plugin in ordered}),
         backends=types.MappingProxyType({plugin.name: plugin.backend for plugin in ordered}),
         failures=tuple(failures),
+        ignored=tuple(ignored),
     )
 
 
@@ -139,7 +145,7 @@ def _provisional() -> _Snapshot:
     return _snapshot(list(_registered.values()), [])
 
 
-def _merge_registered(plugins: list[Plugin], failures: list[Failure]) -> _Snapshot:
+def _merge_registered(plugins: list[Plugin], failures: list[Failure], ignored: list[Ignored]) -> _Snapshot:
     """Discovery's findings with the hand-registered backends in place of those of their names."""
     for plugin in _registered.values():
         replaced = next((p for p in plugins if p.name == plugin.name), None)
@@ -150,7 +156,7 @@ def _merge_registered(plugins: list[Plugin], failures: list[Failure]) -> _Snapsh
                 stacklevel=4,
             )
     plugins = [p for p in plugins if p.name not in _registered] + list(_registered.values())
-    return _snapshot(plugins, [f for f in failures if f.name not in _registered])
+    return _snapshot(plugins, [f for f in failures if f.name not in _registered], ignored)
 
 
 def backends() -> Mapping[str, Backend]:
@@ -161,6 +167,11 @@ def backends() -> Mapping[str, Backend]:
 def failures() -> list[Failure]:
     """The installed plugins that failed to load, with their errors."""
     return list(_current().failures)
+
+
+def ignored() -> list[Ignored]:
+    """The installed plugins left out because another plugin claims their name, each with the one kept."""
+    return list(_current().ignored)
 
 
 def register(backend: Backend, version: str = "unregistered") -> None:
@@ -192,7 +203,7 @@ def register(backend: Backend, version: str = "unregistered") -> None:
         _registered[name] = plugin
         if state is not None:  # otherwise discovery merges it in when it finishes
             plugins = [p for p in state.plugins if p.name != name] + [plugin]
-            _state = _snapshot(plugins, [f for f in state.failures if f.name != name])
+            _state = _snapshot(plugins, [f for f in state.failures if f.name != name], state.ignored)
 
 
 def reset() -> None:
@@ -229,10 +240,11 @@ def get_backend(name: str | Backend) -> Backend:
     raise ValueError(f"no unidrop backend named {name!r}; installed: {_installed_names(state)}{hint}")
 
 
-def _warn_once(state: _Snapshot, key: Any, message: str) -> None:
+def _warn_once(state: _Snapshot, key: Any, message: str, stacklevel: int = 4) -> None:
+    """Warn ``message`` the first time ``key`` is met in ``state``; ``stacklevel`` counts from here."""
     if key not in state.warned:
         state.warned[key] = True
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel)
 
 
 def _accepts(state: _Snapshot, plugin: Plugin, x: Any) -> bool:
@@ -291,26 +303,44 @@ def _resolve(state: _Snapshot, x: Any) -> tuple[Plugin, ...]:
             accepting.append(plugin)
     if not accepting:
         accepting = [plugin for plugin in state.plugins if _is_generic(plugin) and _accepts(state, plugin, x)]
-    if len(accepting) > 1:
-        served, others = accepting[0], accepting[1:]
-        why = (
-            f"its framework is the array's module, {owner}" if served.framework == owner else "first in order"
-        )
-        _warn_once(
-            state,
-            (served.name, frozenset(p.name for p in others)),
-            f"several unidrop backends accept {_type_name(x)}: {served.label} serves it ({why}); "
-            f"also accepting it: {', '.join(p.label for p in others)}. Pass backend=NAME to choose another; "
-            "see 'Which backend serves an array' in docs/backend-guide.md",
-        )
     result = tuple(accepting)
     if result:
         state.by_type[kind] = (result, tuple(skipped))
     return result
 
 
+def _warn_several(
+    state: _Snapshot, x: Any, accepting: Sequence[Plugin], index: int, stacklevel: int = 4
+) -> None:
+    """Warn, once per conflict, that ``accepting`` (more than one) all accept ``x`` and the one at
+    ``index`` serves it (those before it failed on it); ``stacklevel`` counts from the caller."""
+    served, failed, others = accepting[index], accepting[:index], accepting[index + 1 :]
+    key = ("several", served.name, frozenset(p.name for p in failed), frozenset(p.name for p in others))
+    if key in state.warned:
+        return
+    owner = _owner(state, type(x))
+    if failed:
+        why = "those before it failed on it"
+    elif served.framework == owner:
+        why = f"its framework is the array's module, {owner}"
+    else:
+        why = "first in order"
+    also = [f"{p.label}, which failed on it" for p in failed] + [p.label for p in others]
+    _warn_once(
+        state,
+        key,
+        f"several unidrop backends accept {_type_name(x)}: {served.label} serves it ({why}); "
+        f"also accepting it: {', '.join(also)}. Pass backend=NAME to choose another; "
+        "see 'Which backend serves an array' in docs/backend-guide.md",
+        stacklevel + 1,
+    )
+
+
 def accepting(x: Any) -> tuple[Plugin, ...]:
-    """The backends that accept ``x``, the one that serves it first (empty if none does)."""
+    """The backends that accept ``x``, in the order they are tried (empty if none does); warns nothing.
+
+    The first is the one that serves ``x`` unless it fails to load or to read ``x`` (:func:`server`).
+    """
     return _accepting(_current(), x)
 
 
@@ -329,11 +359,32 @@ def _accepting(state: _Snapshot, x: Any) -> tuple[Plugin, ...]:
 
 
 def backend_for(x: Any) -> Backend:
-    """The backend that serves the array ``x``; TypeError naming its type and the fix if none does."""
-    found = accepting(x)
+    """The backend chosen for the array ``x`` by ``accepts()`` alone (nothing is loaded); TypeError
+    naming its type and the fix if none accepts it. If several do, a RuntimeWarning names them, once.
+
+    :func:`dispatch` uses the next one if it fails to load or to read ``x``; :func:`server` says which.
+    """
+    state = _current()
+    found = _accepting(state, x)
     if not found:
-        raise _no_backend(_current(), x)
+        raise _no_backend(state, x)
+    if len(found) > 1:
+        _warn_several(state, x, found, 0)
     return found[0].backend
+
+
+def server(x: Any) -> Plugin:
+    """The backend that really serves ``x``: the one :func:`dispatch` uses, loading it if need be.
+
+    The first backend accepting ``x`` whose implementation loads and reads ``x``; each one that
+    fails warns, naming it. Raises as :func:`dispatch` does: TypeError if none accepts ``x``,
+    RuntimeError naming the plugin if every one fails.
+    """
+    state = _current()
+    candidates = _accepting(state, x)
+    if not candidates:
+        raise _no_backend(state, x)
+    return _serve(state, candidates, x)[0]
 
 
 def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
@@ -350,12 +401,18 @@ def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
     if backend is not None:
         plugin = _plugin_of(state, get_backend(backend))
         if not (_askable(plugin) and _accepts(state, plugin, x)):
-            raise TypeError(f"backend {plugin.name!r} does not take arrays of type {_type_name(x)}")
+            raise _refused(state, plugin, x)
         candidates: tuple[Plugin, ...] = (plugin,)
     else:
         candidates = _accepting(state, x)
         if not candidates:
             raise _no_backend(state, x)
+    return _serve(state, candidates, x)[1]
+
+
+def _serve(state: _Snapshot, candidates: tuple[Plugin, ...], x: Any) -> tuple[Plugin, Dispatch]:
+    """The first of ``candidates`` whose implementation loads and reads ``x``, and what it read;
+    each fault warns and the next is tried (:func:`dispatch` says what is a fault)."""
     fault: Exception | None = None
     for index, plugin in enumerate(candidates):
         try:
@@ -371,11 +428,16 @@ def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
                 fault = _fault(plugin, x, f"shape_and_dtype() raised {type(error).__name__}: {error}", error)
             else:
                 try:
-                    return _read_answer(implementation, answer)
+                    found = _read_answer(implementation, answer)
                 except Exception as error:  # a malformed answer is the plugin's fault, not a verdict on x
                     fault = _fault(plugin, x, f"{type(error).__name__}: {error}", error)
+                else:
+                    if len(candidates) > 1:
+                        _warn_several(state, x, candidates, index, stacklevel=5)  # dispatch's caller's caller
+                    return plugin, found
         if index + 1 < len(candidates):
-            _warn_once(state, (plugin.name, "shape_and_dtype", type(x)), f"{fault}; trying the next backend")
+            key = (plugin.name, "shape_and_dtype", type(x))
+            _warn_once(state, key, f"{fault}; trying the next backend", stacklevel=5)
     assert fault is not None
     raise fault
 
@@ -432,13 +494,36 @@ def _type_name(x: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
+def _ignored_taking(state: _Snapshot, x: Any, name: str | None = None) -> Ignored | None:
+    """The first ignored plugin (of ``name``, if given) that would take ``x``, or None."""
+    for entry in state.ignored:
+        if name in (None, entry.plugin.name) and _askable(entry.plugin) and _accepts(state, entry.plugin, x):
+            return entry
+    return None
+
+
+def _refused(state: _Snapshot, plugin: Plugin, x: Any) -> TypeError:
+    """The error for ``backend=NAME`` refusing ``x``; it names an ignored plugin of that name taking ``x``."""
+    message = f"backend {plugin.name!r} does not take arrays of type {_type_name(x)}"
+    pushed_out = _ignored_taking(state, x, plugin.name)
+    if pushed_out is not None:
+        message += f"; {pushed_out.advice}"
+    return TypeError(message)
+
+
 def _no_backend(state: _Snapshot, x: Any) -> TypeError:
-    """The error for an array no backend accepts: what is installed and what to do."""
+    """The error for an array no backend accepts: what is installed and what to do.
+
+    It names an ignored plugin that would take ``x``, else a failed plugin that may be the one for
+    ``x``'s framework (:meth:`Failure.may_serve`), else says how to install or write one.
+    """
     framework = hints.framework_of_module(type(x).__module__)
-    for failure in state.failures:
-        if failure.framework == framework or failure.name == framework:
-            hint = f"its backend {failure.label} is installed but failed to load: {failure.error}"
-            break
+    pushed_out = _ignored_taking(state, x)
+    failure = None if pushed_out else next((f for f in state.failures if f.may_serve(framework)), None)
+    if pushed_out is not None:
+        hint = pushed_out.advice
+    elif failure is not None:
+        hint = f"its backend {failure.label} is installed but failed to load: {failure.error}"
     else:
         hint = hints.no_backend_hint(x, frozenset(state.by_name))
     return TypeError(
