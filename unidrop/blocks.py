@@ -49,6 +49,16 @@ class MaskBlock:
         )
         return global_shape, self.mask_offset
 
+    def last_index(self, mask_shape: Sequence[int]) -> int | None:
+        """The global flat index of the last element of this block's mask (of ``mask_shape``);
+        None for an empty mask or where an offset is traced (known only when compiled code runs)."""
+        if not math.prod(mask_shape) or any(arguments.is_traced(start) for start in self.mask_offset):
+            return None
+        return sum(
+            (int(start) + size - 1) * stride
+            for size, start, stride in zip(mask_shape, self.mask_offset, self.global_strides(), strict=True)
+        )
+
     def start(self) -> Any:
         """The global flat index of the block's first mask element."""
         return sum(

@@ -8,7 +8,7 @@ intermediate value reaches 2**63 and nothing depends on how a library wraps on o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .blocks import MaskBlock, c_strides
@@ -25,6 +25,19 @@ def _mul(a: Any, const: int) -> tuple[Any, Any]:
     low_product = a * c_lo  # < 2**48
     middle = a * c_hi + (low_product >> 16)  # < 2**49
     return middle >> 16, (((middle & _LOW16) << 16) | (low_product & _LOW16)) & MASK32
+
+
+def check_reach(block: MaskBlock, mask_shape: Sequence[int], limit: int, limit_text: str) -> None:
+    """Raise ValueError naming the block if its mask (of ``mask_shape``) reaches global index ``limit``
+    (said as ``limit_text``), past which a backend's stream words for the family would wrap."""
+    last = block.last_index(mask_shape)
+    if last is not None and last >= limit:
+        raise ValueError(
+            f"this backend computes the dropout family's stream words for mask indices below {limit_text}; "
+            f"the block at offset {block.mask_offset} of the global mask {block.global_mask_shape} "
+            f"reaches index {last} (gaussian_dropout's mask has two words per element: 2 * the "
+            "element's index). Use the reference (unidrop.reference) for such indices"
+        )
 
 
 def words_at(index: Any, seed: int, stream: int, where: Callable[[Any, Any, Any], Any]) -> Any:
@@ -59,18 +72,7 @@ def flat_indices(arange: Callable[[int], Any], mask_shape: tuple[int, ...], bloc
     if block is None:
         return arange(math.prod(mask_shape)).reshape(mask_shape)
     strides = c_strides(block.global_mask_shape)
-    if math.prod(mask_shape):
-        last = sum(
-            (start + size - 1) * stride
-            for size, start, stride in zip(mask_shape, block.mask_offset, strides, strict=True)
-        )
-        if last >= INDEX_LIMIT:
-            raise ValueError(
-                f"this backend computes the dropout family's stream words for mask indices below 2**63; "
-                f"the block at offset {block.mask_offset} of the global mask {block.global_mask_shape} "
-                f"reaches index {last} (gaussian_dropout's mask has two words per element: 2 * the "
-                "element's index). Use the reference (unidrop.reference) for such indices"
-            )
+    check_reach(block, mask_shape, INDEX_LIMIT, "2**63")
     index: Any = 0
     ndim = len(mask_shape)
     for axis, (size, start, stride) in enumerate(zip(mask_shape, block.mask_offset, strides, strict=True)):

@@ -47,3 +47,26 @@ def test_gaussian_dropout_gradient_is_cotangent_times_the_noise_within_the_bound
 def test_inplace_is_refused_for_immutable_arrays():
     with pytest.raises(TypeError, match="inplace=True needs a mutable array"):
         unidrop.dropout(jnp.ones(4), 0.5, seed=1, inplace=True)
+
+
+@pytest.mark.parametrize(
+    ("global_size", "offset"), [((1 << 64) - 1, (1 << 64) - 5), ((1 << 63) + 9, (1 << 63) + 1)]
+)
+def test_gaussian_dropout_refuses_a_block_whose_words_reach_2_to_the_64(
+    global_size: int, offset: int
+) -> None:
+    """Two words per element: such a block's word indices would wrap to the start of the stream."""
+    with pytest.raises(ValueError, match=r"below 2\*\*64.*reaches index"):
+        unidrop.gaussian_dropout(jnp.ones(4), 0.5, seed=11, global_shape=(global_size,), offset=(offset,))
+
+
+def test_gaussian_dropout_of_a_block_just_below_2_to_the_64_words_is_the_references() -> None:
+    """The last block whose word indices (up to 2**64 - 1) are all computed: within the bound."""
+    got = unidrop.gaussian_dropout(
+        jnp.ones(4), 0.5, seed=11, global_shape=(1 << 63,), offset=((1 << 63) - 4,)
+    )
+    want, bounds = reference.gaussian_dropout(
+        [1.0] * 4, (4,), "float32", 0.5, 11, 0, (), (1 << 63,), ((1 << 63) - 4,)
+    )
+    error = np.abs(np.asarray(got).astype(np.float64) - np.array(want))
+    assert np.all(error <= np.array(bounds))

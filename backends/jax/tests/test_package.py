@@ -133,3 +133,17 @@ def test_declared_python_and_numpy_ranges_are_the_ones_the_oldest_jax_installs_o
     assert _lower_bound(SpecifierSet(flax_meta["Requires-Python"])) <= python
     flax_jax = [Requirement(r) for r in flax_meta.get_all("Requires-Dist") if Requirement(r).name == "jax"]
     assert flax_jax and all(oldest_jax in r.specifier for r in flax_jax if r.marker is None)
+
+
+@pytest.mark.parametrize(
+    "first", ["unidrop_jax.nnx_family", "unidrop_jax.nnx_convert", "unidrop_jax.nnx"], ids=lambda m: m[12:]
+)
+def test_each_nnx_module_imports_first_in_a_fresh_interpreter(first: str) -> None:
+    """No import cycle: whichever module comes first, every public name of unidrop_jax.nnx is there."""
+    code = (
+        f"import importlib; importlib.import_module({first!r}); import unidrop_jax.nnx as n; "
+        "print(sorted(name for name in n.__all__ if getattr(n, name, None) is not None))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() and "AlphaDropout" in done.stdout and "convert" in done.stdout, done.stdout

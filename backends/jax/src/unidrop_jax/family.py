@@ -13,6 +13,7 @@ import numpy as np
 
 from unidrop import DropoutPlan
 from unidrop.blocks import c_strides
+from unidrop.philox_int64 import check_reach
 
 from .keys import words
 from .mask import add64, iota64, mul_const64, shr64
@@ -43,6 +44,8 @@ def flat_index(plan: DropoutPlan) -> tuple[Any, Any]:
 
 def stream_words(plan: DropoutPlan) -> Any:
     """The words u_i of ``plan`` (uint32, ``plan.mask_shape``), blocks included; traceable."""
+    if plan.block is not None:  # 64-bit indices: a block reaching 2**64 would wrap to the start
+        check_reach(plan.block, plan.mask_shape, 1 << 64, "2**64")
     seed, stream = words(plan.seed, "seed"), words(plan.stream, "stream")
     low, high = flat_index(plan)
     b0, b1 = shr64((low, high), 2)

@@ -12,8 +12,9 @@ never imports Flax.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     from flax import nnx as _nnx
@@ -174,8 +175,32 @@ class Dropout(_nnx.Module):
             self.deterministic = deterministic
 
 
-# convert, set_step and dropout_layers live in their own module, which builds on Dropout above.
-from .nnx_convert import convert, dropout_layers, set_step  # noqa: E402
-from .nnx_family import AlphaDropout, DropPath  # noqa: E402
+#: The names of this module defined in modules of their own, which build on Dropout above: read from
+#: there on first use, so that either module imported first finds Dropout defined here.
+_ELSEWHERE = {
+    "convert": "nnx_convert",
+    "dropout_layers": "nnx_convert",
+    "set_step": "nnx_convert",
+    "AlphaDropout": "nnx_family",
+    "DropPath": "nnx_family",
+}
+
+if TYPE_CHECKING:  # for type checkers and readers; at run time __getattr__ below reads them
+    from .nnx_convert import convert, dropout_layers, set_step
+    from .nnx_family import AlphaDropout, DropPath
 
 __all__ = ["AlphaDropout", "DropPath", "Dropout", "LayerStep", "convert", "dropout_layers", "set_step"]
+
+
+def __getattr__(name: str) -> Any:
+    """The names of :data:`_ELSEWHERE`, from their modules (imported on first use)."""
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __package__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ELSEWHERE})
