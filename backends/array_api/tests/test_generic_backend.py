@@ -90,3 +90,18 @@ def test_inplace_writes_into_an_array_api_strict_array():
     assert unidrop.dropout(x, 0.4, seed=SEED, stream=STREAM, inplace=True) is x
     want, _ = reference.dropout(values.reshape(-1).tolist(), (3, 5), "float64", 0.4, SEED, STREAM)
     np.testing.assert_array_equal(np.from_dlpack(x).reshape(-1), np.asarray(want))
+
+
+def test_a_namespace_of_the_2022_standard_without_signbit_gets_the_references_bits():
+    """array-api-strict set to 2022.12 (before signbit) raises RuntimeError for it: the sign of zero
+    is then read by division, and the result, -0 and +0 included, is still the reference's."""
+    values = np.array([[-0.0, 0.0, -1.5, 2.0, -0.0, 3.0, 0.0, -4.0]] * 3, dtype=np.float32)
+    xps.set_array_api_strict_flags(api_version="2022.12")
+    try:
+        y = unidrop.dropout(xps.asarray(values), 0.5, seed=3)
+        got = np.asarray(y)
+    finally:
+        xps.reset_array_api_strict_flags()
+    want, _ = reference.dropout(values.reshape(-1).tolist(), values.shape, "float32", 0.5, 3, 0)
+    np.testing.assert_array_equal(got.reshape(-1), np.array(want, dtype=np.float32))
+    np.testing.assert_array_equal(np.signbit(got.reshape(-1)), np.signbit(np.array(want, dtype=np.float32)))
