@@ -46,6 +46,13 @@ class StreamV1(NumpyImplementation):
 
     path: str = "eager"
 
+    def describe(self) -> str:
+        """For ``unidrop backends``: whole-array NumPy (not the NumPy backend's kernels), and the defect."""
+        if not self.caught_by:
+            return "mask stream v1 in whole-array NumPy; defect: none (the control)"
+        defect = (type(self).__doc__ or "").strip().splitlines()[0]
+        return f"mask stream v1 in whole-array NumPy; defect: {defect}"
+
     @contextlib.contextmanager
     def on_path(self, path: str) -> Iterator[None]:
         """Run the body as the ``"jit"`` or ``"grad"`` path (the suite adapter's compiled call or vjp)."""

@@ -73,6 +73,7 @@ class _ReusesBuffers(StreamV1):
     """Keeps one buffer per shape and dtype and returns it from every call."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._buffers: dict[tuple[Any, ...], np.ndarray] = {}
 
     def reused(self, what: str, array: np.ndarray) -> np.ndarray:
