@@ -12,6 +12,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from unidrop_numpy.backend import NumpyBackend
 from unidrop_numpy.implementation import NumpyImplementation
@@ -284,3 +285,18 @@ def test_a_declared_ability_whose_adapter_lacks_it_fails_and_an_undeclared_one_s
     }
     assert "the suite adapter of 'claims-autograd' does not implement vjp" in done.stdout
     assert "the suite adapter of 'claims-jit' does not implement jit" in done.stdout
+
+
+class Subclass(np.ndarray):
+    """An ndarray subclass whose library functions give plain ndarrays back."""
+
+
+def test_the_default_views_of_an_array_subclass_are_none_not_a_base_class_array():
+    """A view of another type would reach another backend, or none, and fail the backend under test
+    for the adapter's doing: the default gives None, and the layout checks skip saying so."""
+    adapter = NumpySuiteAdapter(unidrop.get_backend("numpy"))
+    x = np.arange(12.0).reshape(3, 4).view(Subclass)
+    assert adapter.broadcast_view(x[:1], (3, 4)) is None
+    assert adapter.permuted(x, (1, 0)) is not None  # ndarray.transpose keeps the subclass
+    plain = np.arange(12.0).reshape(3, 4)
+    assert type(adapter.broadcast_view(plain[:1], (3, 4))) is np.ndarray
