@@ -82,6 +82,18 @@ def _errors(mesh: Any) -> dict[str, str]:
             seen[name] = str(error)
         else:
             seen[name] = "no error"
+    # shards of 1 and 4 rows where torch's rule gives 3 and 2: every rank's shard is off the rule
+    rows = 1 if dist.get_rank() == 0 else 4
+    off_rule = DTensor.from_local(
+        torch.ones(rows, 3), mesh, [Shard(0)], run_check=False, shape=(5, 3), stride=(3, 1)
+    )
+    for name, fn in [("off_rule_dropout", unidrop.dropout), ("off_rule_gaussian", unidrop.gaussian_dropout)]:
+        try:
+            fn(off_rule, P, seed=SEED)
+        except ValueError as error:
+            seen[name] = str(error)
+        else:
+            seen[name] = "no error"
     return seen
 
 

@@ -101,6 +101,14 @@ def test_partial_and_strided_placements_are_refused_with_what_to_do(ranks) -> No
         assert "_StridedShard" in message and "Redistribute" in message, message
 
 
+@pytest.mark.parametrize("name", ["off_rule_dropout", "off_rule_gaussian"])
+def test_a_shard_off_torchs_chunking_rule_is_refused_naming_its_shapes(ranks, name: str) -> None:
+    """dropout and gaussian_dropout (its stream words) find a shard's place the same way."""
+    for seen, local, rule in zip(ranks, [(1, 3), (4, 3)], [(3, 3), (2, 3)], strict=True):
+        wanted = f"local shard has shape {local}, where torch's chunking rule gives {rule}"
+        assert wanted in seen[name], seen[name]
+
+
 def test_p_zero_returns_the_input_and_an_all_true_dtensor_mask(ranks) -> None:
     for seen in ranks:
         assert seen["p0_is_input"]

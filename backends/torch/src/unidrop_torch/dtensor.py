@@ -57,8 +57,9 @@ def _check_placements(x: DTensor) -> None:
         )
 
 
-def _shard_block(x: DTensor, plan: DropoutPlan) -> tuple[torch.Tensor, DropoutPlan]:
-    """The local tensor and its plan: a block of the DTensor's (or the caller's) global mask."""
+def _local_shard(x: DTensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``x``'s local tensor and its offset in ``x``; ValueError where the shard is not where torch's
+    chunking rule puts it (a ``DTensor.from_local`` of other shapes), so that its mask is unknown."""
     _check_placements(x)
     local = x.to_local()
     shape, offset = compute_local_shape_and_global_offset(x.shape, x.device_mesh, x.placements)
@@ -67,15 +68,46 @@ def _shard_block(x: DTensor, plan: DropoutPlan) -> tuple[torch.Tensor, DropoutPl
             f"the DTensor's local shard has shape {tuple(local.shape)}, where torch's chunking rule "
             f"gives {tuple(shape)} for placements {x.placements}: unidrop cannot tell where it lies"
         )
-    dims = plan.broadcast_dims
-    mask_shape = arguments.mask_shape(tuple(local.shape), dims)
+    return local, tuple(offset)
+
+
+def _shard_mask(
+    plan: DropoutPlan, local: torch.Tensor, offset: tuple[int, ...], dims: tuple[int, ...]
+) -> tuple[tuple[int, ...], MaskBlock]:
+    """The mask shape of the local shard (at ``offset``, broadcast on ``dims``) and where that mask
+    lies in the DTensor's (or the caller's) global mask. Mask axes past the tensor's own (the pair
+    of words per element of ``gaussian_dropout``) are held whole by every rank."""
     if plan.block is None:  # the DTensor is the whole array
-        global_mask_shape, base = plan.mask_shape, (0,) * local.dim()
+        global_mask_shape, base = plan.mask_shape, (0,) * len(plan.mask_shape)
     else:  # the DTensor is itself a block of the caller's global array
         global_mask_shape, base = plan.block.global_mask_shape, plan.block.mask_offset
-    mask_offset = tuple(0 if axis in dims else base[axis] + offset[axis] for axis in range(local.dim()))
-    block = MaskBlock(tuple(global_mask_shape), mask_offset)
+    mask_shape, mask_offset = [], []
+    for axis, size in enumerate(plan.mask_shape):
+        sharded = axis < local.dim() and axis not in dims
+        mask_shape.append(local.shape[axis] if sharded else size)
+        mask_offset.append(base[axis] + (offset[axis] if sharded else 0))
+    return tuple(mask_shape), MaskBlock(tuple(global_mask_shape), tuple(mask_offset))
+
+
+def _shard_block(x: DTensor, plan: DropoutPlan) -> tuple[torch.Tensor, DropoutPlan]:
+    """The local tensor and its plan: a block of the DTensor's (or the caller's) global mask."""
+    local, offset = _local_shard(x)
+    mask_shape, block = _shard_mask(plan, local, offset, plan.broadcast_dims)
     return local, dataclasses.replace(plan, shape=tuple(local.shape), mask_shape=mask_shape, block=block)
+
+
+def _as_dtensor_mask(
+    local: torch.Tensor, x: DTensor, mask_shape: tuple[int, ...], dims: tuple[int, ...]
+) -> DTensor:
+    """A local mask (or words) of a shard of ``x`` as the DTensor of ``mask_shape`` it is part of."""
+    return DTensor.from_local(
+        local,
+        x.device_mesh,
+        _mask_placements(x, dims),
+        run_check=False,
+        shape=torch.Size(mask_shape),
+        stride=c_strides(mask_shape),
+    )
 
 
 def _mask_placements(x: DTensor, dims: tuple[int, ...]) -> list[Any]:
@@ -93,19 +125,12 @@ def run(
     """
     local, local_plan = _shard_block(x, plan)
     y_local, keep_local = local_run(local, local_plan)
-    mesh = x.device_mesh
-    y = DTensor.from_local(y_local, mesh, x.placements, run_check=False, shape=x.shape, stride=x.stride())
+    y = DTensor.from_local(
+        y_local, x.device_mesh, x.placements, run_check=False, shape=x.shape, stride=x.stride()
+    )
     if keep_local is None:
         return y, None
-    keep = DTensor.from_local(
-        keep_local,
-        mesh,
-        _mask_placements(x, plan.broadcast_dims),
-        run_check=False,
-        shape=torch.Size(plan.mask_shape),
-        stride=c_strides(plan.mask_shape),
-    )
-    return y, keep
+    return y, _as_dtensor_mask(keep_local, x, plan.mask_shape, plan.broadcast_dims)
 
 
 def stream_words(
@@ -118,30 +143,11 @@ def stream_words(
     axes of its own (``gaussian_dropout``'s pair of words per element), which every rank holds
     whole. The words are sharded as ``x`` is, and replicated where ``x`` shards a broadcast axis.
     """
-    _check_placements(x)
-    local = x.to_local()
-    shape, offset = compute_local_shape_and_global_offset(x.shape, x.device_mesh, x.placements)
-    if plan.block is None:  # the DTensor is the whole array
-        global_shape, base = plan.mask_shape, (0,) * len(plan.mask_shape)
-    else:  # the DTensor is itself a block of the caller's global array
-        global_shape, base = plan.block.global_mask_shape, plan.block.mask_offset
+    local, offset = _local_shard(x)
     dims = tuple(axis for axis in range(x.dim()) if plan.mask_shape[axis] != x.shape[axis])
-    local_shape, local_offset = [], []
-    for axis, size in enumerate(plan.mask_shape):
-        sharded = axis < x.dim() and axis not in dims
-        local_shape.append(shape[axis] if sharded else size)
-        local_offset.append(base[axis] + (offset[axis] if sharded else 0))
-    mask_shape = tuple(local_shape)
-    block = MaskBlock(tuple(global_shape), tuple(local_offset))
+    mask_shape, block = _shard_mask(plan, local, offset, dims)
     local_plan = dataclasses.replace(plan, shape=mask_shape, mask_shape=mask_shape, block=block)
-    return DTensor.from_local(
-        local_words(local, local_plan),
-        x.device_mesh,
-        _mask_placements(x, dims),
-        run_check=False,
-        shape=torch.Size(plan.mask_shape),
-        stride=c_strides(plan.mask_shape),
-    )
+    return _as_dtensor_mask(local_words(local, local_plan), x, plan.mask_shape, dims)
 
 
 def full_mask(x: DTensor, mask_shape: tuple[int, ...], dims: tuple[int, ...]) -> DTensor:
@@ -149,11 +155,4 @@ def full_mask(x: DTensor, mask_shape: tuple[int, ...], dims: tuple[int, ...]) ->
     _check_placements(x)
     local_shape, _ = compute_local_shape_and_global_offset(x.shape, x.device_mesh, x.placements)
     local = torch.ones(arguments.mask_shape(tuple(local_shape), dims), dtype=torch.bool, device=x.device)
-    return DTensor.from_local(
-        local,
-        x.device_mesh,
-        _mask_placements(x, dims),
-        run_check=False,
-        shape=torch.Size(mask_shape),
-        stride=c_strides(mask_shape),
-    )
+    return _as_dtensor_mask(local, x, mask_shape, dims)
