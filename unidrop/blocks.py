@@ -54,10 +54,10 @@ class MaskBlock:
         None for an empty mask or where an offset is traced (known only when compiled code runs)."""
         if not math.prod(mask_shape) or any(arguments.is_traced(start) for start in self.mask_offset):
             return None
-        return sum(
-            (int(start) + size - 1) * stride
-            for size, start, stride in zip(mask_shape, self.mask_offset, self.global_strides(), strict=True)
+        span = sum(
+            (size - 1) * stride for size, stride in zip(mask_shape, self.global_strides(), strict=True)
         )
+        return int(self.start()) + span
 
     def start(self) -> Any:
         """The global flat index of the block's first mask element."""
