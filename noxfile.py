@@ -211,7 +211,8 @@ def conformance(session: nox.Session, backend: str) -> None:
     env = {}
     if backend == "jax":  # its CPU FFI handler builds against the installed jaxlib's headers
         code = "import jax.ffi; print(jax.ffi.include_dir())"
-        env["UNIDROP_JAX_FFI_INCLUDE"] = session.run("python", "-c", code, silent=True).strip()
+        # run_install, not run: it runs under ``nox --install-only`` too, where run returns None
+        env["UNIDROP_JAX_FFI_INCLUDE"] = session.run_install("python", "-c", code, silent=True).strip()
     # backends/numpy too: other backends may build on it (torch's CPU path does), and it is not on PyPI
     install_checkout(session, ".", "backends/numpy", f"backends/{backend}", env=env)
     if backend == "numpy":  # the compiled kernel, and a failed build fails here instead of falling back
