@@ -128,6 +128,40 @@ def test_inplace_refuses_a_read_only_array_and_a_scalar_naming_them():
         unidrop.dropout(np.ones(2, np.float32), 0.5, seed=1, inplace=1, backend="numpy")
 
 
+def _refused_writes() -> list[tuple[object, type[Exception], str]]:
+    read_only = np.ones(4, np.float32)
+    read_only.flags.writeable = False
+    ones = np.ones(8, np.float32)
+    repeated = np.lib.stride_tricks.as_strided(ones, shape=(3, 4), strides=(4, 4))  # rows overlap
+    return [
+        (read_only, ValueError, "read-only"),
+        (np.float32(1.0), TypeError, "scalar"),
+        (repeated, ValueError, r"strides \(4, 4\): some of its elements share memory"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_a_refused_inplace_write_draws_no_seed_and_changes_nothing(case):
+    x, error, message = _refused_writes()[case]
+    before = np.array(x, copy=True)
+    unidrop.manual_seed(5)
+    with pytest.raises(error, match=message):
+        unidrop.dropout(x, 0.5, inplace=True, backend="numpy")
+    after_refusal = unidrop.dropout(np.ones(64, np.float32), 0.5, backend="numpy")
+    unidrop.manual_seed(5)
+    assert np.array_equal(after_refusal, unidrop.dropout(np.ones(64, np.float32), 0.5, backend="numpy"))
+    assert np.array_equal(np.asarray(x), before)
+
+
+def test_inplace_takes_an_interleaved_layout_whose_elements_do_not_overlap():
+    # strides (8, 12) over 4-byte elements: starts 0, 12, 8, 20, none shared, but not one run per axis
+    base = np.arange(8, dtype=np.float32)
+    x = np.lib.stride_tricks.as_strided(base, shape=(2, 2), strides=(8, 12))
+    want = unidrop.dropout(np.array(x), 0.5, seed=8, backend="numpy")
+    assert unidrop.dropout(x, 0.5, seed=8, inplace=True, backend="numpy") is x
+    assert np.array_equal(x, want)
+
+
 def test_family_functions_refuse_an_unknown_type_listing_the_backends():
     for fn in (unidrop.alpha_dropout, unidrop.drop_path, unidrop.gaussian_dropout):
         with pytest.raises(TypeError, match="installed"):

@@ -96,6 +96,8 @@ def dropout(
     if not training or p == 0.0:  # the input itself; no randomness is drawn
         implementation.check_randomness(seed, stream, x)  # but a bad seed or stream is still refused
         return (x, implementation.full_mask(x, mask_shape)) if return_mask else x
+    if inplace:  # an x that cannot be written is refused before a missing seed is drawn
+        implementation.check_writable(x)
     seed, stream = implementation.resolve_randomness(seed, stream, x)
     plan = arguments.DropoutPlan(p, seed, stream, shape, dtype, mask_shape, dims, return_mask, block)
     y, keep = implementation.dropout(x, plan)

@@ -148,6 +148,16 @@ class Implementation(ABC):
         """``x`` converted to ``dtype`` (a dtype object of :meth:`namespace`): ``x.astype(dtype)``."""
         return x.astype(dtype)
 
+    def check_writable(self, x: Any) -> None:
+        """Refuse an ``x`` that ``inplace=True`` could not write, before any randomness is drawn.
+
+        Called only where :attr:`mutable_arrays` is True and a result will be written (in
+        training, ``p > 0``), before a missing seed is drawn: a refused call then leaves the
+        random state as it was. Raise the error :meth:`copy_into` would raise for that ``x``.
+        The default accepts every ``x`` (:meth:`copy_into` may still refuse it).
+        """
+        return None
+
     def copy_into(self, x: Any, y: Any) -> None:
         """Write ``y`` (of ``x``'s shape and dtype) into ``x``: ``dropout(..., inplace=True)``.
 

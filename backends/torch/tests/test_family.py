@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import unidrop
@@ -46,3 +47,26 @@ def test_inplace_on_a_tensor_returns_it_with_dropouts_values():
     want = unidrop.dropout(torch.from_numpy(values), P, seed=SEED)
     assert unidrop.dropout(x, P, seed=SEED, inplace=True) is x
     assert torch.equal(x, want)
+
+
+def _unwritable() -> list[tuple[torch.Tensor, str]]:
+    leaf = torch.ones(6, requires_grad=True)
+    with torch.inference_mode():
+        inference = torch.ones(6)
+    return [
+        (leaf, "a leaf Variable that requires grad"),
+        (leaf[2:], "a view of a leaf Variable that requires grad"),
+        (torch.ones(1, 6).expand(3, 6), r"single memory location \(shape \(3, 6\), strides \(0, 1\)\)"),
+        (inference, "inference tensor outside InferenceMode"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_a_refused_inplace_write_draws_no_seed_and_changes_nothing(case):
+    x, message = _unwritable()[case]
+    before = x.detach().clone()
+    state = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match=message):
+        unidrop.dropout(x, P, inplace=True)  # seed=None: torch's generator would be drawn from
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(x.detach(), before)

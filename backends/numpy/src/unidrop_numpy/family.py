@@ -20,12 +20,44 @@ def stream_words(plan: DropoutPlan) -> np.ndarray:
     return np.asarray(words_at(index, plan.seed, plan.stream, np.where), dtype=np.int64)
 
 
-def copy_into(x: Any, y: np.ndarray) -> None:
-    """Write ``y`` into ``x``; a NumPy scalar or a read-only array is refused, naming it."""
+def check_writable(x: Any) -> None:
+    """Refuse, naming it, an ``x`` that ``inplace=True`` cannot write: a NumPy scalar, a read-only
+    array, or an array two of whose elements share memory (``as_strided`` views), which could not
+    hold dropout's result (NumPy writes such arrays element after element, the last write wins)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"inplace=True needs a writable numpy.ndarray, got the scalar {type(x).__name__}")
     if not x.flags.writeable:
         raise ValueError(
             f"inplace=True needs a writable array; this {x.dtype} array of shape {x.shape} is read-only"
         )
+    if overlaps_itself(x):
+        raise ValueError(
+            f"inplace=True cannot write into this {x.dtype} array of shape {x.shape} and strides "
+            f"{x.strides}: some of its elements share memory, so it cannot hold the result; "
+            "call without inplace=True and use the result"
+        )
+
+
+def overlaps_itself(x: np.ndarray) -> bool:
+    """True if two elements of ``x`` share a byte of memory (exactly, for any strides)."""
+    axes = sorted((abs(stride), size) for size, stride in zip(x.shape, x.strides, strict=True) if size > 1)
+    if x.size == 0 or not axes:
+        return False
+    extent = x.itemsize  # bytes spanned by the axes taken so far, smallest strides first
+    for stride, size in axes:
+        if stride < extent:
+            break
+        extent += stride * (size - 1)
+    else:
+        return False  # each axis steps past all the smaller ones: every element has its own bytes
+    # a layout that interleaves axes (``as_strided``): every element's first byte, in order
+    starts = np.zeros((), dtype=np.int64)
+    for stride, size in axes:
+        starts = np.add.outer(starts, np.arange(size, dtype=np.int64) * stride)
+    return bool((np.diff(np.sort(starts, axis=None)) < x.itemsize).any())
+
+
+def copy_into(x: Any, y: np.ndarray) -> None:
+    """Write ``y`` into ``x`` (refused as :func:`check_writable` refuses)."""
+    check_writable(x)
     np.copyto(x, y)

@@ -64,6 +64,9 @@ class NumpyImplementation(Implementation):
     def namespace(self, x: Any) -> Any:
         return np
 
+    def check_writable(self, x: Any) -> None:
+        family.check_writable(x)
+
     def copy_into(self, x: Any, y: Any) -> None:
         family.copy_into(x, y)
 

@@ -69,6 +69,36 @@ def _(
     return x.new_empty(mask_shape, dtype=torch.int64)
 
 
+def check_writable(x: torch.Tensor) -> None:
+    """Raise torch's own RuntimeError for a tensor ``x.copy_`` would refuse, before a seed is drawn:
+    a leaf that requires grad (or a view of one) while grad mode is on, an inference tensor outside
+    inference mode, a tensor with several elements at one address (an ``expand``ed view).
+    Not while compiling: there the write itself is traced, and refused as torch refuses it."""
+    if torch.compiler.is_compiling():
+        return
+    if x.requires_grad and torch.is_grad_enabled():
+        if x.is_leaf:
+            raise RuntimeError(
+                f"a leaf Variable that requires grad is being used in an in-place operation{_FIX}"
+            )
+        base = x._base
+        if base is not None and base.is_leaf:
+            raise RuntimeError(
+                f"a view of a leaf Variable that requires grad is being used in an in-place operation{_FIX}"
+            )
+    if x.is_inference() and not torch.is_inference_mode_enabled():
+        raise RuntimeError(f"Inplace update to inference tensor outside InferenceMode is not allowed{_FIX}")
+    if any(stride == 0 and size > 1 for size, stride in zip(x.shape, x.stride(), strict=True)):
+        raise RuntimeError(
+            "unsupported operation: more than one element of the written-to tensor refers to a single "
+            f"memory location (shape {tuple(x.shape)}, strides {x.stride()}){_FIX}"
+        )
+
+
+#: How :func:`check_writable`'s errors end.
+_FIX = " (unidrop.dropout with inplace=True): call without inplace=True and use the result"
+
+
 def copy_into(x: torch.Tensor, y: torch.Tensor) -> None:
     """``x.copy_(y)``: recorded by autograd like torch's own in-place ops (a leaf needing grad is refused)."""
     x.copy_(y)

@@ -80,6 +80,9 @@ class TorchImplementation(Implementation):
     def astype(self, x: Any, dtype: Any) -> Any:
         return x.to(dtype)
 
+    def check_writable(self, x: Any) -> None:
+        family.check_writable(x)
+
     def copy_into(self, x: Any, y: Any) -> None:
         family.copy_into(x, y)
 
