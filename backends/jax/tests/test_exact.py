@@ -168,3 +168,25 @@ def test_an_input_made_by_a_multiply_under_jit_is_rounded_then_scaled(dtype, sha
     grad = jax.jit(jax.grad(lambda x: jnp.sum(unidrop.dropout(x, 0.25, seed=9) * 3).astype(jnp.float32)))
     want_grad = expected(np.full(shape, 3.0), dtype, 0.25, 9)[0]
     assert same_bits(as_float64(grad(x)), want_grad), "cotangent"
+
+
+def test_strict_dtype_promotion_changes_no_result(mulhi):
+    """jax_numpy_dtype_promotion="strict" refuses implicit promotions: unidrop makes none, on the
+    XLA path (here, with each mulhi formulation) the mask and the family are those of the default."""
+    values = values_for((2, 500), "float32", seed=3)
+    x = jnp.asarray(values, jnp.float32)
+    want, want_keep = expected(values, "float32", 0.3, 9, 4)
+    seeds = jax.random.split(jax.random.key(1))
+    calls = {
+        "alpha": lambda: unidrop.alpha_dropout(x, 0.3, seed=9, stream=4),
+        "gaussian": lambda: unidrop.gaussian_dropout(x, 0.3, seed=9, stream=4),
+        "block": lambda: unidrop.dropout(x, 0.5, seed=7, global_shape=(6, 500), offset=(4, 0)),
+        "vmap": lambda: jax.vmap(lambda k: unidrop.dropout(x, 0.3, seed=k))(seeds),
+    }
+    default = {name: np.asarray(call()) for name, call in calls.items()}
+    jax.clear_caches()
+    with jax.numpy_dtype_promotion("strict"):
+        y, keep = unidrop.dropout(x, 0.3, seed=9, stream=4, return_mask=True)
+        assert same_bits(as_float64(y), want) and np.array_equal(np.asarray(keep), want_keep)
+        for name, call in calls.items():
+            assert np.array_equal(np.asarray(call()), default[name], equal_nan=True), name

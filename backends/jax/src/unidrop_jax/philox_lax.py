@@ -46,9 +46,10 @@ except ImportError:  # pragma: no cover - depends on the JAX version
 
 def mulhi_wide(a: Any, const: int) -> Any:
     """High 32 bits of ``a * const`` through a uint64 product."""
-    with _allow_x64():
-        product = a.astype(jnp.uint64) * np.uint64(const)
-        return (product >> np.uint64(32)).astype(jnp.uint32)
+    with _allow_x64():  # typed uint64 constants: a NumPy scalar would be uint32 with x64 off,
+        # which jax_numpy_dtype_promotion="strict" refuses to promote
+        product = a.astype(jnp.uint64) * jnp.asarray(const, jnp.uint64)
+        return (product >> jnp.asarray(32, jnp.uint64)).astype(jnp.uint32)
 
 
 def mulhi_split(a: Any, const: int) -> Any:
