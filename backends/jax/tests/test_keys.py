@@ -102,6 +102,13 @@ def test_rbg_keys_are_refused_by_name_saying_what_works(impl):
     assert "batch" not in str(info.value)
 
 
+@pytest.mark.parametrize("impl", ["rbg", "unsafe_rbg"])
+def test_raw_rbg_keys_are_refused_by_name_saying_what_works(impl):
+    raw = jax.random.key_data(jax.random.key(0, impl=impl))  # what PRNGKey(0) gives under that impl
+    with pytest.raises(TypeError, match=r"raw rbg or unsafe_rbg key .*impl='threefry2x32'"):
+        unidrop.dropout(X, 0.5, seed=raw)
+
+
 def test_a_key_as_stream_is_refused():
     with pytest.raises(TypeError, match="keys go in seed="):
         unidrop.dropout(X, 0.5, seed=1, stream=jax.random.key(0))

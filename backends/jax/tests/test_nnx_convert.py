@@ -107,6 +107,36 @@ def test_bad_arguments_are_named() -> None:
         unnx.Dropout(0.5, seed=1, layer=2**32)
 
 
+class Stacked(nnx.Module):
+    """Flax's scan-over-layers pattern: four blocks made by nnx.vmap, run by nnx.scan."""
+
+    def __init__(self, rngs: nnx.Rngs) -> None:
+        @nnx.split_rngs(splits=4)
+        @nnx.vmap(in_axes=(0,), out_axes=0)
+        def make(rngs: nnx.Rngs) -> Block:
+            return Block(rngs)
+
+        self.blocks = make(rngs)
+
+    def __call__(self, x):
+        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+        def step(x, block):
+            return block(x)
+
+        return step(x, self.blocks)
+
+
+def test_stacked_layers_are_refused_numbers_and_converted_without_them() -> None:
+    stacked = Stacked(nnx.Rngs(params=0, dropout=1))
+    with pytest.raises(ValueError, match=r"blocks\.drop: it stands for stacked layers .* shape \(4,\)"):
+        unnx.convert(stacked, seed=5)
+    assert type(stacked.blocks.drop) is nnx.Dropout  # refused before anything was replaced
+    flax_y = Stacked(nnx.Rngs(params=0, dropout=1))(X)
+    converted = unnx.convert(stacked)
+    assert type(converted.blocks.drop) is unnx.Dropout
+    assert converted(X).shape == flax_y.shape
+
+
 def test_layers_are_numbered_by_path_as_in_torch() -> None:
     m = unnx.convert(model(), seed=2**40 + 3)
     paths = [layer_seeds.layer_path(path) for path, _ in unnx.dropout_layers(m)]

@@ -112,6 +112,12 @@ def words(value: Any, what: str) -> Words64:
             return _from_key_data(value, what, origin)
         if value.shape == () and jnp.issubdtype(dtype, jnp.integer) and dtype != np.bool_:
             return _from_integer_array(value, what)
+        if what == "seed" and value.shape == (4,) and dtype == np.uint32:
+            raise TypeError(
+                "seed: a uint32[4] array is a raw rbg or unsafe_rbg key (jax.random.PRNGKey(n) where "
+                "jax_default_prng_impl is one of them); unidrop reads 2-word keys only. Pass an "
+                "integer seed, or a key made with jax.random.key(n, impl='threefry2x32')"
+            )
         allowed = "an integer in [0, 2**64)" + (
             ", a JAX key, or a raw uint32[2] key"
             if what == "seed"

@@ -49,6 +49,8 @@ def convert(model: Any, *, seed: int | None = None) -> Any:
     if not isinstance(model, nnx.Module):
         raise TypeError(f"convert needs a flax.nnx.Module, got {type(model).__qualname__}")
     base = None if seed is None else arguments.check_uint64(seed, "seed")
+    if base is not None:  # before anything is replaced: a refused call leaves the model as it was
+        _refuse_stacked_layers(model)
     result = _replacement(model) if type(model) is nnx.Dropout else model
     replaced: dict[int, Any] = {}
     skipped: list[str] = []
@@ -70,6 +72,24 @@ def convert(model: Any, *, seed: int | None = None) -> Any:
         for number, (_, layer) in enumerate(dropout_layers(result)):
             _number(layer, base, layer_seeds.check_uint32(number, "layer"))
     return result
+
+
+def _refuse_stacked_layers(model: Any) -> None:
+    """ValueError naming a dropout layer that stands for several stacked ones (``nnx.vmap`` made
+    it for ``nnx.scan``: its key stream has a leading axis), which one layer number cannot number."""
+    for path, node in nnx.iter_graph(model):
+        if not isinstance(node, (nnx.Dropout, Dropout)):
+            continue
+        key = getattr(getattr(node, "rngs", None), "key", None)
+        shape = () if key is None else tuple(jnp.shape(key[...]))
+        if shape:
+            raise ValueError(
+                f"convert(model, seed=...) cannot number the dropout layer at "
+                f"{layer_seeds.layer_path(path) or '(the model)'}: it stands for stacked layers (its "
+                f"key stream has shape {shape}, as nnx.vmap makes layers for nnx.scan), and one layer "
+                "number would give all of them the same mask. Call convert(model) without seed= "
+                "(each stacked layer then draws its own keys, as Flax's do)"
+            )
 
 
 def _replacement(old: Any) -> Dropout:
