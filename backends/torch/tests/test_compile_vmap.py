@@ -244,3 +244,66 @@ def test_a_new_seed_or_stream_each_call_neither_breaks_nor_recompiles() -> None:
         want = expected_output(x, 0.5, seed, stream, (1,))
         assert_same(fn(x, seed, stream), want, f"seed={seed} stream={stream}")
     assert frames["unique_graphs"] <= 2, f"compiled {frames['unique_graphs']} graphs for {len(cases)} seeds"
+
+
+def test_forward_mode_inside_a_compiled_function_is_refused_not_lost() -> None:
+    """The operator has no forward-mode formula: a jvp traced by Dynamo once returned zero tangents."""
+    torch._dynamo.reset()
+    tangent = torch.ones(8)
+
+    def jvp_of_dropout(a):
+        return torch.func.jvp(lambda b: unidrop_torch.dropout(b, 0.5, seed=3), (a,), (tangent,))[1]
+
+    with pytest.raises(RuntimeError, match=r"no forward-mode derivative inside torch\.compile"):
+        torch.compile(jvp_of_dropout, fullgraph=True, backend="aot_eager")(torch.arange(1.0, 9.0))
+    # a compiled function inside an eager transform keeps working
+    compiled = torch.compile(lambda b: unidrop_torch.dropout(b, 0.5, seed=3), backend="aot_eager")
+    _, got = torch.func.jvp(compiled, (torch.arange(1.0, 9.0),), (tangent,))
+    assert_same(got, expected_output(tangent, 0.5, 3), "tangent through a compiled function")
+
+
+@pytest.mark.parametrize("layer", ["AlphaDropout", "FeatureAlphaDropout"])
+def test_alpha_modules_compile_fullgraph_with_an_input_needing_grad(layer) -> None:
+    torch._dynamo.reset()
+    module = getattr(unidrop_torch, layer)(0.4, seed=3)
+    x = sample((4, 6, 5), torch.float32, seed=2, specials=False)
+    eager_leaf, compiled_leaf = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    want = module(eager_leaf)
+    got = torch.compile(module, fullgraph=True, backend="aot_eager")(compiled_leaf)
+    assert_same(got, want, f"{layer} compiled")
+    (got * x).sum().backward()
+    (want * x).sum().backward()
+    assert_same(compiled_leaf.grad, eager_leaf.grad, f"{layer} compiled backward")
+
+
+def test_the_first_call_in_a_process_can_be_a_compiled_alpha_module() -> None:
+    """Dynamo can neither enter the registry's lock nor trace the implementation's publication:
+    both are built when unidrop_torch's torch-facing modules are imported."""
+    code = (
+        "import torch, unidrop_torch\n"
+        "layer = unidrop_torch.AlphaDropout(0.4, seed=3)\n"
+        "x = torch.ones(4, 6)\n"
+        "y = torch.compile(layer, fullgraph=True, backend='aot_eager')(x)\n"
+        "print('SAME', torch.equal(y, layer(x)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "SAME True", result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda a: unidrop_torch.dropout(a, 0.4, seed=5),
+        lambda a: unidrop_torch.dropout(a, 0.4, seed=5, broadcast_dims=(1,)),
+        lambda a: unidrop.drop_path(a, 0.4, seed=5),
+        unidrop_torch.AlphaDropout(0.4, seed=5),
+    ],
+    ids=["dropout", "broadcast", "drop_path", "AlphaDropout"],
+)
+def test_batched_gradients_equal_one_at_a_time(call) -> None:
+    """autograd.grad(is_grads_batched=True) feeds the backward a legacy batched tensor, with no
+    storage for the CPU kernel to read: jacobian(vectorize=True) must equal the looped one."""
+    x = sample((4, 6), torch.float64, seed=1, specials=False)
+    looped = torch.autograd.functional.jacobian(call, x)
+    assert_same(torch.autograd.functional.jacobian(call, x, vectorize=True), looped, "vectorized jacobian")

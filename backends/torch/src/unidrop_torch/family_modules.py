@@ -20,7 +20,7 @@ import unidrop
 from unidrop import DropoutPlan, Implementation, arguments, layer_seeds
 from unidrop.family import alpha_constants, alpha_of_mask
 
-from . import keys
+from . import cpu, keys
 from .modules import _MaskStreamDropout, refuse_broadcast_dims
 from .ops import MaskLayout
 from .support import refuse_scripting
@@ -61,6 +61,13 @@ class _AlphaDropoutFunction(torch.autograd.Function):
         return _alpha_slope(tangent, *_randomness(ctx))
 
 
+class _TracedAlphaDropoutFunction(_AlphaDropoutFunction):
+    """:class:`_AlphaDropoutFunction` without its ``jvp``, for ``torch.compile``: Dynamo cannot trace
+    an autograd Function that defines one (and forward mode under a compiler is refused anyway)."""
+
+    jvp = torch.autograd.Function.jvp
+
+
 def _randomness(ctx: Any) -> tuple[Any, ...]:
     """(p, seed, stream, axes) of a call, the drawn seed words taken back from where they were saved."""
     p, seed, stream, dims = ctx.randomness
@@ -74,7 +81,9 @@ def _plan_for(
 ) -> tuple[Implementation, DropoutPlan]:
     """The torch implementation and the plan of alpha dropout's mask for ``t``'s shape."""
     implementation = unidrop.get_backend("torch").implementation()
-    _, dtype = implementation.shape_and_dtype(t)
+    # the dtype's name without shape_and_dtype's checks of the tensor: t is the checked input or its
+    # gradient, and a compiled backward may not read a tensor's layout (Dynamo's strict mode)
+    dtype = cpu.dtype_name(t.dtype)
     return implementation, DropoutPlan.build(tuple(t.shape), dtype, p, seed, stream, dims)
 
 
@@ -109,7 +118,8 @@ class _AlphaForm(_MaskStreamDropout):
             return x
         # seed=None: two words from torch's generator of x's device, left there (no host read)
         seed = keys.draw_seed_words(x.device) if self.seed is None else self.seed
-        y = _AlphaDropoutFunction.apply(x, p, seed, self.stream, MaskLayout(list(dims)))
+        function = _TracedAlphaDropoutFunction if torch.compiler.is_compiling() else _AlphaDropoutFunction
+        y = function.apply(x, p, seed, self.stream, MaskLayout(list(dims)))
         if self.inplace:
             return x.copy_(y)
         return y  # type: ignore[no-any-return]

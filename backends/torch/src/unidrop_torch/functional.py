@@ -7,6 +7,7 @@ break.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,18 @@ from .backend import TorchBackend
 from .support import refuse_scripting
 
 _BACKEND = TorchBackend()
+
+
+def _build_before_tracing() -> None:
+    """Discover the backends and build the torch implementation now (torch is imported here anyway),
+    so that a first call that ``torch.compile`` traces finds them built: Dynamo can neither enter
+    the registry's lock nor trace the implementation's first publication. Whatever fails here
+    fails again, with its message, at the first call."""
+    with contextlib.suppress(Exception):  # reported by the first call, not by an import
+        unidrop.get_backend("torch").implementation()
+
+
+_build_before_tracing()
 
 
 def backend() -> TorchBackend:

@@ -57,6 +57,12 @@ class TorchImplementation(Implementation):
             return distributed.run(x, plan, ops.run)
         return ops.run(x, plan)
 
+    def keep_mask(self, x: Any, plan: DropoutPlan) -> Any:
+        """Dropout's keep mask alone (no output is computed); for a DTensor, the default's."""
+        if _dtensor_support(x) is not None:
+            return super().keep_mask(x, plan)
+        return ops.keep_mask_of(x, plan)
+
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         distributed = _dtensor_support(x)
         if distributed is not None:

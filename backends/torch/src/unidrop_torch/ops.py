@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad as _forward_ad
 
 from unidrop import DropoutPlan, arguments
 from unidrop.blocks import MaskBlock
@@ -73,7 +74,25 @@ def dropout(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tens
 @dropout.register_fake
 def _dropout_fake(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -> Tensor:
     _check(x, key, p, broadcast_dims)
+    _refuse_forward_mode_while_tracing()
     return torch.empty_like(x)
+
+
+def _refuse_forward_mode_while_tracing() -> None:
+    """NotImplementedError where a traced call (``torch.compile``, FakeTensorMode) runs inside a
+    forward-mode AD level (``torch.func.jvp``, ``jacfwd``, ``torch.autograd.forward_ad``).
+
+    Eager calls there take the autograd Function, whose ``jvp`` gives the tangent; a traced call
+    reaches the operator, which has no forward-mode formula (``torch.library`` has none to
+    register), and its tangent would silently be lost. ``_current_level`` is private, the module
+    global ``forward_ad`` itself reads: torch has no public "is a dual level open" query.
+    """
+    if _forward_ad._current_level >= 0:
+        raise NotImplementedError(
+            "unidrop dropout has no forward-mode derivative inside torch.compile (or another "
+            "tracer): torch.func.jvp, jacfwd, hessian and torch.autograd.forward_ad work on it in "
+            "eager mode only; call them outside torch.compile (docs/torch.md)"
+        )
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
@@ -197,6 +216,7 @@ def _dropout_block_fake(
     mask_offset: list[int],
 ) -> Tensor:
     _check_block(x, key, p, broadcast_dims, global_mask_shape, mask_offset)
+    _refuse_forward_mode_while_tracing()
     return torch.empty_like(x)
 
 
@@ -342,9 +362,39 @@ class CpuDropoutFunction(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None
+        if _is_legacy_batched(grad):  # autograd.grad(is_grads_batched=True), jacobian(vectorize=True)
+            return _through_operator(grad, ctx.plan), None  # its batching; the kernel reads memory
         if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable too
             return _apply_cpu_function(grad, ctx.plan), None
         return cpu.output(grad, ctx.plan), None
+
+
+#: True for a tensor of torch's legacy batching (BatchedTensorImpl, which has no storage): the
+#: gradients that ``autograd.grad(is_grads_batched=True)`` feeds a backward. Private: torch has no
+#: public query (a transform of torch.func is not active there, so route_for cannot see it).
+_is_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", lambda t: False)
+
+
+def keep_mask_of(x: Tensor, plan: DropoutPlan) -> Tensor:
+    """The keep mask of ``plan`` (bool, ``plan.mask_shape``) on ``x``'s device; ``x`` is read for its
+    device and route only, never its values (it may be a batched gradient)."""
+    seed = plan.seed
+    if route_for(x, seed) in (Route.CPU_KERNEL, Route.CPU_AUTOGRAD):
+        if isinstance(seed, Tensor):
+            plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
+        return cpu.keep_mask_of(plan)
+    key, shape = keys.make_key(seed, plan.stream), list(plan.mask_shape)
+    if plan.block is None:
+        return keep_mask(key, shape, plan.p, x.device)
+    return keep_mask_block(
+        key, shape, plan.p, list(plan.block.global_mask_shape), list(plan.block.mask_offset), x.device
+    )
+
+
+def _through_operator(x: Tensor, plan: DropoutPlan) -> Tensor:
+    """Dropout of ``x`` by the operator (an integer seed in ``plan``), whatever its route would be."""
+    block = None if plan.block is None else (list(plan.block.global_mask_shape), list(plan.block.mask_offset))
+    return _apply(x, keys.make_key(plan.seed, plan.stream), plan.p, list(plan.broadcast_dims), block)
 
 
 #: ``CpuDropoutFunction.apply`` without the Python layer of ``torch.autograd.Function.apply`` (the
