@@ -231,6 +231,20 @@ def test_every_16_bit_pattern(dtype: str) -> None:
     check(x, dtype, 0.3, 12345, 6)
 
 
+def test_a_kept_float16_nan_is_quieted_keeping_its_payload() -> None:
+    """The reference says only "NaN" (Python's float16 has one); the kernel gives the bits that x86's
+    F16C and ARM's conversions give, at every SIMD level (test_the_narrower_paths_match_the_reference
+    runs this under each): the input's bits with the quiet bit (0x0200) set."""
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    nan = ((bits & 0x7C00) == 0x7C00) & ((bits & 0x03FF) != 0)
+    x = bits[nan].view(np.float16)
+    y, keep = compiled.dropout(x, plan_for(x, "float16", 0.3, 12345, 6, ()), 1)
+    kept = keep.ravel()
+    assert 0 < kept.sum() < kept.size
+    assert np.array_equal(y.view(np.uint16)[kept], bits[nan][kept] | 0x0200)
+    assert not y.view(np.uint16)[~kept].any()  # dropped: +0
+
+
 SIMD = "UNIDROP_NUMPY_SIMD"
 #: The kernel's SIMD levels, narrowest first (``_kernel.SIMD`` is the one in use).
 LEVELS = ("none", "avx2", "avx512", "avx512bf16")
@@ -254,7 +268,7 @@ def test_the_narrower_paths_match_the_reference(level: str) -> None:
     subprocess with the kernel capped at ``level``."""
     if LEVELS.index(level) >= LEVELS.index(_kernel.SIMD):
         pytest.skip(f"this CPU's widest path is {_kernel.SIMD}: the tests above already ran it")
-    selection = "simd_setting_caps or layouts or tile_boundaries or every_16_bit or past_2_to_the_32"
+    selection = "simd_setting_caps or layouts or tile_boundaries or 16_bit or nan or past_2_to_the_32"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", __file__, "-k", selection],
         env={**os.environ, SIMD: level},

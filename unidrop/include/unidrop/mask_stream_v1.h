@@ -116,12 +116,14 @@ UD_FN float ud_f16_to_f32_soft(ud_u16 h) {
     return ud_bits_f32(sign | ud_f32_bits((float)mantissa * 5.9604644775390625e-8f));
 }
 
-/* float -> float16 bits, round to nearest even; overflow -> inf; NaN stays NaN (quiet). */
+/* float -> float16 bits, round to nearest even; overflow -> inf; NaN stays NaN: quiet, the top 9
+ * payload bits kept (as x86's F16C and ARM's conversions do, so every SIMD level agrees). */
 UD_FN ud_u16 ud_f32_to_f16_soft(float v) {
     ud_u32 f = ud_f32_bits(v);
     ud_u32 sign = (f >> 16) & 0x8000u;
     ud_u32 a = f & 0x7FFFFFFFu;
-    if (a >= 0x7F800000u) return (ud_u16)(sign | (a > 0x7F800000u ? 0x7E00u : 0x7C00u));
+    if (a > 0x7F800000u) return (ud_u16)(sign | 0x7E00u | ((a >> 13) & 0x3FFu));
+    if (a == 0x7F800000u) return (ud_u16)(sign | 0x7C00u);
     if (a >= 0x477FF000u) return (ud_u16)(sign | 0x7C00u); /* >= 65520 rounds to inf */
     if (a >= 0x38800000u) {                                  /* normal float16 (>= 2^-14) */
         ud_u32 odd = (a >> 13) & 1u;
