@@ -75,6 +75,23 @@ def test_the_pure_numpy_fallback_gives_the_same_bits(
 
 
 @pytest.mark.parametrize("compiled_kernel", [True, False], ids=["compiled", "numpy"])
+def test_kept_bfloat16_nans_keep_their_sign_and_payload(
+    compiled_kernel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept NaN is the input's bits, quiet (0x0040 set); the fallback once gave torch's 0xFFFF."""
+    if compiled_kernel and not compiled.available():
+        pytest.skip("the compiled kernel is not built")
+    monkeypatch.setattr(cpu, "COMPILED", compiled_kernel)
+    bits = torch.tensor([0x7FC0, 0xFFC0, 0x7F81, 0xFF85, 0x7FFF] * 40, dtype=torch.int32)
+    x = bits.to(torch.int16).view(torch.bfloat16)
+    y, keep = unidrop.dropout(x, 0.3, seed=4, return_mask=True)
+    got = y.view(torch.int16).to(torch.int32) & 0xFFFF
+    assert 0 < int(keep.sum()) < keep.numel()
+    assert torch.equal(got[keep], bits[keep] | 0x0040)
+    assert not got[~keep].any()
+
+
+@pytest.mark.parametrize("compiled_kernel", [True, False], ids=["compiled", "numpy"])
 def test_an_empty_input_still_gets_its_mask(compiled_kernel: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A length-0 axis that is broadcast leaves a mask with elements: they are decided, not assumed."""
     if compiled_kernel and not compiled.available():

@@ -12,8 +12,8 @@ output tensor's memory; the keep mask, when asked for, is written into a bool te
 Where that kernel was not built (no C compiler at install time), or ``UNIDROP_NUMPY_KERNEL=numpy``
 asks for it, the pure-NumPy kernel (:func:`unidrop_numpy.chunked.dropout_array`) runs instead;
 bfloat16, which NumPy lacks, then goes through float32, its compute dtype, and is rounded back to
-bfloat16 by torch (round to nearest even), as the mask stream prescribes. The setting is read once,
-when this module is imported.
+bfloat16 here (round to nearest even, NaN kept quiet with its payload), as the mask stream
+prescribes. The setting is read once, when this module is imported.
 """
 
 from __future__ import annotations
@@ -190,8 +190,18 @@ def _float32_of_bfloat16(x: torch.Tensor) -> np.ndarray:
     return out.view(np.float32)
 
 
+def _bfloat16_bits_of(values: np.ndarray) -> np.ndarray:
+    """float32 values rounded to bfloat16 bits (uint16) by the mask stream's rule: to nearest, ties
+    to even; a NaN stays NaN, quiet, its payload's top bits kept (torch's own rounding differs)."""
+    bits = values.view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    nan = (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    quiet = (bits >> np.uint32(16)) | np.uint32(0x0040)
+    return np.where(nan, quiet, rounded).astype(np.uint16)
+
+
 def _dropout_numpy(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
-    """The pure-NumPy kernel's dropout of ``x`` (bfloat16 through float32, rounded back by torch)."""
+    """The pure-NumPy kernel's dropout of ``x`` (bfloat16 through float32, rounded back here)."""
     x = x.detach()
     if x.dtype == torch.bfloat16:
         array = _float32_of_bfloat16(x)
@@ -200,8 +210,13 @@ def _dropout_numpy(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
         array = x.numpy()
         plan = dataclasses.replace(plan, return_mask=False)
     y, _ = dropout_array(array, plan)
-    result = torch.from_numpy(np.asarray(y))
+    y = np.asarray(y)
+    if x.dtype == torch.bfloat16:
+        y = _bfloat16_bits_of(np.ascontiguousarray(y)).view(np.int16).reshape(y.shape)
+    result = torch.from_numpy(y)
+    if x.dtype == torch.bfloat16:
+        result = result.view(torch.bfloat16)
     out = torch.empty_like(x)
     if result.dtype == out.dtype and result.stride() == out.stride():
         return result
-    return out.copy_(result)  # bfloat16 rounding, or the layout torch.empty_like promises
+    return out.copy_(result)  # the layout torch.empty_like promises
