@@ -154,9 +154,10 @@ def test_a_refused_inplace_write_draws_no_seed_and_changes_nothing(case):
 
 
 def test_inplace_takes_an_interleaved_layout_whose_elements_do_not_overlap():
-    # strides (8, 12) over 4-byte elements: starts 0, 12, 8, 20, none shared, but not one run per axis
+    # strides (12, 8) over 4-byte elements: starts 0, 8, 16, 12, 20, 28, none shared, but the axes
+    # interleave (each element's start must be compared)
     base = np.arange(8, dtype=np.float32)
-    x = np.lib.stride_tricks.as_strided(base, shape=(2, 2), strides=(8, 12))
+    x = np.lib.stride_tricks.as_strided(base, shape=(2, 3), strides=(12, 8))
     want = unidrop.dropout(np.array(x), 0.5, seed=8, backend="numpy")
     assert unidrop.dropout(x, 0.5, seed=8, inplace=True, backend="numpy") is x
     assert np.array_equal(x, want)

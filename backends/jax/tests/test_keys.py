@@ -105,7 +105,9 @@ def test_rbg_keys_are_refused_by_name_saying_what_works(impl):
 @pytest.mark.parametrize("impl", ["rbg", "unsafe_rbg"])
 def test_raw_rbg_keys_are_refused_by_name_saying_what_works(impl):
     raw = jax.random.key_data(jax.random.key(0, impl=impl))  # what PRNGKey(0) gives under that impl
-    with pytest.raises(TypeError, match=r"raw rbg or unsafe_rbg key .*impl='threefry2x32'"):
+    with pytest.raises(
+        TypeError, match=r"uint32\[4\] array, the shape of a raw rbg or unsafe_rbg key .*impl='threefry2x32'"
+    ):
         unidrop.dropout(X, 0.5, seed=raw)
 
 

@@ -69,3 +69,26 @@ def test_a_small_convolutional_model_trains(make_inputs):
     first, again = (np.asarray(keras.ops.convert_to_numpy(model(x))) for _ in range(2))
     np.testing.assert_array_equal(first, again)
     assert counter(spatial) == 2
+
+
+class _AlwaysDropping(keras.Model):
+    """Monte Carlo dropout: the layer is called with training=True in fit, evaluate and predict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = uk.Dropout(0.3, seed=1)
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.drop(x, training=True))
+
+
+def test_a_model_that_always_drops_fits_and_evaluates():
+    """On torch, Keras infers shapes with meta tensors (no values), the layer's seed state included."""
+    x, y = np.ones((4, 4), np.float32), np.zeros((4, 1), np.float32)
+    model = _AlwaysDropping()
+    model(x)
+    model.compile("sgd", "mse")
+    model.fit(x, y, verbose=0)
+    model.evaluate(x, y, verbose=0)
+    assert counter(model.drop) >= 3  # the call above, the training step, the evaluation

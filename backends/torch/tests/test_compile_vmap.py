@@ -256,6 +256,10 @@ def test_forward_mode_inside_a_compiled_function_is_refused_not_lost() -> None:
 
     with pytest.raises(RuntimeError, match=r"no forward-mode derivative inside torch\.compile"):
         torch.compile(jvp_of_dropout, fullgraph=True, backend="aot_eager")(torch.arange(1.0, 9.0))
+    # eager forward mode on meta tensors (the fake kernel runs there too) is not refused
+    meta = torch.empty(8, device="meta")
+    _, meta_tangent = torch.func.jvp(lambda b: unidrop_torch.dropout(b, 0.5, seed=3), (meta,), (meta,))
+    assert meta_tangent.shape == (8,) and meta_tangent.is_meta
     # a compiled function inside an eager transform keeps working
     compiled = torch.compile(lambda b: unidrop_torch.dropout(b, 0.5, seed=3), backend="aot_eager")
     _, got = torch.func.jvp(compiled, (torch.arange(1.0, 9.0),), (tangent,))
@@ -307,3 +311,23 @@ def test_batched_gradients_equal_one_at_a_time(call) -> None:
     x = sample((4, 6), torch.float64, seed=1, specials=False)
     looped = torch.autograd.functional.jacobian(call, x)
     assert_same(torch.autograd.functional.jacobian(call, x, vectorize=True), looped, "vectorized jacobian")
+
+
+@pytest.mark.parametrize("dims", [(), (1,)])
+def test_batched_gradients_are_the_reference_mask(dims) -> None:
+    x = sample((4, 6), torch.float64, seed=1, specials=False)
+    jacobian = torch.autograd.functional.jacobian(
+        lambda a: unidrop_torch.dropout(a, 0.4, seed=5, broadcast_dims=dims), x, vectorize=True
+    )
+    slope = expected_output(torch.ones(4, 6, dtype=torch.float64), 0.4, 5, 0, dims).reshape(-1)
+    assert_same(jacobian.reshape(24, 24), torch.diag(slope), "vectorized jacobian")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda a: unidrop.alpha_dropout(a, 0.5), lambda a: unidrop.drop_path(a, 0.5, scale_by_keep=False)],
+    ids=["alpha_dropout", "drop_path-unscaled"],
+)
+def test_the_family_under_vmap_refuses_a_batched_seed_as_dropout_does(call) -> None:
+    with pytest.raises(NotImplementedError, match="vmap over the key"):
+        torch.func.vmap(call, randomness="different")(torch.zeros(4, 16))

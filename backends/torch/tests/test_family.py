@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import unidrop_torch
 
 import unidrop
 from unidrop import reference
@@ -53,7 +54,10 @@ def _unwritable() -> list[tuple[torch.Tensor, str]]:
     leaf = torch.ones(6, requires_grad=True)
     with torch.inference_mode():
         inference = torch.ones(6)
+    with torch.no_grad():
+        no_grad_view = leaf[1:]
     return [
+        (no_grad_view, "A view was created in no_grad mode"),
         (leaf, "a leaf Variable that requires grad"),
         (leaf[2:], "a view of a leaf Variable that requires grad"),
         (torch.ones(1, 6).expand(3, 6), r"single memory location \(shape \(3, 6\), strides \(0, 1\)\)"),
@@ -61,12 +65,21 @@ def _unwritable() -> list[tuple[torch.Tensor, str]]:
     ]
 
 
-@pytest.mark.parametrize("case", range(4))
-def test_a_refused_inplace_write_draws_no_seed_and_changes_nothing(case):
+ENTRY_POINTS = {
+    "unidrop.dropout": lambda x: unidrop.dropout(x, P, inplace=True),
+    "unidrop_torch.dropout": lambda x: unidrop_torch.dropout(x, P, inplace=True),
+    "Dropout": lambda x: unidrop_torch.Dropout(P, inplace=True)(x),
+    "AlphaDropout": lambda x: unidrop_torch.AlphaDropout(P, inplace=True)(x),
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("case", range(5))
+def test_a_refused_inplace_write_draws_no_seed_and_changes_nothing(case, entry):
     x, message = _unwritable()[case]
     before = x.detach().clone()
     state = torch.get_rng_state()
     with pytest.raises(RuntimeError, match=message):
-        unidrop.dropout(x, P, inplace=True)  # seed=None: torch's generator would be drawn from
+        ENTRY_POINTS[entry](x)  # seed=None: torch's generator would be drawn from
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(x.detach(), before)

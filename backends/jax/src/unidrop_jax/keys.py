@@ -114,8 +114,9 @@ def words(value: Any, what: str) -> Words64:
             return _from_integer_array(value, what)
         if what == "seed" and value.shape == (4,) and dtype == np.uint32:
             raise TypeError(
-                "seed: a uint32[4] array is a raw rbg or unsafe_rbg key (jax.random.PRNGKey(n) where "
-                "jax_default_prng_impl is one of them); unidrop reads 2-word keys only. Pass an "
+                "seed: got a uint32[4] array, the shape of a raw rbg or unsafe_rbg key "
+                "(jax.random.PRNGKey(n) where jax_default_prng_impl is one of them); unidrop reads "
+                "2-word keys only (a raw uint32[2] key) or integer seeds. Pass an "
                 "integer seed, or a key made with jax.random.key(n, impl='threefry2x32')"
             )
         allowed = "an integer in [0, 2**64)" + (

@@ -58,5 +58,7 @@ def seed_and_stream(state: Any) -> tuple[Any, Any]:
     """
     if keras.backend.backend() == "jax":
         return state[0], state[1]
+    if getattr(state, "is_meta", False) is True:  # torch's shape inference (meta tensors): no values,
+        return 0, 0  # and none needed, the result being meta too
     words = keras.ops.convert_to_numpy(state).tolist()
     return int(words[0]) & MASK32, int(words[1]) & MASK32

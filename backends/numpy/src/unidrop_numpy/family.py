@@ -43,6 +43,10 @@ def overlaps_itself(x: np.ndarray) -> bool:
     axes = sorted((abs(stride), size) for size, stride in zip(x.shape, x.strides, strict=True) if size > 1)
     if x.size == 0 or not axes:
         return False
+    if (
+        axes[0][0] < x.itemsize
+    ):  # neighbours along an axis overlap (a zero stride too): no need to look further
+        return True
     extent = x.itemsize  # bytes spanned by the axes taken so far, smallest strides first
     for stride, size in axes:
         if stride < extent:
@@ -50,7 +54,8 @@ def overlaps_itself(x: np.ndarray) -> bool:
         extent += stride * (size - 1)
     else:
         return False  # each axis steps past all the smaller ones: every element has its own bytes
-    # a layout that interleaves axes (``as_strided``): every element's first byte, in order
+    # a layout that interleaves axes (``as_strided`` only): every element's first byte, in order
+    # (a temporary of 8 bytes per element, paid only by inplace=True into such a view)
     starts = np.zeros((), dtype=np.int64)
     for stride, size in axes:
         starts = np.add.outer(starts, np.arange(size, dtype=np.int64) * stride)
@@ -58,6 +63,8 @@ def overlaps_itself(x: np.ndarray) -> bool:
 
 
 def copy_into(x: Any, y: np.ndarray) -> None:
-    """Write ``y`` into ``x`` (refused as :func:`check_writable` refuses)."""
-    check_writable(x)
+    """Write ``y`` into ``x``, which :func:`check_writable` has accepted (``unidrop.dropout`` calls it
+    first); a scalar or a read-only array is still refused here, naming it."""
+    if not isinstance(x, np.ndarray) or not x.flags.writeable:
+        check_writable(x)
     np.copyto(x, y)

@@ -77,6 +77,11 @@ def check_writable(x: torch.Tensor) -> None:
     if torch.compiler.is_compiling():
         return
     if x.requires_grad and torch.is_grad_enabled():
+        if x.is_leaf and x._base is not None:
+            raise RuntimeError(
+                "A view was created in no_grad mode and is being modified inplace with grad mode "
+                f"enabled{_FIX}"
+            )
         if x.is_leaf:
             raise RuntimeError(
                 f"a leaf Variable that requires grad is being used in an in-place operation{_FIX}"

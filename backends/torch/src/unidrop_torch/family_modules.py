@@ -20,7 +20,7 @@ import unidrop
 from unidrop import DropoutPlan, Implementation, arguments, layer_seeds
 from unidrop.family import alpha_constants, alpha_of_mask
 
-from . import cpu, keys
+from . import cpu, family, keys
 from .modules import _MaskStreamDropout, refuse_broadcast_dims
 from .ops import MaskLayout
 from .support import refuse_scripting
@@ -63,7 +63,7 @@ class _AlphaDropoutFunction(torch.autograd.Function):
 
 class _TracedAlphaDropoutFunction(_AlphaDropoutFunction):
     """:class:`_AlphaDropoutFunction` without its ``jvp``, for ``torch.compile``: Dynamo cannot trace
-    an autograd Function that defines one (and forward mode under a compiler is refused anyway)."""
+    an autograd Function that defines one (it differentiates the traced forward's operations)."""
 
     jvp = torch.autograd.Function.jvp
 
@@ -116,6 +116,8 @@ class _AlphaForm(_MaskStreamDropout):
         dims = self._broadcast_dims_for(x)
         if not self.training or p == 0.0:
             return x
+        if self.inplace:  # refused before seed=None draws, as unidrop.dropout does
+            family.check_writable(x)
         # seed=None: two words from torch's generator of x's device, left there (no host read)
         seed = keys.draw_seed_words(x.device) if self.seed is None else self.seed
         function = _TracedAlphaDropoutFunction if torch.compiler.is_compiling() else _AlphaDropoutFunction

@@ -15,6 +15,7 @@ import torch
 
 import unidrop
 
+from . import family
 from .backend import TorchBackend
 from .support import refuse_scripting
 
@@ -22,12 +23,13 @@ _BACKEND = TorchBackend()
 
 
 def _build_before_tracing() -> None:
-    """Discover the backends and build the torch implementation now (torch is imported here anyway),
-    so that a first call that ``torch.compile`` traces finds them built: Dynamo can neither enter
-    the registry's lock nor trace the implementation's first publication. Whatever fails here
-    fails again, with its message, at the first call."""
+    """Discover the backends and build the torch implementations now (torch is imported here anyway),
+    the registry's and this module's, so that a first call that ``torch.compile`` traces finds them
+    built (Dynamo could not enter the registry's lock, nor trace the first publication, inside an
+    autograd Function's forward). Whatever fails here fails again, with its message, at the first call."""
     with contextlib.suppress(Exception):  # reported by the first call, not by an import
         unidrop.get_backend("torch").implementation()
+        _BACKEND.implementation()
 
 
 _build_before_tracing()
@@ -66,6 +68,8 @@ def dropout(
         raise TypeError(f"unidrop_torch.dropout needs a torch.Tensor, got {type(input).__qualname__}")
     if not isinstance(inplace, bool):
         raise TypeError(f"inplace must be True or False, got {inplace!r}")
+    if inplace and training is True and p != 0:  # refused before seed=None draws, as unidrop.dropout does
+        family.check_writable(input)
     result = unidrop.dropout(
         input,
         p,

@@ -79,15 +79,16 @@ def _dropout_fake(x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]) -
 
 
 def _refuse_forward_mode_while_tracing() -> None:
-    """NotImplementedError where a traced call (``torch.compile``, FakeTensorMode) runs inside a
-    forward-mode AD level (``torch.func.jvp``, ``jacfwd``, ``torch.autograd.forward_ad``).
+    """NotImplementedError where ``torch.compile`` traces a call inside a forward-mode AD level
+    (``torch.func.jvp``, ``jacfwd``, ``torch.autograd.forward_ad``): with ``fullgraph=True`` the
+    compile fails naming it; without, Dynamo falls back to eager code around the call.
 
     Eager calls there take the autograd Function, whose ``jvp`` gives the tangent; a traced call
     reaches the operator, which has no forward-mode formula (``torch.library`` has none to
     register), and its tangent would silently be lost. ``_current_level`` is private, the module
     global ``forward_ad`` itself reads: torch has no public "is a dual level open" query.
     """
-    if _forward_ad._current_level >= 0:
+    if _forward_ad._current_level >= 0 and torch.compiler.is_compiling():  # eager meta/fake: the Function
         raise NotImplementedError(
             "unidrop dropout has no forward-mode derivative inside torch.compile (or another "
             "tracer): torch.func.jvp, jacfwd, hessian and torch.autograd.forward_ad work on it in "
@@ -115,17 +116,22 @@ dropout.register_autograd(_backward, setup_context=_setup_context)
 def _dropout_vmap(
     info: Any, in_dims: tuple[Any, ...], x: Tensor, key: Tensor, p: float, broadcast_dims: list[int]
 ) -> tuple[Tensor, int | None]:
-    x_dim, key_dim = in_dims[0], in_dims[1]
+    x_dim = in_dims[0]
+    _refuse_a_batched_key(in_dims[1])
+    if x_dim is None:
+        return dropout(x, key, p, broadcast_dims), None
+    batched = x.movedim(x_dim, 0)
+    return dropout(batched, key, p, [0, *(axis + 1 for axis in broadcast_dims)]), 0
+
+
+def _refuse_a_batched_key(key_dim: int | None) -> None:
+    """The vmap rules' NotImplementedError for a key with a batch axis."""
     if key_dim is not None:
         raise NotImplementedError(
             "unidrop: vmap over the key (a batched seed, e.g. seed=None under "
             "vmap(randomness='different')) is not supported; pass an integer seed, use "
             "randomness='same', or draw different streams outside vmap"
         )
-    if x_dim is None:
-        return dropout(x, key, p, broadcast_dims), None
-    batched = x.movedim(x_dim, 0)
-    return dropout(batched, key, p, [0, *(axis + 1 for axis in broadcast_dims)]), 0
 
 
 @torch.library.custom_op("unidrop::keep_mask", mutates_args=())
@@ -246,10 +252,7 @@ def _dropout_block_vmap(
     global_mask_shape: list[int],
     mask_offset: list[int],
 ) -> tuple[Tensor, int | None]:
-    if in_dims[1] is not None:
-        raise NotImplementedError(
-            "unidrop: vmap over the key (a batched seed) is not supported; pass an integer seed"
-        )
+    _refuse_a_batched_key(in_dims[1])
     if in_dims[0] is None:
         return dropout_block(x, key, p, broadcast_dims, global_mask_shape, mask_offset), None
     batched = x.movedim(in_dims[0], 0)  # every example gets the block's mask: the batch axis is broadcast
@@ -277,6 +280,22 @@ def keep_mask_block(
         shape = tuple(mask_shape)
         return cpu.block_keep_mask(DropoutPlan(p, seed, stream, shape, "float32", shape, (), True, block))
     return blocks.keep_mask(key, mask_shape, p, global_mask_shape, mask_offset, device)
+
+
+@keep_mask.register_vmap
+def _keep_mask_vmap(info: Any, in_dims: tuple[Any, ...], key: Tensor, *rest: Any) -> tuple[Tensor, None]:
+    """One mask for the whole batch (it reads no batched tensor); a batched key is refused."""
+    _refuse_a_batched_key(in_dims[0])
+    return keep_mask(key, *rest), None
+
+
+@keep_mask_block.register_vmap
+def _keep_mask_block_vmap(
+    info: Any, in_dims: tuple[Any, ...], key: Tensor, *rest: Any
+) -> tuple[Tensor, None]:
+    """As :func:`_keep_mask_vmap`, for a block's mask."""
+    _refuse_a_batched_key(in_dims[0])
+    return keep_mask_block(key, *rest), None
 
 
 @keep_mask_block.register_fake
