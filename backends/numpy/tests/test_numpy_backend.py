@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 
@@ -206,3 +207,24 @@ def test_signalling_nan_and_overflow_give_no_warning(dtype, snan):
         y, keep = unidrop.dropout(x, 0.5, seed=3, return_mask=True)
     assert np.isnan(y[4:][keep[4:]]).all() and (y[4:][~keep[4:]] == 0).all()
     assert np.isinf(y[:4][keep[:4]]).all() and keep[:4].any() and not keep[4:].all()
+
+
+@pytest.mark.parametrize("kernel", ["compiled", "numpy"])
+def test_kept_bfloat16_nans_keep_sign_and_payload_on_both_kernels(kernel):
+    """A kept NaN is the input's bits made quiet (0x0040); ml_dtypes' cast once made them canonical."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bits = np.array([0x7FC0, 0xFFC0, 0x7F81, 0xFF85, 0x7FFF] * 40, dtype=np.uint16)
+    x = bits.view(ml_dtypes.bfloat16)
+    plan = unidrop.DropoutPlan.build(x.shape, "bfloat16", 0.3, 4, 0, ())
+    plan = dataclasses.replace(plan, return_mask=True)
+    if kernel == "compiled":
+        compiled = pytest.importorskip("unidrop_numpy.compiled")
+        if not compiled.available():
+            pytest.skip("the compiled kernel is not built")
+        y, keep = compiled.dropout(x, plan, 1)
+    else:
+        y, keep = chunked.dropout_array(x, plan)
+    got = y.view(np.uint16)
+    assert 0 < keep.sum() < keep.size
+    assert np.array_equal(got[keep], bits[keep] | 0x0040)
+    assert not got[~keep].any()

@@ -12,6 +12,8 @@ import importlib.util
 import sys
 from typing import Any
 
+import numpy as np
+
 NAME = "bfloat16"
 
 
@@ -54,6 +56,17 @@ def _dtype_name(dtype: Any) -> str:
     if ml_dtypes is not None and dtype.type is getattr(ml_dtypes, NAME, None):
         return NAME
     return f"{getattr(dtype.type, '__module__', '?')}.{name}"
+
+
+def round_bits(values: Any) -> Any:
+    """float32 values rounded to bfloat16 bits (uint16 array) by the mask stream's rule (the C header's
+    ``UD_BF16_ROUND_BITS``): to nearest, ties to even; a NaN stays NaN, quiet, its payload's top bits
+    kept (ml_dtypes and torch make every NaN one canonical NaN instead)."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    nan = (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    quiet = (bits >> np.uint32(16)) | np.uint32(0x0040)
+    return np.where(nan, quiet, rounded).astype(np.uint16)
 
 
 def numpy_dtype() -> Any:

@@ -26,6 +26,7 @@ import numpy as np
 
 from unidrop import DropoutPlan
 
+from . import bfloat16
 from .philox_arrays import UINT_OF_ITEMSIZE, PhiloxWorkspace, words_at
 from .pool import Helpers
 from .threads import check_thread_count, get_num_threads
@@ -119,6 +120,7 @@ def dropout_array(
     compute = np.dtype(plan.compute_dtype)
     s = compute.type(plan.scale)
     mask_view = UINT_OF_ITEMSIZE[x.dtype.itemsize]
+    to_bfloat16 = plan.dtype == bfloat16.NAME
     xv, yv = (x.reshape(1), y.reshape(1)) if x.ndim == 0 else (x, y)
     mshape = plan.mask_shape or (1,)
     flat_keep = keep_all.reshape(-1) if keep_all is not None else None
@@ -141,7 +143,10 @@ def dropout_array(
             if flat_keep is not None:
                 np.not_equal(masks, 0, out=flat_keep[mstart : mstart + mcount])
             out = yv[index]
-            np.multiply(xv[index], s, out=out, dtype=compute, casting="same_kind")
+            if to_bfloat16:  # rounded by the mask stream's rule (ml_dtypes' cast loses NaN payloads)
+                out.view(np.uint16)[...] = bfloat16.round_bits(np.multiply(xv[index], s, dtype=compute))
+            else:
+                np.multiply(xv[index], s, out=out, dtype=compute, casting="same_kind")
             bits = out.view(mask_view)
             block_masks = masks.reshape(mblock)
             if not _inner_axis_contiguous(out):

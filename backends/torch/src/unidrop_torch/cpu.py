@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 import torch
-from unidrop_numpy import compiled
+from unidrop_numpy import bfloat16, compiled
 from unidrop_numpy.chunked import dropout_array
 from unidrop_numpy.philox_arrays import PhiloxWorkspace
 from unidrop_numpy.threads import get_num_threads
@@ -190,16 +190,6 @@ def _float32_of_bfloat16(x: torch.Tensor) -> np.ndarray:
     return out.view(np.float32)
 
 
-def _bfloat16_bits_of(values: np.ndarray) -> np.ndarray:
-    """float32 values rounded to bfloat16 bits (uint16) by the mask stream's rule: to nearest, ties
-    to even; a NaN stays NaN, quiet, its payload's top bits kept (torch's own rounding differs)."""
-    bits = values.view(np.uint32)
-    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
-    nan = (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
-    quiet = (bits >> np.uint32(16)) | np.uint32(0x0040)
-    return np.where(nan, quiet, rounded).astype(np.uint16)
-
-
 def _dropout_numpy(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
     """The pure-NumPy kernel's dropout of ``x`` (bfloat16 through float32, rounded back here)."""
     x = x.detach()
@@ -212,7 +202,7 @@ def _dropout_numpy(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
     y, _ = dropout_array(array, plan)
     y = np.asarray(y)
     if x.dtype == torch.bfloat16:
-        y = _bfloat16_bits_of(np.ascontiguousarray(y)).view(np.int16).reshape(y.shape)
+        y = bfloat16.round_bits(y).view(np.int16).reshape(y.shape)
     result = torch.from_numpy(y)
     if x.dtype == torch.bfloat16:
         result = result.view(torch.bfloat16)
