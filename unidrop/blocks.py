@@ -68,13 +68,16 @@ class MaskBlock:
 
 
 def c_strides(shape: Sequence[int]) -> tuple[int, ...]:
-    """The C-order strides, in elements, of an array of ``shape``."""
-    strides = []
-    step = 1
-    for size in reversed(tuple(shape)):
-        strides.append(step)
-        step *= max(int(size), 1)
-    return tuple(reversed(strides))
+    """The C-order strides, in elements, of an array of ``shape``.
+
+    The first axis's size enters no stride and is never read: it may be symbolic (a batch size
+    under ``jax.export``).
+    """
+    sizes = tuple(shape)
+    strides = [1] * len(sizes)
+    for axis in range(len(sizes) - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * max(int(sizes[axis + 1]), 1)
+    return tuple(strides)
 
 
 def _index_tuple(value: Any, what: str, ndim: int, allow_traced: bool) -> tuple[Any, ...]:
