@@ -43,9 +43,8 @@ def overlaps_itself(x: np.ndarray) -> bool:
     axes = sorted((abs(stride), size) for size, stride in zip(x.shape, x.strides, strict=True) if size > 1)
     if x.size == 0 or not axes:
         return False
-    if (
-        axes[0][0] < x.itemsize
-    ):  # neighbours along an axis overlap (a zero stride too): no need to look further
+    # neighbours along an axis overlap (a zero stride too): no need to look further
+    if axes[0][0] < x.itemsize:
         return True
     extent = x.itemsize  # bytes spanned by the axes taken so far, smallest strides first
     for stride, size in axes:

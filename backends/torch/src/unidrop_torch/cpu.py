@@ -202,10 +202,9 @@ def _dropout_numpy(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
     y, _ = dropout_array(array, plan)
     y = np.asarray(y)
     if x.dtype == torch.bfloat16:
-        y = bfloat16.round_bits(y).view(np.int16).reshape(y.shape)
-    result = torch.from_numpy(y)
-    if x.dtype == torch.bfloat16:
-        result = result.view(torch.bfloat16)
+        result = torch.from_numpy(bfloat16.round_bits(y).view(np.int16).reshape(y.shape)).view(torch.bfloat16)
+    else:
+        result = torch.from_numpy(y)
     out = torch.empty_like(x)
     if result.dtype == out.dtype and result.stride() == out.stride():
         return result

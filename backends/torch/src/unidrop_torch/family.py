@@ -77,7 +77,8 @@ def check_writable(x: torch.Tensor) -> None:
     if torch.compiler.is_compiling():
         return
     if x.requires_grad and torch.is_grad_enabled():
-        if x.is_leaf and x._base is not None:
+        base = x._base
+        if x.is_leaf and base is not None:
             raise RuntimeError(
                 "A view was created in no_grad mode and is being modified inplace with grad mode "
                 f"enabled{_FIX}"
@@ -86,7 +87,6 @@ def check_writable(x: torch.Tensor) -> None:
             raise RuntimeError(
                 f"a leaf Variable that requires grad is being used in an in-place operation{_FIX}"
             )
-        base = x._base
         if base is not None and base.is_leaf:
             raise RuntimeError(
                 f"a view of a leaf Variable that requires grad is being used in an in-place operation{_FIX}"

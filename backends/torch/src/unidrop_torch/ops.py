@@ -397,23 +397,37 @@ _is_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", lam
 def keep_mask_of(x: Tensor, plan: DropoutPlan) -> Tensor:
     """The keep mask of ``plan`` (bool, ``plan.mask_shape``) on ``x``'s device; ``x`` is read for its
     device and route only, never its values (it may be a batched gradient)."""
-    seed = plan.seed
-    if route_for(x, seed) in (Route.CPU_KERNEL, Route.CPU_AUTOGRAD):
-        if isinstance(seed, Tensor):
-            plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
-        return cpu.keep_mask_of(plan)
-    key, shape = keys.make_key(seed, plan.stream), list(plan.mask_shape)
-    if plan.block is None:
-        return keep_mask(key, shape, plan.p, x.device)
-    return keep_mask_block(
-        key, shape, plan.p, list(plan.block.global_mask_shape), list(plan.block.mask_offset), x.device
-    )
+    if route_for(x, plan.seed) in (Route.CPU_KERNEL, Route.CPU_AUTOGRAD):
+        return cpu.keep_mask_of(_with_int_seed(plan))
+    return _operator_keep_mask(keys.make_key(plan.seed, plan.stream), plan, x.device)
 
 
 def _through_operator(x: Tensor, plan: DropoutPlan) -> Tensor:
     """Dropout of ``x`` by the operator (an integer seed in ``plan``), whatever its route would be."""
-    block = None if plan.block is None else (list(plan.block.global_mask_shape), list(plan.block.mask_offset))
-    return _apply(x, keys.make_key(plan.seed, plan.stream), plan.p, list(plan.broadcast_dims), block)
+    key = keys.make_key(plan.seed, plan.stream)
+    return _apply(x, key, plan.p, list(plan.broadcast_dims), _block_lists(plan))
+
+
+def _with_int_seed(plan: DropoutPlan) -> DropoutPlan:
+    """``plan`` with drawn seed words (a CPU tensor) read back as the integer seed they hold."""
+    if isinstance(plan.seed, Tensor):
+        return dataclasses.replace(plan, seed=keys.int_of_seed_words(plan.seed))
+    return plan
+
+
+def _block_lists(plan: DropoutPlan) -> tuple[list[int], list[int]] | None:
+    """``plan``'s block as the operators take it (global mask shape, mask offset), or None."""
+    if plan.block is None:
+        return None
+    return list(plan.block.global_mask_shape), list(plan.block.mask_offset)
+
+
+def _operator_keep_mask(key: Tensor, plan: DropoutPlan, device: torch.device) -> Tensor:
+    """The keep mask of ``plan`` by the operators, on ``device``: a whole array's or a block's."""
+    block = _block_lists(plan)
+    if block is None:
+        return keep_mask(key, list(plan.mask_shape), plan.p, device)
+    return keep_mask_block(key, list(plan.mask_shape), plan.p, *block, device)
 
 
 #: ``CpuDropoutFunction.apply`` without the Python layer of ``torch.autograd.Function.apply`` (the
@@ -446,8 +460,7 @@ def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
     seed = plan.seed
     route = route_for(x, seed)
     if route is Route.CPU_KERNEL or route is Route.CPU_AUTOGRAD:  # validated by unidrop.dropout
-        if isinstance(seed, Tensor):
-            plan = dataclasses.replace(plan, seed=keys.int_of_seed_words(seed))
+        plan = _with_int_seed(plan)
         if route is Route.CPU_KERNEL:
             return cpu.run(x, plan)
         y = _apply_cpu_function(x, plan)  # the mask, if asked for, is made once, below
@@ -455,14 +468,9 @@ def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
         return y, keep
     key = keys.make_key(seed, plan.stream)
     broadcast_dims = list(plan.broadcast_dims)
-    block = None if plan.block is None else (list(plan.block.global_mask_shape), list(plan.block.mask_offset))
+    block = _block_lists(plan)
     if route is Route.AUTOGRAD_FUNCTION:
         y = DropoutFunction.apply(x, key, plan.p, MaskLayout(broadcast_dims, block))
     else:
         y = _apply(x, key, plan.p, broadcast_dims, block)
-    if not plan.return_mask:
-        return y, None
-    mask_shape = list(plan.mask_shape)
-    if block is None:
-        return y, keep_mask(key, mask_shape, plan.p, x.device)
-    return y, keep_mask_block(key, mask_shape, plan.p, *block, x.device)
+    return y, (_operator_keep_mask(key, plan, x.device) if plan.return_mask else None)
