@@ -89,7 +89,7 @@ def is_traced(value: Any) -> bool:
     return False
 
 
-def _torch_compiling() -> bool:
+def torch_compiling() -> bool:
     """True while torch.compile traces the caller (torch is not imported to ask)."""
     torch = sys.modules.get("torch")
     return torch is not None and bool(torch.compiler.is_compiling())
@@ -109,7 +109,7 @@ def check_p(p: Any) -> float:
     """
     if type(p) in (float, int):  # the common case, and how torch.compile traces a p that changes
         return _in_unit_interval(_as_float(p), p)
-    if _torch_compiling():  # a tensor's value is known only when the compiled code runs
+    if torch_compiling():  # a tensor's value is known only when the compiled code runs
         raise TypeError(
             f"p must be a Python float under torch.compile, got {type(p).__name__} ({STATIC_HINT})"
         )
@@ -271,7 +271,7 @@ def broadcast_and_mask_shape(
         plain_dims
         and type(shape) is tuple
         and all(type(size) is int for size in shape)
-        and not _torch_compiling()
+        and not torch_compiling()
     ):
         key = (shape, broadcast_dims)
         found = _DERIVED.get(key)

@@ -138,7 +138,7 @@ def alpha_of_mask(implementation: Implementation, x: Any, keep: Any, plan: argum
     For a backend whose module computes the mask its own way (from a key it keeps for backward).
     """
     xp, compute = _compute_type(implementation, x, plan.dtype)
-    a, c, d = (_rounded(value, plan.compute_dtype) for value in alpha_constants(plan.p))
+    a, c, d = (_rounded(value, plan.compute_dtype, implementation, xp) for value in alpha_constants(plan.p))
     x_compute = implementation.astype(x, compute)
     kept = (
         implementation.astype(x_compute * a + c, compute) if plan.p < 1.0 else x_compute
@@ -255,8 +255,10 @@ def gaussian_dropout(
     u1 = implementation.astype(w1 // drop_low_bits + 1, compute) * unit
     u2 = implementation.astype(w2 // drop_low_bits, compute) * unit
     radius = xp.sqrt(xp.log(u1) * -2.0)
-    z = radius * xp.cos(u2 * _rounded(TWO_PI, plan.compute_dtype))
-    noise = implementation.astype(z * _rounded(gaussian_stddev(plan.p), plan.compute_dtype) + 1.0, compute)
+    z = radius * xp.cos(u2 * _rounded(TWO_PI, plan.compute_dtype, implementation, xp))
+    noise = implementation.astype(
+        z * _rounded(gaussian_stddev(plan.p), plan.compute_dtype, implementation, xp) + 1.0, compute
+    )
     y = implementation.astype(implementation.astype(x, compute) * noise, compute)
     return implementation.astype(y, x.dtype)
 
@@ -337,7 +339,7 @@ def dropout_backward_from_mask(
     if len(keep_shape) != len(shape) or any(k not in (1, s) for k, s in zip(keep_shape, shape, strict=True)):
         raise ValueError(f"keep of shape {keep_shape} does not match grad of shape {shape} (a mask shape)")
     xp, compute = _compute_type(implementation, grad, dtype)
-    s = 0.0 if p == 1.0 else _rounded(arguments.scale(p), arguments.compute_dtype(dtype))
+    s = 0.0 if p == 1.0 else _rounded(arguments.scale(p), arguments.compute_dtype(dtype), implementation, xp)
     scaled = implementation.astype(implementation.astype(grad, compute) * s, compute)
     return implementation.astype(implementation.astype(xp.where(keep, scaled, 0.0), compute), grad.dtype)
 
@@ -361,8 +363,13 @@ def _check_keep(
     return keep_shape
 
 
-def _rounded(value: float, compute: str) -> float:
-    """``value`` rounded to the compute dtype (float32 or float64), to nearest even, as a Python float."""
+def _rounded(value: float, compute: str, implementation: Implementation, xp: Any) -> Any:
+    """``value`` rounded to the compute dtype (float32 or float64), to nearest even: a Python float,
+    or, while torch.compile traces, a 0-d array of namespace ``xp`` (torch's) holding it: there a
+    float may be symbolic (``dynamic=True`` makes every float so), and only the compiled code can
+    round it."""
     if compute == "float64":
         return value
-    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+    if arguments.torch_compiling():
+        return implementation.astype(xp.asarray(value, dtype=xp.float64), xp.float32)
+    return struct.unpack("<f", struct.pack("<f", value))[0]

@@ -42,6 +42,29 @@ def test_gaussian_dropout_gradient_is_cotangent_times_the_noise_within_the_bound
     assert np.all(error <= np.array(bounds))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_the_family_compiles_with_every_float_symbolic(dtype):
+    """``torch.compile(dynamic=True)`` makes every Python float symbolic, the module's constants and
+    ``p`` included; their rounding to float32 once recursed forever in Dynamo's ``struct`` rules."""
+    values, _ = _inputs((6, 20))
+    x = torch.from_numpy(values).to(dtype)
+    flat = x.to(torch.float64).reshape(-1).tolist()
+    name = str(dtype).removeprefix("torch.")
+    alpha = torch.compile(
+        lambda t, p: unidrop.alpha_dropout(t, p, seed=SEED, stream=STREAM), dynamic=True, fullgraph=True
+    )
+    gaussian = torch.compile(
+        lambda t, p: unidrop.gaussian_dropout(t, p, seed=SEED, stream=STREAM), dynamic=True, fullgraph=True
+    )
+    for p in (P, 0.6):  # a second p: the same graph, p an input of it
+        allowed, _ = reference.alpha_dropout(flat, x.shape, name, p, SEED, STREAM)
+        got = alpha(x, p).to(torch.float64).reshape(-1).tolist()
+        assert all(g in pair for g, pair in zip(got, allowed, strict=True)), f"alpha p={p}"
+        want, bounds = reference.gaussian_dropout(flat, x.shape, name, p, SEED, STREAM)
+        error = np.abs(gaussian(x, p).to(torch.float64).reshape(-1).numpy() - np.array(want))
+        assert np.all(error <= np.array(bounds)), f"gaussian p={p}"
+
+
 def test_inplace_on_a_tensor_returns_it_with_dropouts_values():
     values, _ = _inputs((5, 7))
     x = torch.from_numpy(values.copy())
