@@ -98,19 +98,27 @@ def _index_tuple(value: Any, what: str, ndim: int, allow_traced: bool) -> tuple[
         if allow_traced and arguments.is_traced(entry):
             result.append(entry)  # known only when the compiled code runs: the backend computes with it
             continue
-        if isinstance(entry, bool) or arguments.dtype_kind(entry) == "b":
+        if type(entry) is int:  # also torch.compile's symbolic int, which has no attributes to inspect
+            number = entry
+        elif isinstance(entry, bool) or arguments.dtype_kind(entry) == "b":
             raise TypeError(f"{what} must hold non-negative ints, got {show(entry)} in {show(value)}")
-        try:
-            number = operator.index(entry)
-        except TypeError:
-            raise TypeError(
-                f"{what} must hold non-negative ints, got {show(entry)} of type {type(entry).__name__}"
-                f" in {show(value)}"
-            ) from None
+        else:
+            number = _index(entry, what, value)
         if number < 0:
             raise ValueError(f"{what} must hold non-negative ints, got {show(number)} in {show(value)}")
         result.append(number)
     return tuple(result)
+
+
+def _index(entry: Any, what: str, value: Any) -> int:
+    """``entry`` as an int (``operator.index``); a TypeError naming it and ``value`` otherwise."""
+    try:
+        return operator.index(entry)
+    except TypeError:
+        raise TypeError(
+            f"{what} must hold non-negative ints, got {show(entry)} of type {type(entry).__name__}"
+            f" in {show(value)}"
+        ) from None
 
 
 def check_block(

@@ -134,6 +134,27 @@ def test_torch_compile_gives_the_blocks_slice_and_gradient() -> None:
     _check_gradient(x.grad, 0.4, gshape, offset, dims)
 
 
+def test_torch_compile_takes_a_block_placed_by_symbolic_sizes() -> None:
+    """Under ``dynamic=True`` the global shape and offset made from ``x.shape`` are symbolic ints,
+    which have no attributes to inspect: one graph serves blocks of every height."""
+    compiled = torch.compile(
+        lambda a: unidrop.dropout(
+            a,
+            0.4,
+            seed=SEED,
+            stream=STREAM,
+            global_shape=(3 * a.shape[0], a.shape[1]),
+            offset=(a.shape[0], 0),
+        ),
+        backend="aot_eager",
+        fullgraph=True,
+        dynamic=True,
+    )
+    for rows in (2, 5):
+        x = sample((rows, 7), torch.float32, seed=rows)
+        assert_same(compiled(x), expected(x, 0.4, (3 * rows, 7), (rows, 0), ())[0], f"{rows} rows")
+
+
 def test_blocks_tile_the_whole_arrays_mask() -> None:
     """Cutting an array into uneven tiles and dropping each as a block gives the whole array's result."""
     x = sample((11, 13), torch.float32, seed=7)
