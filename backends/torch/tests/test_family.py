@@ -65,6 +65,33 @@ def test_the_family_compiles_with_every_float_symbolic(dtype):
         assert np.all(error <= np.array(bounds)), f"gaussian p={p}"
 
 
+def test_jit_trace_keeps_alpha_dropouts_mask_and_draws_a_new_seed_each_call():
+    """The tracer cannot record the keep_mask operators' device argument (it crashed), and a drawn
+    seed read back to the host became a constant of the trace (one Gaussian noise for every call)."""
+    values, other = _inputs((6, 20))
+    x = torch.from_numpy(values)
+    traced = torch.jit.trace(
+        lambda t: unidrop.alpha_dropout(t, P, seed=SEED, stream=STREAM, return_mask=True), (x,)
+    )
+    y, keep = traced(torch.from_numpy(other))
+    allowed, want_keep = reference.alpha_dropout(
+        other.reshape(-1).tolist(), other.shape, "float32", P, SEED, STREAM
+    )
+    assert keep.reshape(-1).tolist() == want_keep
+    assert all(v in pair for v, pair in zip(y.to(torch.float64).reshape(-1).tolist(), allowed, strict=True))
+    gaussian = torch.jit.trace(lambda t: unidrop.gaussian_dropout(t, P), (x,), check_trace=False)
+    draws = []
+    for _ in range(2):
+        state = torch.get_rng_state()
+        traced_noise = gaussian(x)
+        torch.set_rng_state(state)
+        draws.append(traced_noise)
+        assert torch.equal(traced_noise, unidrop.gaussian_dropout(x, P)), (
+            "the traced call draws as eager does"
+        )
+    assert not torch.equal(draws[0], draws[1]), "each call of the trace draws a new seed"
+
+
 def test_inplace_on_a_tensor_returns_it_with_dropouts_values():
     values, _ = _inputs((5, 7))
     x = torch.from_numpy(values.copy())

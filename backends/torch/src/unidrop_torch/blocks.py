@@ -68,7 +68,7 @@ def words_at(index: Tensor, key: Tensor) -> Tensor:
     ``key`` is the int32 tensor of shape (4,) of :mod:`unidrop_torch.keys`, on any device.
     """
     k = key.to(dtype=torch.int64) & _MASK32
-    if key.device.type == "cpu":  # read on the host as ints: no copy to the device (graph-safe)
+    if key.device.type == "cpu" and not torch.jit.is_tracing():  # read on the host: no copy (graph-safe)
         k0, k1, s0, s1 = k.tolist()
     else:  # drawn on index's device (seed=None): stays there
         k = k.to(device=index.device)

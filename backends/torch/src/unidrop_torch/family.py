@@ -9,7 +9,7 @@ from unidrop.blocks import MaskBlock
 from unidrop.philox import split64
 from unidrop.philox_int64 import flat_indices, words_at
 
-from . import keys
+from . import blocks, keys
 
 
 def stream_words(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
@@ -19,6 +19,12 @@ def stream_words(x: torch.Tensor, plan: DropoutPlan) -> torch.Tensor:
     ``torch.compile`` the words are one opaque operator: inductor, given the integer Philox as
     pointwise operations, inlines every round into the next and takes tens of minutes to lower it.
     """
+    if isinstance(plan.seed, torch.Tensor) and torch.jit.is_tracing():
+        # read back to the host, the seed would be a constant of the trace: one noise for every call
+        index = flat_indices(
+            lambda n: torch.arange(n, dtype=torch.int64, device=x.device), plan.mask_shape, plan.block
+        )
+        return blocks.words_at(index, keys.make_key(plan.seed, plan.stream))
     seed = keys.int_of_seed_words(plan.seed) if isinstance(plan.seed, torch.Tensor) else plan.seed
     if torch.compiler.is_compiling() and isinstance(seed, int) and isinstance(plan.stream, int):
         block = plan.block

@@ -425,6 +425,8 @@ def _block_lists(plan: DropoutPlan) -> tuple[list[int], list[int]] | None:
 def _operator_keep_mask(key: Tensor, plan: DropoutPlan, device: torch.device) -> Tensor:
     """The keep mask of ``plan`` by the operators, on ``device``: a whole array's or a block's."""
     block = _block_lists(plan)
+    if torch.jit.is_tracing():  # the tracer cannot record the keep_mask operators' device argument
+        return _apply(torch.ones(plan.mask_shape, device=device), key, plan.p, [], block) != 0
     if block is None:
         return keep_mask(key, list(plan.mask_shape), plan.p, device)
     return keep_mask_block(key, list(plan.mask_shape), plan.p, *block, device)
