@@ -26,7 +26,8 @@ class TorchBackend(Backend):
     abilities = Abilities(autograd=True, jit=True)
 
     def accepts(self, x: Any) -> bool:
-        return isinstance(x, sys.modules["torch"].Tensor)
+        torch = sys.modules["torch"]  # a torch.fx Proxy too: to be refused with what to do instead
+        return isinstance(x, (torch.Tensor, torch.fx.Proxy))
 
     def load(self) -> Implementation:
         # A plain import, not a cached function: torch.compile traces this on a cold first call,

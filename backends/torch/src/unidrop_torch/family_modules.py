@@ -20,7 +20,7 @@ import unidrop
 from unidrop import DropoutPlan, Implementation, arguments, layer_seeds
 from unidrop.family import alpha_constants, alpha_of_mask
 
-from . import cpu, family, keys
+from . import cpu, family, fx, keys
 from .modules import _MaskStreamDropout, refuse_broadcast_dims
 from .ops import MaskLayout
 from .support import refuse_scripting
@@ -105,6 +105,9 @@ class _AlphaForm(_MaskStreamDropout):
     """Alpha dropout by mask stream v1: kept elements ``x a + c``, dropped ones ``-ALPHA a (1 - p)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        traced = fx.leaf_call(self, x)
+        if traced is not None:
+            return traced
         if self.mask_stream == "torch":
             return self._torch_stream(x)
         p = arguments.check_p(self.p)
@@ -205,6 +208,9 @@ class DropPath(nn.Module):
     mask_stream = "unidrop"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        traced = fx.leaf_call(self, x)
+        if traced is not None:
+            return traced
         return unidrop.drop_path(  # type: ignore[no-any-return]
             x,
             self.drop_prob,

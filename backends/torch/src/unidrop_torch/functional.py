@@ -15,7 +15,7 @@ import torch
 
 import unidrop
 
-from . import family
+from . import family, fx
 from .backend import TorchBackend
 from .support import refuse_scripting
 
@@ -65,6 +65,15 @@ def dropout(
     from (seed, stream) and saves nothing else.
     """
     if not isinstance(input, torch.Tensor):
+        options = {
+            "seed": seed,
+            "stream": stream,
+            "broadcast_dims": broadcast_dims,
+            "return_mask": return_mask,
+        }
+        recorded = fx.recorded_call(dropout, input, p, training, inplace, **options)
+        if recorded is not NotImplemented:  # a torch.fx Proxy: one node of the traced graph
+            return recorded
         raise TypeError(f"unidrop_torch.dropout needs a torch.Tensor, got {type(input).__qualname__}")
     if not isinstance(inplace, bool):
         raise TypeError(f"inplace must be True or False, got {inplace!r}")

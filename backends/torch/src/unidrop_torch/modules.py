@@ -18,6 +18,7 @@ from torch import nn
 
 from unidrop import arguments, layer_seeds
 
+from . import fx
 from .functional import dropout
 from .support import refuse_scripting
 
@@ -99,6 +100,9 @@ class _MaskStreamDropout(nn.Module):
         self.mask_stream = mask_stream
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        traced = fx.leaf_call(self, x)
+        if traced is not None:
+            return traced
         if self.mask_stream == "torch":
             return self._torch_stream(x)
         return dropout(

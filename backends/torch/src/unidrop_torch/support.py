@@ -16,6 +16,12 @@ def check_tensor(x: Any) -> None:
     properties, never the data, so it is safe on meta and fake tensors.
     """
     torch = sys.modules["torch"]
+    if isinstance(x, torch.fx.Proxy):
+        raise TypeError(
+            "torch.fx.symbolic_trace cannot trace into unidrop's functions (they read the tensor's shape "
+            "and dtype): call them inside a unidrop_torch module, which torch.fx keeps as one node as it "
+            "keeps torch.nn's, or call unidrop_torch.dropout, which it records as one call"
+        )
     if x.is_nested:
         raise TypeError(
             f"unidrop-torch got a nested tensor (layout {x.layout}); it supports only {SUPPORTED}: "
