@@ -107,7 +107,7 @@ def check_writable(x: torch.Tensor) -> None:
 
 
 #: How :func:`check_writable`'s errors end.
-_FIX = " (unidrop.dropout with inplace=True): call without inplace=True and use the result"
+_FIX = " (dropout with inplace=True): call without inplace=True and use the result"
 
 
 def copy_into(x: torch.Tensor, y: torch.Tensor) -> None:
