@@ -250,6 +250,24 @@ class ClumsyDtypes(Clumsy):
     made_by = _DtypesNone
 
 
+class _DtypesAreObjects(NumpyImplementation):
+    def dtypes(self) -> Any:
+        import numpy as np
+
+        return frozenset({np.dtype("float32"), np.dtype("float64")})  # equal to names, not names
+
+    def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
+        return (2,), "float32"
+
+
+class ClumsyDtypeObjects(Clumsy):
+    """Answers its dtypes() as NumPy dtype objects, not names: a float32 array would be refused
+    as if the user were at fault."""
+
+    name = "clumsy-dtype-objects"
+    made_by = _DtypesAreObjects
+
+
 class LoadRaises(Clumsy):
     """Takes ClumsyArray, but building its implementation fails (its framework's import, say)."""
 

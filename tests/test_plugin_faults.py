@@ -97,6 +97,14 @@ def test_accepts_that_raises_costs_only_that_plugin(fresh_registry, monkeypatch,
         _numpy_still_works()
 
 
+def test_accepts_that_raises_costs_only_that_plugin_with_warnings_as_errors(fresh_registry, monkeypatch):
+    """``-W error`` turns the warning into an exception: it is dropped, not raised into the call."""
+    install(monkeypatch, ("angry", "_faulty_plugins:AcceptsRaises", "angry-dist"), NUMPY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _numpy_still_works()
+
+
 def test_accepts_that_raises_for_its_own_type_gives_the_no_backend_error(fresh_registry, monkeypatch):
     install(monkeypatch, ("angry", "_faulty_plugins:AcceptsRaises", "angry-dist"), NUMPY)
     with pytest.warns(RuntimeWarning, match="'angry'"), pytest.raises(TypeError, match="no backend for"):
@@ -131,7 +139,7 @@ def test_shape_and_dtype_that_raises_with_no_other_backend_names_the_plugin(fres
     _numpy_still_works()
 
 
-CLUMSY_ANSWERS = ["clumsy-answer", "clumsy-shape", "clumsy-triple", "clumsy-dtypes"]
+CLUMSY_ANSWERS = ["clumsy-answer", "clumsy-shape", "clumsy-triple", "clumsy-dtypes", "clumsy-dtype-objects"]
 
 
 @pytest.mark.parametrize("name", CLUMSY_ANSWERS)

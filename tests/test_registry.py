@@ -46,6 +46,25 @@ def test_broken_plugin_warns_by_name_and_others_keep_working(fresh_registry, mon
     assert y.shape == (8,)
 
 
+def test_warnings_as_errors_do_not_let_a_broken_plugin_break_the_others(fresh_registry, monkeypatch):
+    """Under ``-W error`` (or pytest's ``filterwarnings = error``) the warning is dropped, not
+    raised out of discovery (which runs at ``import unidrop``); the fault stays on record."""
+    monkeypatch.setattr(
+        registry,
+        "entry_points",
+        fake_entry_points(
+            ("broken", "unidrop_no_such_module:Backend"),
+            ("numpy", "unidrop_numpy.backend:NumpyBackend"),
+            ("numpy", "unidrop_numpy.backend:NumpyBackend"),  # a second claim of the name: warned too
+        ),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(registry.backends()) == ["numpy"]
+        assert unidrop.dropout(np.ones(8, np.float32), 0.5, seed=0).shape == (8,)
+    assert [failure.name for failure in registry.failures()] == ["broken"]
+
+
 def test_plugin_that_is_not_a_backend_warns(fresh_registry, monkeypatch):
     monkeypatch.setattr(registry, "entry_points", fake_entry_points(("odd", "math:pi")))
     with pytest.warns(RuntimeWarning, match="'odd'.*not a unidrop.Backend"):

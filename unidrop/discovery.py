@@ -12,6 +12,7 @@ remembered as :class:`Ignored`, so that an error for an array only it takes name
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import warnings
@@ -217,12 +218,18 @@ def _fail(entry_point: EntryPoint, distribution: str, version: str, backend: Any
         error,
         _required_distributions(entry_point),
     )
-    warnings.warn(
-        f"unidrop backend {failure.label} failed to load and is skipped: {error}",
-        RuntimeWarning,
-        stacklevel=4,
-    )
+    warn_about_plugins(f"unidrop backend {failure.label} failed to load and is skipped: {error}", 4)
     return failure
+
+
+def warn_about_plugins(message: str, stacklevel: int) -> None:
+    """A RuntimeWarning about the installed plugins that never stops the caller (``stacklevel``
+    counts from the caller): where warnings are turned into errors (``-W error``, pytest's
+    ``filterwarnings = error``) it is dropped, and the fault stays on record (``unidrop backends``
+    lists it, and a call on that plugin's arrays raises naming it). A faulty plugin thus never
+    stops discovery, which runs at ``import unidrop``, nor a call another backend serves."""
+    with contextlib.suppress(Warning):
+        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
 
 
 def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure], list[Ignored]] | None:
@@ -279,11 +286,10 @@ def _resolve_duplicates(candidates: list[tuple[Plugin, str]]) -> tuple[list[Plug
             kept[plugin.name] = plugin
             continue
         ignored.append(Ignored(plugin, first))
-        warnings.warn(
+        warn_about_plugins(
             f"two unidrop backends claim the name {plugin.name!r}: keeping {first.origin} "
             f"({_why_kept(first, plugin)}), ignoring {plugin.origin}; uninstall one of the two to "
             "choose the other",
-            RuntimeWarning,
-            stacklevel=4,
+            4,
         )
     return sorted(kept.values(), key=sort_key), ignored

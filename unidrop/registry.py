@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 from . import discovery, hints
 from .backend import Backend, Implementation
-from .discovery import ENTRY_POINT_GROUP, Failure, Ignored, Plugin, PluginFault
+from .discovery import ENTRY_POINT_GROUP, Failure, Ignored, Plugin, PluginFault, warn_about_plugins
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -241,10 +241,14 @@ def get_backend(name: str | Backend) -> Backend:
 
 
 def _warn_once(state: _Snapshot, key: Any, message: str, stacklevel: int = 4) -> None:
-    """Warn ``message`` the first time ``key`` is met in ``state``; ``stacklevel`` counts from here."""
+    """Warn ``message`` the first time ``key`` is met in ``state``; ``stacklevel`` counts from here.
+
+    These warnings are about the installed plugins, not the call: where warnings are turned into
+    errors (``-W error``) the warning is dropped rather than raised, so the call still gets served.
+    """
     if key not in state.warned:
         state.warned[key] = True
-        warnings.warn(message, RuntimeWarning, stacklevel=stacklevel)
+        warn_about_plugins(message, stacklevel)
 
 
 def _accepts(state: _Snapshot, plugin: Plugin, x: Any) -> bool:
@@ -453,7 +457,15 @@ def _read_answer(implementation: Implementation, answer: Any) -> Dispatch:
     supported = implementation.dtypes()
     if type(supported) is not frozenset:
         supported = frozenset(supported)
+    if supported not in _DTYPE_NAME_SETS:  # checked once per set (a frozenset keeps its hash)
+        if not all(type(name) is str for name in supported):
+            raise TypeError(f"dtypes() answered {set(supported)!r}, not dtype names such as 'float32'")
+        _DTYPE_NAME_SETS.add(supported)
     return tuple.__new__(Dispatch, (implementation, tuple(shape), dtype, supported))  # as Dispatch(), faster
+
+
+#: The ``dtypes()`` answers seen to hold only dtype names.
+_DTYPE_NAME_SETS: set[frozenset[str]] = set()
 
 
 def _fault(plugin: Plugin, x: Any, what: str, cause: Exception) -> RuntimeError:

@@ -74,14 +74,21 @@ class SuiteAdapter(ABC):
 
     def overwrite(self, x: Any, values: Any) -> bool:
         """Write the NumPy ``values`` (``x``'s shape) into ``x`` and return True; return False,
-        writing nothing, where the backend's arrays are immutable (not ``mutable_arrays``).
+        writing nothing, where the backend's arrays are immutable.
 
-        The default writes through the implementation's ``copy_into``, as ``inplace=True`` does.
+        The default writes through the implementation's ``copy_into``, as ``inplace=True`` does,
+        where it has one (``mutable_arrays``); otherwise by item assignment (``x[...] = values``,
+        the Array API's way), and arrays that refuse it (JAX's) count as immutable.
         """
         made = self.backend.implementation()
-        if not made.mutable_arrays:
+        source = self.from_numpy(values, self.shape_and_dtype(x)[1], self.device_of(x))
+        if made.mutable_arrays:
+            made.copy_into(x, source)
+            return True
+        try:
+            x[...] = source
+        except Exception:  # no item assignment: the arrays are immutable
             return False
-        made.copy_into(x, self.from_numpy(values, self.shape_and_dtype(x)[1], self.device_of(x)))
         return True
 
     def global_rng_state(self) -> Any:

@@ -238,6 +238,17 @@ class RulesChecks(SuitePart):
         assert_same_floats(self.read(y1), np.array(want), "an output after later calls")
         assert keep_string(self.read(keep1)) == keep_string(np.array(want_keep)), "a mask after later calls"
 
+    def test_each_identity_mask_is_a_new_array(self) -> None:
+        """``training=False`` and ``p == 0`` give an all-True mask: writing into one leaves the next
+        as it is (a mask kept and handed out again would carry the write into every later call)."""
+        x = self.make(np.ones((3, 4)), "float32")
+        _, first = self.dropout(x, 0.5, training=False, return_mask=True)
+        if not self.adapter.overwrite(first, np.zeros((3, 4), dtype=bool)):
+            pytest.skip(f"backend {self.adapter.name!r} has immutable arrays: no mask can carry a write")
+        for p, training in [(0.5, False), (0.0, True)]:
+            _, keep = self.dropout(x, p, training=training, seed=1, return_mask=True)
+            assert keep_string(self.read(keep)) == "1" * 12, f"the mask of p={p}, training={training}"
+
     @pytest.mark.parametrize("p", [-0.1, 1.5, math.nan, math.inf, -math.inf])
     def test_p_out_of_range_raises_value_error(self, p: float) -> None:
         """p outside [0, 1] or NaN: a ValueError naming the value."""

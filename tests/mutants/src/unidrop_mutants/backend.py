@@ -71,6 +71,7 @@ MUTANTS: dict[str, str] = {
     "broadcast-mask-sliced": "state.BroadcastMaskSliced",
     "identity-mask-ignores-broadcast-dims": "state.IdentityMaskIgnoresBroadcastDims",
     "identity-mask-uint8": "state.IdentityMaskUint8",
+    "identity-mask-cached": "state.IdentityMaskCached",
     "result-is-the-input-when-nothing-changes": "state.ResultIsTheInputWhenNothingChanges",
     "output-buffer-reused": "state.OutputBufferReused",
     "mask-buffer-reused": "state.MaskBufferReused",

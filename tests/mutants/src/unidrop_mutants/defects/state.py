@@ -66,6 +66,19 @@ class IdentityMaskUint8(StreamV1):
         return np.ones(shape, dtype=np.uint8)
 
 
+class IdentityMaskCached(StreamV1):
+    """The mask of p = 0 and eval is one all-True array per shape, handed out again on every call."""
+
+    caught_by = ("test_each_identity_mask_is_a_new_array",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._masks: dict[tuple[int, ...], np.ndarray] = {}
+
+    def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return self._masks.setdefault(tuple(shape), np.ones(shape, dtype=bool))
+
+
 # ---- buffers --------------------------------------------------------------------------------
 
 
