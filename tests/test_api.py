@@ -64,6 +64,10 @@ def test_p_that_is_not_one_real_number_is_refused(p):
         np.complex128(0.5),
         np.array(True, dtype=object),  # a 0-d object array holding a bool is a bool too
         np.array(np.False_, dtype=object),
+        np.array("0.5"),  # a string held in an array is a string: float() would parse it
+        np.array(b"0.5"),
+        np.array(" 0.25 "),
+        np.datetime64("2020"),
     ],
 )
 def test_bool_and_complex_valued_p_is_refused_like_python_true(p):

@@ -65,3 +65,28 @@ def test_flat_mask_index():
     assert reference.flat_mask_index(5, (2, 3), (1, 3)) == 2
     assert reference.flat_mask_index(5, (2, 3), (2, 1)) == 1
     assert reference.flat_mask_index(23, (2, 3, 4), (2, 1, 4)) == 7
+
+
+def test_alpha_dropout_of_a_value_overflowing_float64_allows_infinity():
+    """``x * a + c`` past float64's range once rounded: both allowed results are a signed inf
+    (the exact rational sum once raised OverflowError)."""
+    p = 0.999  # a = 1 / sqrt((ALPHA**2 p + 1)(1 - p)) is about 18: 1.7e308 * a overflows
+    allowed, keep = reference.alpha_dropout([1.7e308, -1.7e308] * 32, (64,), "float64", p, 1)
+    kept = [pair for pair, k in zip(allowed, keep, strict=True) if k]
+    assert kept, "seed 1 keeps one of the 64 elements"
+    for (twice, once), sign in zip(allowed, [1.0, -1.0] * 32, strict=True):
+        if (twice, once) in kept:
+            assert twice == once == math.copysign(math.inf, sign)
+
+
+def test_gaussian_bound_holds_for_results_among_the_subnormals():
+    """A float32 result near 1e-45 is rounded to a multiple of 2**-149 whatever the noise: the
+    bound must take that absolute rounding (a purely relative one failed a correct backend)."""
+    np = pytest.importorskip("numpy")
+    import unidrop
+
+    x = np.full(64, 1e-45, np.float32)
+    want, bounds = reference.gaussian_dropout(x.astype(float).tolist(), (64,), "float32", 0.3, 7)
+    got = unidrop.gaussian_dropout(x, 0.3, seed=7).astype(float)
+    assert all(abs(g - w) <= b for g, w, b in zip(got, want, bounds, strict=True))
+    assert all(b <= 2.0**-149 + 32 * 2.0**-23 * 1e-45 * 10 for b in bounds), "and no looser than that"

@@ -117,9 +117,10 @@ def check_p(p: Any) -> float:
     kind = None if isinstance(p, numbers.Real) and not isinstance(p, bool) else dtype_kind(p)
     if kind == "O" and getattr(p, "ndim", None) == 0:  # a 0-d object array: judge what it holds
         return check_p(p.item())
-    not_real = (isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)) or kind == "c"
-    is_bool = isinstance(p, bool) or kind == "b"
-    if is_bool or isinstance(p, (str, bytes)) or not_real or getattr(p, "ndim", 0) != 0:
+    not_real = isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)
+    # a dtype that is no real number: bool, complex, a string ("U", "S"), bytes, a date
+    not_a_number = kind is not None and kind not in ("f", "i", "u")
+    if isinstance(p, (bool, str, bytes)) or not_real or not_a_number or getattr(p, "ndim", 0) != 0:
         raise TypeError(f"p must be a real number in [0, 1], got {show(p)} of type {type(p).__name__}")
     try:
         value = float(p)

@@ -189,8 +189,13 @@ def alpha_dropout(
 
 
 def fractions_sum(x: float, a: float, c: float) -> float:
-    """``x * a + c`` rounded once to float64 (exact rational arithmetic, then one rounding)."""
-    return float(Fraction(x) * Fraction(a) + Fraction(c))
+    """``x * a + c`` rounded once to float64 (exact rational arithmetic, then one rounding); a
+    signed inf where that rounding overflows."""
+    exact = Fraction(x) * Fraction(a) + Fraction(c)
+    try:
+        return float(exact)
+    except OverflowError:  # past float64's largest value once rounded
+        return math.inf if exact > 0 else -math.inf
 
 
 def drop_path(
@@ -260,7 +265,8 @@ def gaussian_dropout(
 
     ``y = x (1 + sigma z)`` with ``sigma = sqrt(p / (1 - p))``; ``bound`` is the documented
     tolerance ``GAUSSIAN_ULPS * eps * |x| (1 + sigma r)`` (eps of the compute dtype), plus one
-    spacing of ``dtype`` at ``y`` for 16-bit dtypes (the final rounding).
+    spacing of ``dtype`` at ``y``: the final rounding, which for a result among the subnormals
+    is no relative error at all.
     """
     p = arguments.check_p(p)
     shape = tuple(shape)
@@ -275,8 +281,8 @@ def gaussian_dropout(
         x = round_to(value, dtype)
         y = x * (1.0 + sigma * zs[j])
         bound = GAUSSIAN_ULPS * eps * abs(x) * (1.0 + sigma * rs[j])
-        if dtype in arguments.HALF_DTYPES and math.isfinite(y):
-            bound += spacing(y, dtype)
+        if math.isfinite(y):
+            bound += math.ulp(y) if dtype == "float64" else spacing(y, dtype)
         y, bound = _overflowed(y, bound, dtype)
         out.append(y)
         bounds.append(bound)

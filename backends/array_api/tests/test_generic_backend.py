@@ -105,3 +105,38 @@ def test_a_namespace_of_the_2022_standard_without_signbit_gets_the_references_bi
     want, _ = reference.dropout(values.reshape(-1).tolist(), values.shape, "float32", 0.5, 3, 0)
     np.testing.assert_array_equal(got.reshape(-1), np.array(want, dtype=np.float32))
     np.testing.assert_array_equal(np.signbit(got.reshape(-1)), np.signbit(np.array(want, dtype=np.float32)))
+
+
+@pytest.mark.parametrize(
+    "x",
+    [np.ma.masked_array([1.0, 2.0, 3.0, 4.0], mask=[0, 1, 0, 0]), np.matrix([[1.0, 2.0], [3.0, 4.0]])],
+    ids=["masked", "matrix"],
+)
+def test_numpy_subclasses_are_refused_rather_than_read_as_plain_data(x):
+    """A masked array once came back as a plain array with its masked element scaled nowhere."""
+    with pytest.raises(
+        TypeError, match=r"plain numpy\.ndarray, got the subclass numpy\.(ma\.MaskedArray|matrix)"
+    ):
+        unidrop.dropout(x, 0.4, seed=1, backend="array_api")
+
+
+def test_a_byte_swapped_numpy_array_is_refused_naming_the_byte_order():
+    with pytest.raises(TypeError, match=r"native byte order, got dtype '>f4' \(float32"):
+        unidrop.dropout(np.ones(3, ">f4"), 0.4, seed=1, backend="array_api")
+
+
+def test_inplace_refuses_numpy_arrays_it_cannot_hold_the_result_in_and_draws_no_seed():
+    """Elements sharing memory would each end with the last write (every row alike); a read-only
+    array was refused only after the work. Both are refused before a missing seed is drawn."""
+    shared = np.lib.stride_tricks.as_strided(np.arange(4.0), (3, 4), (0, 8))
+    read_only = np.ones(4)
+    read_only.flags.writeable = False
+    for x, message in [(shared, "share memory"), (read_only, "read-only")]:
+        before = np.array(x)
+        unidrop.manual_seed(3)
+        with pytest.raises(ValueError, match=message):
+            unidrop.dropout(x, 0.4, backend="array_api", inplace=True)
+        drawn_after_refusal = unidrop.seeding.draw_seed()
+        unidrop.manual_seed(3)
+        assert drawn_after_refusal == unidrop.seeding.draw_seed(), "the refusal drew a seed"
+        np.testing.assert_array_equal(np.array(x), before)

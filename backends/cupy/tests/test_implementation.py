@@ -130,3 +130,17 @@ def test_apply_mask_refuses_other_arrays_and_masks(numpy_as_cupy: None) -> None:
         functional.apply_mask(g, np.ones((4, 5), np.uint8), 0.5)
     with pytest.raises(ValueError, match=r"\(4, 3\)"):
         functional.apply_mask(g, np.ones((4, 3), bool), 0.5)
+
+
+def test_inplace_refuses_an_array_whose_elements_share_memory_before_drawing() -> None:
+    """Read from shape, strides and item size alone (a stand-in: no GPU needed): a zero stride and
+    an ``as_strided`` interleaving are refused, a transposed array is accepted."""
+    implementation = CupyImplementation()
+
+    def stand_in(shape: tuple[int, ...], strides: tuple[int, ...]) -> types.SimpleNamespace:
+        return types.SimpleNamespace(shape=shape, strides=strides, itemsize=4, dtype="float32")
+
+    for shape, strides in [((3, 4), (0, 4)), ((4, 4), (8, 4))]:
+        with pytest.raises(ValueError, match="share memory"):
+            implementation.check_writable(stand_in(shape, strides))
+    implementation.check_writable(stand_in((3, 4), (4, 12)))

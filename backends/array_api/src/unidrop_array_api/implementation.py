@@ -6,7 +6,7 @@ import math
 import struct
 from typing import Any
 
-from array_api_compat import array_namespace, device
+from array_api_compat import array_namespace, device, is_numpy_array
 
 from unidrop import DropoutPlan, Implementation
 
@@ -40,7 +40,14 @@ class ArrayApiImplementation(Implementation):
         return "standard Array API operations through array-api-compat (uint64 Philox, where, astype)"
 
     def shape_and_dtype(self, x: Any) -> tuple[tuple[int, ...], str]:
-        """The shape (every size known: a lazy array of unknown size is refused) and the dtype's name."""
+        """The shape (every size known: a lazy array of unknown size is refused) and the dtype's name.
+
+        NumPy arrays (taken with ``backend="array_api"``) must be plain ``numpy.ndarray`` in native
+        byte order: a masked array or a matrix has rules of its own that the standard's operations
+        would lose, and a byte-swapped dtype is no dtype of the standard.
+        """
+        if is_numpy_array(x):
+            _check_plain_numpy(x)
         xp = array_namespace(x)
         shape = tuple(x.shape)
         if any(size is None for size in shape):
@@ -84,6 +91,11 @@ class ArrayApiImplementation(Implementation):
 
     def astype(self, x: Any, dtype: Any) -> Any:
         return family.astype(x, dtype)
+
+    def check_writable(self, x: Any) -> None:
+        """Refuse a read-only array, or one whose elements share memory (an ``as_strided`` view),
+        where the library says so (NumPy's and CuPy's ``flags`` and byte ``strides``)."""
+        family.check_writable(x)
 
     def copy_into(self, x: Any, y: Any) -> None:
         family.copy_into(x, y)
@@ -137,3 +149,22 @@ def keep_mask(xp: Any, plan: DropoutPlan, where: Any) -> Any:
         indices = block_indices(xp, shape, offsets, plan.block.global_strides(), where)
         words = indexed_words(xp, plan.seed, plan.stream, indices)
     return words >= plan.threshold
+
+
+def _check_plain_numpy(x: Any) -> None:
+    """Refuse a NumPy array that the standard's operations would misread, naming what it is."""
+    import numpy as np  # x is a NumPy array: NumPy is imported
+
+    if type(x) is not np.ndarray:
+        kind = f"{type(x).__module__}.{type(x).__qualname__}"
+        raise TypeError(
+            f"unidrop's Array API backend takes plain numpy.ndarray, got the subclass {kind}, whose "
+            "own rules its operations would lose: pass numpy.asarray(x) if its plain data is what "
+            "should be dropped, or leave out backend='array_api' (unidrop-numpy says what it takes)"
+        )
+    if not x.dtype.isnative:
+        raise TypeError(
+            f"unidrop's Array API backend needs native byte order, got dtype {x.dtype.str!r} "
+            f"({x.dtype.name} stored in the other byte order): pass x.astype(x.dtype.newbyteorder('=')), "
+            "or leave out backend='array_api' (unidrop-numpy takes either byte order)"
+        )

@@ -46,6 +46,9 @@ class CupyImplementation(Implementation):
     def namespace(self, x: Any) -> Any:
         return cupy
 
+    def check_writable(self, x: Any) -> None:
+        family.check_writable(x)
+
     def copy_into(self, x: Any, y: Any) -> None:
         family.copy_into(x, y)
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from unidrop import DropoutPlan
+from unidrop.memory import overlaps_itself
 from unidrop.philox_int64 import flat_indices, words_at
 
 
@@ -30,35 +31,12 @@ def check_writable(x: Any) -> None:
         raise ValueError(
             f"inplace=True needs a writable array; this {x.dtype} array of shape {x.shape} is read-only"
         )
-    if overlaps_itself(x):
+    if overlaps_itself(x.shape, x.strides, x.itemsize):
         raise ValueError(
             f"inplace=True cannot write into this {x.dtype} array of shape {x.shape} and strides "
             f"{x.strides}: some of its elements share memory, so it cannot hold the result; "
             "call without inplace=True and use the result"
         )
-
-
-def overlaps_itself(x: np.ndarray) -> bool:
-    """True if two elements of ``x`` share a byte of memory (exactly, for any strides)."""
-    axes = sorted((abs(stride), size) for size, stride in zip(x.shape, x.strides, strict=True) if size > 1)
-    if x.size == 0 or not axes:
-        return False
-    # neighbours along an axis overlap (a zero stride too): no need to look further
-    if axes[0][0] < x.itemsize:
-        return True
-    extent = x.itemsize  # bytes spanned by the axes taken so far, smallest strides first
-    for stride, size in axes:
-        if stride < extent:
-            break
-        extent += stride * (size - 1)
-    else:
-        return False  # each axis steps past all the smaller ones: every element has its own bytes
-    # a layout that interleaves axes (``as_strided`` only): every element's first byte, in order
-    # (a temporary of 8 bytes per element, paid only by inplace=True into such a view)
-    starts = np.zeros((), dtype=np.int64)
-    for stride, size in axes:
-        starts = np.add.outer(starts, np.arange(size, dtype=np.int64) * stride)
-    return bool((np.diff(np.sort(starts, axis=None)) < x.itemsize).any())
 
 
 def copy_into(x: Any, y: np.ndarray) -> None:
