@@ -76,7 +76,7 @@ def dropout(
     implementation, shape, dtype, supported = registry.dispatch(x, backend)
     if inplace and not implementation.mutable_arrays:
         raise TypeError(
-            f"inplace=True needs a mutable array; the unidrop backend for {type(x).__name__} "
+            f"inplace=True needs a mutable array; the unidrop backend for {arguments.type_name(x)} "
             "does not write into its arrays: call without inplace=True and use the result"
         )
     if dtype not in supported or dtype not in arguments.FLOAT_DTYPES:
@@ -90,7 +90,7 @@ def dropout(
         block = check_block(shape, global_shape, offset, dims)
     if block is not None and not implementation.supports_blocks:
         raise TypeError(
-            f"the unidrop backend for {type(x).__name__} does not implement blocks of a global mask "
+            f"the unidrop backend for {arguments.type_name(x)} does not implement blocks of a global mask "
             "(global_shape=, offset=); upgrade it, or call dropout on the whole array"
         )
     if not training or p == 0.0:  # the input itself; no randomness is drawn

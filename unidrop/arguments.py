@@ -37,6 +37,12 @@ SHOWN_LENGTH = 60
 FLOATING_PREFIXES = ("float", "bfloat", "complex", "longdouble", "clongdouble", "half")
 
 
+def type_name(x: Any) -> str:
+    """The module-qualified name of ``x``'s type (``dask.array.core.Array``), for messages."""
+    kind = type(x)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 def show(value: Any) -> str:
     """``repr(value)`` for an error message, abbreviated when long: never hundreds of digits."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:

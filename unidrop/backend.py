@@ -126,7 +126,7 @@ class Implementation(ABC):
         ``gaussian_dropout`` needs it; the default raises TypeError naming the backend.
         """
         raise TypeError(
-            f"the unidrop backend for {type(x).__name__} does not provide the stream words "
+            f"the unidrop backend for {arguments.type_name(x)} does not provide the stream words "
             "(Implementation.stream_words) that gaussian_dropout needs; upgrade it"
         )
 
@@ -165,7 +165,7 @@ class Implementation(ABC):
         cannot be written (a read-only view). The default refuses every ``x`` (TypeError).
         """
         raise TypeError(
-            f"the unidrop backend for {type(x).__name__} does not modify arrays in place: "
+            f"the unidrop backend for {arguments.type_name(x)} does not modify arrays in place: "
             "call without inplace=True and use the result"
         )
 

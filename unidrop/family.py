@@ -72,7 +72,7 @@ def _prepare(
     block = check_block(shape, global_shape, offset, dims)
     if block is not None and not implementation.supports_blocks:
         raise TypeError(
-            f"the unidrop backend for {type(x).__name__} does not implement blocks of a global mask "
+            f"the unidrop backend for {arguments.type_name(x)} does not implement blocks of a global mask "
             "(global_shape=, offset=); upgrade it, or call on the whole array"
         )
     if not training or p == 0.0:

@@ -34,6 +34,7 @@ from importlib.metadata import entry_points
 from typing import Any, NamedTuple
 
 from . import discovery, hints
+from .arguments import type_name
 from .backend import Backend, Implementation
 from .discovery import ENTRY_POINT_GROUP, Failure, Ignored, Plugin, PluginFault, warn_about_plugins
 
@@ -259,7 +260,7 @@ def _accepts(state: _Snapshot, plugin: Plugin, x: Any) -> bool:
         _warn_once(
             state,
             (plugin.name, "accepts", type(x)),
-            f"unidrop backend {plugin.label} failed in accepts() on {_type_name(x)} and is skipped for it: "
+            f"unidrop backend {plugin.label} failed in accepts() on {type_name(x)} and is skipped for it: "
             f"{type(error).__name__}: {error}",
         )
         return False
@@ -333,7 +334,7 @@ def _warn_several(
     _warn_once(
         state,
         key,
-        f"several unidrop backends accept {_type_name(x)}: {served.label} serves it ({why}); "
+        f"several unidrop backends accept {type_name(x)}: {served.label} serves it ({why}); "
         f"also accepting it: {', '.join(also)}. Pass backend=NAME to choose another; "
         "see 'Which backend serves an array' in docs/backend-guide.md",
         stacklevel + 1,
@@ -470,7 +471,7 @@ _DTYPE_NAME_SETS: set[frozenset[str]] = set()
 
 def _fault(plugin: Plugin, x: Any, what: str, cause: Exception) -> RuntimeError:
     """The error naming ``plugin`` when it failed on ``x`` (``what`` says how)."""
-    fault = RuntimeError(f"unidrop backend {plugin.label} failed on {_type_name(x)}: {what}")
+    fault = RuntimeError(f"unidrop backend {plugin.label} failed on {type_name(x)}: {what}")
     fault.__cause__ = cause
     return fault
 
@@ -501,11 +502,6 @@ def list_backends() -> list[BackendInfo]:
     ]
 
 
-def _type_name(x: Any) -> str:
-    kind = type(x)
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
 def _ignored_taking(state: _Snapshot, x: Any, name: str | None = None) -> Ignored | None:
     """The first ignored plugin (of ``name``, if given) that would take ``x``, or None."""
     for entry in state.ignored:
@@ -516,7 +512,7 @@ def _ignored_taking(state: _Snapshot, x: Any, name: str | None = None) -> Ignore
 
 def _refused(state: _Snapshot, plugin: Plugin, x: Any) -> TypeError:
     """The error for ``backend=NAME`` refusing ``x``; it names an ignored plugin of that name taking ``x``."""
-    message = f"backend {plugin.name!r} does not take arrays of type {_type_name(x)}"
+    message = f"backend {plugin.name!r} does not take arrays of type {type_name(x)}"
     pushed_out = _ignored_taking(state, x, plugin.name)
     if pushed_out is not None:
         message += f"; {pushed_out.advice}"
@@ -539,7 +535,7 @@ def _no_backend(state: _Snapshot, x: Any) -> TypeError:
     else:
         hint = hints.no_backend_hint(x, frozenset(state.by_name))
     return TypeError(
-        f"unidrop has no backend for {_type_name(x)}; installed backends: {_installed_names(state)}; {hint}"
+        f"unidrop has no backend for {type_name(x)}; installed backends: {_installed_names(state)}; {hint}"
     )
 
 

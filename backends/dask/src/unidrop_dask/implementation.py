@@ -175,7 +175,7 @@ def _check_known_shape(x: Any) -> None:
     """ValueError for a dask array with unknown (NaN) chunk sizes, saying how to learn them."""
     if any(math.isnan(size) for size in x.shape):
         raise ValueError(
-            f"dropout needs a dask array of known shape, got shape {x.shape} (unknown chunk sizes): "
+            f"unidrop needs a dask array of known shape, got shape {x.shape} (unknown chunk sizes): "
             "call x.compute_chunk_sizes() first (training=False and p=0 return x as it is, but a mask, "
             "return_mask=True, needs the shape)"
         )
