@@ -174,10 +174,11 @@ def test_unknown_chunk_sizes_raise_naming_the_fix() -> None:
 
 def test_chunks_that_their_backend_refuses_raise_when_the_graph_is_built() -> None:
     """Chunks of a type the chunk backend refuses (NumPy masked arrays): a TypeError at the call,
-    naming the chunk type."""
+    naming the chunk type; at p = 0 and in evaluation too, as unidrop-numpy refuses them there."""
     x = da.ma.masked_array(da.ones((6, 4), dtype=np.float32, chunks=3), mask=np.zeros((6, 4), bool))
-    with pytest.raises(TypeError, match="chunks of this dask array are MaskedArray"):
-        unidrop.dropout(x, 0.5, seed=1)
+    for p, training in [(0.5, True), (0.0, True), (0.5, False)]:
+        with pytest.raises(TypeError, match="chunks of this dask array are MaskedArray"):
+            unidrop.dropout(x, p, seed=1, training=training)
 
 
 def test_seed_none_draws_one_seed_for_the_whole_array_at_build_time() -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from dask.base import tokenize
 
 import unidrop
+from unidrop import registry
 from unidrop.arguments import DropoutPlan
 
 from . import family
@@ -45,6 +46,7 @@ class DaskImplementation(unidrop.Implementation):
         size (dropout, a mask, the family's words) raises ValueError saying how to learn it."""
         if not isinstance(x, da.Array):
             raise TypeError(f"the dask backend takes dask.array.Array, got {type(x).__name__}")
+        _check_chunk_type(x._meta)
         return tuple(size if math.isnan(size) else int(size) for size in x.shape), x.dtype.name
 
     def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
@@ -149,6 +151,15 @@ def rehearse(x: Any, plan: DropoutPlan, global_shape: tuple[int, ...], origin: t
         raise TypeError(f"the chunks of this dask array are {type(meta).__name__}: {error}") from None
     except ValueError as error:
         raise ValueError(f"the chunks of this dask array are {type(meta).__name__}: {error}") from None
+
+
+def _check_chunk_type(meta: Any) -> None:
+    """Refuse, at every call as the chunks' backend would (``p == 0`` and evaluation too), chunks
+    that no backend takes or that their backend refuses (a masked array, say), naming the type."""
+    try:
+        registry.dispatch(meta)
+    except TypeError as error:
+        raise TypeError(f"the chunks of this dask array are {type(meta).__name__}: {error}") from None
 
 
 def chunk_frame(plan: DropoutPlan) -> tuple[tuple[int, ...], tuple[int, ...]]:
