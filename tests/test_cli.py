@@ -221,3 +221,16 @@ def test_a_backend_without_a_suite_adapter_is_a_usage_error_naming_it(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=no_adapter_installed
     )
     assert done.returncode == 0 and done.stdout.split() == ["[1.", "1.]"], done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", ["backends", "demo"])
+def test_a_reader_that_closes_the_pipe_stops_the_command_quietly(command):
+    """``unidrop backends | head -1``: the reader is gone before the output is written. No
+    traceback (BrokenPipeError at a print, or at the flush when the interpreter exits)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "unidrop", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()  # before the child writes: every write of its output fails
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr, stderr.decode()
