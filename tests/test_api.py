@@ -307,3 +307,10 @@ def test_manual_seed_makes_seed_none_reproducible_and_validates():
     np.testing.assert_array_equal(unidrop.dropout(x, 0.5), first)
     with pytest.raises(ValueError, match="seed must be an integer"):
         unidrop.manual_seed(-3)
+
+
+def test_a_broadcast_axis_of_a_0d_array_is_refused_saying_it_has_none():
+    with pytest.raises(ValueError, match=r"axis 0 is out of range .* 0 dimensions \(a 0-d array has no axes"):
+        unidrop.dropout(np.array(1.0, np.float32), 0.5, seed=1, broadcast_dims=(0,))
+    with pytest.raises(ValueError, match=r"\(allowed: -2 \.\. 1\)"):
+        unidrop.dropout(np.ones((2, 3), np.float32), 0.5, seed=1, broadcast_dims=(2,))

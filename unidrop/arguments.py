@@ -239,9 +239,10 @@ def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
     for axis in axes:
         axis = int(axis)
         if not -ndim <= axis < ndim:
+            allowed = f"allowed: {-ndim} .. {ndim - 1}" if ndim else "a 0-d array has no axes: pass ()"
             raise ValueError(
                 f"broadcast_dims axis {show(axis)} is out of range for an array of {ndim} dimensions "
-                f"(allowed: {-ndim} .. {ndim - 1})"
+                f"({allowed})"
             )
         normalized.append(axis % ndim)
     # the axes in order by membership, not sorted(): under torch.compile an axis may be a
