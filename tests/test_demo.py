@@ -61,6 +61,14 @@ def test_numpy_agrees_with_the_reference_and_exits_0(capsys, seed, p):
     assert "the same mask and output, bit for bit" in out
 
 
+@pytest.mark.parametrize(
+    ("p", "legend"), [(0.5, "kept (x2)"), (0.25, "kept (x1.33333)"), (1.0, "kept (none at p = 1)")]
+)
+def test_the_legend_says_how_kept_elements_are_scaled(capsys, p, legend):
+    _, out = run(capsys, "--backend", "numpy", "--p", str(p))
+    assert legend in out
+
+
 def test_the_grid_is_the_reference_mask(capsys):
     _, out = run(capsys, "--backend", "numpy")
     _, keep = reference.dropout([1.0] * 64, (4, 16), "float32", 0.5, 42)

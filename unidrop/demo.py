@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import os
 import re
 import subprocess
@@ -356,7 +357,7 @@ def text_lines(demo: Demo, how: Sequence[str]) -> list[Line]:
         [],
         [
             ("One seed, one mask, on every backend and device: ", "bold"),
-            (f"{KEPT} kept (x{scale:g}), {DROPPED} dropped; mask, out: sha256[:12]", ""),
+            (f"{KEPT} kept ({_scaled_by(scale)}), {DROPPED} dropped; mask, out: sha256[:12]", ""),
         ],
         *_grid_lines(demo.backends, with_output=True),
     ]
@@ -473,3 +474,8 @@ def run_demo(
         save_png(demo, target)
         print(f"saved {target}")
     return 0 if demo.ok else 1
+
+
+def _scaled_by(scale: float) -> str:
+    """How kept elements are scaled, for the legend: ``x2``; at p = 1 none is kept."""
+    return f"x{scale:g}" if math.isfinite(scale) else "none at p = 1"
