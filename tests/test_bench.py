@@ -109,7 +109,7 @@ def test_sizes_that_do_not_fit_in_half_the_memory_are_left_out(tmp_path):
         (["--max-log2", "31"], "--max-log2 must be in 4..30, not 31"),
         (["--reps", "0"], "--reps must be at least 1, not 0"),
         (["--p", "1.5"], "--p must be in (0, 1), not 1.5"),
-        (["--p", "1"], "--p must be in (0, 1), not 1.0"),
+        (["--p", "1"], "--p must be in (0, 1), not 1: at p = 1 every element is dropped"),
         (["--p", "nan"], "--p must be in (0, 1), not nan"),
         (["--p", "0"], "--p must be in (0, 1), not 0: at p = 0 dropout returns x itself and draws no mask"),
         (["--backend", "no-such-backend"], "no-such-backend"),

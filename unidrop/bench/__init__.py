@@ -72,6 +72,11 @@ class Options:
                 "--p must be in (0, 1), not 0: at p = 0 dropout returns x itself and draws no mask, "
                 "so there is no dropout to time"
             )
+        if self.p == 1:
+            raise ValueError(
+                "--p must be in (0, 1), not 1: at p = 1 every element is dropped (dropout writes "
+                "zeros and draws no word), so there is no mask to time"
+            )
         if not 0 < self.p < 1:  # NaN fails too
             raise ValueError(f"--p must be in (0, 1), not {self.p!r}")
 
