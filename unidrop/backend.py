@@ -148,6 +148,12 @@ class Implementation(ABC):
         """``x`` converted to ``dtype`` (a dtype object of :meth:`namespace`): ``x.astype(dtype)``."""
         return x.astype(dtype)
 
+    def like_input(self, x: Any, y: Any) -> Any:
+        """``y``, a result the family computed from ``x`` with :meth:`namespace`, in the form this
+        backend's ``dropout`` gives results for ``x`` (NumPy: a scalar for a scalar, a 0-d array for
+        a 0-d array, where its arithmetic may give either). The default returns ``y``."""
+        return y
+
     def check_writable(self, x: Any) -> None:
         """Refuse an ``x`` that ``inplace=True`` could not write, before any randomness is drawn.
 

@@ -127,7 +127,7 @@ def alpha_dropout(
     if plan is None:
         return (x, implementation.full_mask(x, mask_shape)) if return_mask else x
     keep = implementation.keep_mask(x, plan)
-    y = alpha_of_mask(implementation, x, keep, plan)
+    y = implementation.like_input(x, alpha_of_mask(implementation, x, keep, plan))
     return (y, keep) if return_mask else y
 
 
@@ -203,7 +203,7 @@ def drop_path(
         return (x, implementation.full_mask(x, mask_shape)) if return_mask else x
     keep = implementation.keep_mask(x, plan)
     xp = implementation.namespace(x)
-    y = implementation.astype(xp.where(keep, x, 0.0), x.dtype)
+    y = implementation.like_input(x, implementation.astype(xp.where(keep, x, 0.0), x.dtype))
     return (y, keep) if return_mask else y
 
 
@@ -260,7 +260,7 @@ def gaussian_dropout(
         z * _rounded(gaussian_stddev(plan.p), plan.compute_dtype, implementation, xp) + 1.0, compute
     )
     y = implementation.astype(implementation.astype(x, compute) * noise, compute)
-    return implementation.astype(y, x.dtype)
+    return implementation.like_input(x, implementation.astype(y, x.dtype))
 
 
 def _pair_plan(plan: arguments.DropoutPlan) -> arguments.DropoutPlan:
@@ -341,7 +341,8 @@ def dropout_backward_from_mask(
     xp, compute = _compute_type(implementation, grad, dtype)
     s = 0.0 if p == 1.0 else _rounded(arguments.scale(p), arguments.compute_dtype(dtype), implementation, xp)
     scaled = implementation.astype(implementation.astype(grad, compute) * s, compute)
-    return implementation.astype(implementation.astype(xp.where(keep, scaled, 0.0), compute), grad.dtype)
+    y = implementation.astype(implementation.astype(xp.where(keep, scaled, 0.0), compute), grad.dtype)
+    return implementation.like_input(grad, y)
 
 
 def _check_keep(

@@ -80,6 +80,25 @@ def test_numpy_scalar_gives_a_numpy_scalar():
     assert float(y) == expected(np.array(3.0, np.float32), 0.5, 0)[()]
 
 
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda x: unidrop.alpha_dropout(x, 0.3, seed=4),
+        lambda x: unidrop.gaussian_dropout(x, 0.3, seed=4),
+        lambda x: unidrop.dropout_backward_from_mask(x, np.array(True), 0.3),
+        lambda x: unidrop.dropout_backward(x, 0.3, seed=4),
+    ],
+    ids=["alpha", "gaussian", "backward_from_mask", "backward"],
+)
+def test_the_family_gives_a_scalar_for_a_scalar_and_a_0d_array_for_a_0d_array(function):
+    """As dropout does: NumPy's arithmetic on 0-d arrays gives scalars, and its where 0-d arrays."""
+    value = np.float32(3.0)
+    scalar, array = function(value), function(np.array(value))
+    assert type(scalar) is np.float32, type(scalar)
+    assert type(array) is np.ndarray and array.shape == () and array.dtype == np.float32, type(array)
+    assert scalar == array[()]
+
+
 def test_empty_input_with_a_non_empty_mask_shape_returns_the_mask():
     y, keep = unidrop.dropout(np.ones((0, 9), np.float32), 0.5, seed=5, broadcast_dims=(0,), return_mask=True)
     assert y.shape == (0, 9) and keep.shape == (1, 9)

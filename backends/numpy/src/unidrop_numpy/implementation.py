@@ -67,6 +67,14 @@ class NumpyImplementation(Implementation):
     def check_writable(self, x: Any) -> None:
         family.check_writable(x)
 
+    def like_input(self, x: Any, y: Any) -> Any:
+        """A NumPy scalar for a scalar ``x``, a 0-d array for a 0-d array, as :meth:`dropout` gives."""
+        if isinstance(x, np.generic):
+            return y[()] if isinstance(y, np.ndarray) else y
+        if not isinstance(y, np.ndarray):  # NumPy's arithmetic made a 0-d array's result a scalar
+            return np.asarray(y)
+        return y
+
     def copy_into(self, x: Any, y: Any) -> None:
         family.copy_into(x, y)
 
