@@ -92,6 +92,19 @@ def test_jit_trace_keeps_alpha_dropouts_mask_and_draws_a_new_seed_each_call():
     assert not torch.equal(draws[0], draws[1]), "each call of the trace draws a new seed"
 
 
+def test_alpha_dropout_keeps_a_channels_last_layout_as_torchs_does():
+    x = torch.from_numpy(_inputs((2, 3, 4, 5))[0]).to(memory_format=torch.channels_last)
+    allowed, _ = reference.alpha_dropout(x.reshape(-1).tolist(), x.shape, "float32", P, SEED, STREAM)
+    for y in (
+        unidrop.alpha_dropout(x, P, seed=SEED, stream=STREAM),
+        unidrop_torch.AlphaDropout(P, seed=SEED, stream=STREAM)(x),
+    ):
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        assert all(
+            v in pair for v, pair in zip(y.to(torch.float64).reshape(-1).tolist(), allowed, strict=True)
+        )
+
+
 def test_inplace_on_a_tensor_returns_it_with_dropouts_values():
     values, _ = _inputs((5, 7))
     x = torch.from_numpy(values.copy())

@@ -61,7 +61,13 @@ class TorchImplementation(Implementation):
         """Dropout's keep mask alone (no output is computed); for a DTensor, the default's."""
         if _dtensor_support(x) is not None:
             return super().keep_mask(x, plan)
-        return ops.keep_mask_of(x, plan)
+        keep = ops.keep_mask_of(x, plan)
+        if keep.shape != x.shape or x.is_contiguous() or torch.compiler.is_compiling():
+            return keep
+        # x's layout (channels_last, say): the family's where() takes its layout from the mask,
+        # and torch's own alpha_dropout keeps the input's
+        laid_out = torch.empty_like(x, dtype=torch.bool)
+        return keep if laid_out.stride() == keep.stride() else laid_out.copy_(keep)
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         distributed = _dtensor_support(x)
