@@ -296,3 +296,14 @@ def test_every_uneven_split_of_a_short_axis() -> None:
         chunks = (tuple(b - a for a, b in itertools.pairwise(bounds)),)
         got = unidrop.dropout(da.from_array(x, chunks=chunks), 0.5, seed=SEED, stream=STREAM).compute()
         np.testing.assert_array_equal(got, want, err_msg=f"chunks {chunks}")
+
+
+def test_errors_knowable_from_the_shape_come_when_the_graph_is_built() -> None:
+    """More mask elements than the stream numbers (the message named the chunk type and a
+    global_shape nobody passed), and family words past index 2**63 (raised only at compute)."""
+    huge = da.ones((2**32, 2**32 + 1), chunks=2**28, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"this dask array of shape .* mask elements: .* at most 2\*\*64"):
+        unidrop.dropout(huge, 0.5, seed=1)
+    x = da.ones((4, 8), chunks=2, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"mask indices below 2\*\*63"):
+        unidrop.gaussian_dropout(x, 0.3, seed=1, global_shape=(2**61, 8), offset=(2**61 - 4, 0))

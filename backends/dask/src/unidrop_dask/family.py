@@ -20,6 +20,7 @@ from dask.base import tokenize
 import unidrop
 from unidrop.arguments import DropoutPlan
 from unidrop.blocks import MaskBlock
+from unidrop.philox_int64 import INDEX_LIMIT, check_reach
 
 #: What the family's rules use of an array namespace, for dask arrays: lazy, chunk-wise functions.
 NAMESPACE = types.SimpleNamespace(
@@ -74,6 +75,8 @@ def stream_words(x: Any, plan: DropoutPlan) -> Any:
     else:
         global_mask_shape = plan.block.global_mask_shape
         origin = tuple(int(start) for start in plan.block.mask_offset)
+    # the chunks' backends refuse indices past 2**63 when computed: say it now, when the graph is built
+    check_reach(MaskBlock(tuple(global_mask_shape), origin), mask, INDEX_LIMIT, "2**63")
     chunks = tuple(x.chunks[d] if follows[d] else (mask[d],) for d in range(len(mask)))
     task = functools.partial(words_chunk, plan=plan, global_mask_shape=global_mask_shape, origin=origin)
     token = tokenize(x.name, plan.seed, plan.stream, mask, global_mask_shape, origin)

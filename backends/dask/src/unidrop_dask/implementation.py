@@ -12,7 +12,7 @@ import numpy as np
 from dask.base import tokenize
 
 import unidrop
-from unidrop import registry
+from unidrop import arguments, registry
 from unidrop.arguments import DropoutPlan
 
 from . import family
@@ -53,6 +53,11 @@ class DaskImplementation(unidrop.Implementation):
         """A lazy ``y`` (and ``keep``, a lazy boolean array chunked as ``x`` with size-1 chunks on the
         broadcast axes); errors knowable before computing (the chunks' backend, dtype) raise here."""
         _check_known_shape(x)
+        if plan.block is None and math.prod(plan.mask_shape) > arguments.TWO_POW_64:
+            raise ValueError(
+                f"this dask array of shape {plan.shape} has {math.prod(plan.mask_shape)} mask elements: "
+                "mask stream v1 numbers at most 2**64 of them"
+            )
         global_shape, origin = chunk_frame(plan)
         rehearse(x, plan, global_shape, origin)
         task = functools.partial(
