@@ -61,6 +61,13 @@ def test_a_bad_data_format_is_refused():
         uk.SpatialDropout2D(0.5, data_format="NHWC")
 
 
+@pytest.mark.parametrize("given", ["CHANNELS_FIRST", "Channels_First"])
+def test_data_format_is_taken_in_any_case_as_keras_takes_it(given):
+    layer = uk.SpatialDropout2D(0.5, data_format=given)
+    assert layer.data_format == "channels_first"
+    assert layer.get_config()["data_format"] == "channels_first"
+
+
 def test_a_noise_shape_of_the_wrong_rank_is_refused_at_the_call(make_inputs):
     layer = uk.Dropout(0.5, noise_shape=(None, 1), seed=1)
     with pytest.raises(ValueError, match=r"noise_shape=\(None, 1\) has 2 entries, but the input has 3 axes"):

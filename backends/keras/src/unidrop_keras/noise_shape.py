@@ -75,9 +75,12 @@ def broadcast_dims(noise_shape: tuple[int | None, ...] | None, shape: Sequence[i
 def check_data_format(data_format: str | None, default: str) -> str:
     """``data_format`` (``default`` if None) if it is ``"channels_first"`` or ``"channels_last"``.
 
-    Anything else raises ValueError naming it and the allowed values.
+    Any case is taken (``"CHANNELS_FIRST"``), as Keras' own layers lowercase it; anything else
+    raises ValueError naming it and the allowed values.
     """
     value = default if data_format is None else data_format
+    if isinstance(value, str):
+        value = value.lower()
     if value not in _DATA_FORMATS:
         raise ValueError(
             f"data_format must be 'channels_first', 'channels_last' or None, got {data_format!r}"
