@@ -10,6 +10,27 @@ except NumPy in the one rare case (axes that interleave) where every element's s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+
+def refuse_unwritable(x: Any) -> None:
+    """Raise ValueError naming ``x`` if ``inplace=True`` cannot write dropout's result into it: its
+    library reports it read-only (``x.flags.writeable`` False), or two of its elements share memory
+    by its byte ``strides`` and ``itemsize``. An array without these attributes is not refused."""
+    if getattr(getattr(x, "flags", None), "writeable", True) is False:
+        raise ValueError(
+            f"inplace=True needs a writable array; this {x.dtype} array of shape {tuple(x.shape)} "
+            "is read-only"
+        )
+    strides, itemsize = getattr(x, "strides", None), getattr(x, "itemsize", None)
+    if not (isinstance(strides, tuple) and isinstance(itemsize, int)):
+        return
+    if overlaps_itself(x.shape, strides, itemsize):
+        raise ValueError(
+            f"inplace=True cannot write into this {x.dtype} array of shape {tuple(x.shape)} and strides "
+            f"{strides}: some of its elements share memory, so it cannot hold the result; "
+            "call without inplace=True and use the result"
+        )
 
 
 def overlaps_itself(shape: Sequence[int], strides: Sequence[int], itemsize: int) -> bool:

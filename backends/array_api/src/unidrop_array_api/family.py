@@ -14,7 +14,7 @@ from typing import Any
 from array_api_compat import array_namespace, device
 
 from unidrop import DropoutPlan
-from unidrop.memory import overlaps_itself
+from unidrop.memory import refuse_unwritable
 
 from .philox_words import block_indices, contiguous_words, indexed_words
 from .signs import sign_bit
@@ -87,23 +87,7 @@ def check_writable(x: Any) -> None:
     whose elements share memory by its byte ``strides``: the last write of such an element would
     win, and it could not hold dropout's result. Arrays without these attributes are accepted
     (:func:`copy_into` still refuses a write their library refuses)."""
-    flags = getattr(x, "flags", None)
-    if getattr(flags, "writeable", True) is False:
-        raise ValueError(
-            f"inplace=True needs a writable array; this {x.dtype} array of shape {tuple(x.shape)} "
-            "is read-only"
-        )
-    strides, itemsize = getattr(x, "strides", None), getattr(x, "itemsize", None)
-    if (
-        isinstance(strides, tuple)
-        and isinstance(itemsize, int)
-        and overlaps_itself(x.shape, strides, itemsize)
-    ):
-        raise ValueError(
-            f"inplace=True cannot write into this {x.dtype} array of shape {tuple(x.shape)} and strides "
-            f"{strides}: some of its elements share memory, so it cannot hold the result; "
-            "call without inplace=True and use the result"
-        )
+    refuse_unwritable(x)
 
 
 def copy_into(x: Any, y: Any) -> None:

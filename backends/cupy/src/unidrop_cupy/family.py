@@ -7,7 +7,7 @@ from typing import Any
 import cupy
 
 from unidrop import DropoutPlan
-from unidrop.memory import overlaps_itself
+from unidrop.memory import refuse_unwritable
 from unidrop.philox_int64 import flat_indices, words_at
 
 
@@ -21,12 +21,7 @@ def stream_words(x: Any, plan: DropoutPlan) -> Any:
 def check_writable(x: Any) -> None:
     """Refuse, naming it, an ``x`` whose elements share memory (``as_strided`` views, zero strides):
     ``cupy.copyto`` would leave each such element with one thread's write, not dropout's result."""
-    if overlaps_itself(x.shape, x.strides, x.itemsize):
-        raise ValueError(
-            f"inplace=True cannot write into this {x.dtype} array of shape {tuple(x.shape)} and strides "
-            f"{x.strides}: some of its elements share memory, so it cannot hold the result; "
-            "call without inplace=True and use the result"
-        )
+    refuse_unwritable(x)
 
 
 def copy_into(x: Any, y: Any) -> None:

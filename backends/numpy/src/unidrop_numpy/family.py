@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from unidrop import DropoutPlan
-from unidrop.memory import overlaps_itself
+from unidrop.memory import refuse_unwritable
 from unidrop.philox_int64 import flat_indices, words_at
 
 
@@ -27,16 +27,7 @@ def check_writable(x: Any) -> None:
     hold dropout's result (NumPy writes such arrays element after element, the last write wins)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"inplace=True needs a writable numpy.ndarray, got the scalar {type(x).__name__}")
-    if not x.flags.writeable:
-        raise ValueError(
-            f"inplace=True needs a writable array; this {x.dtype} array of shape {x.shape} is read-only"
-        )
-    if overlaps_itself(x.shape, x.strides, x.itemsize):
-        raise ValueError(
-            f"inplace=True cannot write into this {x.dtype} array of shape {x.shape} and strides "
-            f"{x.strides}: some of its elements share memory, so it cannot hold the result; "
-            "call without inplace=True and use the result"
-        )
+    refuse_unwritable(x)
 
 
 def copy_into(x: Any, y: np.ndarray) -> None:
