@@ -102,3 +102,19 @@ def test_forward_ad_dual_tensor_carries_its_tangent_through_the_same_mask(requir
     assert y_tangent is not None, "forward-mode tangent was dropped"
     assert_same(y.detach(), expected_output(x.detach(), 0.3, 5, 2), "primal")
     assert_same(y_tangent, expected_output(tangent, 0.3, 5, 2), "tangent")
+
+
+def test_forward_over_reverse_gives_the_tangent_of_the_gradient() -> None:
+    """A dual cotangent through a recorded backward (torch's OpInfos declare fwgrad_bwgrad for
+    dropout): the CPU route's backward once raised "You must implement the jvp function"."""
+    x = sample((6, 5), torch.float64, seed=3, specials=False).requires_grad_()
+    y = unidrop.dropout(x, 0.4, seed=3, stream=1)
+    cotangent, tangent = sample((6, 5), torch.float64, seed=4), sample((6, 5), torch.float64, seed=5)
+    with fwad.dual_level():
+        (gradient,) = torch.autograd.grad(y, x, fwad.make_dual(cotangent, tangent), create_graph=True)
+        primal, tangent_out = fwad.unpack_dual(gradient)
+    assert_same(primal, expected_output(cotangent, 0.4, 3, 1), "the gradient")
+    assert_same(tangent_out, expected_output(tangent, 0.4, 3, 1), "its tangent")
+    assert torch.autograd.gradgradcheck(
+        lambda a: unidrop.dropout(a, 0.4, seed=3), (x.detach().requires_grad_(),), check_fwd_over_rev=True
+    )

@@ -384,7 +384,10 @@ class CpuDropoutFunction(torch.autograd.Function):
         if _is_legacy_batched(grad):  # autograd.grad(is_grads_batched=True), jacobian(vectorize=True)
             return _through_operator(grad, ctx.plan), None  # its batching; the kernel reads memory
         if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable too
-            return _apply_cpu_function(grad, ctx.plan), None
+            if route_for(grad, ctx.plan.seed) is Route.CPU_AUTOGRAD:
+                return _apply_cpu_function(grad, ctx.plan), None
+            # a dual gradient (forward over reverse) needs the route with a jvp
+            return run(grad, dataclasses.replace(ctx.plan, return_mask=False))[0], None
         return cpu.output(grad, ctx.plan), None
 
 
