@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, hints, registry
-from .arguments import STREAM_VERSION, check_p, check_uint64
+from .arguments import STREAM_VERSION, check_p, check_uint64, type_name
 from .backend import Backend
 
 
@@ -58,7 +58,7 @@ def _backends(_: argparse.Namespace) -> int:
     print("which backend serves which array type (docs/backend-guide.md):")
     served = [("array type", "served by", "also accepted by")]
     for sample in samples:
-        kind = f"{type(sample).__module__}.{type(sample).__qualname__}"
+        kind = type_name(sample)
         if sample is not None and kind not in [row[0] for row in served]:
             served.append((kind, *_served(sample)))
     _print_table(served)

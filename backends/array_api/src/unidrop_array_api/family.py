@@ -13,8 +13,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, device
 
-from unidrop import DropoutPlan
-from unidrop.memory import refuse_unwritable
+from unidrop import DropoutPlan, arguments
 
 from .philox_words import block_indices, contiguous_words, indexed_words
 from .signs import sign_bit
@@ -82,14 +81,6 @@ def astype(x: Any, dtype: Any) -> Any:
     return array_namespace(x).astype(x, dtype)
 
 
-def check_writable(x: Any) -> None:
-    """Refuse, naming it, an ``x`` its library reports read-only (``x.flags.writeable`` False) or
-    whose elements share memory by its byte ``strides``: the last write of such an element would
-    win, and it could not hold dropout's result. Arrays without these attributes are accepted
-    (:func:`copy_into` still refuses a write their library refuses)."""
-    refuse_unwritable(x)
-
-
 def copy_into(x: Any, y: Any) -> None:
     """Write ``y`` into ``x`` with the standard's ``x[...] = y``.
 
@@ -99,10 +90,9 @@ def copy_into(x: Any, y: Any) -> None:
     try:
         x[...] = y
     except (TypeError, NotImplementedError, AttributeError) as error:
-        kind = f"{type(x).__module__}.{type(x).__qualname__}"
         raise TypeError(
-            f"inplace=True needs an array that supports x[...] = y; {kind} refused it ({error}): "
-            "call without inplace=True and use the result"
+            f"inplace=True needs an array that supports x[...] = y; {arguments.type_name(x)} refused it "
+            f"({error}): call without inplace=True and use the result"
         ) from None
     except ValueError as error:
         raise ValueError(f"inplace=True could not write into this {type(x).__qualname__}: {error}") from None

@@ -8,7 +8,8 @@ from typing import Any
 
 from array_api_compat import array_namespace, device, is_numpy_array
 
-from unidrop import DropoutPlan, Implementation
+from unidrop import DropoutPlan, Implementation, arguments
+from unidrop.memory import refuse_unwritable
 
 from . import family
 from .philox_words import block_indices, contiguous_words, indexed_words
@@ -53,7 +54,7 @@ class ArrayApiImplementation(Implementation):
         if any(size is None for size in shape):
             raise TypeError(
                 f"unidrop's Array API backend needs every size of the shape known, got {shape} "
-                f"for {type(x).__module__}.{type(x).__qualname__}"
+                f"for {arguments.type_name(x)}"
             )
         return tuple(int(size) for size in shape), dtype_name(xp, x.dtype)
 
@@ -95,7 +96,7 @@ class ArrayApiImplementation(Implementation):
     def check_writable(self, x: Any) -> None:
         """Refuse a read-only array, or one whose elements share memory (an ``as_strided`` view),
         where the library says so (NumPy's and CuPy's ``flags`` and byte ``strides``)."""
-        family.check_writable(x)
+        refuse_unwritable(x)
 
     def copy_into(self, x: Any, y: Any) -> None:
         family.copy_into(x, y)
@@ -156,11 +157,11 @@ def _check_plain_numpy(x: Any) -> None:
     import numpy as np  # x is a NumPy array: NumPy is imported
 
     if type(x) is not np.ndarray:
-        kind = f"{type(x).__module__}.{type(x).__qualname__}"
         raise TypeError(
-            f"unidrop's Array API backend takes plain numpy.ndarray, got the subclass {kind}, whose "
-            "own rules its operations would lose: pass numpy.asarray(x) if its plain data is what "
-            "should be dropped, or leave out backend='array_api' (unidrop-numpy says what it takes)"
+            "unidrop's Array API backend takes plain numpy.ndarray, got the subclass "
+            f"{arguments.type_name(x)}, whose own rules its operations would lose: pass "
+            "numpy.asarray(x) if its plain data is what should be dropped, or leave out "
+            "backend='array_api' (unidrop-numpy says what it takes)"
         )
     if not x.dtype.isnative:
         raise TypeError(

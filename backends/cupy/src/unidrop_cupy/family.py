@@ -7,7 +7,6 @@ from typing import Any
 import cupy
 
 from unidrop import DropoutPlan
-from unidrop.memory import refuse_unwritable
 from unidrop.philox_int64 import flat_indices, words_at
 
 
@@ -16,12 +15,6 @@ def stream_words(x: Any, plan: DropoutPlan) -> Any:
     with x.device:
         index = flat_indices(lambda n: cupy.arange(n, dtype=cupy.int64), plan.mask_shape, plan.block)
         return words_at(index, plan.seed, plan.stream, cupy.where)
-
-
-def check_writable(x: Any) -> None:
-    """Refuse, naming it, an ``x`` whose elements share memory (``as_strided`` views, zero strides):
-    ``cupy.copyto`` would leave each such element with one thread's write, not dropout's result."""
-    refuse_unwritable(x)
 
 
 def copy_into(x: Any, y: Any) -> None:

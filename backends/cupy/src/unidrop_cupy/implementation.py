@@ -7,6 +7,7 @@ from typing import Any
 import cupy
 
 from unidrop import DropoutPlan, Implementation
+from unidrop.memory import refuse_unwritable
 
 from . import bfloat16, family
 from .run import dropout_array
@@ -47,7 +48,9 @@ class CupyImplementation(Implementation):
         return cupy
 
     def check_writable(self, x: Any) -> None:
-        family.check_writable(x)
+        """Refuse an array whose elements share memory (``as_strided`` views, zero strides):
+        ``cupy.copyto`` would leave each such element with one thread's write, not the result."""
+        refuse_unwritable(x)
 
     def copy_into(self, x: Any, y: Any) -> None:
         family.copy_into(x, y)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from unidrop import DropoutPlan, Implementation
+from unidrop import DropoutPlan, Implementation, arguments
 
 from . import bfloat16, compiled, family
 from .chunked import dropout_array
@@ -88,7 +88,7 @@ def _check_subclass(x: Any) -> None:
     """
     if not isinstance(x, np.ndarray) or type(x) is np.ndarray or isinstance(x, np.memmap):
         return
-    kind = f"{type(x).__module__}.{type(x).__qualname__}"
+    kind = arguments.type_name(x)
     if isinstance(x, np.ma.MaskedArray):
         why, fix = (
             "its mask",
