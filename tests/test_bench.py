@@ -399,3 +399,14 @@ def test_torch_labels_the_fwd_bwd_copy_as_forward_only():
     modes = calls_for("torch", torch.ones(4), 0.5, "cpu")
     assert list(modes["forward"]) == ["copy", "F.dropout", "unidrop"]
     assert list(modes["fwd+bwd"]) == ["copy (forward only)", "F.dropout", "unidrop"]
+
+
+def test_the_naive_baseline_is_quiet_where_one_minus_p_underflows_in_float16():
+    import numpy as np
+
+    from unidrop.bench.cases import calls_for
+
+    x = np.ones(16, dtype=np.float16)
+    naive = calls_for("numpy", x, 0.999999999999, "cpu")["forward"]["naive"]
+    with np.errstate(all="raise"):  # a 0 / 0 not silenced by the baseline itself raises here
+        naive.call()

@@ -262,6 +262,19 @@ def test_png_without_matplotlib_names_what_to_install(capsys, monkeypatch, tmp_p
     assert captured.out == "" and not (tmp_path / "x.png").exists()
 
 
+def test_png_without_matplotlib_names_a_wrong_file_name_first(capsys, monkeypatch, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+    monkeypatch.chdir(tmp_path)  # a relative name: the test's folder is named after matplotlib
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--png", "out.txt"])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert "the name must end in .png" in captured.err and "matplotlib" not in captured.err
+
+
 def readme_sample() -> str:
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     start = lines.index(README_MARKER) + 2  # the marker, then the opening fence

@@ -166,13 +166,15 @@ def _usage_error(command: str, message: str) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Show one seed giving one mask (and one output) on every installed backend and device."""
-    from .demo import PNG_INSTALL, run_demo
+    from .demo import PNG_INSTALL, check_png_name, run_demo
 
     seed, p = check_uint64(args.seed, "seed"), check_p(args.p)
     for name in args.backend or ():
         registry.get_backend(name)  # a clear error for an unknown name before anything runs
-    if args.png is not None and importlib.util.find_spec("matplotlib") is None:
-        return _usage_error("demo", f"--png needs matplotlib: {PNG_INSTALL}")
+    if args.png is not None:
+        check_png_name(args.png)  # a wrong name is named before a missing matplotlib
+        if importlib.util.find_spec("matplotlib") is None:
+            return _usage_error("demo", f"--png needs matplotlib: {PNG_INSTALL}")
     names = list(dict.fromkeys(args.backend)) if args.backend else None  # a repeated name shows once
     return run_demo(seed=seed, p=p, names=names, png=args.png)
 
@@ -225,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--p", type=float, default=0.5)
     demo.add_argument("--backend", action="append", metavar="NAME", help="only this backend (repeatable)")
     demo.add_argument(
-        "--png", metavar="FILE", help="also save it as a PNG picture, FILE.png (needs matplotlib)"
+        "--png",
+        metavar="FILE",
+        help="also save it as a PNG picture in FILE, a name ending in .png (needs matplotlib)",
     )
     demo.set_defaults(run=_demo)
     bench = commands.add_parser("bench", help="time unidrop beside each framework's dropout and a copy")

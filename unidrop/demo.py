@@ -397,10 +397,9 @@ def render_text(lines: Sequence[Line], styled: bool) -> None:
 # --- picture -----------------------------------------------------------------------------------
 
 
-def check_png(path: str) -> Path:
-    """The ``--png`` file, checked before the demo runs: a name ending in ``.png`` (any case) that is
-    not a folder, in a folder that exists (missing parents are made, as ``bench --out`` makes its
-    folder) and takes a new file. Raises ValueError naming ``path`` and why otherwise."""
+def check_png_name(path: str) -> Path:
+    """``path`` as a Path if it names a PNG file (a name ending in ``.png``, any case, not a folder);
+    raises ValueError naming it and why otherwise. Touches nothing on disk."""
     shown = f"--png {path!r}"
     if not path.strip():
         raise ValueError(f"{shown}: name a file ending in .png")
@@ -409,6 +408,15 @@ def check_png(path: str) -> Path:
         raise ValueError(f"{shown} is a folder: name a file ending in .png")
     if target.suffix.lower() != ".png":
         raise ValueError(f"{shown}: the name must end in .png (the demo saves PNG pictures only)")
+    return target
+
+
+def check_png(path: str) -> Path:
+    """The ``--png`` file, checked before the demo runs: a name ending in ``.png`` (any case) that is
+    not a folder, in a folder that exists (missing parents are made, as ``bench --out`` makes its
+    folder) and takes a new file. Raises ValueError naming ``path`` and why otherwise."""
+    shown = f"--png {path!r}"
+    target = check_png_name(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
