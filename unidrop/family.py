@@ -336,6 +336,12 @@ def dropout_backward_from_mask(
     implementation, shape, dtype, supported = registry.dispatch(grad, backend)
     arguments.check_dtype(dtype, supported)
     keep_shape = _check_keep(keep, implementation, grad, backend)
+    for name, sizes in (("grad", shape), ("keep", keep_shape)):
+        if any(isinstance(size, float) and math.isnan(size) for size in sizes):  # a lazy array's
+            raise ValueError(
+                f"{name} of shape {sizes} has sizes not yet known: dropout_backward_from_mask needs them "
+                "(compute them first, as dask's x.compute_chunk_sizes() does)"
+            )
     if len(keep_shape) != len(shape) or any(k not in (1, s) for k, s in zip(keep_shape, shape, strict=True)):
         raise ValueError(f"keep of shape {keep_shape} does not match grad of shape {shape} (a mask shape)")
     xp, compute = _compute_type(implementation, grad, dtype)

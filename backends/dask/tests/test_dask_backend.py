@@ -158,6 +158,9 @@ def test_unknown_chunk_sizes_raise_naming_the_fix() -> None:
         lambda: unidrop.dropout(unknown, 0.5, seed=1, training=False, return_mask=True),
         lambda: unidrop.alpha_dropout(unknown, 0.5, seed=1),
         lambda: unidrop.gaussian_dropout(unknown, 0.5, seed=1),
+        lambda: unidrop.dropout_backward(unknown, 0.5, seed=1),
+        lambda: unidrop.dropout_backward_from_mask(unknown, unknown > 5, 0.5),
+        lambda: unidrop.dropout_backward_from_mask(x, x[x > 3] > 5, 0.5),
     ):
         with pytest.raises(ValueError, match=r"compute_chunk_sizes"):
             call()
