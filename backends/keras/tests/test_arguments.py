@@ -40,6 +40,9 @@ def test_a_seed_out_of_range_is_refused(seed):
 def test_a_seed_that_is_not_an_int_is_refused(seed):
     with pytest.raises(TypeError, match="seed must be None or an int"):
         uk.SpatialDropout1D(0.5, seed=seed)
+    # code written for keras.layers.Dropout, which raises ValueError for it, catches it too
+    with pytest.raises(ValueError, match="seed must be None or an int"):
+        uk.Dropout(0.5, seed=seed)
 
 
 @pytest.mark.parametrize("rate", [float("nan"), -0.1, 1.01])

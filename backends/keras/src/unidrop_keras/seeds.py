@@ -21,6 +21,11 @@ _INT32_LIMIT = 1 << 31
 _INT32_STATES = frozenset({"torch"})
 
 
+class SeedTypeError(TypeError, ValueError):
+    """A seed that is not an int: a TypeError, and the ValueError Keras' own layers raise for it,
+    so that code written against ``keras.layers.Dropout(seed=...)`` catches it as before."""
+
+
 def check_seed(seed: Any) -> int | None:
     """Return ``seed`` if it is None or an int in [0, 2**32); raise naming it otherwise.
 
@@ -30,7 +35,7 @@ def check_seed(seed: Any) -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(
+        raise SeedTypeError(
             f"seed must be None or an int in [0, 2**32), got {seed!r} of type {type(seed).__name__}"
         )
     if not 0 <= seed < TWO_POW_32:
