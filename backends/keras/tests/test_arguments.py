@@ -51,7 +51,16 @@ def test_a_rate_outside_0_1_is_refused(rate):
         uk.Dropout(rate)
 
 
-@pytest.mark.parametrize("rate", ["0.5", None, True, [0.5]])
+@pytest.mark.parametrize(
+    "rate", [np.float32(0.25), np.array(0.25), np.array(0.25, dtype=np.float16), np.int64(0)]
+)
+def test_a_rate_held_by_a_numpy_scalar_or_0_d_array_is_taken_as_keras_takes_it(rate):
+    layer = uk.Dropout(rate, seed=3)
+    assert type(layer.rate) is float and layer.rate == float(rate)
+    assert layer.get_config()["rate"] == float(rate)
+
+
+@pytest.mark.parametrize("rate", ["0.5", None, True, [0.5], np.array([0.5]), np.array(True), 0.5j])
 def test_a_rate_that_is_not_a_number_is_refused(rate):
     with pytest.raises(TypeError, match="rate must be a float between 0 and 1"):
         uk.SpatialDropout3D(rate)

@@ -7,12 +7,12 @@ same mask on Keras' NumPy, JAX and torch backends (see :mod:`.seeds`).
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import keras
 
 import unidrop
+from unidrop.arguments import check_p
 
 from .noise_shape import broadcast_dims, check_data_format, check_noise_shape, spatial_broadcast_dims
 from .seeds import check_seed, generator_seed, seed_and_stream
@@ -24,15 +24,19 @@ SEED_STATE = "seed_generator_state"
 
 
 def check_rate(rate: Any) -> float:
-    """``rate`` as a float if it is a real number in [0, 1]; raise naming it otherwise (Keras' message)."""
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"rate must be a float between 0 and 1, got {rate!r} of type {type(rate).__name__}")
-    if not 0 <= rate <= 1:  # NaN fails too
+    """``rate`` as a float if it is a real number in [0, 1] (a Python or NumPy number, or a 0-d array
+    or tensor holding one, as Keras takes it); raise naming it otherwise (Keras' message)."""
+    try:
+        return check_p(rate)
+    except ValueError:  # outside [0, 1], NaN included
         raise ValueError(
             "Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
             f"Received: rate={rate}"
-        )
-    return float(rate)
+        ) from None
+    except TypeError:
+        raise TypeError(
+            f"rate must be a float between 0 and 1, got {rate!r} of type {type(rate).__name__}"
+        ) from None
 
 
 class UnidropDropoutBase(keras.layers.Layer):
