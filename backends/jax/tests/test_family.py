@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,3 +73,21 @@ def test_gaussian_dropout_of_a_block_just_below_2_to_the_64_words_is_the_referen
     )
     error = np.abs(np.asarray(got).astype(np.float64) - np.array(want))
     assert np.all(error <= np.array(bounds))
+
+
+def test_gaussian_dropout_at_a_traced_8_byte_offset_past_2_to_the_32_is_the_references() -> None:
+    """With x64 on, a traced int64 offset of 2**32 or more keeps its high word (in a subprocess)."""
+    code = (
+        "import jax\n"
+        "jax.config.update('jax_enable_x64', True)\n"
+        "import jax.numpy as jnp, numpy as np, unidrop\n"
+        "from unidrop import reference\n"
+        "g, o = (1 << 33,), (1 << 32) + 4\n"
+        "f = jax.jit(lambda x, o: unidrop.gaussian_dropout(x, 0.5, seed=1, global_shape=g, offset=(o,)))\n"
+        "got = f(jnp.ones(4, jnp.float32), jnp.int64(o))\n"
+        "want, bounds = reference.gaussian_dropout([1.0] * 4, (4,), 'float32', 0.5, 1, 0, (), g, (o,))\n"
+        "error = np.abs(np.asarray(got).astype(np.float64) - np.array(want))\n"
+        "assert np.all(error <= np.array(bounds)), (got, want)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

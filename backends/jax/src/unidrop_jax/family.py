@@ -15,6 +15,7 @@ from unidrop import DropoutPlan
 from unidrop.blocks import c_strides
 from unidrop.philox_int64 import check_reach
 
+from .blocks import offset_words
 from .keys import words
 from .mask import add64, iota64, mul_const64, shr64
 from .philox_lax import philox4x32
@@ -24,7 +25,7 @@ def _offset_words(start: Any) -> tuple[Any, Any]:
     """A block offset (an int, or a traced integer scalar) as a (low, high) uint32 pair."""
     if isinstance(start, int):
         return np.uint32(start & 0xFFFF_FFFF), np.uint32(start >> 32)
-    return jnp.asarray(start).astype(jnp.uint32), np.uint32(0)  # a traced offset: below 2**32
+    return tuple(offset_words(jnp.asarray(start)))  # traced: both words of an 8-byte integer
 
 
 def flat_index(plan: DropoutPlan) -> tuple[Any, Any]:
