@@ -10,6 +10,8 @@ import hashlib
 import importlib.util
 import itertools
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -366,3 +368,20 @@ def test_why_a_mask_was_not_drawn_is_wrapped_never_cut():
         "  keras: RuntimeError: Keras on numpy did not draw a mask: OverflowError: Python integer",
         "    18446744073709551615 out of bounds for uint32",
     ]
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
+def test_a_standard_output_without_the_block_characters_gets_the_mask_in_ascii(encoding):
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    command = [sys.executable, "-m", "unidrop", "demo", "--backend", "numpy"]
+    done = subprocess.run(command, capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode(encoding)
+    assert "# kept (x2), . dropped" in out
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if line.startswith(" " * 8) and set(line.strip()) <= set("#. ")
+    ]
+    unidrop_grid = rows[:4]  # the reference beside the NumPy backend (the framework's own follows)
+    assert all(len(cells) == 2 and cells[0] == cells[1] and len(cells[0]) == 16 for cells in unidrop_grid)

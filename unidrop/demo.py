@@ -380,8 +380,31 @@ def text_lines(demo: Demo, how: Sequence[str]) -> list[Line]:
     return lines
 
 
+#: The ASCII the mask is drawn in where standard output cannot encode KEPT and DROPPED (cp1252, ascii).
+ASCII_CELLS = str.maketrans({KEPT: "#", DROPPED: "."})
+
+
+def printable(lines: Sequence[Line], encoding: str | None) -> list[Line]:
+    """``lines`` as text that ``encoding`` (standard output's) can write: the mask drawn in ASCII
+    (``#`` kept, ``.`` dropped) where it cannot encode the two block characters, and any other
+    character it lacks written as ``?``."""
+    encoding = encoding or "utf-8"
+    try:
+        (KEPT + DROPPED).encode(encoding)
+        return list(lines)
+    except (UnicodeEncodeError, LookupError):
+        pass
+
+    def ascii_text(text: str) -> str:
+        return text.translate(ASCII_CELLS).encode(encoding, "replace").decode(encoding)
+
+    return [[(ascii_text(text), style) for text, style in line] for line in lines]
+
+
 def render_text(lines: Sequence[Line], styled: bool) -> None:
-    """Print ``lines``: coloured by ``rich`` when ``styled`` and rich is installed, plain otherwise."""
+    """Print ``lines``: coloured by ``rich`` when ``styled`` and rich is installed, plain otherwise;
+    in ASCII where standard output cannot encode the mask's block characters."""
+    lines = printable(lines, getattr(sys.stdout, "encoding", None))
     if styled and importlib.util.find_spec("rich") is not None:
         from rich.console import Console
         from rich.text import Text
