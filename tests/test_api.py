@@ -45,8 +45,27 @@ def test_p_may_be_any_real_scalar(p):
     np.testing.assert_array_equal(unidrop.dropout(x, p, seed=3), unidrop.dropout(x, 0.25, seed=3))
 
 
+@pytest.mark.parametrize("name", ["bfloat16", "float8_e4m3fn", "float8_e5m2"])
+def test_p_held_by_an_ml_dtypes_float_is_taken(name):
+    """JAX's bfloat16 and the float8 types (ml_dtypes: NumPy's kind "V") hold real numbers too."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dtype = getattr(ml_dtypes, name)
+    x = np.ones(64, np.float32)
+    for p in (dtype(0.25), np.array(0.25, dtype)):
+        np.testing.assert_array_equal(unidrop.dropout(x, p, seed=3), unidrop.dropout(x, 0.25, seed=3))
+
+
 @pytest.mark.parametrize(
-    "p", [np.complex64(0.5), np.array([0.5]), "0.5", b"0.5", True, np.array("0.5", dtype=object)]
+    "p",
+    [
+        np.complex64(0.5),
+        np.array([0.5]),
+        "0.5",
+        b"0.5",
+        True,
+        np.array("0.5", dtype=object),
+        np.zeros((), "V4"),  # raw bytes, NumPy's other kind "V"
+    ],
 )
 def test_p_that_is_not_one_real_number_is_refused(p):
     with pytest.raises(TypeError, match="p must be a real number in"):

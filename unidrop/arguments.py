@@ -58,16 +58,23 @@ def show(value: Any) -> str:
     return f"{text[:32]}...{text[-12:]} ({len(text)} characters)"
 
 
+#: The kind of an ml_dtypes type, by the start of its name (``"bfloat16"`` -> ``"bfloat"``).
+_ML_DTYPE_KINDS = {"bfloat": "f", "float": "f", "int": "i", "uint": "u"}
+
+
 def dtype_kind(value: Any) -> str | None:
     """The NumPy kind letter of ``value``'s dtype (``"b"``, ``"c"``, ``"f"``, ...), or None.
 
-    Duck-typed, importing no framework: NumPy, CuPy and JAX dtypes have ``kind``; a torch
+    Duck-typed, importing no framework: NumPy, CuPy and JAX dtypes have ``kind`` (ml_dtypes' types,
+    JAX's bfloat16 among them, are read by their names: NumPy calls them all ``"V"``); a torch
     dtype is read by its ``is_complex``/``is_floating_point`` flags and its name.
     """
     dtype = getattr(value, "dtype", None)
     if dtype is None or isinstance(value, type):
         return None
     kind = getattr(dtype, "kind", None)
+    if kind == "V":  # NumPy's kind of every ml_dtypes type (JAX's bfloat16, float8_*, int4, ...)
+        return _ML_DTYPE_KINDS.get(getattr(dtype, "name", "").split("_")[0].rstrip("0123456789"), kind)
     if isinstance(kind, str):
         return kind
     if getattr(dtype, "is_complex", False) is True:
