@@ -35,6 +35,8 @@ def check_uint32(value: object, what: str) -> int:
         number = check_uint64(value, what)
     except ValueError:
         number = -1
+    except TypeError as error:  # not an integer: the same words, with this function's range
+        raise TypeError(str(error).replace("[0, 2**64)", "[0, 2**32)")) from None
     if not 0 <= number < TWO_POW_32:
         raise ValueError(f"{what} must be an integer in [0, 2**32), got {show(value)}")
     return number
