@@ -74,7 +74,8 @@ def dtype_kind(value: Any) -> str | None:
         return None
     kind = getattr(dtype, "kind", None)
     if kind == "V":  # NumPy's kind of every ml_dtypes type (JAX's bfloat16, float8_*, int4, ...)
-        return _ML_DTYPE_KINDS.get(getattr(dtype, "name", "").split("_")[0].rstrip("0123456789"), kind)
+        name = str(getattr(dtype, "name", ""))
+        return _ML_DTYPE_KINDS.get(name.split("_")[0].rstrip("0123456789"), "V")
     if isinstance(kind, str):
         return kind
     if getattr(dtype, "is_complex", False) is True:
