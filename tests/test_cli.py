@@ -63,6 +63,15 @@ def test_check_without_a_name_asks_for_one_and_lists_the_installed(capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("extra", [["--unidrop-backend", "example"], ["-q", "--unidrop-backend=example"]])
+def test_check_refuses_a_second_backend_among_the_pytest_arguments(extra, capsys):
+    """pytest would take the last --unidrop-backend: the suite would run on another backend than NAME."""
+    assert main(["check", "numpy", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("unidrop check: error: '--unidrop-backend") and "'numpy'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("missing", ["pytest", "hypothesis"])
 def test_check_without_the_test_tools_names_the_extra_in_one_line(missing):
     code = (
@@ -234,3 +243,21 @@ def test_a_reader_that_closes_the_pipe_stops_the_command_quietly(command):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1
     assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr, stderr.decode()
+
+
+def test_an_unknown_option_is_named_with_its_commands_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("usage: unidrop demo ")
+        and "unidrop demo: error: unrecognized arguments: --bogus" in err
+    )
+
+
+def test_the_top_level_help_is_plain_text_naming_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and all(name in out for name in ("backends", "check", "demo", "bench"))

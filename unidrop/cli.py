@@ -17,6 +17,12 @@ from . import __version__, hints, registry
 from .arguments import STREAM_VERSION, check_p, check_uint64, type_name
 from .backend import Backend
 
+#: What ``unidrop --help`` says the command is.
+DESCRIPTION = (
+    "unidrop: dropout defined once and exactly, the same mask for the same seed on every backend. "
+    "Commands: backends, check NAME, demo, bench; 'unidrop COMMAND --help' for each."
+)
+
 
 def _backends(_: argparse.Namespace) -> int:
     """Print what is installed (backend, distribution, versions, devices) and which backend serves what."""
@@ -139,6 +145,11 @@ def _check(args: argparse.Namespace) -> int:
         names = ", ".join(info.name for info in registry.list_backends()) or "none"
         return _usage_error("check", f"name the backend to check (installed: {names})")
     registry.get_backend(args.name)  # a clear error for an unknown name before pytest starts
+    for extra in args.pytest_args:  # pytest would take the last one given: another backend than NAME
+        if extra == "--unidrop-backend" or extra.startswith("--unidrop-backend="):
+            return _usage_error(
+                "check", f"{extra!r}: the backend is the NAME argument ({args.name!r}); pass it once, as NAME"
+            )
     missing = [name for name in SUITE_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         needs = f"the conformance suite needs {', '.join(missing)}"
@@ -212,7 +223,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unidrop", description=__doc__)
+    parser = argparse.ArgumentParser(prog="unidrop", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"unidrop {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("backends", help="list installed backends, versions and devices").set_defaults(
@@ -223,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further pytest arguments")
     check.set_defaults(run=_check)
     demo = commands.add_parser("demo", help="one seed, one mask, on every installed backend")
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--p", type=float, default=0.5)
+    demo.add_argument("--seed", type=int, default=42, help="the seed, an integer in [0, 2**64) (default 42)")
+    demo.add_argument("--p", type=float, default=0.5, help="dropout probability in [0, 1] (default 0.5)")
     demo.add_argument("--backend", action="append", metavar="NAME", help="only this backend (repeatable)")
     demo.add_argument(
         "--png",
@@ -247,7 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unidrop`` console script; a bad argument exits 2 with one line."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command's own parser, with its usage line (not the top-level one)
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         status = int(args.run(args))
         sys.stdout.flush()  # here, not at exit: a reader gone (``| head -1``) is handled below
