@@ -101,6 +101,14 @@ def test_bad_arguments_are_named() -> None:
         unnx.set_step(unnx.convert(model()), 1)
     with pytest.raises(ValueError, match=r"step must be an integer in \[0, 2\*\*32\), got -1"):
         unnx.set_step(unnx.convert(model(), seed=1), -1)
+    numbered = unnx.convert(model(), seed=1)
+    for bad in (jnp.float32(2.7), jnp.arange(2)):  # never truncated or flattened into a step
+        with pytest.raises(TypeError, match=r"step must be an integer .* got an array of shape"):
+            unnx.set_step(numbered, bad)
+    with pytest.raises(TypeError, match=r"step must be an integer in \[0, 2\*\*32\), got 1.5 of type float"):
+        unnx.set_step(numbered, 1.5)
+    with pytest.raises(TypeError, match=r"layer must be an integer in \[0, 2\*\*32\), got 1.5 of type float"):
+        unnx.Dropout(0.3, seed=1, layer=1.5)
     with pytest.raises(ValueError, match=r"layer=1 numbers the layer .* needs a seed"):
         unnx.Dropout(0.5, layer=1)
     with pytest.raises(ValueError, match=r"layer must be an integer in \[0, 2\*\*32\)"):

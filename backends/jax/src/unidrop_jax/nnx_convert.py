@@ -140,7 +140,12 @@ def set_step(model: Any, step: int | jax.Array) -> None:
     without numbered layers raises ValueError: its masks would not follow the step.
     """
     if isinstance(step, jax.Array):
-        value = jnp.asarray(step).astype(jnp.uint32)
+        if step.shape != () or not jnp.issubdtype(step.dtype, jnp.integer):
+            raise TypeError(
+                "step must be an integer in [0, 2**32) or an integer JAX scalar, got an array of "
+                f"shape {step.shape} and dtype {step.dtype}"
+            )
+        value = step.astype(jnp.uint32)
     else:
         value = jnp.uint32(layer_seeds.check_uint32(step, "step"))
     layers = [layer for _, layer in dropout_layers(model) if layer.step is not None]
