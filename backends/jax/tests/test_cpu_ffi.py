@@ -8,6 +8,10 @@ and sets ``UNIDROP_JAX_FFI=always``: there the first test proves the path is rea
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -188,3 +192,17 @@ def test_subnormal_inputs_are_exact_and_subnormal_cotangents_as_xla_flushes_them
     assert np.array_equal(y_ffi.view(np.uint32), y_xla.view(np.uint32))
     g_ffi, g_xla = both_paths(fn, x)
     assert np.array_equal(g_ffi.view(np.uint32), g_xla.view(np.uint32))
+
+
+def test_a_handler_not_built_is_described_with_how_to_build_it(tmp_path):
+    """An install without the FFI headers has no _cpu_ffi: `unidrop backends` says how to get one."""
+    package = Path(cpu_ffi.__file__).parent
+    shutil.copytree(
+        package, tmp_path / package.name, ignore=shutil.ignore_patterns("_cpu_ffi*.so", "_cpu_ffi*.pyd")
+    )
+    code = "from unidrop_jax import cpu_ffi; print(cpu_ffi.describe())"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "UNIDROP_JAX_FFI": "auto"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "XLA only (the FFI handler was not built at install" in done.stdout
+    assert "UNIDROP_JAX_FFI_INCLUDE" in done.stdout and "cannot import name" not in done.stdout

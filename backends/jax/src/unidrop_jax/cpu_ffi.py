@@ -23,6 +23,7 @@ Compiled programs keep the choice they were traced with (``jax.clear_caches()`` 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from typing import Any
@@ -36,7 +37,13 @@ try:
     from . import _cpu_ffi
 except ImportError as error:  # not built, or unidrop-numpy's compiled kernel missing: XLA only
     _cpu_ffi = None
-    MISSING = f"{type(error).__name__}: {error}"
+    if importlib.util.find_spec(f"{__package__}._cpu_ffi") is None:  # the usual case: say how to build it
+        MISSING = (
+            "the FFI handler was not built at install: reinstall unidrop-jax with "
+            "UNIDROP_JAX_FFI_INCLUDE set to jax.ffi.include_dir(), see docs/jax.md"
+        )
+    else:
+        MISSING = f"{type(error).__name__}: {error}"
 else:
     MISSING = ""
 
