@@ -24,6 +24,7 @@ import numpy as np
 from unidrop.arguments import HALF_DTYPES as HALF
 
 from . import cpu_ffi, pallas_gpu
+from .explicit import MeshAxes, mask_axes
 from .keys import Words64
 from .mask import BlockLayout, keep_bits
 from .scaling import kept_values
@@ -67,9 +68,12 @@ class Config:
     block: BlockLayout | None = None
 
 
-def mask_of(cfg: Config, seed: Words64, stream: Words64, threshold: Any, origin: Words64) -> Any:
-    """The keep mask (bool, ``cfg.mask_shape``) of the request, a block's slice for a block."""
-    return keep_bits(cfg.mask_shape, seed, stream, threshold, block=cfg.block, origin=origin)
+def mask_of(
+    cfg: Config, seed: Words64, stream: Words64, threshold: Any, origin: Words64, axes: MeshAxes | None
+) -> Any:
+    """The keep mask (bool, ``cfg.mask_shape``) of the request, a block's slice for a block, computed
+    over ``axes``, the input's explicit mesh axes (:func:`.explicit.mask_axes`)."""
+    return keep_bits(cfg.mask_shape, seed, stream, threshold, block=cfg.block, origin=origin, axes=axes)
 
 
 def apply_mask(
@@ -97,7 +101,9 @@ def apply_mask(
         return pallas_gpu.dropout_pallas(x, seed, stream, threshold, np.asarray(scale, dtype=compute))
     if cpu_ffi.applicable(x.shape, x.dtype, cfg.block is None, linear):  # the compiled kernel, on the CPU
         return cpu_ffi.dropout(x, (*seed, *stream, rate.threshold, rate.scale), cfg.mask_shape, linear)
-    keep = jnp.broadcast_to(mask_of(cfg, seed, stream, rate.threshold, origin), x.shape)
+    keep = jnp.broadcast_to(
+        mask_of(cfg, seed, stream, rate.threshold, origin, mask_axes(x, cfg.mask_shape)), x.shape
+    )
     kept = kept_values(x, rate.scale, linear)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
 
@@ -107,7 +113,8 @@ def xla_dropout(x: Any, words: tuple[Any, ...], mask_shape: tuple[int, ...], lin
     :data:`.cpu_ffi.dropout_p` off the CPU, and under ``vmap``. ``words``: the seed's and stream's
     (low, high) words, the threshold and the scale."""
     seed_lo, seed_hi, stream_lo, stream_hi, threshold, scale = words
-    keep = keep_bits(mask_shape, (seed_lo, seed_hi), (stream_lo, stream_hi), threshold)
+    axes = mask_axes(x, mask_shape)
+    keep = keep_bits(mask_shape, (seed_lo, seed_hi), (stream_lo, stream_hi), threshold, axes=axes)
     keep = jnp.broadcast_to(keep, x.shape)
     kept = kept_values(x, scale, linear)
     return jnp.where(keep, kept, jnp.zeros((), x.dtype))
@@ -146,4 +153,4 @@ def forward(
         return y, None
     if cfg.drops_all:
         return y, jnp.zeros(cfg.mask_shape, bool)
-    return y, mask_of(cfg, seed, stream, rate.threshold, origin)
+    return y, mask_of(cfg, seed, stream, rate.threshold, origin, mask_axes(x, cfg.mask_shape))

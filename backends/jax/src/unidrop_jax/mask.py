@@ -38,6 +38,7 @@ from unidrop.blocks import c_strides
 from unidrop.philox import MASK32
 
 from . import philox_lax
+from .explicit import MeshAxes, iota, zeros
 from .philox_lax import MULHI_FORMULATIONS, philox4x32
 
 #: Trailing axes are merged into the row while the row length is not a multiple of 4 and
@@ -135,18 +136,20 @@ def shr64(a: tuple[Any, Any], bits: int) -> tuple[Any, Any]:
     return low, a[1] >> np.uint32(bits)
 
 
-def iota64(shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
+def iota64(shape: tuple[int, ...], axis: int, axes: MeshAxes | None = None) -> tuple[Any, Any]:
     """The index along ``axis`` at every position of ``shape``, as (low, high) uint32 words.
 
     Exact for axes of any length below 2**48: an axis longer than :data:`IOTA32_LIMIT` is
     counted as ``outer * 2**SPLIT_BITS + inner`` by two uint32 iotas over a padded, split
     axis (no 64-bit types), then reshaped and sliced back to ``shape``. (A uint32 iota over
     an axis of 2**32 or more elements wraps: element ``2**32 + k`` would get index ``k``.)
+    ``axes``: explicit mesh axes to make the words sharded over (:mod:`.explicit`), for
+    an axis up to :data:`IOTA32_LIMIT` (a longer one is counted whole, then partitioned).
     """
     length = shape[axis]
     symbolic = not isinstance(length, int)  # shape-polymorphic export: any length, so the split
     if not symbolic and length <= IOTA32_LIMIT:
-        return lax.broadcasted_iota(jnp.uint32, shape, axis), jnp.zeros(shape, jnp.uint32)
+        return iota(jnp.uint32, shape, axis, axes), zeros(shape, jnp.uint32, axes)
     if not symbolic and length > 1 << 48:
         raise ValueError(f"unidrop's JAX backend handles mask axes of up to 2**48 elements, got {length}")
     outers = -(-length // (1 << SPLIT_BITS))
@@ -160,24 +163,31 @@ def iota64(shape: tuple[int, ...], axis: int) -> tuple[Any, Any]:
 
 
 def row_starts(
-    rows: tuple[int, ...], strides: tuple[int, ...], wide: bool, origin: tuple[Any, Any] | None = None
+    rows: tuple[int, ...],
+    strides: tuple[int, ...],
+    wide: bool,
+    origin: tuple[Any, Any] | None = None,
+    axes: MeshAxes | None = None,
 ) -> tuple[Any, Any]:
     """The flat index of each row's first element, shape ``rows + (1,)``, as a (low, high) pair.
 
     Row ``r`` starts at ``origin + sum(r[d] * strides[d])``; ``origin`` (default 0) is a pair of
     uint32 scalars, possibly traced. Without ``wide`` every index must be below 2**32.
+    ``axes``: the explicit mesh axes of the mask's axes (see :mod:`.explicit`); the starts, and
+    everything computed from them, are sharded over those of the row axes.
     """
     shape = (*rows, 1)
-    zero = jnp.zeros(shape, jnp.uint32)
+    in_rows = None if axes is None else axes.first(len(rows), None)
+    zero = zeros(shape, jnp.uint32, in_rows)
     start: tuple[Any, Any] = (zero, zero)
     if origin is not None:
         start = (zero + origin[0], zero + origin[1]) if wide else (zero + origin[0], zero)
     for axis in reversed(range(len(rows))):
         stride = strides[axis]
         if wide:
-            start = add64(start, mul_const64(iota64(shape, axis), stride))
+            start = add64(start, mul_const64(iota64(shape, axis, in_rows), stride))
         else:
-            coordinate = lax.broadcasted_iota(jnp.uint32, shape, axis)
+            coordinate = iota(jnp.uint32, shape, axis, in_rows)
             start = (start[0] + coordinate * np.uint32(stride & MASK32), zero)
     return start
 
@@ -220,6 +230,7 @@ def keep_bits(
     wide: bool | None = None,
     block: BlockLayout | None = None,
     origin: tuple[Any, Any] | None = None,
+    axes: MeshAxes | None = None,
 ) -> Any:
     """The keep mask (bool, ``mask_shape``): element i is kept iff its word u_i >= ``threshold``.
 
@@ -231,6 +242,9 @@ def keep_bits(
     With ``block``, the mask is a block of the global mask ``block.global_mask_shape`` whose
     first element has the global flat index ``origin`` ((low, high) uint32 words, possibly
     traced): element j uses the word of global index ``origin + sum(j[d] * global_strides[d])``.
+
+    ``axes``: the input's explicit mesh axes for each mask axis (:func:`.explicit.mask_axes`); the
+    words are then computed on the devices that hold their rows, not whole on every device.
     """
     if not all(isinstance(n, int) for n in mask_shape[1:]):
         raise NotImplementedError(
@@ -261,21 +275,28 @@ def keep_bits(
     if wide is None:  # a symbolic size (shape-polymorphic export) may exceed 2**32: 64-bit indices
         wide = not isinstance(total, int) or total > NARROW_LIMIT
     per_row = length // 4 if aligned else (length + 2) // 4 + 1
-    start = row_starts(rows, strides, wide, origin)
+    start = row_starts(rows, strides, wide, origin, axes)
     block_shape = (*rows, per_row)
+    # iotas over the blocks (and lanes, below) sharded as the rows are, where the input's axes are explicit
+    in_blocks = None if axes is None else axes.first(len(rows), None)
     base = shr64(start, 2) if wide else (start[0] >> np.uint32(2), start[1])
     if wide:
         b0, b1 = add64(
             (jnp.broadcast_to(base[0], block_shape), jnp.broadcast_to(base[1], block_shape)),
-            iota64(block_shape, len(rows)),
+            iota64(block_shape, len(rows), in_blocks),
         )
     else:
-        b0, b1 = base[0] + lax.broadcasted_iota(jnp.uint32, block_shape, len(rows)), np.uint32(0)
+        b0, b1 = base[0] + iota(jnp.uint32, block_shape, len(rows), in_blocks), np.uint32(0)
     words = philox4x32((b0, b1, stream[0], stream[1]), seed)
     t = np.uint32(threshold) if isinstance(threshold, int) else threshold
     packed = sum(((w >= t).astype(jnp.uint8) << np.uint8(lane)) for lane, w in enumerate(words))
     packed = MATERIALIZERS[MATERIALIZE](packed)
-    lanes = lax.broadcasted_iota(jnp.uint8, (*block_shape, 4), len(rows) + 1)
+    lanes = iota(
+        jnp.uint8,
+        (*block_shape, 4),
+        len(rows) + 1,
+        None if axes is None else axes.first(len(rows), None, None),
+    )
     spread = ((packed[..., None] >> lanes) & np.uint8(1)).astype(bool).reshape(*rows, 4 * per_row)
     if aligned:
         keep = spread

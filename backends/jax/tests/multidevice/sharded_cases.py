@@ -120,3 +120,22 @@ def test_sharded_bfloat16_and_wide_seed(mesh):
     assert y.dtype == jnp.bfloat16
     assert np.array_equal(np.asarray(y), np.asarray(unidrop.dropout(x, 0.3, seed=2**63 + 11, stream=2**40)))
     assert not COLLECTIVE.findall(f.lower(xs).compile().as_text())
+
+
+def test_each_device_computes_the_philox_words_of_its_own_rows_only(mesh):
+    """With the rows sharded, no device makes the words of the whole mask (Explicit axes: the
+    iotas are made sharded, since an array made from nothing is replicated there). With Explicit
+    axes a returned mask is sharded as the input; with Auto axes jit leaves its sharding to the
+    partitioner, which replicates an output that nothing ties to the input."""
+    made = mesh((8,), ("d",))
+    explicit = made.axis_types[0] == AxisType.Explicit
+    xs = jax.device_put(jnp.ones((256, 64)), NamedSharding(made, P("d", None)))
+    for return_mask in (False, True) if explicit else (False,):
+        f = jax.jit(lambda x: unidrop.dropout(x, 0.3, seed=4, return_mask=return_mask))  # noqa: B023
+        hlo = f.lower(xs).compile().as_text()
+        block_arrays = set(re.findall(r"u32\[(\d+),16\]", hlo))  # rows x 16 Philox blocks per row
+        assert block_arrays == {"32"}, (return_mask, block_arrays)  # 256 rows over 8 devices
+        assert not COLLECTIVE.findall(hlo)
+        if return_mask:
+            _, keep = f(xs)
+            assert keep.sharding.is_equivalent_to(xs.sharding, 2), keep.sharding
