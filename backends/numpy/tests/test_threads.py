@@ -147,15 +147,16 @@ def test_bad_environment_value_does_not_unload_the_backend() -> None:
 # -- the pool ----------------------------------------------------------------------------------
 
 
-def count_thread_starts(monkeypatch: pytest.MonkeyPatch) -> list[threading.Thread]:
-    started: list[threading.Thread] = []
-    original = threading.Thread.start
+def count_thread_starts(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The functions the pool starts threads on, one entry per thread started."""
+    started: list[object] = []
+    original = pool.start_new_thread
 
-    def start(self: threading.Thread) -> None:
-        started.append(self)
-        original(self)
+    def start(function, args):  # type: ignore[no-untyped-def]
+        started.append(function)
+        return original(function, args)
 
-    monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setattr(pool, "start_new_thread", start)
     return started
 
 
@@ -173,10 +174,10 @@ def test_threads_are_reused_and_never_outnumber_the_blocks(monkeypatch: pytest.M
 
 @pytest.mark.usefixtures("small_chunks", "fresh_pool")
 def test_a_thread_that_cannot_start_costs_only_speed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(self: threading.Thread) -> None:
+    def refuse(function, args):  # type: ignore[no-untyped-def]
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(threading.Thread, "start", refuse)
+    monkeypatch.setattr(pool, "start_new_thread", refuse)
     x = np.random.default_rng(4).standard_normal((10, 30)).astype(np.float64)
     for _ in range(3):
         y, _ = dropout_array(x, plan_for(x, 0.3, 11, 2), threads=4)
@@ -240,3 +241,139 @@ def test_forked_child_has_working_pool_threads() -> None:
         queued = helpers.start(1)
         os._exit(0 if queued == 1 and ran.wait(20) else 1)
     assert wait_for_child(pid) == 0
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------
+
+
+def _threaded_result(x: np.ndarray) -> np.ndarray:
+    import unidrop
+
+    return unidrop.dropout(x, 0.5, seed=5, backend="numpy")
+
+
+@pytest.mark.usefixtures("fresh_pool")
+def test_an_interrupt_in_the_calling_thread_leaves_the_pool_usable() -> None:
+    """KeyboardInterrupt in the caller while its helpers still run: it propagates at once, and the
+    next calls and the pool's shutdown go on (no lock is left held)."""
+    release = threading.Event()
+
+    def task() -> None:
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+        release.wait(10)
+
+    helpers = pool.Helpers(task)
+    assert helpers.start(2) == 2
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            task()
+        finally:
+            release.set()
+            helpers.wait()
+    x = np.random.default_rng(3).standard_normal(1 << 21).astype(np.float32)
+    first = _threaded_result(x)
+    assert np.array_equal(_threaded_result(x).view(np.uint32), first.view(np.uint32))
+    ender = threading.Thread(target=pool.shutdown)
+    ender.start()
+    ender.join(30)
+    assert not ender.is_alive(), "pool.shutdown() did not finish"
+
+
+@pytest.mark.usefixtures("fresh_pool")
+def test_an_interrupted_wait_leaves_the_pool_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyboardInterrupt while the caller waits for its helpers: the next call still gets its helpers."""
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow() -> None:
+        started.set()
+        release.wait(10)
+
+    helpers = pool.Helpers(slow)
+    assert helpers.start(1) == 1
+    assert started.wait(10)
+    real = helpers._done
+
+    class Interrupted:  # the wait's get is where the KeyboardInterrupt lands
+        def get(self) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(helpers, "_done", Interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        helpers.wait()
+    release.set()
+    real.get(timeout=10)  # the helper finishes on its own
+    ran = threading.Event()
+    again = pool.Helpers(ran.set)
+    assert again.start(1) == 1
+    assert ran.wait(10)
+    again.wait()
+
+
+def test_pool_threads_are_never_joined_at_exit() -> None:
+    """The helpers are not threading.Thread objects: the interpreter's exit joins none of them."""
+    helpers = pool.Helpers(lambda: None)
+    helpers.start(2)
+    helpers.wait()
+    assert pool._count >= 2
+    assert all(t.daemon for t in threading.enumerate() if t is not threading.main_thread())
+
+
+#: Interrupts every point of a threaded call where CPython may run a signal handler (after a call
+#: returns, at a backward jump, on entering a function) in the pool's code and the standard
+#: library's threading code, one point per call, each followed by a normal call. A lock left
+#: held would hang it: faulthandler then ends the run with every thread's stack.
+INTERRUPT_EVERY_POINT = """
+import dis, faulthandler, sys
+import numpy as np, unidrop
+from unidrop_numpy import pool
+WATCH = ("unidrop_numpy/pool.py", "unidrop_numpy/compiled.py", "threading.py", "queue.py",
+         "concurrent/futures/")
+x = np.ones(1 << 21, dtype=np.float32)
+want = unidrop.dropout(x, 0.5, seed=5, backend="numpy")
+faulthandler.dump_traceback_later(120, exit=True)
+k, interrupted = 0, 0
+while True:
+    k += 1
+    seen, previous = [0], {}
+    def tracer(frame, event, arg):
+        if not any(w in frame.f_code.co_filename for w in WATCH):
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            op = dis.opname[frame.f_code.co_code[frame.f_lasti]]
+            if previous.get(id(frame)) in ("CALL", "CALL_FUNCTION_EX") or op in ("JUMP_BACKWARD", "RESUME"):
+                seen[0] += 1
+                if seen[0] == k:
+                    raise KeyboardInterrupt
+            previous[id(frame)] = op
+        return tracer
+    if k % 2:
+        pool.shutdown()  # so that starting threads is interrupted too
+    sys.settrace(tracer)
+    try:
+        unidrop.dropout(x, 0.5, seed=5, backend="numpy")
+    except KeyboardInterrupt:
+        interrupted += 1
+    finally:
+        sys.settrace(None)
+    y = unidrop.dropout(x, 0.5, seed=5, backend="numpy")
+    assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), k
+    if seen[0] < k:
+        break
+print("points", k - 1, "interrupted", interrupted)
+"""
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="the injection reads 3.11's opcodes (CALL after PRECALL)"
+)
+def test_ctrl_c_at_any_point_of_a_threaded_call_never_deadlocks_the_next_call_or_the_exit() -> None:
+    env = {**os.environ, "UNIDROP_NUM_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_EVERY_POINT], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    points, interrupted = int(done.stdout.split()[1]), int(done.stdout.split()[3])
+    assert points > 10 and interrupted == points, done.stdout

@@ -16,7 +16,6 @@ has the widest. The kernel's ``SIMD`` says which level runs.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import numpy as np
@@ -232,20 +231,22 @@ def keep_mask_into(keep: np.ndarray, seed: int, stream: int, threshold: int) -> 
 
 def _run_slices(call, slices: list[tuple[int, int]]) -> None:  # type: ignore[no-untyped-def]
     """``call(a, b)`` for every slice, on the calling thread and pool helpers (one slice each)."""
-    lock = threading.Lock()
     todo = list(reversed(slices))
 
     def task() -> None:
         while True:
-            with lock:
-                if not todo:
-                    return
-                a, b = todo.pop()
+            try:
+                a, b = todo.pop()  # atomic: no lock, which an interrupt could leave held
+            except IndexError:
+                return
             call(a, b)
 
     helpers = Helpers(task)
     try:
         helpers.start(len(slices) - 1)
         task()
+    except BaseException:  # KeyboardInterrupt: the helpers take no further slice
+        todo.clear()
+        raise
     finally:
         helpers.wait()
