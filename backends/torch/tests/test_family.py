@@ -92,6 +92,26 @@ def test_jit_trace_keeps_alpha_dropouts_mask_and_draws_a_new_seed_each_call():
     assert not torch.equal(draws[0], draws[1]), "each call of the trace draws a new seed"
 
 
+@pytest.mark.parametrize("module", [unidrop_torch.AlphaDropout, unidrop_torch.FeatureAlphaDropout])
+def test_a_traced_alpha_module_saves_loads_and_keeps_the_reference_values_and_gradient(module, tmp_path):
+    """torch.jit.trace records operators only: the module's autograd Function would be a Python
+    call that torch.jit.save refuses. Traced, saved and loaded, it gives eager's values and gradient."""
+    values, cotangent = _inputs((6, 20, 3))
+    layer = module(P, seed=SEED, stream=STREAM)
+    traced = torch.jit.trace(layer, torch.from_numpy(values), check_trace=False)
+    torch.jit.save(traced, tmp_path / "alpha.pt")
+    loaded = torch.jit.load(tmp_path / "alpha.pt")
+    results = []
+    for run in (layer, loaded):
+        x = torch.from_numpy(values).requires_grad_(True)
+        y = run(x)
+        y.backward(torch.from_numpy(cotangent))
+        results.append((y.detach(), x.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    drawing = torch.jit.trace(module(P), torch.from_numpy(values), check_trace=False)  # seed=None
+    assert not torch.equal(drawing(torch.from_numpy(values)), drawing(torch.from_numpy(values)))
+
+
 def test_alpha_dropout_keeps_a_channels_last_layout_as_torchs_does():
     x = torch.from_numpy(_inputs((2, 3, 4, 5))[0]).to(memory_format=torch.channels_last)
     allowed, _ = reference.alpha_dropout(x.reshape(-1).tolist(), x.shape, "float32", P, SEED, STREAM)
