@@ -35,7 +35,7 @@ def mask_axes(x: Any, mask_shape: tuple[int, ...]) -> MeshAxes | None:
     type shards no axis explicitly. A broadcast axis (1 in the mask, longer in ``x``) has none."""
     sharding = getattr(jax.typeof(x), "sharding", None)
     spec = getattr(sharding, "spec", None)
-    if spec is None or not any(entry is not None for entry in spec):
+    if spec is None or not any(entry is not None for entry in spec) or len(x.shape) != len(mask_shape):
         return None
     entries = (*spec, *(None,) * (len(mask_shape) - len(spec)))
     return MeshAxes(

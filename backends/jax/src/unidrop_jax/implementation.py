@@ -12,6 +12,7 @@ from unidrop import DropoutPlan, Implementation
 from . import cpu_ffi, family, pallas_gpu
 from .blocks import block_origin
 from .dropout import ORIGIN, Config, forward, rate_of
+from .explicit import mask_axes
 from .keys import words
 
 _BASE_DTYPES = frozenset({"float16", "bfloat16", "float32"})
@@ -84,7 +85,11 @@ class JaxImplementation(Implementation):
         return jnp.ones(shape, bool)
 
     def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
-        return family.stream_words(plan)
+        # the words' shape is x's mask shape and a trailing pair axis: x's explicit axes, then none
+        axes = mask_axes(x, plan.mask_shape[: x.ndim])
+        if axes is not None:
+            axes = axes.first(x.ndim, *(None,) * (len(plan.mask_shape) - x.ndim))
+        return family.stream_words(plan, axes)
 
     def namespace(self, x: Any) -> Any:
         return jnp

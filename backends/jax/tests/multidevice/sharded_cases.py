@@ -139,3 +139,7 @@ def test_each_device_computes_the_philox_words_of_its_own_rows_only(mesh):
         if return_mask:
             _, keep = f(xs)
             assert keep.sharding.is_equivalent_to(xs.sharding, 2), keep.sharding
+    gaussian = jax.jit(lambda x: unidrop.gaussian_dropout(x, 0.3, seed=4))
+    hlo = gaussian.lower(xs).compile().as_text()
+    word_pairs = set(re.findall(r"u32\[(\d+),64,2\]", hlo))  # rows x 64 elements x 2 words each
+    assert word_pairs == {"32"}, word_pairs
