@@ -330,6 +330,9 @@ import numpy as np, unidrop
 from unidrop_numpy import pool
 WATCH = ("unidrop_numpy/pool.py", "unidrop_numpy/compiled.py", "threading.py", "queue.py",
          "concurrent/futures/")
+# the opcodes of Python 3.10 to 3.13: calls (a handler may run once one returns), backward jumps, entries
+CALLS = ("CALL", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_FUNCTION_EX", "CALL_METHOD", "CALL_KW")
+CHECKS = ("JUMP_BACKWARD", "JUMP_ABSOLUTE", "RESUME")
 x = np.ones(1 << 21, dtype=np.float32)
 want = unidrop.dropout(x, 0.5, seed=5, backend="numpy")
 faulthandler.dump_traceback_later(120, exit=True)
@@ -343,7 +346,7 @@ while True:
         frame.f_trace_opcodes = True
         if event == "opcode":
             op = dis.opname[frame.f_code.co_code[frame.f_lasti]]
-            if previous.get(id(frame)) in ("CALL", "CALL_FUNCTION_EX") or op in ("JUMP_BACKWARD", "RESUME"):
+            if previous.get(id(frame)) in CALLS or op in CHECKS:
                 seen[0] += 1
                 if seen[0] == k:
                     raise KeyboardInterrupt
@@ -366,9 +369,6 @@ print("points", k - 1, "interrupted", interrupted)
 """
 
 
-@pytest.mark.skipif(
-    sys.version_info >= (3, 12), reason="the injection reads 3.11's opcodes (CALL after PRECALL)"
-)
 def test_ctrl_c_at_any_point_of_a_threaded_call_never_deadlocks_the_next_call_or_the_exit() -> None:
     env = {**os.environ, "UNIDROP_NUM_THREADS": "2"}
     done = subprocess.run(
