@@ -123,12 +123,12 @@ class _AlphaForm(_MaskStreamDropout):
             family.check_writable(x)
         # seed=None: two words from torch's generator of x's device, left there (no host read)
         seed = keys.draw_seed_words(x.device) if self.seed is None else self.seed
-        if torch.jit.is_tracing():  # a trace records operators only: the Function's forward, inline
-            implementation, plan = _plan_for(x, p, seed, self.stream, list(dims))  # its autograd: where's
-            y = alpha_of_mask(implementation, x, implementation.keep_mask(x, plan), plan)
+        layout = MaskLayout(list(dims))
+        if torch.jit.is_tracing():  # a trace records operators only: the Function's forward, called
+            y = _AlphaDropoutFunction.forward(x, p, seed, self.stream, layout)  # as is (autograd: where's)
         else:
             function = _TracedAlphaDropoutFunction if torch.compiler.is_compiling() else _AlphaDropoutFunction
-            y = function.apply(x, p, seed, self.stream, MaskLayout(list(dims)))
+            y = function.apply(x, p, seed, self.stream, layout)
         if self.inplace:
             return x.copy_(y)
         return y  # type: ignore[no-any-return]
