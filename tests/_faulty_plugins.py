@@ -277,6 +277,15 @@ class LoadRaises(Clumsy):
         raise OSError("libframework.so: cannot open shared object file")
 
 
+class LoadExits(Clumsy):
+    """Takes ClumsyArray, but its framework's import calls ``sys.exit`` (no GPU, say)."""
+
+    name = "load-exits"
+
+    def load(self) -> Implementation:
+        raise SystemExit("this framework needs CUDA")
+
+
 class _NotAnImplementation:
     """Has the methods of an Implementation without being one (the v1 contract's Backend, say)."""
 

@@ -52,6 +52,7 @@ LOAD_FAULTS = [
     ("missing-attribute", "_faulty_plugins:NoSuchThing", "AttributeError"),
     ("missing-module", "unidrop_no_such_module:Backend", "ModuleNotFoundError"),
     ("import-raises", "_plugin_that_raises:Backend", "RuntimeError: boom at import"),
+    ("import-exits", "_plugin_that_exits:Backend", "SystemExit: this plugin needs CUDA"),
     (
         "fmal",  # an entry point named otherwise than the backend it loads ('clumsy')
         "_faulty_plugins:Clumsy",
@@ -295,6 +296,7 @@ def test_a_failed_plugin_is_not_named_for_a_framework_it_requires_only_in_an_ext
 #: Plugins taking ClumsyArray whose ``load()`` fails: name -> (entry point value, what the error says)
 LOAD_CALL_FAULTS = {
     "load-raises": ("LoadRaises", "OSError: libframework.so: cannot open shared object file"),
+    "load-exits": ("LoadExits", "SystemExit: this framework needs CUDA"),
     "load-returns-none": ("LoadReturnsNone", "must return a unidrop Implementation, got None"),
     "load-returns-a-class": ("LoadReturnsAClass", "must return a unidrop Implementation, got <class"),
     "load-returns-a-lookalike": ("LoadReturnsALookalike", "must return a unidrop Implementation"),

@@ -102,6 +102,12 @@ class PluginFault(Exception):
     """A plugin broke the backend contract (the message says how)."""
 
 
+#: What a plugin's code may raise that is its own fault, not the caller's: any error, and
+#: SystemExit too (a module that calls ``sys.exit("needs CUDA")`` on import must not end the
+#: program that imported unidrop). KeyboardInterrupt still interrupts.
+PLUGIN_ERRORS = (Exception, SystemExit)
+
+
 def read_identity(backend: Any) -> tuple[str, str]:
     """``(name, framework)`` of a backend object, each a non-empty str; PluginFault otherwise.
 
@@ -251,7 +257,7 @@ def discover(entries: Iterable[EntryPoint]) -> tuple[list[Plugin], list[Failure]
                     f"its entry point is named {entry_point.name!r} but its Backend.name is {name!r}: "
                     "they must be the same (rename the entry point or the backend)"
                 )
-        except Exception as error:  # a broken plugin must not take the others down
+        except PLUGIN_ERRORS as error:  # a broken plugin must not take the others down
             if _importing_elsewhere(error):
                 return None  # its import led to unidrop: discover once it has finished
             failures.append(

@@ -36,7 +36,15 @@ from typing import Any, NamedTuple
 from . import discovery, hints
 from .arguments import type_name
 from .backend import Backend, Implementation
-from .discovery import ENTRY_POINT_GROUP, Failure, Ignored, Plugin, PluginFault, warn_about_plugins
+from .discovery import (
+    ENTRY_POINT_GROUP,
+    PLUGIN_ERRORS,
+    Failure,
+    Ignored,
+    Plugin,
+    PluginFault,
+    warn_about_plugins,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -422,7 +430,7 @@ def _serve(state: _Snapshot, candidates: tuple[Plugin, ...], x: Any) -> tuple[Pl
     for index, plugin in enumerate(candidates):
         try:
             implementation = plugin.backend.implementation()
-        except Exception as error:
+        except PLUGIN_ERRORS as error:
             fault = _fault(plugin, x, f"loading it raised {type(error).__name__}: {error}", error)
         else:
             try:
@@ -469,7 +477,7 @@ def _read_answer(implementation: Implementation, answer: Any) -> Dispatch:
 _DTYPE_NAME_SETS: set[frozenset[str]] = set()
 
 
-def _fault(plugin: Plugin, x: Any, what: str, cause: Exception) -> RuntimeError:
+def _fault(plugin: Plugin, x: Any, what: str, cause: BaseException) -> RuntimeError:
     """The error naming ``plugin`` when it failed on ``x`` (``what`` says how)."""
     fault = RuntimeError(f"unidrop backend {plugin.label} failed on {type_name(x)}: {what}")
     fault.__cause__ = cause
