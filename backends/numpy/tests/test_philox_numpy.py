@@ -290,3 +290,35 @@ def test_layouts_match_the_contiguous_copy(make, dims: tuple[int, ...]) -> None:
     bits = f"u{x.itemsize}"
     assert y.reshape(-1).view(bits).tolist() == np.array(expected, dtype).view(bits).tolist()
     assert keep.reshape(-1).tolist() == expected_keep
+
+
+# -- The family's stream words ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 8, 1 << 18])
+@pytest.mark.parametrize("block", [None, ((5, 9, 3), (2, 4, 0))], ids=["whole", "block"])
+def test_family_stream_words_match_the_reference_across_chunks(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, block: tuple | None
+) -> None:
+    """gaussian_dropout's words, made a few at a time, are the stream's words at each (global) index."""
+    from unidrop_numpy import family
+
+    monkeypatch.setattr(family, "WORDS_CHUNK", chunk)
+    shape = (3, 5, 3)
+    seed, stream = 2**64 - 3, 7
+    if block is None:
+        plan = arguments.DropoutPlan.build(shape, "float32", 0.5, seed, stream)
+        indices = list(range(math.prod(shape)))
+    else:
+        global_shape, offset = block
+        plan = arguments.DropoutPlan.build(
+            shape, "float32", 0.5, seed, stream, global_shape=global_shape, offset=offset
+        )
+        strides = (global_shape[1] * global_shape[2], global_shape[2], 1)
+        indices = [
+            sum((o + j) * s for o, j, s in zip(offset, index, strides, strict=True))
+            for index in np.ndindex(*shape)
+        ]
+    words = family.stream_words(plan)
+    assert words.shape == shape
+    assert words.reshape(-1).tolist() == [philox.element_word(seed, stream, i) for i in indices]

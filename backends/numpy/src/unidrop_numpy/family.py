@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from unidrop import DropoutPlan
 from unidrop.memory import refuse_unwritable
-from unidrop.philox_int64 import flat_indices, words_at
+from unidrop.philox_int64 import flat_indices
+
+from .philox_arrays import PhiloxWorkspace, words_at
+
+#: Words made per step: the temporaries of one step are bounded, whatever the array's size.
+WORDS_CHUNK = 1 << 18
 
 
 def _arange(n: int) -> np.ndarray:
@@ -16,9 +22,24 @@ def _arange(n: int) -> np.ndarray:
 
 
 def stream_words(plan: DropoutPlan) -> np.ndarray:
-    """The words u_i of ``plan`` (int64, ``plan.mask_shape``), blocks included."""
-    index = flat_indices(_arange, plan.mask_shape, plan.block)
-    return np.asarray(words_at(index, plan.seed, plan.stream, np.where), dtype=np.int64)
+    """The words u_i of ``plan`` (uint32, ``plan.mask_shape``), blocks included.
+
+    Made ``WORDS_CHUNK`` at a time: consecutive words four to a Philox block; a block's
+    (global) indices one block each.
+    """
+    count = math.prod(plan.mask_shape)
+    out = np.empty(count, dtype=np.uint32)
+    if plan.block is None:
+        workspace = PhiloxWorkspace(min(WORDS_CHUNK, count) // 4 + 2)
+        for start in range(0, count, WORDS_CHUNK):
+            stop = min(start + WORDS_CHUNK, count)
+            out[start:stop] = workspace.words(plan.seed, plan.stream, start, stop - start)
+    else:
+        index = flat_indices(_arange, plan.mask_shape, plan.block).reshape(-1)
+        for start in range(0, count, WORDS_CHUNK):
+            chunk = index[start : start + WORDS_CHUNK]
+            out[start : start + chunk.size] = words_at(plan.seed, plan.stream, chunk)
+    return out.reshape(plan.mask_shape)
 
 
 def check_writable(x: Any) -> None:
