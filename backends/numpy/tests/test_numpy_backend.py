@@ -61,9 +61,28 @@ def test_either_byte_order_gives_the_reference_result_in_the_input_dtype(dtype, 
     np.testing.assert_array_equal(written, want)
 
 
-def test_fortran_input_keeps_its_memory_order():
-    x = np.asfortranarray(np.ones((5, 7), np.float64))
-    assert unidrop.dropout(x, 0.5, seed=1).flags.f_contiguous
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: unidrop.dropout(x, 0.5, seed=1),
+        lambda x: unidrop.alpha_dropout(x, 0.5, seed=1),
+        lambda x: unidrop.gaussian_dropout(x, 0.5, seed=1),
+        lambda x: unidrop.drop_path(x, 0.5, seed=1),
+        lambda x: unidrop.dropout_backward_from_mask(
+            x, unidrop.dropout(x, 0.5, seed=1, return_mask=True)[1], 0.5
+        ),
+    ],
+    ids=["dropout", "alpha_dropout", "gaussian_dropout", "drop_path", "dropout_backward_from_mask"],
+)
+def test_fortran_input_keeps_its_memory_order(call):
+    """Every function of the family lays its result out as its input, as numpy.md says, and gives the
+    values of the C-ordered copy."""
+    base = np.arange(1, 5 * 7 * 3 + 1, dtype=np.float64).reshape(5, 7, 3)
+    fortran = np.asfortranarray(base)
+    y = call(fortran)
+    assert y.flags.f_contiguous and not y.flags.c_contiguous
+    np.testing.assert_array_equal(y, call(base))
+    assert call(base).flags.c_contiguous
 
 
 def test_read_only_input_is_fine_and_untouched():

@@ -68,11 +68,17 @@ class NumpyImplementation(Implementation):
         family.check_writable(x)
 
     def like_input(self, x: Any, y: Any) -> Any:
-        """A NumPy scalar for a scalar ``x``, a 0-d array for a 0-d array, as :meth:`dropout` gives."""
+        """A NumPy scalar for a scalar ``x``, a 0-d array for a 0-d array, and otherwise an array laid
+        out as ``x`` (a Fortran-ordered ``x`` gives a Fortran-ordered result), as :meth:`dropout` gives."""
         if isinstance(x, np.generic):
             return y[()] if isinstance(y, np.ndarray) else y
         if not isinstance(y, np.ndarray):  # NumPy's arithmetic made a 0-d array's result a scalar
             return np.asarray(y)
+        if y.ndim > 1 and y.shape == x.shape:
+            laid_out = np.empty_like(x, dtype=y.dtype, subok=False)  # x's memory order, as dropout's
+            if laid_out.strides != y.strides:  # the family's arithmetic followed the mask's order
+                np.copyto(laid_out, y)
+                return laid_out
         return y
 
     def copy_into(self, x: Any, y: Any) -> None:
