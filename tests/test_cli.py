@@ -245,6 +245,30 @@ def test_a_reader_that_closes_the_pipe_stops_the_command_quietly(command):
     assert b"Traceback" not in stderr and b"BrokenPipeError" not in stderr, stderr.decode()
 
 
+@pytest.mark.parametrize("command", ["backends", "demo"])
+def test_a_closed_standard_output_is_one_line_of_error(command):
+    """``unidrop backends >&-``: Python starts with ``sys.stdout`` None. One line, exit 1."""
+    process = subprocess.run(
+        ["sh", "-c", f'exec "$0" -m unidrop {command} >&-', sys.executable], capture_output=True, timeout=120
+    )
+    assert process.returncode == 1
+    assert process.stderr.decode().strip() == f"unidrop {command}: error: standard output is closed"
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/dev/full"), reason="needs /dev/full (Linux), a device that is always full"
+)
+def test_a_full_standard_output_is_one_line_of_error():
+    """``unidrop backends > /dev/full``: every write fails (ENOSPC). One line, exit 1, nothing at exit."""
+    with open("/dev/full", "wb") as full:
+        process = subprocess.run(
+            [sys.executable, "-m", "unidrop", "backends"], stdout=full, stderr=subprocess.PIPE, timeout=120
+        )
+    assert process.returncode == 1
+    lines = process.stderr.decode().strip().splitlines()
+    assert lines == ["unidrop backends: error: [Errno 28] No space left on device"], lines
+
+
 def test_an_unknown_option_is_named_with_its_commands_usage(capsys):
     with pytest.raises(SystemExit) as info:
         main(["demo", "--bogus"])

@@ -262,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # named by the command's own parser, with its usage line (not the top-level one)
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    if sys.stdout is None:  # started with its standard output closed (``>&-``)
+        parser.exit(1, f"unidrop {args.command}: error: standard output is closed\n")
     try:
         status = int(args.run(args))
         sys.stdout.flush()  # here, not at exit: a reader gone (``| head -1``) is handled below
@@ -269,8 +271,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as error:
         parser.exit(2, f"unidrop {args.command}: error: {error}\n")
     except BrokenPipeError:  # the reader closed the pipe: stop quietly, as other command-line tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        _discard_stdout()
         return 1
+    except OSError as error:  # a full disk, a folder that cannot be written: one line, not a traceback
+        try:
+            sys.stdout.flush()
+        except OSError:  # it was the standard output that failed (``> /dev/full``)
+            _discard_stdout()
+        parser.exit(1, f"unidrop {args.command}: error: {error}\n")
+
+
+def _discard_stdout() -> None:
+    """Point the standard output at the null device: what is left in its buffer raises no second
+    error at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover
