@@ -87,6 +87,9 @@ def test_p_that_is_not_one_real_number_is_refused(p):
         np.array(b"0.5"),
         np.array(" 0.25 "),
         np.datetime64("2020"),
+        np.timedelta64(1),  # registers as an integer, but is a duration (it dropped everything)
+        np.timedelta64(0, "ns"),
+        np.array(np.timedelta64(1)),
     ],
 )
 def test_bool_and_complex_valued_p_is_refused_like_python_true(p):

@@ -127,8 +127,10 @@ def check_p(p: Any) -> float:
         raise TypeError(
             f"p must be a Python float under torch.compile, got {type(p).__name__} ({STATIC_HINT})"
         )
-    # a real scalar (NumPy's, a Fraction) is real whatever its dtype says
-    kind = None if isinstance(p, numbers.Real) and not isinstance(p, bool) else dtype_kind(p)
+    # a real scalar (NumPy's, a Fraction) is real whatever its dtype says; but NumPy's timedelta64
+    # registers as an integer and is a duration (kind "m")
+    real = isinstance(p, numbers.Real) and not isinstance(p, bool)
+    kind = None if real and getattr(getattr(p, "dtype", None), "kind", None) != "m" else dtype_kind(p)
     if kind == "O" and getattr(p, "ndim", None) == 0:  # a 0-d object array: judge what it holds
         return check_p(p.item())
     not_real = isinstance(p, numbers.Complex) and not isinstance(p, numbers.Real)
