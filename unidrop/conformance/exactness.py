@@ -24,6 +24,7 @@ from unidrop.philox import element_word
 
 from . import expected
 from .data import known_stream_cases
+from .diagnosis import mask_hint
 from .helpers import SuitePart, assert_same_floats, keep_string, sample_values
 
 UINT64 = st.integers(0, (1 << 64) - 1)
@@ -63,7 +64,14 @@ class ExactnessChecks(SuitePart):
         y, keep = self.dropout(
             x, case["p"], seed=int(case["seed"]), stream=int(case["stream"]), return_mask=True
         )
-        assert keep_string(self.read(keep)) == case["keep"]
+        got = keep_string(self.read(keep))
+        if got != case["keep"]:
+            hint = mask_hint(
+                [k == "1" for k in got], int(case["seed"]), int(case["stream"]), case["p"], shape
+            )
+            raise AssertionError(
+                f"the keep mask differs from the known answer's.{hint}\n got  {got}\n want {case['keep']}"
+            )
         scale = reference.round_to(1.0 / (1.0 - case["p"]), "float32")
         expected = np.array([scale if k == "1" else 0.0 for k in case["keep"]])
         assert_same_floats(self.read(y).reshape(-1), expected, "known answer output")
@@ -76,8 +84,9 @@ class ExactnessChecks(SuitePart):
         x = self.make(np.ones(8), "float32")
         kept = self.read(self.dropout(x, u / TWO_POW_32, seed=seed, stream=stream))
         dropped = self.read(self.dropout(x, (u + 1) / TWO_POW_32, seed=seed, stream=stream))
-        assert kept[index] != 0, f"u == t == {u} must be kept (drop iff u < t)"
-        assert dropped[index] == 0, f"u = {u} < t = {u + 1} must be dropped"
+        words_wrong = " (or, if test_known_answers fails too, element 5 did not get the word u_5)"
+        assert kept[index] != 0, f"u == t == {u} must be kept (drop iff u < t){words_wrong}"
+        assert dropped[index] == 0, f"u = {u} < t = {u + 1} must be dropped{words_wrong}"
 
     @given(data=st.data())
     def test_matches_reference(self, data: st.DataObject) -> None:

@@ -20,6 +20,7 @@ from unidrop.backend import Backend
 
 from . import plugin
 from .adapter import SuiteAdapter
+from .diagnosis import mask_hint
 
 
 def exact_values(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -106,8 +107,28 @@ class SuitePart:
         return np.asarray(self.adapter.to_numpy(x))
 
     def dropout(self, x: Any, p: float, **kwargs: Any) -> Any:
-        """``unidrop.dropout`` on the backend under test, chosen by name."""
-        return unidrop.dropout(x, p, backend=self.adapter.name, **kwargs)
+        """``unidrop.dropout`` on the backend under test, chosen by name; the result (and mask) must
+        be arrays of ``x``'s type and the mask boolean, or the call fails saying so."""
+        result = unidrop.dropout(x, p, backend=self.adapter.name, **kwargs)
+        if kwargs.get("return_mask"):
+            y, keep = result
+            self.check_kind(x, y, "dropout's result")
+            self.check_kind(x, keep, "dropout's mask", dtype="bool")
+        else:
+            self.check_kind(x, result, "dropout's result")
+        return result
+
+    def check_kind(self, x: Any, out: Any, what: str, dtype: str | None = None) -> None:
+        """Fail, naming both, if ``out`` is not of ``x``'s type (an array of another framework, a
+        wrapper's inner array); with ``dtype``, if ``out`` has another dtype."""
+        if type(out) is not type(x) and not isinstance(x, np.generic):  # a NumPy scalar's mask is an array
+            raise AssertionError(
+                f"{what} is a {arguments.type_name(out)}, not a {arguments.type_name(x)} like the input: "
+                "a backend returns arrays of its input's own type"
+            )
+        if dtype is not None:
+            found = self.adapter.shape_and_dtype(out)[1]
+            assert found == dtype, f"{what} has dtype {found}, not {dtype}"
 
     def check_against_reference(
         self,
@@ -133,5 +154,9 @@ class SuitePart:
         assert self.adapter.shape_and_dtype(y) == (shape, dtype), context
         mask_shape = arguments.DropoutPlan.build(shape, dtype, p, seed, stream, broadcast_dims).mask_shape
         assert tuple(self.read(keep).shape) == mask_shape, context
-        assert keep_string(self.read(keep)) == keep_string(np.array(expected_keep, dtype=bool)), context
+        got_keep = keep_string(self.read(keep))
+        want_keep = keep_string(np.array(expected_keep, dtype=bool))
+        if got_keep != want_keep:
+            hint = mask_hint([k == "1" for k in got_keep], seed, stream, p, mask_shape)
+            raise AssertionError(f"{context}: the keep mask differs from the reference's.{hint}")
         assert_same_floats(self.read(y), np.array(expected, dtype=np.float64), context)

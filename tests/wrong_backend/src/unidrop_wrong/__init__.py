@@ -9,6 +9,7 @@ three-line descriptor in :mod:`.backend` (exported here), and an entry point in
 
 from .backend import (
     IgnoresStream,
+    MaskOfAnotherType,
     ModifiesInput,
     MultiplyInsteadOfSelect,
     OffByOneThreshold,
@@ -19,6 +20,7 @@ from .backend import (
 
 __all__ = [
     "IgnoresStream",
+    "MaskOfAnotherType",
     "ModifiesInput",
     "MultiplyInsteadOfSelect",
     "OffByOneThreshold",

@@ -53,3 +53,8 @@ class IgnoresStream(WrongBackend):
 class ModifiesInput(WrongBackend):
     name = "wrong-inplace"
     defect = "ModifiesInput"
+
+
+class MaskOfAnotherType(WrongBackend):
+    name = "wrong-mask-type"
+    defect = "MaskOfAnotherType"

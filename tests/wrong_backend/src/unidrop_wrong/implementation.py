@@ -102,3 +102,22 @@ class ModifiesInput(WrongImplementation):
         if x.flags.writeable:
             x[...] = y
         return y, keep
+
+
+class ForeignMask:
+    """Another library's boolean array: NumPy reads it (``__array__``), but it is not the input's type."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self._values = values
+        self.shape, self.dtype = values.shape, values.dtype
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self._values if dtype is None else self._values.astype(dtype)
+
+
+class MaskOfAnotherType(WrongImplementation):
+    """Returns the keep mask as another library's array (which NumPy's asarray reads all the same)."""
+
+    def dropout(self, x: Any, plan: DropoutPlan) -> tuple[Any, Any | None]:
+        y, keep = super().dropout(x, plan)
+        return y, (None if keep is None else ForeignMask(keep))
