@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import unidrop_torch
@@ -90,9 +92,36 @@ def test_bad_arguments_are_named() -> None:
     model = unidrop_torch.convert(nn.Sequential(nn.Dropout()), seed=1)
     with pytest.raises(ValueError, match=r"step must be an integer in \[0, 2\*\*32\), got 4294967296"):
         unidrop_torch.set_step(model, 2**32)
-    torch_stream = nn.Sequential(unidrop_torch.Dropout(0.5, mask_stream="torch"))
-    with pytest.raises(ValueError, match="layer 0 has mask_stream='torch'"):
+    torch_stream = nn.Sequential(nn.Dropout(0.1), unidrop_torch.Dropout(0.5, mask_stream="torch"))
+    with pytest.raises(ValueError, match=r"these have mask_stream='torch': 1; nothing was changed"):
         unidrop_torch.convert(torch_stream, seed=1)
+    assert type(torch_stream[0]) is nn.Dropout  # refused before any layer was replaced
+    with pytest.raises(TypeError, match=r"TorchScript module .* convert the eager model"):
+        unidrop_torch.convert(torch.jit.script(nn.Sequential(nn.Linear(2, 2), nn.Dropout())))
+
+
+def test_a_layer_unidrop_refuses_changes_nothing_and_is_named() -> None:
+    """nn.Dropout(True) (p=True, which torch takes as 1) is refused naming it, before any change."""
+    model = nn.Sequential(nn.Dropout(0.1), nn.Sequential(nn.Dropout(True)))
+    with pytest.raises(
+        TypeError, match=r"the Dropout at 1\.0: p must be a real number .* nothing was changed"
+    ):
+        unidrop_torch.convert(model)
+    assert type(model[0]) is nn.Dropout
+
+
+def test_attention_dropout_that_cannot_be_replaced_is_named_in_a_warning() -> None:
+    """nn.MultiheadAttention's dropout is a probability inside its call: convert warns, naming it."""
+    model = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.1)
+    with pytest.warns(
+        UserWarning, match=r"attention dropout of these .*MultiheadAttention modules.*: self_attn;"
+    ):
+        unidrop_torch.convert(model, seed=1)
+    assert isinstance(model.dropout, unidrop_torch.Dropout)
+    quiet = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unidrop_torch.convert(quiet, seed=1)
 
 
 def test_layers_are_numbered_by_path_not_by_registration_order() -> None:

@@ -152,7 +152,6 @@ ENTRY_POINTS = {
     "unidrop.dropout": lambda x: unidrop.dropout(x, P, inplace=True),
     "unidrop_torch.dropout": lambda x: unidrop_torch.dropout(x, P, inplace=True),
     "Dropout": lambda x: unidrop_torch.Dropout(P, inplace=True)(x),
-    "AlphaDropout": lambda x: unidrop_torch.AlphaDropout(P, inplace=True)(x),
 }
 
 

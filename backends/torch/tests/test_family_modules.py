@@ -117,8 +117,52 @@ def test_alpha_seed_none_follows_torch_manual_seed_and_inplace() -> None:
     assert torch.equal(layer(x), first) and not torch.equal(first, second)
     copy = x.clone()
     out = unidrop_torch.AlphaDropout(0.5, inplace=True, seed=3)(copy)
-    assert out is copy
-    assert_alpha(copy, x, 0.5, 3)
+    assert out is not copy and torch.equal(copy, x)  # inplace is ignored, as by torch's class
+    assert_alpha(out, x, 0.5, 3)
+
+
+@pytest.mark.parametrize("cls", ["AlphaDropout", "FeatureAlphaDropout"])
+def test_alpha_inplace_is_ignored_as_by_torch(cls: str) -> None:
+    """torch's AlphaDropout and FeatureAlphaDropout never pass ``inplace`` on: a converted SELU network
+    with ``SELU(inplace=True)`` before ``AlphaDropout(inplace=True)`` must still differentiate, and
+    inputs that cannot be written (a leaf that requires grad, an expanded view) are taken."""
+
+    def model() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 8), nn.SELU(inplace=True), getattr(nn, cls)(0.2, inplace=True))
+
+    x = torch.randn(4, 3, 8)
+    reference_model, converted = model(), unidrop_torch.convert(model(), seed=1)
+    assert isinstance(converted[2], getattr(unidrop_torch, cls))
+    reference_model(x).sum().backward()  # torch's own: fine
+    converted(x).sum().backward()  # raised "modified by an inplace operation" when inplace was honoured
+    assert converted[0].weight.grad is not None
+    leaf = torch.randn(4, 6, 3, requires_grad=True)
+    expanded = torch.ones(1, 6, 3).expand(4, 6, 3)
+    for tensor in (leaf, expanded):
+        before = tensor.detach().clone()
+        out = getattr(unidrop_torch, cls)(0.5, inplace=True, seed=2)(tensor)
+        assert out is not tensor and torch.equal(tensor.detach(), before)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "error", "match"),
+    [
+        ("seed", -1, ValueError, r"seed must be an integer in \[0, 2\*\*64\), got -1"),
+        ("seed", 2**70, ValueError, "seed must be an integer"),
+        ("seed", 1.5, TypeError, "seed must be an integer"),
+        ("stream", -1, ValueError, "stream must be an integer"),
+        ("stream", "0", TypeError, "stream must be an integer"),
+    ],
+)
+def test_alpha_settings_changed_after_construction_are_checked_at_the_call(
+    setting, value, error, match
+) -> None:
+    """As Dropout's: a seed of -1 gave the mask of 2**64 - 1, and 2**70 that of 0."""
+    layer = unidrop_torch.AlphaDropout(0.5, seed=3)
+    setattr(layer, setting, value)
+    with pytest.raises(error, match=match):
+        layer(torch.ones(4, 4))
 
 
 @pytest.mark.parametrize("cls", ["AlphaDropout", "FeatureAlphaDropout"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import torch
 from torch import nn
 
 from unidrop import arguments, layer_seeds
@@ -61,10 +62,20 @@ def convert(model: nn.Module, *, seed: int | None = None) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"convert needs a torch.nn.Module, got {type(model).__qualname__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise TypeError(
+            "convert needs an eager torch.nn.Module, got a TorchScript module (torch.jit.script or "
+            "torch.jit.trace), whose modules cannot be replaced: convert the eager model, then use "
+            "torch.compile or torch.export (unidrop's layers cannot be scripted)"
+        )
     base = None if seed is None else arguments.check_uint64(seed, "seed")
+    if base is not None:
+        _refuse_torch_streams(model)
+    # every replacement is made (and may raise) before the model is changed: all or nothing
     replaced: dict[int, nn.Module] = {}
     skipped: list[str] = []
     result = _replacement(model, replaced, skipped, "")
+    swaps = []
     for name, child in list(model.named_modules()):
         for attribute, grandchild in list(child._modules.items()):
             if grandchild is None:
@@ -72,7 +83,9 @@ def convert(model: nn.Module, *, seed: int | None = None) -> nn.Module:
             path = f"{name}.{attribute}" if name else attribute
             new = _replacement(grandchild, replaced, skipped, path)
             if new is not grandchild:
-                child._modules[attribute] = new
+                swaps.append((child, attribute, new))
+    for child, attribute, new in swaps:
+        child._modules[attribute] = new
     if skipped:
         warnings.warn(
             "unidrop_torch.convert left these dropout modules as they are (unidrop has no layer for "
@@ -80,16 +93,47 @@ def convert(model: nn.Module, *, seed: int | None = None) -> nn.Module:
             UserWarning,
             stacklevel=2,
         )
+    _warn_about_attention(result)
     if base is not None:
         for number, (_, layer) in enumerate(dropout_layers(result)):
-            if layer.mask_stream != "unidrop":
-                raise ValueError(
-                    f"convert(seed=...) numbers layers for unidrop's mask stream, but layer {number} "
-                    f"has mask_stream={layer.mask_stream!r}"
-                )
             layer.seed, layer.layer = base, layer_seeds.check_uint32(number, "layer")
             layer.stream = layer_seeds.layer_stream(0, number)
     return result
+
+
+def _refuse_torch_streams(model: nn.Module) -> None:
+    """ValueError naming the unidrop layers of ``model`` that follow torch's stream: ``seed=`` numbers
+    layers for unidrop's."""
+    named = [
+        f"{name or '(the model)'}"
+        for name, m in model.named_modules()
+        if isinstance(m, modules._MaskStreamDropout) and m.mask_stream != "unidrop"
+    ]
+    if named:
+        raise ValueError(
+            "convert(seed=...) numbers layers for unidrop's mask stream, but these have "
+            f"mask_stream='torch': {', '.join(named)}; nothing was changed"
+        )
+
+
+def _warn_about_attention(model: nn.Module) -> None:
+    """Warn, naming them, of the ``torch.nn.MultiheadAttention`` modules (every ``nn.Transformer*``
+    layer has one) that drop out attention weights: that dropout is a number inside their call,
+    not a module, and stays torch's."""
+    named = [
+        name or "(the model)"
+        for name, m in model.named_modules()
+        if isinstance(m, nn.MultiheadAttention) and m.dropout > 0
+    ]
+    if named:
+        warnings.warn(
+            "unidrop_torch.convert cannot replace the attention dropout of these "
+            f"torch.nn.MultiheadAttention modules (a probability inside their call, not a module): "
+            f"{', '.join(named)}; it stays torch's own, random at every call whatever the seed. "
+            "Set their dropout to 0 for masks that follow unidrop's seeds (docs/porting.md)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _replacement(
@@ -103,7 +147,13 @@ def _replacement(
         if isinstance(module, nn.modules.dropout._DropoutNd) and not isinstance(module, LAYERS):
             skipped.append(f"{path or '(the model)'} ({type(module).__qualname__})")
         return module
-    new = cls(module.p, bool(module.inplace))  # torch takes any truthy inplace (inplace=1)
+    try:
+        new = cls(module.p, bool(module.inplace))  # torch takes any truthy inplace (inplace=1)
+    except (TypeError, ValueError) as error:
+        where = path or "(the model)"
+        raise type(error)(
+            f"convert: the {type(module).__name__} at {where}: {error}; nothing was changed"
+        ) from None
     new.train(module.training)
     replaced[id(module)] = new
     return new

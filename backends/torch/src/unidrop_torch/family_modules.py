@@ -20,7 +20,7 @@ import unidrop
 from unidrop import DropoutPlan, Implementation, arguments, layer_seeds
 from unidrop.family import alpha_constants, alpha_of_mask
 
-from . import cpu, family, fx, keys
+from . import cpu, fx, keys
 from .modules import _MaskStreamDropout, refuse_broadcast_dims
 from .ops import MaskLayout
 from .support import refuse_scripting
@@ -117,21 +117,20 @@ class _AlphaForm(_MaskStreamDropout):
         # the spec's refusal of integer, bool, complex and float8 tensors, in evaluation too
         arguments.check_dtype(implementation.shape_and_dtype(x)[1], implementation.dtypes())
         dims = self._broadcast_dims_for(x)
+        # the settings may have been changed since construction: checked at every call, as Dropout's
+        stream = arguments.check_uint64(self.stream, "stream")
+        fixed_seed = None if self.seed is None else arguments.check_uint64(self.seed, "seed")
         if not self.training or p == 0.0:
             return x
-        if self.inplace:  # refused before seed=None draws, as unidrop.dropout does
-            family.check_writable(x)
         # seed=None: two words from torch's generator of x's device, left there (no host read)
-        seed = keys.draw_seed_words(x.device) if self.seed is None else self.seed
+        seed = keys.draw_seed_words(x.device) if fixed_seed is None else fixed_seed
         layout = MaskLayout(list(dims))
+        # ``inplace`` is accepted and ignored, as by torch's AlphaDropout and FeatureAlphaDropout
+        # (their forward never passes it on): a converted SELU network keeps working
         if torch.jit.is_tracing():  # a trace records operators only: the Function's forward, called
-            y = _AlphaDropoutFunction.forward(x, p, seed, self.stream, layout)  # as is (autograd: where's)
-        else:
-            function = _TracedAlphaDropoutFunction if torch.compiler.is_compiling() else _AlphaDropoutFunction
-            y = function.apply(x, p, seed, self.stream, layout)
-        if self.inplace:
-            return x.copy_(y)
-        return y  # type: ignore[no-any-return]
+            return _AlphaDropoutFunction.forward(x, p, seed, stream, layout)  # type: ignore[no-any-return]
+        function = _TracedAlphaDropoutFunction if torch.compiler.is_compiling() else _AlphaDropoutFunction
+        return function.apply(x, p, seed, stream, layout)  # type: ignore[no-any-return]
 
     def __prepare_scriptable__(self) -> nn.Module:
         refuse_scripting(f"unidrop_torch.{type(self).__name__}")
@@ -143,6 +142,7 @@ class AlphaDropout(_AlphaForm, nn.AlphaDropout):
     ``AlphaDropout(p, inplace, *, broadcast_dims=(), seed=None, stream=0, layer=None,
     mask_stream="unidrop")``, as :class:`unidrop_torch.Dropout`; its mask is dropout's for the
     same seed and stream. ``mask_stream="torch"`` delegates to ``torch.nn.functional.alpha_dropout``.
+    As torch's class, it never writes into its input: ``inplace`` is accepted and ignored.
     """
 
     def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +150,7 @@ class AlphaDropout(_AlphaForm, nn.AlphaDropout):
             raise ValueError(
                 f"mask_stream='torch' has no alpha dropout stream for broadcast_dims={self.broadcast_dims}"
             )
-        return nn.functional.alpha_dropout(x, self.p, self.training, self.inplace)
+        return nn.functional.alpha_dropout(x, self.p, self.training)  # inplace ignored, as torch's
 
 
 class FeatureAlphaDropout(_AlphaForm, nn.FeatureAlphaDropout):
@@ -170,7 +170,7 @@ class FeatureAlphaDropout(_AlphaForm, nn.FeatureAlphaDropout):
         return tuple(range(2, x.dim()))
 
     def _torch_stream(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.feature_alpha_dropout(x, self.p, self.training, self.inplace)
+        return nn.functional.feature_alpha_dropout(x, self.p, self.training)  # inplace ignored, as torch's
 
 
 class DropPath(nn.Module):
