@@ -102,3 +102,20 @@ def test_gaussian_dropout_of_0d_and_empty_arrays(shape: tuple[int, ...]) -> None
     y = unidrop.gaussian_dropout(da.from_array(x), 0.3, seed=SEED)
     assert isinstance(y, da.Array) and y.shape == shape
     np.testing.assert_array_equal(y.compute(), unidrop.gaussian_dropout(x, 0.3, seed=SEED))
+
+
+@pytest.mark.parametrize(
+    "chunks", [((1, 1), (1, 0)), ((2,), (0, 1)), ((0, 2), (1, 0, 0))], ids=["1-0", "0-1", "1-0-0"]
+)
+def test_a_size_one_axis_split_with_an_empty_chunk_gives_the_whole_arrays_family(chunks: Any) -> None:
+    """Boolean indexing can leave an axis of size 1 in chunks (1, 0); dask's own arithmetic computes
+    ``x * 1.5`` there as two elements (dask 2026.8). Every family function still gives the NumPy
+    backend's result on the whole array, of the right shape."""
+    x = values_of((2, 1))
+    dx = da.from_array(x, chunks=chunks)
+    for name in ("alpha_dropout", "gaussian_dropout", "drop_path"):
+        got = getattr(unidrop, name)(dx, 0.5, seed=SEED, stream=STREAM).compute()
+        np.testing.assert_array_equal(got, getattr(unidrop, name)(x, 0.5, seed=SEED, stream=STREAM), name)
+    _, keep = unidrop.dropout(dx, 0.5, seed=SEED, stream=STREAM, return_mask=True)
+    got = unidrop.dropout_backward_from_mask(dx, keep, 0.5).compute()
+    np.testing.assert_array_equal(got, unidrop.dropout_backward(x, 0.5, seed=SEED, stream=STREAM))

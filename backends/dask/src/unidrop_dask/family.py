@@ -22,9 +22,29 @@ from unidrop.arguments import DropoutPlan
 from unidrop.blocks import MaskBlock
 from unidrop.philox_int64 import INDEX_LIMIT, check_reach
 
+
+def merged_unit_axes(a: Any) -> Any:
+    """``a`` (a dask array, or anything else, returned as it is) with every axis of size 1 in one chunk.
+
+    The family's rules compute with dask's own arithmetic, which miscounts an axis of size 1 split
+    into an empty chunk and a full one (chunks ``(1, 0)``, what boolean indexing can leave): dask
+    2026.8 computes ``x * 1.5`` there as two elements, or fails with a missing dependency. One chunk
+    per such axis avoids it; the values are the same.
+    """
+    if not isinstance(a, da.Array):
+        return a
+    split = {d: 1 for d, sizes in enumerate(a.chunks) if len(sizes) > 1 and sum(sizes) == 1}
+    return a.rechunk(split) if split else a
+
+
+def _where(condition: Any, x: Any, y: Any) -> Any:
+    """``dask.array.where``, its arrays first given one chunk per axis of size 1 (merged_unit_axes)."""
+    return da.where(merged_unit_axes(condition), merged_unit_axes(x), merged_unit_axes(y))
+
+
 #: What the family's rules use of an array namespace, for dask arrays: lazy, chunk-wise functions.
 NAMESPACE = types.SimpleNamespace(
-    where=da.where, log=da.log, cos=da.cos, sqrt=da.sqrt, float32=np.float32, float64=np.float64
+    where=_where, log=da.log, cos=da.cos, sqrt=da.sqrt, float32=np.float32, float64=np.float64
 )
 
 

@@ -124,7 +124,11 @@ class DaskImplementation(unidrop.Implementation):
     def stream_words(self, x: Any, plan: DropoutPlan) -> Any:
         """Lazy int64 words of ``plan.mask_shape``; each chunk's backend computes its block's words."""
         _check_known_shape(x)
-        return family.stream_words(x, plan)
+        return family.merged_unit_axes(family.stream_words(x, plan))
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        """``x.astype(dtype)``, every axis of size 1 in one chunk (:func:`.family.merged_unit_axes`)."""
+        return family.merged_unit_axes(x).astype(dtype)
 
     def namespace(self, x: Any) -> Any:
         """``dask.array``'s ``where``, ``log``, ``cos``, ``sqrt`` and NumPy's float dtypes."""
