@@ -120,12 +120,33 @@ def test_inplace_autograd_follows_torch() -> None:
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         unidrop_torch.Dropout(0.5, inplace=True, seed=1)(leaf)
     assert unidrop_torch.dropout(leaf, 0.5, False, True) is leaf  # nothing to write: as torch
+    empty = torch.empty(0, 3, requires_grad=True)  # nothing to write either: torch returns it
+    assert torch.nn.functional.dropout(empty, 0.5, True, True) is empty
+    assert unidrop_torch.dropout(empty, 0.5, True, True, seed=1) is empty
+    assert unidrop_torch.Dropout(0.5, inplace=True, seed=1)(empty) is empty
     # on a non-leaf the gradient flows through the in-place result
     hidden = leaf * 2.0
     unidrop_torch.dropout(hidden, 0.5, True, True, seed=1).sum().backward()
     assert_same(leaf.grad, expected_output(torch.full((8,), 2.0), 0.5, 1), "gradient")
 
 
-def test_inplace_must_be_a_bool() -> None:
+def test_inplace_must_be_a_bool_or_the_1_and_0_torch_takes() -> None:
     with pytest.raises(TypeError, match="inplace must be True or False"):
         unidrop_torch.dropout(torch.ones(3), 0.5, True, "yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="inplace must be True or False"):
+        unidrop_torch.Dropout(0.5, 2)  # type: ignore[arg-type]
+    x = torch.ones(3)
+    assert unidrop_torch.dropout(x, 0.5, True, 1, seed=1) is x  # type: ignore[arg-type]
+    assert unidrop_torch.dropout(x, 0.5, True, 0, seed=1) is not x  # type: ignore[arg-type]
+    assert unidrop_torch.Dropout(0.5, 1).inplace is True  # type: ignore[arg-type]
+
+
+def test_a_bad_p_names_it_in_torchs_words_too() -> None:
+    """Code that matches torch's message for a p outside [0, 1] still matches."""
+    for p in (1.5, -0.1):
+        with pytest.raises(
+            ValueError, match="dropout probability has to be between 0 and 1, but got"
+        ) as torch_error:
+            torch.nn.Dropout(p)
+        with pytest.raises(ValueError, match=str(torch_error.value)):
+            unidrop_torch.Dropout(p)

@@ -80,7 +80,7 @@ def check_writable(x: torch.Tensor) -> None:
     a leaf that requires grad (or a view of one) while grad mode is on, an inference tensor outside
     inference mode, a tensor with several elements at one address (an ``expand``ed view).
     Not while compiling: there the write itself is traced, and refused as torch refuses it."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or x.numel() == 0:  # nothing is written into an empty tensor
         return
     if x.requires_grad and torch.is_grad_enabled():
         base = x._base
@@ -111,5 +111,7 @@ _FIX = " (dropout with inplace=True): call without inplace=True and use the resu
 
 
 def copy_into(x: torch.Tensor, y: torch.Tensor) -> None:
-    """``x.copy_(y)``: recorded by autograd like torch's own in-place ops (a leaf needing grad is refused)."""
-    x.copy_(y)
+    """``x.copy_(y)``: recorded by autograd like torch's own in-place ops (a leaf needing grad is refused);
+    nothing for an empty ``x``, which torch's dropout returns as it is."""
+    if x.numel():
+        x.copy_(y)

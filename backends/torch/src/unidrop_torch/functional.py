@@ -17,7 +17,7 @@ import unidrop
 
 from . import family, fx
 from .backend import TorchBackend
-from .support import refuse_scripting
+from .support import check_inplace, refuse_scripting
 
 _BACKEND = TorchBackend()
 
@@ -75,8 +75,7 @@ def dropout(
         if recorded is not NotImplemented:  # a torch.fx Proxy: one node of the traced graph
             return recorded
         raise TypeError(f"unidrop_torch.dropout needs a torch.Tensor, got {type(input).__qualname__}")
-    if not isinstance(inplace, bool):
-        raise TypeError(f"inplace must be True or False, got {inplace!r}")
+    inplace = check_inplace(inplace)
     if inplace and training is True and p != 0:  # refused before seed=None draws, as unidrop.dropout does
         family.check_writable(input)
     result = unidrop.dropout(
@@ -93,7 +92,7 @@ def dropout(
         return result
     y, keep = result if return_mask else (result, None)
     if y is not input:
-        input.copy_(y)
+        family.copy_into(input, y)
     return (input, keep) if return_mask else input
 
 

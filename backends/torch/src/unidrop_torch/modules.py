@@ -20,7 +20,7 @@ from unidrop import arguments, layer_seeds
 
 from . import fx
 from .functional import dropout
-from .support import refuse_scripting
+from .support import check_inplace, refuse_scripting
 
 MASK_STREAMS = ("unidrop", "torch")
 
@@ -68,9 +68,13 @@ class _MaskStreamDropout(nn.Module):
         layer: int | None = None,
         mask_stream: str = "unidrop",
     ) -> None:
-        p = arguments.check_p(p)
-        if not isinstance(inplace, bool):
-            raise TypeError(f"inplace must be True or False, got {inplace!r}")
+        try:
+            p = arguments.check_p(p)
+        except ValueError as error:  # torch's words first: code that matches them keeps working
+            raise ValueError(
+                f"dropout probability has to be between 0 and 1, but got {p} ({error})"
+            ) from None
+        inplace = check_inplace(inplace)
         super().__init__(p, inplace)  # type: ignore[call-arg]  # the torch class: sets p, inplace
         self.broadcast_dims = arguments.check_broadcast_dims(broadcast_dims)
         self.seed = None if seed is None else arguments.check_uint64(seed, "seed")

@@ -51,3 +51,13 @@ def refuse_scripting(what: str) -> NoReturn:
         "to compile it: both keep unidrop's operator (torch.ops.unidrop.dropout) and its mask. "
         "See docs/torch.md."
     )
+
+
+def check_inplace(inplace: object) -> bool:
+    """``inplace`` as a bool: True, False, or the 1 and 0 that torch's dropout takes too; a
+    TypeError naming anything else."""
+    if type(inplace) is int and inplace in (0, 1):
+        return bool(inplace)
+    if not isinstance(inplace, bool):
+        raise TypeError(f"inplace must be True or False (or 1 or 0), got {inplace!r}")
+    return inplace
