@@ -12,7 +12,7 @@ class XarrayImplementation(unidrop.Implementation):
         return frozenset({"float16", "float32", "float64"})
 
     def shape_and_dtype(self, x: xr.DataArray) -> tuple[tuple[int, ...], str]:
-        return tuple(x.shape), str(x.dtype)
+        return tuple(x.shape), x.dtype.name  # the canonical name: 'float32' for '>f4' too
 
     def dropout(self, x: xr.DataArray, plan: unidrop.DropoutPlan) -> tuple[xr.DataArray, xr.DataArray]:
         options = {"seed": plan.seed, "stream": plan.stream, "broadcast_dims": plan.broadcast_dims}
