@@ -10,6 +10,7 @@ from unidrop_array_api.philox_words import philox as philox_words
 
 import unidrop
 from unidrop import philox, reference
+from unidrop.conformance.family import same_or_either
 
 SEED, STREAM = 0xDEADBEEF12345678, 2**32 + 3
 
@@ -107,6 +108,24 @@ def test_a_namespace_of_the_2022_standard_without_signbit_gets_the_references_bi
     np.testing.assert_array_equal(np.signbit(got.reshape(-1)), np.signbit(np.array(want, dtype=np.float32)))
 
 
+@pytest.mark.parametrize("version", ["2022.12", "2023.12"])
+def test_the_family_works_on_standards_without_scalars_in_where(version):
+    """Before 2024.12 the standard's ``where`` takes arrays only: alpha_dropout's dropped value (a
+    Python float) raised AttributeError there. Its values are the reference's, on every version."""
+    values = np.linspace(-3.0, 3.0, 40, dtype=np.float32).reshape(5, 8)
+    xps.set_array_api_strict_flags(api_version=version)
+    try:
+        y, keep = unidrop.alpha_dropout(xps.asarray(values), 0.3, seed=5, return_mask=True)
+        got, kept = np.asarray(y), np.asarray(keep)
+    finally:
+        xps.reset_array_api_strict_flags()
+    pairs, want_keep = reference.alpha_dropout(
+        values.reshape(-1).tolist(), values.shape, "float32", 0.3, 5, 0
+    )
+    np.testing.assert_array_equal(kept.reshape(-1), np.array(want_keep))
+    same_or_either(got, pairs, f"alpha_dropout, standard {version}")
+
+
 @pytest.mark.parametrize(
     "x",
     [np.ma.masked_array([1.0, 2.0, 3.0, 4.0], mask=[0, 1, 0, 0]), np.matrix([[1.0, 2.0], [3.0, 4.0]])],
@@ -140,3 +159,16 @@ def test_inplace_refuses_numpy_arrays_it_cannot_hold_the_result_in_and_draws_no_
         unidrop.manual_seed(3)
         assert drawn_after_refusal == unidrop.seeding.draw_seed(), "the refusal drew a seed"
         np.testing.assert_array_equal(np.array(x), before)
+
+
+def test_a_0d_numpy_array_gives_0d_arrays_as_the_numpy_backend_does():
+    """NumPy's arithmetic makes 0-d results scalars; through backend="array_api" the results (and
+    the mask) are 0-d arrays, as the input, with the NumPy backend's values."""
+    z = np.array(2.0, np.float32)
+    y, keep = unidrop.dropout(z, 0.5, seed=1, backend="array_api", return_mask=True)
+    assert type(y) is np.ndarray and y.shape == () and type(keep) is np.ndarray and keep.dtype == bool
+    assert y == unidrop.dropout(z, 0.5, seed=1)
+    for name in ("alpha_dropout", "gaussian_dropout"):
+        got = getattr(unidrop, name)(z, 0.5, seed=1, backend="array_api")
+        assert type(got) is np.ndarray and got.shape == (), name
+        np.testing.assert_array_equal(got, getattr(unidrop, name)(z, 0.5, seed=1), name)

@@ -51,8 +51,11 @@ class SignedZeroNamespace:
         return getattr(self._xp, name)
 
     def where(self, condition: Any, a: Any, b: Any) -> Any:
-        """``xp.where(condition, a, b)`` with every zero signed as the operand it was taken from."""
+        """``xp.where(condition, a, b)`` with every zero signed as the operand it was taken from; a
+        Python number operand is made a 0-d array of the other's dtype (scalars in ``where`` are
+        standard only from version 2024.12)."""
         xp = self._xp
+        a, b = _array_like(xp, a, b), _array_like(xp, b, a)
         chosen = xp.where(condition, a, b)
         if not xp.isdtype(chosen.dtype, "real floating"):
             return chosen
@@ -69,6 +72,13 @@ class SignedZeroNamespace:
         if isinstance(value, (int, float)):
             return xp_bool(self._xp, math.copysign(1.0, value) < 0, one)
         return sign_bit(self._xp, value, one)
+
+
+def _array_like(xp: Any, value: Any, other: Any) -> Any:
+    """``value`` itself, or a Python number as a 0-d array of ``other``'s dtype and device."""
+    if isinstance(value, (int, float)) and not isinstance(other, (int, float)):
+        return xp.asarray(value, dtype=other.dtype, device=device(other))
+    return value
 
 
 def xp_bool(xp: Any, value: bool, like: Any) -> Any:

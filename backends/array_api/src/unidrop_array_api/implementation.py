@@ -63,14 +63,14 @@ class ArrayApiImplementation(Implementation):
         where = device(x)
         keep = keep_mask(xp, plan, where)
         if plan.drops_all:  # before the scale, which is inf here (and 0 * inf is NaN)
-            return xp.zeros_like(x), (keep if plan.return_mask else None)
+            return xp.zeros_like(x), (self.like_input(x, keep) if plan.return_mask else None)
         compute = getattr(xp, plan.compute_dtype)
         scale = xp.asarray(rounded_scale(plan.scale, plan.compute_dtype), dtype=compute, device=where)
         scaled = xp.astype(x, compute) * scale if plan.compute_dtype != plan.dtype else x * scale
         y = select(xp, keep, scaled, where)
         if plan.compute_dtype != plan.dtype:
             y = xp.astype(y, x.dtype)  # round to nearest even, once
-        return y, (keep if plan.return_mask else None)
+        return self.like_input(x, y), (self.like_input(x, keep) if plan.return_mask else None)
 
     def full_mask(self, x: Any, shape: tuple[int, ...]) -> Any:
         xp = array_namespace(x)
@@ -92,6 +92,15 @@ class ArrayApiImplementation(Implementation):
 
     def astype(self, x: Any, dtype: Any) -> Any:
         return family.astype(x, dtype)
+
+    def like_input(self, x: Any, y: Any) -> Any:
+        """A 0-d NumPy array for a 0-d NumPy array ``x`` (NumPy's arithmetic gives a scalar there)."""
+        if is_numpy_array(x):
+            import numpy as np  # loaded: x is a NumPy array
+
+            if isinstance(y, np.generic) and not isinstance(x, np.generic):
+                return np.asarray(y)
+        return y
 
     def check_writable(self, x: Any) -> None:
         """Refuse a read-only array, or one whose elements share memory (an ``as_strided`` view),
