@@ -172,3 +172,18 @@ def test_a_0d_numpy_array_gives_0d_arrays_as_the_numpy_backend_does():
         got = getattr(unidrop, name)(z, 0.5, seed=1, backend="array_api")
         assert type(got) is np.ndarray and got.shape == (), name
         np.testing.assert_array_equal(got, getattr(unidrop, name)(z, 0.5, seed=1), name)
+
+
+def test_a_library_without_uint64_is_named_not_left_to_wrap():
+    """JAX without 64-bit types makes uint32 when asked for uint64: the words would wrap; a
+    TypeError says what happened and how to fix it."""
+    from types import SimpleNamespace
+
+    from unidrop_array_api.philox_words import require_uint64
+
+    xp = SimpleNamespace(uint64="uint64")
+    made = SimpleNamespace(dtype="uint32")
+    with pytest.raises(TypeError, match=r"made uint32 when asked for uint64\. With JAX, enable 64-bit types"):
+        require_uint64(xp, made)
+    fine = SimpleNamespace(dtype="uint64")
+    assert require_uint64(xp, fine) is fine

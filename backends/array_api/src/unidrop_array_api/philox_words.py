@@ -36,7 +36,7 @@ def _block_words(seed: int, stream: int, block: Any) -> tuple[Word, Word, Word, 
 
 def contiguous_words(xp: Any, seed: int, stream: int, count: int, device: Any) -> Any:
     """The uint64 words u_0 .. u_{count-1} of mask stream v1, a 1-D array (all four words of a block used)."""
-    blocks = xp.arange(math.ceil(count / 4), dtype=xp.uint64, device=device)
+    blocks = require_uint64(xp, xp.arange(math.ceil(count / 4), dtype=xp.uint64, device=device))
     words = xp.stack(_block_words(seed, stream, blocks), axis=1)
     return xp.reshape(words, (-1,))[:count]
 
@@ -51,6 +51,18 @@ def indexed_words(xp: Any, seed: int, stream: int, indices: Any) -> Any:
     return picked[0] + picked[1] + picked[2] + picked[3]
 
 
+def require_uint64(xp: Any, made: Any) -> Any:
+    """``made``, an array asked for as uint64; a TypeError if the library made another dtype (JAX
+    without 64-bit types makes uint32, and the words would wrap)."""
+    if made.dtype != xp.uint64:
+        raise TypeError(
+            f"unidrop's Array API backend computes the mask stream in uint64 arrays, and this library "
+            f"({type(made).__module__}) made {made.dtype} when asked for uint64. With JAX, enable 64-bit "
+            "types (jax.config.update('jax_enable_x64', True)) or use unidrop's JAX backend"
+        )
+    return made
+
+
 def block_indices(
     xp: Any, shape: tuple[int, ...], offset: tuple[int, ...], strides: tuple[int, ...], device: Any
 ) -> Any:
@@ -58,7 +70,7 @@ def block_indices(
 
     A uint64 array of ``shape``, made by broadcasting one index vector per axis.
     """
-    total = xp.zeros(shape, dtype=xp.uint64, device=device)
+    total = require_uint64(xp, xp.zeros(shape, dtype=xp.uint64, device=device))
     for axis, (size, start, stride) in enumerate(zip(shape, offset, strides, strict=True)):
         along = (xp.arange(size, dtype=xp.uint64, device=device) + int(start)) * int(stride)
         total = total + xp.reshape(along, tuple(size if d == axis else 1 for d in range(len(shape))))
