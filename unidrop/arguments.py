@@ -127,6 +127,7 @@ def check_p(p: Any) -> float:
         raise TypeError(
             f"p must be a Python float under torch.compile, got {type(p).__name__} ({STATIC_HINT})"
         )
+    _refuse_lazy(p, "p")
     # a real scalar (NumPy's, a Fraction) is real whatever its dtype says; but NumPy's timedelta64
     # registers as an integer and is a duration (kind "m")
     real = isinstance(p, numbers.Real) and not isinstance(p, bool)
@@ -147,6 +148,15 @@ def check_p(p: Any) -> float:
             f"p must be a real number in [0, 1], got {show(p)} of type {type(p).__name__}{_static_hint(p)}"
         ) from None
     return _in_unit_interval(value, p)
+
+
+def _refuse_lazy(value: Any, what: str) -> None:
+    """TypeError for a lazy array (a dask array), whose number reading it would compute now."""
+    if hasattr(type(value), "__dask_graph__"):
+        raise TypeError(
+            f"{what} must be a number known now, got a lazy {type_name(value)}: reading it would "
+            f"compute it while the graph is built; compute it first ({what}.compute())"
+        )
 
 
 def _as_float(p: int | float) -> float:
@@ -190,6 +200,7 @@ def check_uint64(value: Any, what: str) -> int:
         return value
     if isinstance(value, bool) or dtype_kind(value) == "b":
         raise TypeError(f"{what} must be an integer in [0, 2**64), got {show(value)}")
+    _refuse_lazy(value, what)
     try:
         number = operator.index(value)
     except TypeError:

@@ -310,3 +310,22 @@ def test_errors_knowable_from_the_shape_come_when_the_graph_is_built() -> None:
     x = da.ones((4, 8), chunks=2, dtype=np.float32)
     with pytest.raises(ValueError, match=r"mask indices below 2\*\*63"):
         unidrop.gaussian_dropout(x, 0.3, seed=1, global_shape=(2**61, 8), offset=(2**61 - 4, 0))
+
+
+@pytest.mark.parametrize("argument", ["p", "seed", "stream"])
+def test_a_lazy_p_seed_or_stream_is_refused_without_computing_it(argument: str) -> None:
+    """A 0-d dask array as p, seed or stream would be computed while the graph is built (reading
+    its number); it is refused, naming it, and nothing is computed."""
+    computed = []
+
+    def value(block_info: Any = None) -> np.ndarray:
+        computed.append(1)
+        return np.array(0.3 if argument == "p" else 7)
+
+    lazy = da.map_blocks(value, chunks=(), dtype=float if argument == "p" else int, meta=np.empty((), float))
+    x = da.ones((4, 4), chunks=2, dtype=np.float32)
+    arguments: dict[str, Any] = {"p": 0.5, "seed": 1, argument: lazy}
+    p = arguments.pop("p")
+    with pytest.raises(TypeError, match=rf"{argument} must be a number known now, got a lazy dask"):
+        unidrop.dropout(x, p, **arguments)
+    assert computed == []
