@@ -104,9 +104,14 @@ def devices_for(backend: SuiteAdapter) -> list[str]:
     """The devices to check: ``--unidrop-device`` values, or every device the backend reports.
 
     A ``--unidrop-device`` the backend does not report (a typo, ``cuda:0`` without a GPU)
-    is a pytest.UsageError listing the backend's devices.
+    is a pytest.UsageError listing the backend's devices; so is a backend that reports none.
     """
     available = backend.devices()
+    if not available:
+        raise pytest.UsageError(
+            f"the unidrop backend {backend.name!r} reports no device here (its devices() is empty): "
+            "there is nothing to check (a GPU backend needs a GPU this process can see)"
+        )
     chosen = _options["devices"]
     if not (isinstance(chosen, list) and chosen):
         return available

@@ -118,6 +118,17 @@ def test_pytest_refuses_an_unknown_device_or_backend_as_a_usage_error(options, e
     assert "ERROR test_conformance.py" not in done.stdout  # not a collection error
 
 
+def test_a_backend_that_reports_no_device_is_a_usage_error():
+    """A GPU backend on a machine without one: a usage error naming it, not an IndexError in
+    every test."""
+    from types import SimpleNamespace
+
+    from unidrop.conformance.plugin import devices_for
+
+    with pytest.raises(pytest.UsageError, match=r"backend 'gpu-only' reports no device here"):
+        devices_for(SimpleNamespace(name="gpu-only", devices=lambda: []))
+
+
 def test_a_subclassed_suite_refuses_an_unknown_device(tmp_path):
     (tmp_path / "test_sub.py").write_text(
         "from unidrop.conformance.suite import ConformanceSuite\n\n\n"

@@ -110,12 +110,13 @@ class SuitePart:
         """``unidrop.dropout`` on the backend under test, chosen by name; the result (and mask) must
         be arrays of ``x``'s type and the mask boolean, or the call fails saying so."""
         result = unidrop.dropout(x, p, backend=self.adapter.name, **kwargs)
+        call = "".join([f"dropout(x, {p!r}", *(f", {k}={v!r}" for k, v in kwargs.items()), ")"])
         if kwargs.get("return_mask"):
             y, keep = result
-            self.check_kind(x, y, "dropout's result")
-            self.check_kind(x, keep, "dropout's mask", dtype="bool")
+            self.check_kind(x, y, f"the result of {call}")
+            self.check_kind(x, keep, f"the mask of {call}", dtype="bool")
         else:
-            self.check_kind(x, result, "dropout's result")
+            self.check_kind(x, result, f"the result of {call}")
         return result
 
     def check_kind(self, x: Any, out: Any, what: str, dtype: str | None = None) -> None:
@@ -128,7 +129,8 @@ class SuitePart:
             )
         if dtype is not None:
             found = self.adapter.shape_and_dtype(out)[1]
-            assert found == dtype, f"{what} has dtype {found}, not {dtype}"
+            if found != dtype:
+                raise AssertionError(f"{what} has dtype {found}, not {dtype}")
 
     def check_against_reference(
         self,
