@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -129,6 +130,12 @@ class Implementation(ABC):
             f"the unidrop backend for {arguments.type_name(x)} does not provide the stream words "
             "(Implementation.stream_words) that gaussian_dropout needs; upgrade it"
         )
+
+    def quiet_arithmetic(self) -> AbstractContextManager[Any] | None:
+        """A context in which the family's rules compute on this backend's arrays without floating-point
+        warnings or errors (overflow to inf, NaN in, NaN out: IEEE's results, which dropout's kernels give
+        silently), or None where the library reports none (the default). NumPy's is ``np.errstate``."""
+        return None
 
     def namespace(self, x: Any) -> Any:
         """The array namespace of ``x`` for the family's rules: its ``__array_namespace__()``.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import arguments, registry
@@ -137,6 +137,10 @@ def alpha_of_mask(implementation: Implementation, x: Any, keep: Any, plan: argum
 
     For a backend whose module computes the mask its own way (from a key it keeps for backward).
     """
+    return _quietly(implementation, _alpha_values, implementation, x, keep, plan)
+
+
+def _alpha_values(implementation: Implementation, x: Any, keep: Any, plan: arguments.DropoutPlan) -> Any:
     xp, compute = _compute_type(implementation, x, plan.dtype)
     a, c, d = (_rounded(value, plan.compute_dtype, implementation, xp) for value in alpha_constants(plan.p))
     x_compute = implementation.astype(x, compute)
@@ -145,6 +149,16 @@ def alpha_of_mask(implementation: Implementation, x: Any, keep: Any, plan: argum
     )  # p == 1: none kept
     y = implementation.astype(xp.where(keep, kept, d), compute)
     return implementation.astype(y, x.dtype)
+
+
+def _quietly(implementation: Implementation, rule: Callable[..., Any], *args: Any) -> Any:
+    """``rule(*args)``, inside the backend's :meth:`~unidrop.Implementation.quiet_arithmetic` where
+    it has one: the family's floating-point overflow warns and raises no more than dropout's does."""
+    context = implementation.quiet_arithmetic()
+    if context is None:
+        return rule(*args)
+    with context:
+        return rule(*args)
 
 
 def drop_path(
@@ -245,8 +259,13 @@ def gaussian_dropout(
     )
     if plan is None:
         return x
-    xp, compute = _compute_type(implementation, x, plan.dtype)
     words = implementation.stream_words(x, _pair_plan(plan))
+    y = _quietly(implementation, _gaussian_values, implementation, x, words, plan)
+    return implementation.like_input(x, y)
+
+
+def _gaussian_values(implementation: Implementation, x: Any, words: Any, plan: arguments.DropoutPlan) -> Any:
+    xp, compute = _compute_type(implementation, x, plan.dtype)
     w1, w2 = words[..., 0], words[..., 1]
     unit = 2.0**-UNIFORM_BITS
     # w >> 8 as a floor division of the non-negative words: torch's DTensor (2.13) returns its
@@ -260,7 +279,7 @@ def gaussian_dropout(
         z * _rounded(gaussian_stddev(plan.p), plan.compute_dtype, implementation, xp) + 1.0, compute
     )
     y = implementation.astype(implementation.astype(x, compute) * noise, compute)
-    return implementation.like_input(x, implementation.astype(y, x.dtype))
+    return implementation.astype(y, x.dtype)
 
 
 def _pair_plan(plan: arguments.DropoutPlan) -> arguments.DropoutPlan:
@@ -344,11 +363,15 @@ def dropout_backward_from_mask(
             )
     if len(keep_shape) != len(shape) or any(k not in (1, s) for k, s in zip(keep_shape, shape, strict=True)):
         raise ValueError(f"keep of shape {keep_shape} does not match grad of shape {shape} (a mask shape)")
+    y = _quietly(implementation, _masked_gradient, implementation, grad, dtype, keep, p)
+    return implementation.like_input(grad, y)
+
+
+def _masked_gradient(implementation: Implementation, grad: Any, dtype: str, keep: Any, p: float) -> Any:
     xp, compute = _compute_type(implementation, grad, dtype)
     s = 0.0 if p == 1.0 else _rounded(arguments.scale(p), arguments.compute_dtype(dtype), implementation, xp)
     scaled = implementation.astype(implementation.astype(grad, compute) * s, compute)
-    y = implementation.astype(implementation.astype(xp.where(keep, scaled, 0.0), compute), grad.dtype)
-    return implementation.like_input(grad, y)
+    return implementation.astype(implementation.astype(xp.where(keep, scaled, 0.0), compute), grad.dtype)
 
 
 def _check_keep(

@@ -266,3 +266,25 @@ def test_kept_bfloat16_nans_keep_sign_and_payload_on_both_kernels(kernel):
     assert 0 < keep.sum() < keep.size
     assert np.array_equal(got[keep], bits[keep] | 0x0040)
     assert not got[~keep].any()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: unidrop.alpha_dropout(x, 0.5, seed=3),
+        lambda x: unidrop.gaussian_dropout(x, 0.5, seed=3),
+        lambda x: unidrop.dropout_backward_from_mask(
+            x, unidrop.dropout(x, 0.5, seed=3, return_mask=True)[1], 0.5
+        ),
+    ],
+    ids=["alpha_dropout", "gaussian_dropout", "dropout_backward_from_mask"],
+)
+def test_the_family_is_as_silent_as_dropout_under_seterr_raise(call):
+    """Overflow to inf and NaN inputs give IEEE's results silently, as dropout's kernel does, even
+    where np.seterr asks NumPy to raise; the caller's setting is left as it was."""
+    x = np.array([3e38, 1.0, np.inf, np.nan, -3e38, 2.0, -np.inf, 0.5], np.float32)
+    with np.errstate(all="raise"):
+        unidrop.dropout(x, 0.5, seed=3)
+        y = call(x)
+        assert np.geterr()["over"] == "raise"
+    assert y.shape == x.shape

@@ -64,6 +64,11 @@ class NumpyImplementation(Implementation):
     def namespace(self, x: Any) -> Any:
         return np
 
+    def quiet_arithmetic(self) -> Any:
+        """``np.errstate(all="ignore")``: the family is as silent as dropout's kernels, whatever
+        ``np.seterr`` says (overflow gives inf, a NaN stays NaN)."""
+        return np.errstate(all="ignore")
+
     def check_writable(self, x: Any) -> None:
         family.check_writable(x)
 
