@@ -317,6 +317,18 @@ def test_a_bad_simd_setting_stops_only_the_compiled_kernel(kernel: str, works: b
     )
     if works:
         assert result.returncode == 0 and result.stdout.strip() == "[2. 0. 0. 0.]", result.stderr[-2000:]
+        # and `unidrop backends` says the setting was refused, not that the kernel was not built
+        shown = subprocess.run(
+            [sys.executable, "-m", "unidrop", "backends"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (
+            "numpy: pure NumPy (compiled kernel refused a setting: ValueError: UNIDROP_NUMPY_SIMD"
+            in shown.stdout
+        )
     else:
         assert result.returncode != 0
         assert "loading it raised ValueError: UNIDROP_NUMPY_SIMD must be one of" in result.stderr

@@ -85,7 +85,8 @@ def describe(active: bool) -> str:
     if active:
         return f"compiled ({_kernel.BUILD}; SIMD: {_kernel.SIMD})"  # type: ignore[union-attr]
     if _kernel is None:
-        return f"pure NumPy (compiled kernel not built: {_MISSING})"
+        why = "refused a setting" if _BAD_SETTING is not None else "not built"
+        return f"pure NumPy (compiled kernel {why}: {_MISSING})"
     return f"pure NumPy ({ENV}=numpy)"
 
 
