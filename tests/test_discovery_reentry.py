@@ -153,3 +153,23 @@ def test_an_imported_plugin_module_without_the_named_class_is_a_failure(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert names() == {"numpy"}
+
+
+def test_a_plugin_that_drops_out_while_discovery_imports_it_is_told_why(
+    fresh_registry, monkeypatch, plugin_dir
+):
+    """Its import calls unidrop.dropout before discovery has finished: the failure says so, not that
+    no NumPy backend is installed (one is)."""
+    write_plugin(
+        plugin_dir,
+        "eager_plugin",
+        MINIMAL,
+        ENTRY_CLASS,
+        "import numpy\nimport unidrop\n\nunidrop.dropout(numpy.ones(4), 0.5, seed=1)\n",
+    )
+    install(monkeypatch, NUMPY, ("entry", "eager_plugin:Entry", "eager-dist"))
+    with pytest.warns(RuntimeWarning, match=r"'entry' \(eager-dist 1.0\) failed to load") as caught:
+        assert names() == {"numpy"}
+    message = " ".join(str(w.message) for w in caught)
+    assert "it is still discovering its backends, and a plugin's import called it" in message
+    assert "pip install ./backends/numpy" not in message

@@ -533,6 +533,12 @@ def _no_backend(state: _Snapshot, x: Any) -> TypeError:
     It names an ignored plugin that would take ``x``, else a failed plugin that may be the one for
     ``x``'s framework (:meth:`Failure.may_serve`), else says how to install or write one.
     """
+    if _discovering and _state is None:  # a plugin's import, run by discovery, called unidrop
+        return TypeError(
+            f"unidrop has no backend for {type_name(x)} yet: it is still discovering its backends, "
+            "and a plugin's import called it (the backends found so far: "
+            f"{_installed_names(state)}); call unidrop from functions, not while a module is imported"
+        )
     framework = hints.framework_of_module(type(x).__module__)
     pushed_out = _ignored_taking(state, x)
     failure = None if pushed_out else next((f for f in state.failures if f.may_serve(framework)), None)
