@@ -51,7 +51,7 @@ def assert_same_floats(actual: np.ndarray, expected: np.ndarray, context: str) -
     if mismatch.any():
         where = np.argwhere(mismatch)[:5].tolist()
         raise AssertionError(
-            f"{context}: {int(mismatch.sum())} of {actual.size} elements differ from the reference, "
+            f"{context}: {int(mismatch.sum())} of {actual.size} elements differ from the expected values, "
             f"first at {where}: got {actual[mismatch][:5].tolist()}, "
             f"expected {expected[mismatch][:5].tolist()}"
         )
