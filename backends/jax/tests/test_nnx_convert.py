@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -225,3 +227,70 @@ def test_a_converted_model_trains_for_a_few_steps() -> None:
     assert losses[-1] < 0.5 * losses[0], losses
     m.eval()
     assert np.array_equal(np.asarray(m(x)), np.asarray(m(x)))
+
+
+class Holder(nnx.Module):
+    """One layer in a submodule, visited first, and one in a tuple, which convert cannot replace."""
+
+    def __init__(self) -> None:
+        self.a = nnx.Sequential(nnx.Dropout(0.5, rngs=nnx.Rngs(0)))
+        self.z = nnx.data((nnx.Dropout(0.5, rngs=nnx.Rngs(1)),))
+
+
+def test_a_refused_convert_changes_nothing() -> None:
+    """The tuple is refused before any layer is replaced, as porting.md promises."""
+    holder = Holder()
+    with pytest.raises(TypeError, match=r"held in a tuple .* nothing was changed"):
+        unnx.convert(holder)
+    assert type(holder.a.layers[0]) is nnx.Dropout and type(holder.z[0]) is nnx.Dropout
+
+
+class Box(nnx.Pytree):
+    """A plain nnx.Pytree (not a Module) holding a layer."""
+
+    def __init__(self) -> None:
+        self.drop = nnx.Dropout(0.5, rngs=nnx.Rngs(2))
+
+
+class Boxed(nnx.Module):
+    def __init__(self) -> None:
+        self.box = Box()
+        self.other = nnx.Dropout(0.5, rngs=nnx.Rngs(3))
+
+
+def test_a_layer_in_a_plain_pytree_is_replaced_and_numbered() -> None:
+    boxed = unnx.convert(Boxed(), seed=4)
+    assert type(boxed.box.drop) is unnx.Dropout
+    assert [(path, layer.layer) for path, layer in unnx.dropout_layers(boxed)] == [
+        (("box", "drop"), 0),
+        (("other",), 1),
+    ]
+
+
+class Attending(nnx.Module):
+    def __init__(self, rate: float) -> None:
+        rngs = nnx.Rngs(0)
+        self.attn = nnx.MultiHeadAttention(2, 4, dropout_rate=rate, decode=False, rngs=rngs)
+        self.drop = nnx.Dropout(0.1, rngs=rngs)
+
+
+def test_attention_dropout_that_cannot_be_replaced_is_named_in_a_warning() -> None:
+    with pytest.warns(
+        UserWarning, match=r"attention dropout of these flax\.nnx\.MultiHeadAttention layers.*: attn;"
+    ):
+        converted = unnx.convert(Attending(0.1), seed=1)
+    assert type(converted.drop) is unnx.Dropout
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unnx.convert(Attending(0.0), seed=1)
+
+
+def test_keys_given_at_call_time_to_a_numbered_layer_warn() -> None:
+    """They take precedence (as the class says); a numbered layer then does not follow set_step."""
+    layer = unnx.Dropout(0.5, seed=3, layer=0)
+    with pytest.warns(UserWarning, match=r"numbered layer 0 \(seed=3\) got rngs= at call time"):
+        layer(X, rngs=nnx.Rngs(dropout=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(X)  # the layer seed: no warning
+        unnx.Dropout(0.5, seed=3)(X, rngs=nnx.Rngs(dropout=5))  # not numbered: no warning

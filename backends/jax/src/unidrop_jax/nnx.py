@@ -13,6 +13,7 @@ never imports Flax.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from unidrop import arguments, layer_seeds
 
 # The first sentence of each is flax.nnx.Dropout's own, so code and tests matching it keep working.
 _NO_DETERMINISTIC = (
-    "No `deterministic` argument was provided to Dropout (unidrop_jax.nnx.Dropout): pass it to the "
+    "No `deterministic` argument was provided to Dropout. (unidrop_jax.nnx.Dropout): pass it to the "
     "constructor or the call, or use model.train() / model.eval() / nnx.view(model, deterministic=...)"
 )
 _NO_RNGS = (
@@ -140,6 +141,14 @@ class Dropout(_nnx.Module):
             return jnp.zeros_like(inputs)
         if rngs is None and self.seed is not None:
             return self._drop(jnp.asarray(inputs), self.seed, self._seeded_stream())
+        if self.layer is not None:  # rngs given: they win, and the layer's number is not used
+            warnings.warn(
+                f"unidrop_jax.nnx.Dropout numbered layer {self.layer} (seed={self.seed}) got rngs= at "
+                "call time, which take precedence: its mask follows those keys, not the layer seed and "
+                "set_step. Call it without rngs= for the layer-seed convention",
+                UserWarning,
+                stacklevel=2,
+            )
         source = _first(rngs, self.rngs, error=_NO_RNGS)
         if isinstance(source, _rnglib.Rngs):
             key = source[self.rng_collection]()

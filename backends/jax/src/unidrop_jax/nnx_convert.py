@@ -59,8 +59,14 @@ def convert(model: Any, *, seed: int | None = None) -> Any:
             replaced[id(node)] = _replacement(node)
         elif isinstance(node, nnx.Dropout) and not isinstance(node, Dropout):
             skipped.append(f"{layer_seeds.layer_path(path) or '(the model)'} ({type(node).__qualname__})")
-    for _, node in list(nnx.iter_graph(result)):
-        _swap_children(node, replaced)
+    # every swap is found (a layer in a tuple is refused here) before any is made: all or nothing
+    swaps = [swap for _, node in list(nnx.iter_graph(result)) for swap in _swaps(node, replaced)]
+    for container, where, new in swaps:
+        if isinstance(container, nnx.Pytree):
+            setattr(container, where, new)
+        else:
+            container[where] = new
+    _warn_about_attention(result)
     if skipped:
         warnings.warn(
             "unidrop_jax.nnx.convert left these dropout layers as they are (unidrop has no layer for "
@@ -104,24 +110,43 @@ def _replacement(old: Any) -> Dropout:
     return new
 
 
-def _swap_children(node: Any, replaced: dict[int, Any]) -> None:
-    """Point ``node``'s children that are replaced layers at their replacements."""
-    if isinstance(node, nnx.Module):
-        for name, value in list(vars(node).items()):
-            if id(value) in replaced:
-                setattr(node, name, replaced[id(value)])
-    elif isinstance(node, (list, nnx.List)):
-        for index, value in enumerate(list(node)):
-            if id(value) in replaced:
-                node[index] = replaced[id(value)]
-    elif isinstance(node, (dict, nnx.Dict)):
-        for key, value in list(node.items()):
-            if id(value) in replaced:
-                node[key] = replaced[id(value)]
-    elif isinstance(node, tuple) and any(id(value) in replaced for value in node):
+def _swaps(node: Any, replaced: dict[int, Any]) -> list[tuple[Any, Any, Any]]:
+    """``(container, attribute or index or key, replacement)`` for each child of ``node`` that is a
+    replaced layer; a TypeError for one that cannot be replaced (in a tuple)."""
+    if isinstance(node, nnx.Pytree):  # a Module, or a plain nnx.Pytree holding layers
+        return [
+            (node, name, replaced[id(value)]) for name, value in vars(node).items() if id(value) in replaced
+        ]
+    if isinstance(node, (list, nnx.List)):
+        return [
+            (node, index, replaced[id(value)]) for index, value in enumerate(node) if id(value) in replaced
+        ]
+    if isinstance(node, (dict, nnx.Dict)):
+        return [(node, key, replaced[id(value)]) for key, value in node.items() if id(value) in replaced]
+    if isinstance(node, tuple) and any(id(value) in replaced for value in node):
         raise TypeError(
             "convert cannot replace a dropout layer held in a tuple (tuples are immutable): hold it "
-            "in an attribute, an nnx.List or an nnx.Dict"
+            "in an attribute, an nnx.List or an nnx.Dict; nothing was changed"
+        )
+    return []
+
+
+def _warn_about_attention(model: Any) -> None:
+    """Warn, naming them, of the ``flax.nnx.MultiHeadAttention`` layers that drop out attention
+    weights: that dropout is a rate inside their call, not a layer, and stays flax's."""
+    named = [
+        layer_seeds.layer_path(path) or "(the model)"
+        for path, node in nnx.iter_graph(model)
+        if isinstance(node, nnx.MultiHeadAttention) and getattr(node, "dropout_rate", 0.0) > 0
+    ]
+    if named:
+        warnings.warn(
+            "unidrop_jax.nnx.convert cannot replace the attention dropout of these flax.nnx."
+            f"MultiHeadAttention layers (a rate inside their call, not a layer): {', '.join(named)}; "
+            "it stays flax's own, drawn from their rngs whatever the seed. Set their dropout_rate to 0 "
+            "for masks that follow unidrop's seeds (docs/porting.md)",
+            UserWarning,
+            stacklevel=3,
         )
 
 
