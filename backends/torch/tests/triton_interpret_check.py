@@ -126,7 +126,20 @@ def check_block_keep_kernel() -> None:
     assert not cuda.launch_block_keep(keep, keys.key_from_ints(1, 0), 0.5, (3,) * 6, (1,) * 6)
 
 
+def check_a_strided_device_key() -> None:
+    """A key tensor that is a strided view (stride 2) gives the words it holds: the kernel reads four
+    consecutive words, so the launch makes the key contiguous first."""
+    key = keys.key_from_ints(123456789, 5)
+    strided = torch.stack([key, torch.zeros_like(key)], 1)[:, 0]
+    assert strided.stride() == (2,) and torch.equal(strided, key)
+    x = sample((64,), torch.float32, seed=2)
+    y = torch.empty_like(x)
+    cuda.launch_dropout(x, y, strided, 0.5, key_in_kernel=True)
+    assert_same(y, expected_output(x, 0.5, 123456789, 5), "a strided key read in the kernel")
+
+
 if __name__ == "__main__":
+    check_a_strided_device_key()
     check_block_keep_kernel()
     check_dropout_kernel()
     check_64_bit_counters()

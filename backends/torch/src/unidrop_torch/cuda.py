@@ -60,7 +60,7 @@ def _key_args(
         return device_tensor, [int(v) for v in key.tolist()], False
     if key.device != device:
         raise ValueError(f"the key is on {key.device}, the input on {device}: put them on one device")
-    return key, [0, 0, 0, 0], True
+    return key.contiguous(), [0, 0, 0, 0], True  # the kernel reads four consecutive words
 
 
 def _interpreting() -> bool:
