@@ -81,7 +81,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
         settings.load_profile(CI_PROFILE)
     if isinstance(_options["backend"], str):  # refuse a bad backend or device before collecting
-        devices_for(_adapter_of(_options["backend"]))
+        check_devices(_adapter_of(_options["backend"]))
+
+
+def check_devices(backend: SuiteAdapter) -> None:
+    """A pytest.UsageError where the suite, run on ``backend``, would check no device: a
+    ``--unidrop-device`` it does not report, or no device at all (a GPU backend without a GPU)."""
+    if not devices_for(backend):
+        raise pytest.UsageError(
+            f"the unidrop backend {backend.name!r} reports no device here (its devices() is empty): "
+            "there is nothing to check (a GPU backend needs a GPU this process can see)"
+        )
 
 
 def _adapter_of(name: str) -> SuiteAdapter:
@@ -104,14 +114,9 @@ def devices_for(backend: SuiteAdapter) -> list[str]:
     """The devices to check: ``--unidrop-device`` values, or every device the backend reports.
 
     A ``--unidrop-device`` the backend does not report (a typo, ``cuda:0`` without a GPU)
-    is a pytest.UsageError listing the backend's devices; so is a backend that reports none.
+    is a pytest.UsageError listing the backend's devices.
     """
     available = backend.devices()
-    if not available:
-        raise pytest.UsageError(
-            f"the unidrop backend {backend.name!r} reports no device here (its devices() is empty): "
-            "there is nothing to check (a GPU backend needs a GPU this process can see)"
-        )
     chosen = _options["devices"]
     if not (isinstance(chosen, list) and chosen):
         return available

@@ -123,10 +123,11 @@ def test_a_backend_that_reports_no_device_is_a_usage_error():
     every test."""
     from types import SimpleNamespace
 
-    from unidrop.conformance.plugin import devices_for
+    from unidrop.conformance.plugin import check_devices
 
     with pytest.raises(pytest.UsageError, match=r"backend 'gpu-only' reports no device here"):
-        devices_for(SimpleNamespace(name="gpu-only", devices=lambda: []))
+        check_devices(SimpleNamespace(name="gpu-only", devices=lambda: []))
+    check_devices(SimpleNamespace(name="numpy", devices=lambda: ["cpu"]))  # fine
 
 
 def test_a_subclassed_suite_refuses_an_unknown_device(tmp_path):

@@ -4,8 +4,14 @@ Importing this module registers the deterministic Hypothesis profile ``unidrop-c
 backend's own tests can ``settings.load_profile(CI_PROFILE)``.
 """
 
-from _unidrop_pytestplugin import CI_PROFILE, devices_for, register_ci_profile, selected_backend
+from _unidrop_pytestplugin import (
+    CI_PROFILE,
+    check_devices,
+    devices_for,
+    register_ci_profile,
+    selected_backend,
+)
 
 register_ci_profile()
 
-__all__ = ["CI_PROFILE", "devices_for", "register_ci_profile", "selected_backend"]
+__all__ = ["CI_PROFILE", "check_devices", "devices_for", "register_ci_profile", "selected_backend"]
