@@ -213,6 +213,54 @@ def test_ctrl_c_writes_what_was_measured_and_exits_130(tmp_path, monkeypatch, ca
     assert text.count("| 2^") == 2
 
 
+def test_an_error_mid_run_writes_what_was_measured_then_raises(tmp_path, monkeypatch):
+    """Out of memory at the third size (a GPU's, say): the two sizes measured are written, marked
+    stopped by the error, and the error still reaches the caller."""
+    done = [0]
+
+    def median_seconds(calls, reps, number=None):
+        if done[0] == 2:
+            raise MemoryError("out of memory at the third size")
+        done[0] += 1
+        return dict(FAKE_SECONDS)
+
+    monkeypatch.setattr(bench_package, "median_seconds", median_seconds)
+    out = tmp_path / "out"
+    with pytest.raises(MemoryError, match="third size"):
+        cli.main(["bench", "--quick", "--backend", "numpy", "--max-log2", "20", "--out", str(out)])
+    meta = json.loads((out / "bench.json").read_text())["meta"]
+    assert (
+        meta["interrupted"] is True and meta["stopped by"] == "MemoryError: out of memory at the third size"
+    )
+    assert (
+        "**Interrupted (stopped by MemoryError: out of memory at the third size)"
+        in (out / "bench.md").read_text()
+    )
+
+
+def test_a_run_records_the_kernels_the_settings_and_when_and_prints_its_report(tmp_path, monkeypatch, capsys):
+    """Which kernel ran (the compiled one or pure NumPy: 11-17x apart) and the settings that choose
+    it are in the results; the report itself is printed, not only written."""
+    fake_timing(monkeypatch)
+    monkeypatch.setenv("UNIDROP_NUM_THREADS", "1")
+    out = tmp_path / "out"
+    assert cli.main(["bench", "--quick", "--backend", "numpy", "--max-log2", "10", "--out", str(out)]) == 0
+    meta = json.loads((out / "bench.json").read_text())["meta"]
+    kernel = unidrop.get_backend("numpy").implementation().describe()
+    assert meta["kernels"] == {"numpy": kernel}
+    assert meta["settings"]["UNIDROP_NUM_THREADS"] == "1"
+    assert meta["started (UTC)"].endswith("+00:00")
+    assert meta["versions"]["numpy backend"].startswith(f"unidrop-numpy {unidrop_numpy_version()}, numpy ")
+    printed = capsys.readouterr().out
+    assert (
+        "# unidrop bench" in printed and "| 2^10 |" in printed and "below 1.00x unidrop is faster" in printed
+    )
+
+
+def unidrop_numpy_version() -> str:
+    return next(info.version for info in unidrop.list_backends() if info.name == "numpy")
+
+
 def test_a_complete_run_is_not_marked_interrupted(tmp_path, monkeypatch):
     fake_timing(monkeypatch)
     out = tmp_path / "out"

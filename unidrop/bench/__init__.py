@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -172,19 +173,31 @@ def run(options: Options) -> dict[str, Any]:
         "timing": "median seconds per call over interleaved repetitions after a warm-up; "
         "GPU: device events (torch, CuPy), block_until_ready (JAX)",
         "interrupted": False,
+        "started (UTC)": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": report.settings(),
+        "kernels": {},
     }
+    distributions = {info.name: info for info in registry.list_backends()}
     for name in dict.fromkeys(name for name, _, _ in chosen):
         backend = registry.get_backend(name)
+        own = distributions[name].version if name in distributions else "n/a"
         meta["versions"][f"{name} backend"] = (
-            f"{backend.distribution} {backend.framework} {backend.version()}"
+            f"{backend.distribution} {own}, {backend.framework} {backend.version()}"
         )
+        meta["kernels"][name] = backend.implementation().describe() or "n/a"
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
+    stopped: BaseException | None = None
     try:
         measure(options, chosen, sizes, rows)
     except KeyboardInterrupt:
         meta["interrupted"] = True
         print(f"interrupted: writing the {len(rows)} results measured before it")
+    except Exception as error:  # out of memory, a backend's fault: keep what was measured, then raise
+        meta["interrupted"] = True
+        meta["stopped by"] = f"{type(error).__name__}: {error}"
+        print(f"stopped by {type(error).__name__}: writing the {len(rows)} results measured before it")
+        stopped = error
     meta["load average at end"] = report.load_average()
     meta["wall seconds"] = round(time.perf_counter() - started, 1)
     result = {"meta": meta, "rows": rows}
@@ -199,10 +212,13 @@ def run(options: Options) -> dict[str, Any]:
         meta["files"] += [path.name for path in plots]
         report.write(result, options.out)
     written += plots
+    print(report.markdown(result), end="")  # the report itself: machine, versions, sizes, medians, ratios
     for path in written:
         print(f"wrote {path}")
     for path in report.remove_stale(options.out, earlier, written):
         print(f"removed {path} (an earlier run's, not written by this one)")
+    if stopped is not None:
+        raise stopped
     return result
 
 

@@ -112,8 +112,8 @@ def _jax(x: Any, p: float, device: str) -> Modes:
     def wait(result: Any) -> None:
         jax.block_until_ready(result)
 
-    def grad(fn: Callable[[Any], Any]) -> Any:
-        return jax.jit(jax.grad(lambda a: fn(a).astype(jnp.float32).sum()))
+    def grad(fn: Callable[[Any], Any]) -> Any:  # the forward's output too, as torch's fwd+bwd computes it
+        return jax.jit(jax.value_and_grad(lambda a: fn(a).astype(jnp.float32).sum()))
 
     copy = jax.jit(lambda a: a + jnp.zeros((), a.dtype))
     forward, backward = {"own": jax.jit(own), "ours": jax.jit(ours)}, {"own": grad(own), "ours": grad(ours)}

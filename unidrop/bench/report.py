@@ -28,6 +28,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: Environment variables that change what a benchmark measures (threads, kernels, devices).
+SETTING_PREFIXES = ("UNIDROP_", "OMP_", "MKL_", "XLA_", "JAX_", "CUDA_VISIBLE_DEVICES", "TRITON_")
+
+
+def settings() -> dict[str, str]:
+    """The environment variables set for this run that change what is measured, by name."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(SETTING_PREFIXES)}
+
+
 def load_average() -> float | None:
     """The 1-minute load average (other users of the machine), None where the OS has none."""
     try:
@@ -108,8 +117,17 @@ def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = ["# unidrop bench", ""]
     if meta.get("interrupted"):
-        lines += [f"**Interrupted: partial results, {len(result['rows'])} rows measured before it.**", ""]
+        why = f" (stopped by {meta['stopped by']})" if meta.get("stopped by") else ""
+        lines += [
+            f"**Interrupted{why}: partial results, {len(result['rows'])} rows measured before it.**",
+            "",
+        ]
     lines += meta_lines(meta)
+    lines += [
+        "",
+        "Ratios are unidrop's time over the other's: below 1.00x unidrop is faster. `naive` is the array "
+        "library's own expression of dropout (a uniform draw compared with p, a multiply).",
+    ]
     for title, group in groups(result["rows"]).items():
         own = group[0]["framework"]
         names = list(group[0]["seconds"])
