@@ -257,6 +257,33 @@ def test_a_run_records_the_kernels_the_settings_and_when_and_prints_its_report(t
     )
 
 
+def test_ctrl_c_while_drawing_the_plots_keeps_the_results_and_exits_130(tmp_path, monkeypatch, capsys):
+    fake_timing(monkeypatch)
+
+    def interrupted_plot(result, out):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "plot", interrupted_plot)
+    out = tmp_path / "out"
+    assert cli.main(["bench", "--quick", "--backend", "numpy", "--max-log2", "10", "--out", str(out)]) == 130
+    result = json.loads((out / "bench.json").read_text())
+    assert result["meta"]["interrupted"] is True and len(result["rows"]) == 2
+    assert result["meta"]["files"] == ["bench.json", "bench.md"]
+    assert "interrupted while drawing the plots" in capsys.readouterr().out
+
+
+def test_installed_backends_the_bench_cannot_time_are_named(monkeypatch, capsys):
+    from unidrop.bench.cases import OWN
+
+    untimed = [info.name for info in unidrop.list_backends() if info.name not in OWN]
+    targets(Options(out=Path("unused"), max_log2=10, quick=True, reps=1, p=0.5, backends=(), devices="cpu"))
+    printed = capsys.readouterr().out
+    if untimed:
+        assert f"not timed (unidrop bench times {', '.join(OWN)}): {', '.join(untimed)}" in printed
+    else:
+        assert "not timed" not in printed
+
+
 def unidrop_numpy_version() -> str:
     return next(info.version for info in unidrop.list_backends() if info.name == "numpy")
 

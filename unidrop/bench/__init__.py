@@ -105,9 +105,11 @@ class Options:
 
 def targets(options: Options) -> list[tuple[str, str, str]]:
     """(backend, device, dtype) for every installed backend this benchmark knows, or those named."""
-    names = list(dict.fromkeys(options.backends)) or [
-        info.name for info in registry.list_backends() if info.name in OWN
-    ]
+    installed = [info.name for info in registry.list_backends()]
+    names = list(dict.fromkeys(options.backends)) or [name for name in installed if name in OWN]
+    untimed = [name for name in installed if name not in OWN]
+    if untimed and not options.backends:
+        print(f"not timed (unidrop bench times {', '.join(OWN)}): {', '.join(untimed)}")
     found = []
     for name in names:
         if name not in OWN:
@@ -208,6 +210,11 @@ def run(options: Options) -> dict[str, Any]:
     except ImportError:
         plots = []
         print(f"matplotlib is not installed: no plots ({report.PLOT_INSTALL})")
+    except KeyboardInterrupt:  # while drawing: the results are written; the plots are not
+        plots = []
+        meta["interrupted"] = True
+        report.write(result, options.out)
+        print("interrupted while drawing the plots: the results are written, the plots are not")
     if plots:  # bench.json lists every file this run wrote, so that the next run knows its own
         meta["files"] += [path.name for path in plots]
         report.write(result, options.out)
