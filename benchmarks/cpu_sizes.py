@@ -31,6 +31,7 @@ implementation, the copy drawn in, one panel per dtype and p.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -152,6 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=PLOT, help="where the PNG goes (needs matplotlib)")
     parser.add_argument("--replot", action="store_true", help="measure nothing: redraw from the .json")
     args = parser.parse_args(argv)
+    # refused before anything is timed (a late failure would lose the whole sweep)
+    if args.reps < 1 or args.runs < 1:
+        parser.error(f"--reps and --runs must be at least 1, got {args.reps} and {args.runs}")
+    if not all(0 <= k <= 30 for k in args.sizes):
+        parser.error(f"--sizes are log2 sizes in 0..30, got {args.sizes}")
+    if not all(0 < p < 1 for p in args.ps):
+        parser.error(f"--ps must be in (0, 1) (at 0 nothing is drawn, so nothing is timed), got {args.ps}")
+    unknown = [d for d in args.dtypes if d not in ("float32", "float16", "bfloat16")]
+    if unknown:
+        parser.error(f"--dtypes are float32, float16 and bfloat16, got {unknown}")
+    if "bfloat16" in args.dtypes and importlib.util.find_spec("ml_dtypes") is None:
+        parser.error("bfloat16 needs ml_dtypes (pip install ml_dtypes), or leave it out of --dtypes")
     if args.replot:
         saved = json.loads((RESULTS / f"{args.out}.json").read_text())
         (RESULTS / f"{args.out}.md").write_text(markdown(saved["meta"], saved["rows"]))
