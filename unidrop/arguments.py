@@ -233,7 +233,7 @@ def check_broadcast_dims(broadcast_dims: Any) -> tuple[int, ...]:
     is in range is judged at the call (:func:`normalize_broadcast_dims`)."""
     axes = tuple(int(axis) for axis in _axes_of(broadcast_dims))
     if len(set(axes)) != len(axes):
-        raise ValueError(f"broadcast_dims repeats an axis: {show(axes)}")
+        raise ValueError(f"broadcast_dims repeats an axis: {show(axes)}; name each axis at most once")
     return axes
 
 
@@ -270,7 +270,7 @@ def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
     # symbolic integer, which compares (a guard) but cannot be a sort key
     ordered = tuple(axis for axis in range(ndim) if any(axis == given for given in normalized))
     if len(ordered) != len(normalized):
-        raise ValueError(f"broadcast_dims repeats an axis: {show(tuple(axes))}")
+        raise ValueError(f"broadcast_dims repeats an axis: {show(tuple(axes))}; name each axis at most once")
     return ordered
 
 
