@@ -186,3 +186,16 @@ def test_another_librarys_bfloat16_is_not_taken_for_ml_dtypes() -> None:
     fake = types.SimpleNamespace(name="bfloat16", type=bfloat16_like)
     assert bfloat16.dtype_name(fake) == "otherlib.bfloat16"
     assert bfloat16.dtype_name(np.dtype(np.float16)) == "float16"
+
+
+def test_a_byte_swapped_bfloat16_array_gets_its_native_copys_result(ml_dtypes) -> None:
+    """'>bfloat16' through the pure-NumPy kernel: its output was written as native-order bits into
+    the big-endian array (values such as 3.8e-29 for 9.0). The result is the native copy's, in the
+    input's byte order."""
+    native = (np.arange(1, 41) * 1.5).astype(ml_dtypes.bfloat16)
+    swapped = native.astype(native.dtype.newbyteorder(">"))
+    plan = arguments.DropoutPlan.build(native.shape, "bfloat16", 0.5, 1, 0)
+    y, _ = dropout_array(swapped, plan)
+    want, _ = dropout_array(native, plan)
+    assert y.dtype == swapped.dtype
+    assert_same_bits(y.astype(native.dtype).view(np.uint16), want.view(np.uint16))

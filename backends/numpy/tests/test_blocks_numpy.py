@@ -28,6 +28,11 @@ CASES = {
     "thin-column": ((1200, 9), (1000, 1), (100, 4), ()),
     "broadcast-middle": ((6, 7, 40), (4, 5, 33), (1, 2, 3), (1,)),
     "broadcast-last": ((6, 7, 40), (4, 5, 33), (1, 2, 3), (2,)),
+    # leading axes of size 1 in a global mask of 2**64 elements: their stride is 2**64 (never stepped)
+    "end-of-a-2-64-mask": ((1, 2**64), (1, 5), (0, 2**64 - 5), ()),
+    "unit-axis-of-2-32-by-2-32": ((1, 2**32, 2**32), (1, 2, 3), (0, 2**32 - 2, 2**32 - 3), ()),
+    # a column at the very end of a 2**64-element global mask: its last index is 2**64 - 1
+    "column-at-the-end-of-2-64": ((2**63, 2), (5, 1), (2**63 - 5, 1), ()),
 }
 DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64}
 if ml_dtypes is not None:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from unidrop import DropoutPlan
+from unidrop.arguments import TWO_POW_64
 
 from . import bfloat16
 from .philox_arrays import UINT_OF_ITEMSIZE, PhiloxWorkspace, words_at
@@ -144,7 +145,8 @@ def dropout_array(
                 np.not_equal(masks, 0, out=flat_keep[mstart : mstart + mcount])
             out = yv[index]
             if to_bfloat16:  # rounded by the mask stream's rule (ml_dtypes' cast loses NaN payloads)
-                out.view(np.uint16)[...] = bfloat16.round_bits(np.multiply(xv[index], s, dtype=compute))
+                bits16 = np.dtype(np.uint16).newbyteorder(out.dtype.byteorder)  # '>bfloat16' too
+                out.view(bits16)[...] = bfloat16.round_bits(np.multiply(xv[index], s, dtype=compute))
             else:
                 np.multiply(xv[index], s, out=out, dtype=compute, casting="same_kind")
             bits = out.view(mask_view)
@@ -260,7 +262,12 @@ class GlobalPlace:
         block = plan.block
         if block is None or not plan.mask_shape:
             return None
-        return cls(plan.mask_shape, block.global_mask_shape, block.global_strides(), int(block.start()))
+        # an axis where the block's mask has size 1 is never stepped along, and its global stride can
+        # be 2**64 itself (leading size-1 axes of a 2**64-element global mask): 0 there
+        strides = tuple(
+            0 if n == 1 else s for n, s in zip(plan.mask_shape, block.global_strides(), strict=True)
+        )
+        return cls(plan.mask_shape, block.global_mask_shape, strides, int(block.start()))
 
     def index(self, local: int) -> int:
         """The global flat mask index of the block-mask flat index ``local`` (Python ints: exact)."""
@@ -311,7 +318,8 @@ def keep_masks(
     done = 0
     for low in range(first, first + span, piece):
         high = min(low + piece, first + span)
-        end = done + int(np.searchsorted(indices[done:], np.uint64(high)))
+        # high may be 2**64 itself (a block ending at the global mask's last element): all the rest
+        end = count if high >= TWO_POW_64 else done + int(np.searchsorted(indices[done:], np.uint64(high)))
         masks = workspace.keep_masks(plan.seed, plan.stream, low, high - low, plan.threshold, itemsize)
         np.take(masks, (indices[done:end] - np.uint64(low)).astype(np.intp), out=result[done:end])
         done = end
