@@ -74,3 +74,14 @@ def test_bad_calls_write_nothing_and_return_minus_one():
     assert call(x, y, 2, 0, 0.5, 1, 0, 4, 2) == -1  # start > stop
     assert call(x, y, 2, 0, 0.5, 1, 0, 0, 9) == -1  # past the end
     assert not y.any()
+
+
+@pytest.mark.parametrize("shape", [(4, 2**61, 4), (2**32, 2**32 + 1), (2**62, 2**62)])
+def test_a_shape_no_buffer_can_have_is_refused_not_wrapped(shape):
+    """Its byte count exceeds what a buffer can hold (the element count wrapped, or the strides
+    overflowed): -1, nothing read or written, whatever start and stop say."""
+    x = np.ones(8, np.float32)
+    y = np.zeros(8, np.float32)
+    dims = (ctypes.c_int64 * len(shape))(*shape)
+    assert api().dropout(2, x.ctypes.data, y.ctypes.data, len(shape), dims, 0, 1, 0, 2**31, 2.0, 0, 8) == -1
+    assert not y.any()

@@ -926,11 +926,14 @@ static int c_api_dropout(int kind, const void *x, void *y, int ndim, const int64
     ud_u64 count = 1;
     if (kind < KIND_FLOAT16 || kind > KIND_FLOAT64 || ndim < 0 || ndim > MAX_DIMS) return -1;
     for (int d = ndim - 1; d >= 0; --d) {
-        if (shape[d] < 0) return -1;
+        /* no buffer has more than PY_SSIZE_T_MAX bytes: a larger shape is refused, never wrapped */
+        if (shape[d] < 0 || count > (ud_u64)PY_SSIZE_T_MAX / (ud_u64)sizes[kind]) return -1;
         dims[d] = (Py_ssize_t)shape[d];
         strides[d] = (Py_ssize_t)count * sizes[kind];
+        if (shape[d] != 0 && count > UINT64_MAX / (ud_u64)shape[d]) return -1;
         count *= (ud_u64)shape[d];
     }
+    if (count > (ud_u64)PY_SSIZE_T_MAX / (ud_u64)sizes[kind]) return -1;
     if (start > stop || stop > count) return -1;
     if (start == stop) return 0;
     job J;
