@@ -90,3 +90,12 @@ def test_gaussian_bound_holds_for_results_among_the_subnormals():
     got = unidrop.gaussian_dropout(x, 0.3, seed=7).astype(float)
     assert all(abs(g - w) <= b for g, w, b in zip(got, want, bounds, strict=True))
     assert all(b <= 2.0**-149 + 32 * 2.0**-23 * 1e-45 * 10 for b in bounds), "and no looser than that"
+
+
+def test_alpha_dropout_at_p_zero_is_the_input_itself_minus_zero_included():
+    """unidrop.alpha_dropout returns x itself at p == 0; the reference's allowed values are x's
+    (it computed -0 * 1 + 0 = +0)."""
+    allowed, keep = reference.alpha_dropout([-0.0, 1.5, -2.25], (3,), "float32", 0.0, 1)
+    assert keep == [True, True, True]
+    assert [math.copysign(1.0, pair[0]) for pair in allowed] == [-1.0, 1.0, -1.0]
+    assert allowed == [(-0.0, -0.0), (1.5, 1.5), (-2.25, -2.25)]

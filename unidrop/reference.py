@@ -161,7 +161,8 @@ def alpha_dropout(
 
     A kept element is ``x * a + c`` in the compute dtype, rounded after the product and after
     the sum, or once after a fused multiply-add: both are allowed (they are equal for most
-    elements). A dropped one is ``d`` (both entries equal). p == 1 gives +0 everywhere.
+    elements). A dropped one is ``d`` (both entries equal). p == 1 gives +0 everywhere; p == 0 the
+    input itself.
     """
     p = arguments.check_p(p)
     shape = tuple(shape)
@@ -177,6 +178,9 @@ def alpha_dropout(
             out.append((dropped, dropped))
             continue
         x = round_to(value, dtype)
+        if p == 0.0:  # the input itself, as alpha_dropout returns it (-0 stays -0)
+            out.append((x, x))
+            continue
         if not math.isfinite(x):
             result = x * a + c  # inf or NaN, as the array arithmetic gives it
             out.append((round_to(result, dtype), round_to(result, dtype)))
