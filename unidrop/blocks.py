@@ -36,6 +36,13 @@ class MaskBlock:
         """The C-order strides, in elements, of the global mask shape."""
         return c_strides(self.global_mask_shape)
 
+    def steps(self, mask_shape: Sequence[int]) -> tuple[int, ...]:
+        """The global strides a block's mask of ``mask_shape`` is stepped with: 0 on its axes of size
+        1, along which it never steps (broadcast axes among them). There a 2**64-element global
+        mask's stride can be 2**64 itself, which a kernel's 64-bit strides cannot hold."""
+        strides = self.global_strides()
+        return tuple(0 if size == 1 else stride for size, stride in zip(mask_shape, strides, strict=True))
+
     def arguments_for(
         self, shape: Sequence[int], broadcast_dims: Sequence[int]
     ) -> tuple[tuple[int, ...], tuple[Any, ...]]:

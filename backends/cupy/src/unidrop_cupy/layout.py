@@ -124,8 +124,7 @@ def stream_placement(
     """
     if block is None:
         return None, 0
-    strides = tuple(0 if size == 1 else g for size, g in zip(mask_shape, block.global_strides(), strict=True))
-    return strides, int(block.start())
+    return block.steps(mask_shape), int(block.start())
 
 
 def rng_words(seed: int, stream: int, threshold: int) -> tuple[int, int, int, int, int]:

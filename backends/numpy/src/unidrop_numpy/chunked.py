@@ -262,12 +262,8 @@ class GlobalPlace:
         block = plan.block
         if block is None or not plan.mask_shape:
             return None
-        # an axis where the block's mask has size 1 is never stepped along, and its global stride can
-        # be 2**64 itself (leading size-1 axes of a 2**64-element global mask): 0 there
-        strides = tuple(
-            0 if n == 1 else s for n, s in zip(plan.mask_shape, block.global_strides(), strict=True)
-        )
-        return cls(plan.mask_shape, block.global_mask_shape, strides, int(block.start()))
+        steps = block.steps(plan.mask_shape)
+        return cls(plan.mask_shape, block.global_mask_shape, steps, int(block.start()))
 
     def index(self, local: int) -> int:
         """The global flat mask index of the block-mask flat index ``local`` (Python ints: exact)."""

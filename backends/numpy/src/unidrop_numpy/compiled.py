@@ -202,17 +202,12 @@ def broadcast_bits(broadcast_dims: tuple[int, ...]) -> int:
 
 def block_layout(plan: DropoutPlan) -> tuple[int, tuple[int, ...] | None]:
     """``(mask_offset, mask_strides)`` for the kernel: ``(0, None)`` for a whole array; for a block,
-    the global index of its first mask element and the global mask's strides (0 on broadcast axes
-    and on axes where the block's mask has size 1: never stepped along, and there the stride of a
-    2**64-element global mask can be 2**64 itself, which the kernel's 64-bit strides cannot hold)."""
+    the global index of its first mask element and the global mask's strides as
+    :meth:`~unidrop.blocks.MaskBlock.steps` gives them (0 where the block's mask has size 1)."""
     block = plan.block
     if block is None:
         return 0, None
-    strides = tuple(
-        0 if axis in plan.broadcast_dims or plan.mask_shape[axis] == 1 else stride
-        for axis, stride in enumerate(block.global_strides())
-    )
-    return int(block.start()), strides
+    return int(block.start()), block.steps(plan.mask_shape)  # mask_shape: 1 on broadcast axes
 
 
 def keep_into(keep: np.ndarray, plan: DropoutPlan) -> None:
