@@ -79,7 +79,8 @@ class NumpyImplementation(Implementation):
             return y[()] if isinstance(y, np.ndarray) else y
         if not isinstance(y, np.ndarray):  # NumPy's arithmetic made a 0-d array's result a scalar
             return np.asarray(y)
-        if y.ndim > 1 and y.shape == x.shape:
+        # both in C order, the common case: already laid out as x, with no array made to compare
+        if y.ndim > 1 and y.shape == x.shape and not (x.flags.c_contiguous and y.flags.c_contiguous):
             laid_out = np.empty_like(x, dtype=y.dtype, subok=False)  # x's memory order, as dropout's
             if laid_out.strides != y.strides:  # the family's arithmetic followed the mask's order
                 np.copyto(laid_out, y)
