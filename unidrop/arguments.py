@@ -227,13 +227,18 @@ def check_dtype(dtype: str, supported: Iterable[str]) -> str:
     raise TypeError(f"dropout needs a floating-point array; got dtype {dtype}, allowed: {allowed}")
 
 
+def _repeated_axis(axes: tuple[Any, ...]) -> ValueError:
+    """The error for ``broadcast_dims`` naming an axis twice."""
+    return ValueError(f"broadcast_dims repeats an axis: {show(axes)}; name each axis at most once")
+
+
 def check_broadcast_dims(broadcast_dims: Any) -> tuple[int, ...]:
     """The axes as given, a tuple of ints (one int is one axis), for a layer made before it sees an
     array: TypeError naming what is not an int, ValueError for an axis given twice. Whether an axis
     is in range is judged at the call (:func:`normalize_broadcast_dims`)."""
     axes = tuple(int(axis) for axis in _axes_of(broadcast_dims))
     if len(set(axes)) != len(axes):
-        raise ValueError(f"broadcast_dims repeats an axis: {show(axes)}; name each axis at most once")
+        raise _repeated_axis(axes)
     return axes
 
 
@@ -270,7 +275,7 @@ def normalize_broadcast_dims(broadcast_dims: Any, ndim: int) -> tuple[int, ...]:
     # symbolic integer, which compares (a guard) but cannot be a sort key
     ordered = tuple(axis for axis in range(ndim) if any(axis == given for given in normalized))
     if len(ordered) != len(normalized):
-        raise ValueError(f"broadcast_dims repeats an axis: {show(tuple(axes))}; name each axis at most once")
+        raise _repeated_axis(tuple(axes))
     return ordered
 
 
