@@ -114,27 +114,33 @@ class SuitePart:
         """``unidrop.dropout`` on the backend under test, chosen by name; the result (and mask) must
         be arrays of ``x``'s type and the mask boolean, or the call fails saying so."""
         result = unidrop.dropout(x, p, backend=self.adapter.name, **kwargs)
-        call = "".join([f"dropout(x, {p!r}", *(f", {k}={v!r}" for k, v in kwargs.items()), ")"])
         if kwargs.get("return_mask"):
             y, keep = result
-            self.check_kind(x, y, f"the result of {call}")
-            self.check_kind(x, keep, f"the mask of {call}", dtype="bool")
+            self.check_kind(x, y, "result", p, kwargs)
+            self.check_kind(x, keep, "mask", p, kwargs, dtype="bool")
         else:
-            self.check_kind(x, result, f"the result of {call}")
+            self.check_kind(x, result, "result", p, kwargs)
         return result
 
-    def check_kind(self, x: Any, out: Any, what: str, dtype: str | None = None) -> None:
-        """Fail, naming both, if ``out`` is not of ``x``'s type (an array of another framework, a
+    def check_kind(
+        self, x: Any, out: Any, role: str, p: float, kwargs: dict[str, Any], dtype: str | None = None
+    ) -> None:
+        """Fail, naming both and the call ``dropout(x, p, **kwargs)`` whose ``role`` (result or
+        mask) ``out`` is, if ``out`` is not of ``x``'s type (an array of another framework, a
         wrapper's inner array); with ``dtype``, if ``out`` has another dtype."""
+
+        def call() -> str:  # made only for a failure: dropout() is called many times per run
+            return "".join([f"dropout(x, {p!r}", *(f", {k}={v!r}" for k, v in kwargs.items()), ")"])
+
         if type(out) is not type(x) and not isinstance(x, np.generic):  # a NumPy scalar's mask is an array
             raise AssertionError(
-                f"{what} is a {arguments.type_name(out)}, not a {arguments.type_name(x)} like the input: "
-                "a backend returns arrays of its input's own type"
+                f"the {role} of {call()} is a {arguments.type_name(out)}, not a "
+                f"{arguments.type_name(x)} like the input: a backend returns arrays of its input's own type"
             )
         if dtype is not None:
             found = self.adapter.shape_and_dtype(out)[1]
             if found != dtype:
-                raise AssertionError(f"{what} has dtype {found}, not {dtype}")
+                raise AssertionError(f"the {role} of {call()} has dtype {found}, not {dtype}")
 
     def check_against_reference(
         self,

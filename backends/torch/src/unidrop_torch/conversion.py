@@ -105,7 +105,7 @@ def _refuse_torch_streams(model: nn.Module) -> None:
     """ValueError naming the unidrop layers of ``model`` that follow torch's stream: ``seed=`` numbers
     layers for unidrop's."""
     named = [
-        f"{name or '(the model)'}"
+        name or "(the model)"
         for name, m in model.named_modules()
         if isinstance(m, modules._MaskStreamDropout) and m.mask_stream != "unidrop"
     ]
