@@ -219,6 +219,8 @@ def conformance(session: nox.Session, backend: str) -> None:
         session.env["UNIDROP_NUMPY_KERNEL"] = "compiled"
     if backend == "jax":  # the FFI path at every size (a missing handler fails); tests pin XLA where needed
         session.env["UNIDROP_JAX_FFI"] = "always"
+    if backend == "torch":  # the C++ autograd node (built against the pinned torch): a failed build fails
+        session.env["UNIDROP_TORCH_NODE"] = "always"
     if backend in GPU_ONLY and shutil.which("nvidia-smi") is None:
         session.warn(f"conformance suite skipped: the {backend} backend needs an NVIDIA GPU (no nvidia-smi)")
     else:

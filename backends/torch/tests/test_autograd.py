@@ -7,9 +7,19 @@ import torch
 import torch.autograd.forward_ad as fwad
 import unidrop_torch
 from torch_helpers import DTYPES, assert_same, expected_output, sample
-from unidrop_torch import keys, ops
+from unidrop_torch import cpu_node, keys, ops
 
 import unidrop
+
+
+@pytest.fixture(autouse=True, params=["C++ node", "Python Function"])
+def cpu_autograd_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both paths of eager CPU autograd (unidrop_torch.cpu_node)."""
+    if request.param == "Python Function":
+        monkeypatch.setattr(cpu_node, "ACTIVE", False)
+    elif not cpu_node.ACTIVE:
+        pytest.skip(f"the C++ autograd node is not loaded: {cpu_node.MISSING}")
+    return str(request.param)
 
 
 def saved_bytes(fn, x: torch.Tensor) -> int:  # type: ignore[no-untyped-def]

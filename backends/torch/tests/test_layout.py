@@ -18,9 +18,15 @@ from unidrop.conformance.adapter import SuiteAdapter
 
 PACKAGE = Path(unidrop_torch.__file__).parent
 
-#: The functions allowed an import inside: the descriptor's two loaders, and the CUDA path's
-#: Triton kernels (triton is an optional extra, and the CPU path must not import it).
-LAZY_IMPORTS = {("backend.py", "load"), ("backend.py", "suite_adapter"), ("cuda.py", "_kernels")}
+#: The functions allowed an import inside: the descriptor's two loaders, the CUDA path's Triton
+#: kernels (triton is an optional extra, and the CPU path must not import it) and the loader of the
+#: optional compiled autograd node (UNIDROP_TORCH_NODE=off must not load it).
+LAZY_IMPORTS = {
+    ("backend.py", "load"),
+    ("backend.py", "suite_adapter"),
+    ("cuda.py", "_kernels"),
+    ("cpu_node.py", "_load"),
+}
 
 
 def _imports_inside_functions(path: Path) -> set[tuple[str, str]]:

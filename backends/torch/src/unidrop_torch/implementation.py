@@ -11,7 +11,7 @@ import torch
 
 from unidrop import DropoutPlan, Implementation, arguments
 
-from . import cpu, family, keys, ops
+from . import cpu, cpu_node, family, keys, ops
 from .support import check_tensor
 
 _DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -28,8 +28,9 @@ class TorchImplementation(Implementation):
     supports_blocks = True
 
     def describe(self) -> str:
-        """Which kernel computes dropout of CPU tensors (compiled, or pure NumPy) and why."""
-        return cpu.describe()
+        """Which kernel computes dropout of CPU tensors (compiled, or pure NumPy), which path records
+        eager autograd of small ones (the C++ node, or the Python Function), and why."""
+        return f"{cpu.describe()}; {cpu_node.describe()}"
 
     def dtypes(self) -> frozenset[str]:
         """float16, bfloat16, float32 and float64, on every device."""

@@ -28,7 +28,7 @@ from torch.autograd import forward_ad as _forward_ad
 from unidrop import DropoutPlan, arguments
 from unidrop.blocks import MaskBlock
 
-from . import blocks, cpu, cuda, keys
+from . import blocks, cpu, cpu_node, cuda, keys
 from .routes import Route, route_for
 from .support import check_tensor
 
@@ -445,14 +445,34 @@ _UNWRAP_IF_DEAD = getattr(torch._C._functorch, "unwrap_if_dead", None)
 
 
 def _apply_cpu_function(x: Tensor, plan: DropoutPlan) -> Tensor:
-    """``CpuDropoutFunction.apply(x, plan)``, outside every functorch transform, through its C++ entry.
+    """Eager autograd dropout of a plain CPU tensor: the C++ node where it applies
+    (:mod:`unidrop_torch.cpu_node`), else ``CpuDropoutFunction.apply(x, plan)``, outside every
+    functorch transform, through the Function's C++ entry.
 
-    What the Python layer would still do there is done here: a tensor left over from a finished
-    transform (a "dead" functorch wrapper) is unwrapped first.
+    What the Function's Python layer would still do there is done here: a tensor left over from a
+    finished transform (a "dead" functorch wrapper) is unwrapped first.
     """
+    if cpu_node.ACTIVE and not x.is_neg():  # the node reads memory as it lies
+        y = cpu_node.dropout(x, plan)
+        if y is not None:
+            return y
     if _RAW_APPLY is None or _UNWRAP_IF_DEAD is None:  # pragma: no cover - another torch
         return CpuDropoutFunction.apply(x, plan)
     return _RAW_APPLY(_UNWRAP_IF_DEAD(x), plan)
+
+
+def _node_gradient_elsewhere(grad: Tensor, p: float, seed: int, stream: int, broadcast: int) -> Tensor:
+    """What the C++ node's backward does with a gradient that is not plain memory (a batched, dual,
+    negated or wrapped tensor): the same dropout, by the route :func:`run` takes for it (legacy
+    batched gradients through the operator, as :class:`CpuDropoutFunction` sends them)."""
+    dims = tuple(axis for axis in range(grad.dim()) if broadcast >> axis & 1)
+    plan = DropoutPlan.build(tuple(grad.shape), cpu.dtype_name(grad.dtype), p, seed, stream, dims)
+    if _is_legacy_batched(grad):
+        return _through_operator(grad, plan)
+    return run(grad, plan)[0]
+
+
+cpu_node.set_fallback(_node_gradient_elsewhere)
 
 
 def run(x: Tensor, plan: DropoutPlan) -> tuple[Tensor, Tensor | None]:
