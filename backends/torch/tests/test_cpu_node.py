@@ -34,6 +34,8 @@ def test_the_node_records_small_whole_tensors_and_the_function_the_rest() -> Non
     assert _node_name(unidrop.dropout(large, 0.3, seed=1)) == FUNCTION
     block = unidrop.dropout(small, 0.3, seed=1, global_shape=(128,), offset=(64,))
     assert _node_name(block) == FUNCTION
+    transposed = torch.randn(8, 8, requires_grad=True).t()
+    assert _node_name(unidrop.dropout(transposed, 0.3, seed=1)) == FUNCTION
     negated = torch.randn(64, requires_grad=True)._neg_view()  # memory holds -x: the Function resolves it
     assert _node_name(unidrop.dropout(negated, 0.3, seed=1)) == FUNCTION
     assert_same(unidrop.dropout(negated, 0.3, seed=1), expected_output(negated, 0.3, 1), "negated view")
@@ -53,11 +55,14 @@ def test_forward_and_gradient_equal_the_reference(dtype: torch.dtype, dims: tupl
 
 
 @needs_node
-def test_strided_inputs_and_gradients() -> None:
-    x = sample((9, 8), torch.float32, seed=5).t().requires_grad_(True)  # transposed: not contiguous
+def test_strided_inputs_keep_their_layout_and_strided_gradients_are_read() -> None:
+    images = sample((2, 3, 4, 5), torch.float32, seed=4).to(memory_format=torch.channels_last)
+    y = unidrop.dropout(images.requires_grad_(True), 0.5, seed=7)  # the Function gives x's layout
+    assert _node_name(y) == FUNCTION and y.stride() == images.stride()
+    assert_same(y, expected_output(images, 0.5, 7), "forward of a channels-last input")
+    x = sample((8, 9), torch.float32, seed=5).requires_grad_(True)
     y = unidrop.dropout(x, 0.5, seed=7)
     assert _node_name(y) == NODE
-    assert_same(y, expected_output(x, 0.5, 7), "forward of a transposed input")
     cotangent = sample((8, 9), torch.float32, seed=6)
     (grad,) = torch.autograd.grad(y, x, cotangent.t().contiguous().t(), retain_graph=True)  # column-major
     assert_same(grad, expected_output(cotangent, 0.5, 7), "gradient given transposed")

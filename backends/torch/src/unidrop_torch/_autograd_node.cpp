@@ -75,7 +75,7 @@ class DropoutBackward final : public torch::autograd::Node {
   explicit DropoutBackward(const Call &call) : call_(call) {}
 
   variable_list apply(variable_list &&grads) override {
-    if (!grads[0].defined()) return {at::Tensor()};
+    if (!grads[0].defined() || !should_compute_output(0)) return {at::Tensor()};
     return {dropout(grads[0], call_)};
   }
 
@@ -152,13 +152,14 @@ at::Tensor dropout(const at::Tensor &x, const Call &call) {
   return y;
 }
 
-// The Python entry point: None (nothing done) where x is not plain memory for the kernel, so that
-// the caller takes its own route.
+// The Python entry point: None (nothing done) where x is not plain C-contiguous memory for the
+// kernel, so that the caller takes its own route (which gives the result x's layout, as
+// torch.empty_like does: channels-last stays channels-last).
 std::optional<at::Tensor> dropout_entry(const at::Tensor &x, int kind, uint64_t broadcast, uint64_t seed,
                                         uint64_t stream, uint32_t threshold, double scale, double p) {
   TORCH_CHECK(kind >= UD_KIND_FLOAT16 && kind <= UD_KIND_FLOAT64, "unidrop: kind must be 0..3, got ", kind);
   const Call call{kind, broadcast, seed, stream, threshold, scale, p};
-  if (!readable(x, call)) return std::nullopt;
+  if (!readable(x, call) || !x.is_contiguous()) return std::nullopt;
   return dropout(x, call);
 }
 
