@@ -224,6 +224,36 @@ def test_explicit_backend_override_by_name_and_by_object():
     np.testing.assert_array_equal(unidrop.dropout(x, 0.5, seed=4, backend=backend), by_type)
 
 
+def test_an_explicit_backend_is_asked_once_per_type_and_a_refusal_each_time(fresh_registry):
+    from unidrop_numpy import NumpyBackend
+
+    asked = []
+
+    class Counting(NumpyBackend):
+        name = "counting"
+
+        def accepts(self, x):  # type: ignore[no-untyped-def]
+            asked.append(type(x))
+            return type(x) is np.ndarray
+
+    x = np.arange(1, 9, dtype=np.float32)
+    expected = unidrop.dropout(x, 0.5, seed=4)
+    counting = Counting()
+    registry.register(counting)
+    for backend in ("counting", counting, "counting", counting):
+        np.testing.assert_array_equal(unidrop.dropout(x, 0.5, seed=4, backend=backend), expected)
+    assert asked == [np.ndarray, np.ndarray]  # once by name, once by the instance
+    for _ in range(2):  # a refusal is never remembered: asked, and refused, each time
+        with pytest.raises(TypeError, match="backend 'counting' does not take arrays of type"):
+            unidrop.dropout(np.float32(1), 0.5, seed=4, backend="counting")
+    assert asked[2:] == [np.float32, np.float32]
+    passing = Counting()  # an instance the registry does not hold: asked on every call
+    del asked[:]
+    for _ in range(2):
+        np.testing.assert_array_equal(unidrop.dropout(x, 0.5, seed=4, backend=passing), expected)
+    assert asked == [np.ndarray, np.ndarray]
+
+
 def test_unknown_backend_name_lists_the_installed_ones():
     with pytest.raises(ValueError, match=r"no unidrop backend named 'nope'; installed: .*numpy"):
         unidrop.dropout(np.ones(2), 0.5, seed=0, backend="nope")

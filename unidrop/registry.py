@@ -99,6 +99,9 @@ class _Snapshot:
     ignored: tuple[Ignored, ...] = ()
     #: type -> (accepting plugins in dispatch order, frameworks skipped because not yet imported)
     by_type: dict[type, tuple[tuple[Plugin, ...], tuple[str, ...]]] = field(default_factory=dict)
+    #: (backend name, or id of the Backend instance, passed as ``backend=``; type) -> the registered
+    #: plugin that accepted that type
+    chosen_by_type: dict[tuple[str | int, type], Plugin] = field(default_factory=dict)
     warned: dict[Any, bool] = field(default_factory=dict)
 
 
@@ -412,9 +415,15 @@ def dispatch(x: Any, backend: str | Backend | None = None) -> Dispatch:
     """
     state = _current()
     if backend is not None:
-        plugin = _plugin_of(state, get_backend(backend))
-        if not (_askable(plugin) and _accepts(state, plugin, x)):
-            raise _refused(state, plugin, x)
+        by_name = isinstance(backend, str)
+        key = (backend if isinstance(backend, str) else id(backend), type(x))
+        plugin = state.chosen_by_type.get(key)  # accepts() answers by type: asked once per type
+        if plugin is None or not (by_name or plugin.backend is backend):
+            plugin = _plugin_of(state, get_backend(backend))
+            if not (_askable(plugin) and _accepts(state, plugin, x)):
+                raise _refused(state, plugin, x)
+            if state.by_name.get(plugin.name) is plugin:  # a registered backend (not a passing instance)
+                state.chosen_by_type[key] = plugin
         candidates: tuple[Plugin, ...] = (plugin,)
     else:
         candidates = _accepting(state, x)
