@@ -107,6 +107,56 @@ def test_gradients_that_are_not_plain_memory_take_the_other_routes() -> None:
 
 
 @needs_node
+def test_a_higher_derivative_is_routed_like_a_call() -> None:
+    """With create_graph=True the backward is a new dropout call: a dispatch mode on then sees the
+    operator, as it would see a forward call (and as it sees the Function's backward)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    y = unidrop.dropout(x, 0.5, seed=2)
+    v = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    with Record() as mode:
+        (g,) = torch.autograd.grad(y, x, v, create_graph=True)
+    assert "unidrop.dropout.default" in mode.names, mode.names
+    assert_same(g, expected_output(v, 0.5, 2), "the recorded gradient")
+
+
+@needs_node
+def test_the_node_is_a_torch_autograd_graph_node() -> None:
+    y = unidrop.dropout(torch.randn(5, requires_grad=True), 0.5, seed=1)
+    assert isinstance(y.grad_fn, torch.autograd.graph.Node)
+    assert type(y.grad_fn).__name__ == NODE and y.grad_fn.next_functions[0][0] is not None
+
+
+@needs_node
+def test_compiled_autograd_gets_the_function() -> None:
+    """torch's compiled autograd cannot capture the C++ node: where it is configured on, calls
+    record the Function, which it captures."""
+    import torch._dynamo
+
+    x = torch.randn(8, requires_grad=True)
+    with torch._dynamo.config.patch(compiled_autograd=True):
+        assert _node_name(unidrop.dropout(x, 0.5, seed=1)) == FUNCTION
+    assert _node_name(unidrop.dropout(x, 0.5, seed=1)) == NODE
+
+
+@needs_node
+def test_a_broadcast_axis_past_64_is_refused_as_the_function_refuses_it() -> None:
+    x = torch.ones((1,) * 65, requires_grad=True)
+    with pytest.raises(ValueError, match=r"number of dimensions must be within \[0, 64\]"):
+        unidrop.dropout(x, 0.5, seed=1, broadcast_dims=(64,))
+
+
+@needs_node
 def test_an_error_in_the_fallback_reaches_the_caller() -> None:
     x = torch.randn(8, requires_grad=True)
     y = unidrop.dropout(x, 0.5, seed=1)
@@ -158,6 +208,15 @@ def test_the_setting_chooses_the_path() -> None:
     assert off.returncode == 0, off.stderr[-2000:]
     assert off.stdout.splitlines()[0] == f"False {FUNCTION}"
     assert "CPU autograd: Python Function (C++ node: UNIDROP_TORCH_NODE=off)" in off.stdout
+    # the first call made under inference mode or a torch.func transform does not switch the node off
+    first_calls = [
+        "with torch.inference_mode():\n    unidrop.dropout(torch.ones(4), 0.5, seed=1)\n",
+        "torch.func.grad(lambda a: unidrop.dropout(a, 0.5, seed=1).sum())(torch.ones(4))\n",
+    ]
+    for first_call in first_calls if cpu_node.ACTIVE else []:
+        first = _in_a_process("import torch, unidrop\n" + first_call + code, "always")
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert first.stdout.splitlines()[0] == f"True {NODE}", (first_call, first.stdout)
     bad = _in_a_process(code, "sometimes")
     assert bad.returncode != 0 and "UNIDROP_TORCH_NODE='sometimes' is not a choice" in bad.stderr
     assert "allowed: auto, always, off" in bad.stderr

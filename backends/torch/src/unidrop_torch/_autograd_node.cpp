@@ -6,7 +6,8 @@
 // is more than torch's whole dropout backward. This node is the same computation without Python:
 // the forward and the backward each run unidrop-numpy's compiled kernel once; the node keeps the
 // seed, stream, threshold and scale (no tensor: the backward regenerates the mask); a backward
-// recorded with create_graph=True is this node again (double backward).
+// recorded with create_graph=True is a new dropout call, by this node again where nothing is
+// watching (double backward).
 //
 // No dropout code lives here: the kernel is reached through the C entry point unidrop-numpy exports
 // (the capsule of unidrop/cpu_kernel_api.h), so the Philox rounds, rounding rules and loops are
@@ -14,8 +15,11 @@
 //
 // A gradient the kernel cannot read as plain memory (a batched gradient of
 // autograd.grad(is_grads_batched=True), a dual tensor of forward-over-reverse, a lazily negated
-// view, a tensor of a transform) goes to the Python function given to set_fallback, which routes
-// it as unidrop_torch.ops does.
+// view, a tensor of a transform), and every backward recorded with create_graph=True, go to the
+// Python function given to set_fallback, which routes them as unidrop_torch.ops does.
+//
+// torch's compiled autograd cannot capture this node (it has no compiled_args): where
+// torch._dynamo.config.compiled_autograd is set, the Python side does not record it.
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,13 +31,16 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/csrc/autograd/python_cpp_function.h>
 #include <torch/csrc/utils/pybind.h>
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "unidrop/cpu_kernel_api.h"
@@ -53,6 +60,16 @@ PyObject *fallback = nullptr;
 // The dispatch keys of a plain dense CPU tensor: anything else (a wrapper, a negated view) is not
 // plain memory for the kernel.
 c10::DispatchKeySet plain_keys;
+// The Python type of the node's grad_fn objects (torch.autograd.graph.Node registers it).
+PyTypeObject node_type;
+
+// The keys of a new CPU tensor made on a new thread, whose thread-local state (inference mode,
+// torch.func transforms, dispatch modes: whatever the importing thread has on) is the default.
+c10::DispatchKeySet plain_cpu_keys() {
+  c10::DispatchKeySet keys;
+  std::thread([&keys] { keys = at::empty({0}).key_set(); }).join();
+  return keys;
+}
 
 // One dropout call's randomness and form: what the backward needs to regenerate the mask.
 struct Call {
@@ -68,6 +85,7 @@ struct Call {
 constexpr at::ScalarType kScalarTypes[] = {at::kHalf, at::kBFloat16, at::kFloat, at::kDouble};
 
 at::Tensor dropout(const at::Tensor &x, const Call &call);
+at::Tensor dropout_in_python(const at::Tensor &x, const Call &call);
 
 // The backward of one dropout call: the same dropout of the incoming gradient.
 class DropoutBackward final : public torch::autograd::Node {
@@ -76,6 +94,10 @@ class DropoutBackward final : public torch::autograd::Node {
 
   variable_list apply(variable_list &&grads) override {
     if (!grads[0].defined() || !should_compute_output(0)) return {at::Tensor()};
+    // A backward recorded for a higher derivative (create_graph=True) is a new dropout call: its
+    // route (this node, the operator a dispatch mode or the profiler must see, the Function with a
+    // jvp) is chosen in Python as for any call.
+    if (torch::autograd::GradMode::is_enabled()) return {dropout_in_python(grads[0], call_)};
     return {dropout(grads[0], call_)};
   }
 
@@ -183,7 +205,11 @@ PYBIND11_MODULE(_autograd_node, m) {
     throw py::import_error("unidrop-numpy's kernel API is version " + std::to_string(kernel->version) +
                            ", this module needs " + std::to_string(UD_CPU_KERNEL_API_VERSION));
   }
-  plain_keys = at::empty({0}).key_set();
+  plain_keys = plain_cpu_keys();
+  torch::autograd::_initFunctionPyTypeObject(node_type, "UnidropDropoutBackward", nullptr, nullptr);
+  Py_INCREF(&node_type);
+  torch::autograd::registerCppFunction(typeid(DropoutBackward), &node_type);
+  m.attr("UnidropDropoutBackward") = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject *>(&node_type));
   m.attr("BUILT_FOR") = UNIDROP_TORCH_BUILT_FOR;
   m.def("dropout", &dropout_entry, py::arg("x"), py::arg("kind"), py::arg("broadcast"), py::arg("seed"),
         py::arg("stream"), py::arg("threshold"), py::arg("scale"), py::arg("p"),

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from types import ModuleType
 
+import torch
 from torch import Tensor
 from unidrop_numpy import compiled
 
@@ -52,7 +54,9 @@ def _load() -> tuple[ModuleType | None, str]:
                 None,
                 "not built at install (reinstall unidrop-torch with --no-build-isolation: docs/torch.md)",
             )
-        return None, f"{type(error).__name__}: {error}"
+        cause = error.__cause__  # pybind11 says "initialization failed"; the cause says why
+        return None, f"{type(error).__name__}: {error}" + (f" ({cause})" if cause is not None else "")
+    torch.autograd.graph.Node.register(_autograd_node.UnidropDropoutBackward)
     return _autograd_node, ""
 
 
@@ -73,12 +77,27 @@ def dropout(x: Tensor, plan: DropoutPlan) -> Tensor | None:
     node, or None where the node does not apply (see the module docstring)."""
     if _NODE is None or plan.block is not None or plan.drops_all or x.numel() >= cpu.ONE_CALL:
         return None
+    if _compiled_autograd_configured():
+        return None
     broadcast = compiled.broadcast_bits(plan.broadcast_dims)
+    if broadcast >= _AXIS_64:  # a broadcast axis past the kernel's 64: the Function refuses it, naming it
+        return None
     kind = compiled.KINDS[plan.dtype]
     result: Tensor | None = _NODE.dropout(
         x, kind, broadcast, plan.seed, plan.stream, plan.threshold, plan.scale, plan.p
     )
     return result
+
+
+_AXIS_64 = 1 << 64
+
+
+def _compiled_autograd_configured() -> bool:
+    """True where ``torch._dynamo.config.compiled_autograd`` is set: compiled autograd cannot capture
+    the node (it has no ``compiled_args``), while it can capture the Function. Read only if Dynamo
+    was imported already: a plain eager program never imports it."""
+    dynamo = sys.modules.get("torch._dynamo")
+    return dynamo is not None and bool(getattr(dynamo.config, "compiled_autograd", False))
 
 
 def describe() -> str:
