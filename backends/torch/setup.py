@@ -14,6 +14,7 @@ which). The module refuses to load under another torch version than it was built
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +24,7 @@ from setuptools.command.sdist import sdist
 
 HERE = Path(__file__).resolve().parent
 API_HEADER = Path("unidrop") / "cpu_kernel_api.h"
+NODE_SOURCE = HERE / "src" / "unidrop_torch" / "_autograd_node.cpp"
 
 
 def core_include() -> str | None:
@@ -60,7 +62,14 @@ if torch is not None and include is not None:
             "unidrop_torch._autograd_node",
             sources=["src/unidrop_torch/_autograd_node.cpp"],
             include_dirs=[include],
-            define_macros=[("UNIDROP_TORCH_BUILT_FOR", f'"{torch.__version__}"')],
+            define_macros=[
+                ("UNIDROP_TORCH_BUILT_FOR", f'"{torch.__version__}"'),
+                # unidrop_torch.cpu_node.source_digest's: an editable checkout refuses a stale build
+                (
+                    "UNIDROP_NODE_SOURCE_DIGEST",
+                    f'"{hashlib.sha256(NODE_SOURCE.read_bytes()).hexdigest()[:16]}"',
+                ),
+            ],
             extra_compile_args=["-O2", "-fvisibility=hidden"] if os.name != "nt" else ["/O2"],
             optional=True,  # a failed compile leaves the node out; the install succeeds
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -189,6 +190,23 @@ def test_hooks_retain_graph_and_an_in_place_change_of_the_output() -> None:
     z = unidrop.dropout(x, 0.3, seed=4).mul_(3)  # autograd rebases the node's output
     z.sum().backward()
     assert_same(x.grad, expected_output(torch.full((30,), 3.0), 0.3, 4), "gradient after an in-place change")
+
+
+def test_a_stale_build_is_refused_naming_the_rebuild() -> None:
+    """A failed rebuild of an editable checkout leaves the previous module in place (the extension
+    is optional): a module whose source digest is not the source beside it is not used."""
+    if not cpu_node.SOURCE.is_file():
+        pytest.skip("no C++ source beside the module (installed from a wheel): nothing to compare")
+    module = types.ModuleType("_autograd_node")
+    module.__file__ = "/somewhere/_autograd_node.so"
+    module.SOURCE_DIGEST = "0" * 16  # type: ignore[attr-defined]
+    reason = cpu_node.stale_build(module)
+    assert "/somewhere/_autograd_node.so was built from another _autograd_node.cpp" in reason
+    assert "pip install --no-build-isolation -e backends/torch" in reason
+    module.SOURCE_DIGEST = cpu_node.source_digest(cpu_node.SOURCE)  # type: ignore[attr-defined]
+    assert cpu_node.stale_build(module) == ""
+    if cpu_node.ACTIVE:  # the loaded module is the build of this source
+        assert cpu_node.stale_build(cpu_node._NODE) == ""  # type: ignore[arg-type]
 
 
 def _in_a_process(code: str, setting: str) -> subprocess.CompletedProcess[str]:

@@ -48,6 +48,9 @@
 #ifndef UNIDROP_TORCH_BUILT_FOR
 #error "setup.py passes UNIDROP_TORCH_BUILT_FOR, the torch version this module is built against"
 #endif
+#ifndef UNIDROP_NODE_SOURCE_DIGEST
+#error "setup.py passes UNIDROP_NODE_SOURCE_DIGEST, the digest of this file as it was built"
+#endif
 
 namespace py = pybind11;
 using torch::autograd::variable_list;
@@ -211,6 +214,7 @@ PYBIND11_MODULE(_autograd_node, m) {
   torch::autograd::registerCppFunction(typeid(DropoutBackward), &node_type);
   m.attr("UnidropDropoutBackward") = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject *>(&node_type));
   m.attr("BUILT_FOR") = UNIDROP_TORCH_BUILT_FOR;
+  m.attr("SOURCE_DIGEST") = UNIDROP_NODE_SOURCE_DIGEST;
   m.def("dropout", &dropout_entry, py::arg("x"), py::arg("kind"), py::arg("broadcast"), py::arg("seed"),
         py::arg("stream"), py::arg("threshold"), py::arg("scale"), py::arg("p"),
         "Dropout of a plain CPU tensor, recorded as one C++ autograd node; None where x is not plain memory.");

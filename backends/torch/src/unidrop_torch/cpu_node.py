@@ -17,10 +17,12 @@ Function only).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import torch
@@ -46,6 +48,10 @@ def _load() -> tuple[ModuleType | None, str]:
         if not cpu.COMPILED:
             raise ImportError("unidrop-numpy's compiled kernel is not in use (UNIDROP_NUMPY_KERNEL)")
         from . import _autograd_node
+
+        stale = stale_build(_autograd_node)
+        if stale:
+            raise ImportError(stale)
     except ImportError as error:
         if choice == "always":
             raise
@@ -58,6 +64,26 @@ def _load() -> tuple[ModuleType | None, str]:
         return None, f"{type(error).__name__}: {error}" + (f" ({cause})" if cause is not None else "")
     torch.autograd.graph.Node.register(_autograd_node.UnidropDropoutBackward)
     return _autograd_node, ""
+
+
+#: The C++ source beside this module: in a checkout (an editable install), not in a wheel.
+SOURCE = Path(__file__).with_name("_autograd_node.cpp")
+
+
+def source_digest(source: Path) -> str:
+    """The digest setup.py compiles into the module (``SOURCE_DIGEST``) of the source it built."""
+    return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+
+
+def stale_build(module: ModuleType) -> str:
+    """Why ``module`` is not the build of the C++ source beside it (a failed rebuild of an editable
+    checkout leaves the previous one in place, silently: the extension is optional), else ``""``."""
+    if not SOURCE.is_file() or source_digest(SOURCE) == getattr(module, "SOURCE_DIGEST", None):
+        return ""
+    return (
+        f"{module.__file__} was built from another {SOURCE.name} than the one beside it: "
+        "rebuild it (pip install --no-build-isolation -e backends/torch) and read the compiler's errors"
+    )
 
 
 _NODE, MISSING = _load()
