@@ -160,9 +160,9 @@ at::Tensor dropout_in_python(const at::Tensor &x, const Call &call) {
   return result.cast<at::Tensor>();
 }
 
-// Dropout of x, recorded for autograd when x needs a gradient and grad mode is on.
-at::Tensor dropout(const at::Tensor &x, const Call &call) {
-  if (!readable(x, call)) return dropout_in_python(x, call);
+// The kernel's dropout of x (readable), recorded for autograd when x needs a gradient and grad
+// mode is on.
+at::Tensor dropout_plain(const at::Tensor &x, const Call &call) {
   const bool record = torch::autograd::compute_requires_grad(x);
   at::Tensor y;
   {
@@ -177,6 +177,11 @@ at::Tensor dropout(const at::Tensor &x, const Call &call) {
   return y;
 }
 
+// Dropout of x: by the kernel where it can read x, else by the Python fallback.
+at::Tensor dropout(const at::Tensor &x, const Call &call) {
+  return readable(x, call) ? dropout_plain(x, call) : dropout_in_python(x, call);
+}
+
 // The Python entry point: None (nothing done) where x is not plain C-contiguous memory for the
 // kernel, so that the caller takes its own route (which gives the result x's layout, as
 // torch.empty_like does: channels-last stays channels-last).
@@ -185,7 +190,7 @@ std::optional<at::Tensor> dropout_entry(const at::Tensor &x, int kind, uint64_t 
   TORCH_CHECK(kind >= UD_KIND_FLOAT16 && kind <= UD_KIND_FLOAT64, "unidrop: kind must be 0..3, got ", kind);
   const Call call{kind, broadcast, seed, stream, threshold, scale, p};
   if (!readable(x, call) || !x.is_contiguous()) return std::nullopt;
-  return dropout(x, call);
+  return dropout_plain(x, call);
 }
 
 void set_fallback(py::function function) {
