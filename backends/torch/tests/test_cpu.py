@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 import unidrop_torch
-from torch_helpers import DTYPES, assert_same, expected_at, expected_output, sample
+from torch_helpers import DTYPES, RecordOps, assert_same, expected_at, expected_output, sample
 from unidrop_torch import cpu, keys, ops
 
 import unidrop
@@ -200,23 +200,11 @@ def test_return_mask_allocates_no_temporary_of_the_mask_size() -> None:
     assert with_mask - without_mask <= workspace + n // 4, (with_mask, without_mask)
 
 
-class _RecordOps(torch.utils._python_dispatch.TorchDispatchMode):
-    """Records the name of every operator dispatched while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self.names.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
 def test_modes_profiler_and_tracing_still_see_the_operator() -> None:
     """Plain no-grad CPU calls skip the operator's dispatch; whatever could observe it gets it."""
     x = sample((6, 5), torch.float32, seed=9)
     expected = expected_output(x, 0.5, 3, 1)
-    with _RecordOps() as mode:
+    with RecordOps() as mode:
         y = unidrop.dropout(x, 0.5, seed=3, stream=1)
     assert_same(y, expected, "under a dispatch mode")
     assert "unidrop.dropout.default" in mode.names, mode.names

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.autograd.forward_ad as fwad
 import unidrop_torch
-from torch_helpers import DTYPES, assert_same, expected_output, sample
+from torch_helpers import DTYPES, RecordOps, assert_same, expected_output, sample
 from unidrop_torch import cpu, cpu_node
 
 import unidrop
@@ -111,21 +111,10 @@ def test_gradients_that_are_not_plain_memory_take_the_other_routes() -> None:
 def test_a_higher_derivative_is_routed_like_a_call() -> None:
     """With create_graph=True the backward is a new dropout call: a dispatch mode on then sees the
     operator, as it would see a forward call (and as it sees the Function's backward)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Record(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.names: list[str] = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-            self.names.append(str(func))
-            return func(*args, **(kwargs or {}))
-
     x = torch.randn(12, dtype=torch.float64, requires_grad=True)
     y = unidrop.dropout(x, 0.5, seed=2)
     v = torch.randn(12, dtype=torch.float64, requires_grad=True)
-    with Record() as mode:
+    with RecordOps() as mode:
         (g,) = torch.autograd.grad(y, x, v, create_graph=True)
     assert "unidrop.dropout.default" in mode.names, mode.names
     assert_same(g, expected_output(v, 0.5, 2), "the recorded gradient")

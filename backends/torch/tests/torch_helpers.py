@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from unidrop import arguments, reference
 from unidrop.philox import element_word
@@ -82,3 +83,15 @@ requires_cuda = pytest.mark.skipif(
     reason="needs a CUDA GPU (torch.cuda.is_available() is False); the CUDA path is also checked on "
     "the CPU by test_triton_interpreter.py under TRITON_INTERPRET=1",
 )
+
+
+class RecordOps(TorchDispatchMode):
+    """Records the name of every operator dispatched while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.names.append(str(func))
+        return func(*args, **(kwargs or {}))
